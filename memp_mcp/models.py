@@ -1,0 +1,137 @@
+"""The data model: trajectories, procedures and recalls.
+
+These pydantic models are the domain's vocabulary; the server reuses several of them as tool
+input and output schemas, so field descriptions are written for the model that reads them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+# Size limits: generous for real agent work, small enough that one call cannot bloat the file
+# or stall the server. Documented in the README.
+MAX_TASK_CHARS = 2_000
+MAX_STEPS = 500
+MAX_ACTION_CHARS = 2_000
+MAX_OBSERVATION_CHARS = 20_000
+MAX_PROCEDURE_STEPS = 60
+MAX_PITFALLS = 30
+MAX_TEXT_CHARS = 2_000
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    UNKNOWN = "unknown"
+
+
+class ProcedureStatus(StrEnum):
+    ACTIVE = "active"
+    DEPRECATED = "deprecated"
+
+
+class Step(BaseModel):
+    """One step of a trajectory: what the agent did and what it saw."""
+
+    action: str = Field(min_length=1, max_length=MAX_ACTION_CHARS, description="The action taken.")
+    observation: str | None = Field(
+        default=None, max_length=MAX_OBSERVATION_CHARS, description="What the environment returned."
+    )
+    thought: str | None = Field(
+        default=None, max_length=MAX_TEXT_CHARS, description="The agent's reasoning before acting."
+    )
+
+
+class ProcedureDraft(BaseModel):
+    """A procedure written by the calling agent (or by sampling) for the memory to store."""
+
+    title: str = Field(min_length=1, max_length=200, description="Short name of the procedure.")
+    steps: list[str] = Field(
+        min_length=1,
+        max_length=MAX_PROCEDURE_STEPS,
+        description="Ordered, reusable steps; use {placeholders} for task-specific entities.",
+    )
+    when_to_use: str | None = Field(
+        default=None, max_length=MAX_TEXT_CHARS, description="The family of tasks this procedure serves."
+    )
+    pitfalls: list[str] = Field(
+        default_factory=list, max_length=MAX_PITFALLS, description="Mistakes to avoid, learned from failures."
+    )
+
+
+class Trajectory(BaseModel):
+    """A task as an agent actually did it, kept verbatim."""
+
+    id: int
+    namespace: str
+    task: str
+    steps: list[Step]
+    outcome: Outcome
+    score: float | None = None
+    agent: str | None = None
+    created_at: datetime
+
+
+class ProcedureVersion(BaseModel):
+    """A past state of a procedure, kept whenever it changes."""
+
+    version: int
+    title: str
+    when_to_use: str
+    steps: list[str]
+    pitfalls: list[str]
+    reason: str
+    changed_by: str | None
+    created_at: datetime
+
+
+class Procedure(BaseModel):
+    """A reusable way of doing a family of tasks."""
+
+    id: int
+    namespace: str
+    title: str
+    when_to_use: str
+    steps: list[str]
+    pitfalls: list[str]
+    status: ProcedureStatus
+    version: int
+    source: str = Field(description="Who wrote the steps: agent, sampling, extractive or trajectory.")
+    author: str | None = Field(description="The agent or model that recorded the evidence.")
+    source_trajectory_ids: list[int]
+    exemplar_trajectory_id: int | None
+    retrieved_count: int
+    success_count: int
+    failure_count: int
+    support_count: int = Field(description="How many recorded trajectories back this procedure.")
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def success_rate(self) -> float | None:
+        judged = self.success_count + self.failure_count
+        return self.success_count / judged if judged else None
+
+
+class RecallEvent(BaseModel):
+    """Which procedures one recall returned, so an outcome report can credit exactly those."""
+
+    id: str
+    namespace: str
+    task: str
+    procedure_ids: list[int]
+    strategy: str
+    created_at: datetime
+    reported: bool
+    success: bool | None
+
+
+class NamespaceStats(BaseModel):
+    namespace: str
+    trajectories: int
+    procedures_active: int
+    procedures_deprecated: int
+    recalls: int

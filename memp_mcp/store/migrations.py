@@ -1,0 +1,86 @@
+"""Numbered, forward-only schema migrations. Append new ones; never edit an applied one."""
+
+from __future__ import annotations
+
+# Each migration is SQL run as one script inside the runner's transaction, together with the
+# row that records it, so a migration is applied whole or not at all.
+M001_CREATE_TABLES = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE namespaces (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+CREATE TABLE trajectories (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    task TEXT NOT NULL,
+    steps_json TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'unknown')),
+    score REAL,
+    agent TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX trajectories_by_namespace ON trajectories(namespace);
+CREATE TABLE procedures (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    title TEXT NOT NULL,
+    when_to_use TEXT NOT NULL,
+    steps_json TEXT NOT NULL,
+    pitfalls_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deprecated')),
+    version INTEGER NOT NULL DEFAULT 1,
+    source TEXT NOT NULL,
+    author TEXT,
+    exemplar_trajectory_id INTEGER REFERENCES trajectories(id),
+    retrieved_count INTEGER NOT NULL DEFAULT 0,
+    success_count INTEGER NOT NULL DEFAULT 0,
+    failure_count INTEGER NOT NULL DEFAULT 0,
+    support_count INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX procedures_by_namespace ON procedures(namespace, status);
+CREATE TABLE procedure_sources (
+    procedure_id INTEGER NOT NULL REFERENCES procedures(id),
+    trajectory_id INTEGER NOT NULL REFERENCES trajectories(id),
+    PRIMARY KEY (procedure_id, trajectory_id)
+);
+-- Texts a procedure is found by (its when-to-use and the tasks it was built from);
+-- each has one vector in the vector table once a model is bound.
+CREATE TABLE procedure_keys (
+    id INTEGER PRIMARY KEY,
+    procedure_id INTEGER NOT NULL REFERENCES procedures(id),
+    text TEXT NOT NULL,
+    has_vector INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (procedure_id, text)
+);
+CREATE TABLE procedure_versions (
+    procedure_id INTEGER NOT NULL REFERENCES procedures(id),
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    when_to_use TEXT NOT NULL,
+    steps_json TEXT NOT NULL,
+    pitfalls_json TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    changed_by TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (procedure_id, version)
+);
+CREATE TABLE recall_events (
+    id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    task TEXT NOT NULL,
+    procedure_ids_json TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 0,
+    success INTEGER
+);
+-- rowid = procedures.id; kept in step with the rows by the store, in the same transaction.
+CREATE VIRTUAL TABLE procedure_fts USING fts5(body, tokenize = 'porter unicode61');
+"""
+
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "create_tables", M001_CREATE_TABLES),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,783 @@
+"""The SQLite store: rows, a sqlite-vec vector table and an FTS5 table, kept in step.
+
+Concurrency: one connection per store, shared by the threads of one process under a lock
+(tools run in worker threads; a connection per thread would multiply page caches and gain
+nothing, as SQLite admits one writer at a time anyway). Other processes share the file through
+WAL mode and a busy timeout. Every logical write runs inside `transaction()` (BEGIN IMMEDIATE),
+so a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_vec
+
+from memp_mcp.errors import (
+    EmbeddingModelMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    SchemaTooNewError,
+    StoreError,
+)
+from memp_mcp.models import (
+    NamespaceStats,
+    Outcome,
+    Procedure,
+    ProcedureStatus,
+    ProcedureVersion,
+    RecallEvent,
+    Step,
+    Trajectory,
+)
+from memp_mcp.store import driver
+from memp_mcp.store.migrations import LATEST_VERSION, MIGRATIONS
+from memp_mcp.text import fts_document
+
+logger = logging.getLogger(__name__)
+
+Vector = Sequence[float]
+ProgressCallback = Callable[[int, int], None]
+
+_PROCEDURE_COLUMNS = (
+    "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
+    "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
+    "created_at, updated_at"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+class SQLiteStore:
+    """Procedures, trajectories and recall events in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._errors = driver.database_errors()
+        self._conn = self._open()
+        self._in_transaction = False
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        path = self.path
+        if str(path) != ":memory:":
+            if path.is_dir():
+                raise StoreError(f"database path {path} is a directory; give a file path (MEMP_DB_PATH)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
+        try:
+            conn = driver.connect(path)
+        except self._errors as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}") from None
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(driver.BUSY_TIMEOUT_SECONDS * 1000)}")
+            # WAL lets readers in other processes go on while one writes; NORMAL sync in WAL
+            # mode keeps every committed transaction through a process crash.
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal" and str(path) != ":memory:":
+                logger.warning("database %s is in %s journal mode, not WAL", path, mode)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(conn)
+        except StoreError:
+            conn.close()
+            raise
+        except self._errors as exc:
+            conn.close()
+            message = str(exc)
+            if "not a database" in message or "malformed" in message:
+                raise StoreError(
+                    f"{path} is not a memp-mcp database or is corrupt ({message}); "
+                    "move it aside or point MEMP_DB_PATH at another file"
+                ) from None
+            if "readonly" in message or "read-only" in message:
+                raise StoreError(f"database {path} is read-only: {message}") from None
+            raise StoreError(f"cannot open the database {path}: {message}") from None
+        return conn
+
+    def _migrate(self, conn: Any) -> None:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "schema_migrations" not in tables:
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a memp-mcp one; point MEMP_DB_PATH at another file"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            if current > LATEST_VERSION:
+                raise SchemaTooNewError(
+                    f"{self.path} has schema version {current}, newer than this memp-mcp understands "
+                    f"({LATEST_VERSION}); upgrade memp-mcp (pip install -U memp-mcp)"
+                )
+            for version, name, sql in MIGRATIONS:
+                if version <= current:
+                    continue
+                logger.info("applying migration %03d_%s to %s", version, name, self.path)
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, _now()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One logical write: all of it is committed, or none of it. Re-entrant."""
+        with self._lock:
+            if self._in_transaction:
+                yield
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except self._errors as exc:
+                raise StoreError(f"cannot write to {self.path}: {exc}") from None
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._in_transaction = False
+                self._conn.execute("ROLLBACK")
+                raise
+            self._in_transaction = False
+            try:
+                self._conn.execute("COMMIT")
+            except self._errors as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write to {self.path}: {exc}") from None
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params)
+            except self._errors as exc:
+                message = str(exc)
+                if "readonly" in message or "disk" in message or "full" in message:
+                    raise StoreError(f"cannot write to {self.path}: {message}") from None
+                raise
+
+    def _write(self) -> None:
+        if not self._in_transaction:
+            raise RuntimeError("store writes must run inside store.transaction()")
+
+    # -- meta and embedding model ---------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._write()
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def schema_version(self) -> int:
+        return int(self._execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0])
+
+    def embedding_model(self) -> tuple[str, int] | None:
+        """The (model name, dimension) the stored vectors were made with, if any."""
+        name, dim = self.get_meta("embedding_model"), self.get_meta("embedding_dim")
+        return None if name is None or dim is None else (name, int(dim))
+
+    def bind_embedding_model(self, name: str, dim: int) -> None:
+        """Record the model for this database, or check it is the one already recorded.
+
+        Raises EmbeddingModelMismatchError when the database's vectors come from another model.
+        """
+        with self.transaction():
+            bound = self.embedding_model()
+            if bound is None:
+                self._set_meta("embedding_model", name)
+                self._set_meta("embedding_dim", str(dim))
+                self._create_vector_table(dim)
+            elif bound != (name, dim):
+                raise EmbeddingModelMismatchError(
+                    f"{self.path} holds vectors from {bound[0]} ({bound[1]} dimensions), not from the "
+                    f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
+                    f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
+                )
+
+    def _create_vector_table(self, dim: int) -> None:
+        self._write()
+        self._execute("DROP TABLE IF EXISTS key_vectors")
+        self._execute(
+            "CREATE VIRTUAL TABLE key_vectors USING vec0("
+            "key_id INTEGER PRIMARY KEY, namespace TEXT PARTITION KEY, active INTEGER, "
+            f"+procedure_id INTEGER, embedding float[{int(dim)}] distance_metric=cosine)"
+        )
+        self._execute("UPDATE procedure_keys SET has_vector = 0")
+
+    def reindex(
+        self,
+        name: str,
+        dim: int,
+        embed: Callable[[list[str]], list[Vector]],
+        progress: ProgressCallback | None = None,
+        batch_size: int = 64,
+    ) -> int:
+        """Replace every vector with one from model `name`, in one transaction. Returns the count."""
+        rows = self._execute("SELECT id, text FROM procedure_keys ORDER BY id").fetchall()
+        with self.transaction():
+            self._set_meta("embedding_model", name)
+            self._set_meta("embedding_dim", str(dim))
+            self._create_vector_table(dim)
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start : start + batch_size]
+                vectors = embed([text for _, text in batch])
+                self._store_key_vectors([(key_id, v) for (key_id, _), v in zip(batch, vectors, strict=True)])
+                if progress:
+                    progress(min(start + batch_size, len(rows)), len(rows))
+        return len(rows)
+
+    def keys_without_vectors(self, limit: int = 10_000) -> list[tuple[int, str]]:
+        rows = self._execute(
+            "SELECT id, text FROM procedure_keys WHERE has_vector = 0 ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None:
+        with self.transaction():
+            self._store_key_vectors(vectors)
+
+    def _store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None:
+        self._write()
+        bound = self.embedding_model()
+        if bound is None:
+            raise StoreError("no embedding model is bound to this database")
+        for key_id, vector in vectors:
+            if len(vector) != bound[1]:
+                raise InvalidInputError(f"vector has {len(vector)} dimensions, the database uses {bound[1]}")
+            row = self._execute(
+                "SELECT p.id, p.namespace, p.status FROM procedure_keys k JOIN procedures p "
+                "ON p.id = k.procedure_id WHERE k.id = ?",
+                (key_id,),
+            ).fetchone()
+            if row is None:
+                continue
+            self._execute("DELETE FROM key_vectors WHERE key_id = ?", (key_id,))
+            self._execute(
+                "INSERT INTO key_vectors (key_id, namespace, active, procedure_id, embedding) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key_id, row[1], int(row[2] == ProcedureStatus.ACTIVE), row[0], sqlite_vec.serialize_float32(vector)),
+            )
+            self._execute("UPDATE procedure_keys SET has_vector = 1 WHERE id = ?", (key_id,))
+
+    def has_vector_table(self) -> bool:
+        row = self._execute("SELECT 1 FROM sqlite_master WHERE name = 'key_vectors'").fetchone()
+        return row is not None
+
+    # -- namespaces ----------------------------------------------------------------------
+
+    def ensure_namespace(self, namespace: str) -> None:
+        self._write()
+        self._execute(
+            "INSERT INTO namespaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (namespace, _now()),
+        )
+
+    def namespaces(self) -> list[str]:
+        return [str(r[0]) for r in self._execute("SELECT name FROM namespaces ORDER BY name").fetchall()]
+
+    def namespace_exists(self, namespace: str) -> bool:
+        return self._execute("SELECT 1 FROM namespaces WHERE name = ?", (namespace,)).fetchone() is not None
+
+    # -- trajectories --------------------------------------------------------------------
+
+    def add_trajectory(
+        self,
+        namespace: str,
+        task: str,
+        steps: Sequence[Step],
+        outcome: Outcome,
+        agent: str | None = None,
+        score: float | None = None,
+    ) -> int:
+        self._write()
+        self.ensure_namespace(namespace)
+        cursor = self._execute(
+            "INSERT INTO trajectories (namespace, task, steps_json, outcome, score, agent, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                namespace,
+                task,
+                _json([s.model_dump(exclude_none=True) for s in steps]),
+                outcome.value,
+                score,
+                agent,
+                _now(),
+            ),
+        )
+        return int(cursor.lastrowid)
+
+    def get_trajectory(self, trajectory_id: int) -> Trajectory:
+        row = self._execute(
+            "SELECT id, namespace, task, steps_json, outcome, score, agent, created_at "
+            "FROM trajectories WHERE id = ?",
+            (trajectory_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no trajectory with id {trajectory_id}")
+        return Trajectory(
+            id=row[0],
+            namespace=row[1],
+            task=row[2],
+            steps=[Step(**s) for s in json.loads(row[3])],
+            outcome=Outcome(row[4]),
+            score=row[5],
+            agent=row[6],
+            created_at=datetime.fromisoformat(row[7]),
+        )
+
+    def count_trajectories(self, namespace: str | None = None) -> int:
+        if namespace is None:
+            return int(self._execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
+        return int(
+            self._execute("SELECT COUNT(*) FROM trajectories WHERE namespace = ?", (namespace,)).fetchone()[0]
+        )
+
+    # -- procedures ----------------------------------------------------------------------
+
+    def add_procedure(
+        self,
+        namespace: str,
+        title: str,
+        when_to_use: str,
+        steps: Sequence[str],
+        pitfalls: Sequence[str],
+        source: str,
+        author: str | None,
+        source_trajectory_ids: Sequence[int],
+        exemplar_trajectory_id: int | None,
+        keys: Sequence[tuple[str, Vector | None]],
+    ) -> int:
+        """Insert a procedure with its sources and search keys; returns its id."""
+        self._write()
+        self.ensure_namespace(namespace)
+        now = _now()
+        cursor = self._execute(
+            "INSERT INTO procedures (namespace, title, when_to_use, steps_json, pitfalls_json, source, author, "
+            "exemplar_trajectory_id, support_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                namespace,
+                title,
+                when_to_use,
+                _json(list(steps)),
+                _json(list(pitfalls)),
+                source,
+                author,
+                exemplar_trajectory_id,
+                max(1, len(source_trajectory_ids)),
+                now,
+                now,
+            ),
+        )
+        procedure_id = int(cursor.lastrowid)
+        for trajectory_id in source_trajectory_ids:
+            self._execute(
+                "INSERT OR IGNORE INTO procedure_sources (procedure_id, trajectory_id) VALUES (?, ?)",
+                (procedure_id, trajectory_id),
+            )
+        self.add_keys(procedure_id, keys)
+        self._refresh_fts(procedure_id)
+        return procedure_id
+
+    def add_keys(self, procedure_id: int, keys: Sequence[tuple[str, Vector | None]]) -> int:
+        """Add search keys (text, optional vector) to a procedure; returns how many were new."""
+        self._write()
+        added = 0
+        for text, vector in keys:
+            cursor = self._execute(
+                "INSERT OR IGNORE INTO procedure_keys (procedure_id, text) VALUES (?, ?)", (procedure_id, text)
+            )
+            if cursor.rowcount != 1:
+                continue
+            added += 1
+            if vector is not None and self.has_vector_table():
+                self._store_key_vectors([(int(cursor.lastrowid), vector)])
+        if added:
+            self._refresh_fts(procedure_id)
+        return added
+
+    def keys(self, procedure_id: int) -> list[str]:
+        rows = self._execute(
+            "SELECT text FROM procedure_keys WHERE procedure_id = ? ORDER BY id", (procedure_id,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def add_sources(self, procedure_id: int, trajectory_ids: Sequence[int]) -> None:
+        """Credit more trajectories as evidence for a procedure (a merge)."""
+        self._write()
+        for trajectory_id in trajectory_ids:
+            cursor = self._execute(
+                "INSERT OR IGNORE INTO procedure_sources (procedure_id, trajectory_id) VALUES (?, ?)",
+                (procedure_id, trajectory_id),
+            )
+            if cursor.rowcount == 1:
+                self._execute(
+                    "UPDATE procedures SET support_count = support_count + 1, updated_at = ? WHERE id = ?",
+                    (_now(), procedure_id),
+                )
+
+    def _refresh_fts(self, procedure_id: int) -> None:
+        row = self._execute(
+            "SELECT title, when_to_use, steps_json FROM procedures WHERE id = ?", (procedure_id,)
+        ).fetchone()
+        self._execute("DELETE FROM procedure_fts WHERE rowid = ?", (procedure_id,))
+        if row is None:
+            return
+        body = fts_document(row[0], row[1], *self.keys(procedure_id), " ".join(json.loads(row[2])))
+        self._execute("INSERT INTO procedure_fts (rowid, body) VALUES (?, ?)", (procedure_id, body))
+
+    def get_procedure(self, procedure_id: int) -> Procedure:
+        row = self._execute(
+            f"SELECT {_PROCEDURE_COLUMNS} FROM procedures WHERE id = ?", (procedure_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no procedure with id {procedure_id}")
+        return self._procedure(row)
+
+    def get_procedures(self, procedure_ids: Sequence[int]) -> list[Procedure]:
+        """Procedures in the order of `procedure_ids`; unknown ids are skipped."""
+        if not procedure_ids:
+            return []
+        marks = ",".join("?" * len(procedure_ids))
+        rows = self._execute(
+            f"SELECT {_PROCEDURE_COLUMNS} FROM procedures WHERE id IN ({marks})", tuple(procedure_ids)
+        ).fetchall()
+        by_id = {int(r[0]): r for r in rows}
+        sources = self._sources_for([int(r[0]) for r in rows])
+        return [self._procedure(by_id[i], sources.get(i, [])) for i in procedure_ids if i in by_id]
+
+    def _sources_for(self, procedure_ids: Sequence[int]) -> dict[int, list[int]]:
+        if not procedure_ids:
+            return {}
+        marks = ",".join("?" * len(procedure_ids))
+        rows = self._execute(
+            f"SELECT procedure_id, trajectory_id FROM procedure_sources WHERE procedure_id IN ({marks}) "
+            "ORDER BY procedure_id, trajectory_id",
+            tuple(procedure_ids),
+        ).fetchall()
+        result: dict[int, list[int]] = {}
+        for procedure_id, trajectory_id in rows:
+            result.setdefault(int(procedure_id), []).append(int(trajectory_id))
+        return result
+
+    def _procedure(self, row: Sequence[Any], sources: list[int] | None = None) -> Procedure:
+        procedure_id = int(row[0])
+        if sources is None:
+            sources = self._sources_for([procedure_id]).get(procedure_id, [])
+        return Procedure(
+            id=procedure_id,
+            namespace=row[1],
+            title=row[2],
+            when_to_use=row[3],
+            steps=json.loads(row[4]),
+            pitfalls=json.loads(row[5]),
+            status=ProcedureStatus(row[6]),
+            version=row[7],
+            source=row[8],
+            author=row[9],
+            exemplar_trajectory_id=row[10],
+            retrieved_count=row[11],
+            success_count=row[12],
+            failure_count=row[13],
+            support_count=row[14],
+            source_trajectory_ids=sources,
+            created_at=datetime.fromisoformat(row[15]),
+            updated_at=datetime.fromisoformat(row[16]),
+        )
+
+    def list_procedures(
+        self,
+        namespace: str | None = None,
+        status: ProcedureStatus | None = None,
+        text: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Procedure]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if namespace is not None:
+            clauses.append("namespace = ?")
+            params.append(namespace)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if text:
+            # A plain substring filter: LIKE with its wildcards escaped, never FTS syntax.
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(title LIKE ? ESCAPE '\\' OR when_to_use LIKE ? ESCAPE '\\')")
+            params += [f"%{escaped}%", f"%{escaped}%"]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._execute(
+            f"SELECT id FROM procedures {where} ORDER BY id LIMIT ? OFFSET ?", (*params, limit, offset)
+        ).fetchall()
+        return self.get_procedures([int(r[0]) for r in rows])
+
+    def count_procedures(self, namespace: str | None = None, status: ProcedureStatus | None = None) -> int:
+        clauses, params = [], []
+        if namespace is not None:
+            clauses.append("namespace = ?")
+            params.append(namespace)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return int(self._execute(f"SELECT COUNT(*) FROM procedures {where}", params).fetchone()[0])
+
+    def revise_procedure(
+        self,
+        procedure_id: int,
+        *,
+        reason: str,
+        changed_by: str | None,
+        title: str | None = None,
+        when_to_use: str | None = None,
+        steps: Sequence[str] | None = None,
+        pitfalls: Sequence[str] | None = None,
+        source: str | None = None,
+    ) -> Procedure:
+        """Change a procedure's content, keeping the previous content as a version. Returns the new state."""
+        self._write()
+        current = self.get_procedure(procedure_id)
+        self._execute(
+            "INSERT INTO procedure_versions (procedure_id, version, title, when_to_use, steps_json, pitfalls_json, "
+            "reason, changed_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                procedure_id,
+                current.version,
+                current.title,
+                current.when_to_use,
+                _json(current.steps),
+                _json(current.pitfalls),
+                reason,
+                changed_by,
+                _now(),
+            ),
+        )
+        self._execute(
+            "UPDATE procedures SET title = ?, when_to_use = ?, steps_json = ?, pitfalls_json = ?, source = ?, "
+            "version = version + 1, updated_at = ? WHERE id = ?",
+            (
+                current.title if title is None else title,
+                current.when_to_use if when_to_use is None else when_to_use,
+                _json(list(current.steps if steps is None else steps)),
+                _json(list(current.pitfalls if pitfalls is None else pitfalls)),
+                current.source if source is None else source,
+                _now(),
+                procedure_id,
+            ),
+        )
+        self._refresh_fts(procedure_id)
+        return self.get_procedure(procedure_id)
+
+    def versions(self, procedure_id: int) -> list[ProcedureVersion]:
+        rows = self._execute(
+            "SELECT version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at "
+            "FROM procedure_versions WHERE procedure_id = ? ORDER BY version",
+            (procedure_id,),
+        ).fetchall()
+        return [
+            ProcedureVersion(
+                version=r[0],
+                title=r[1],
+                when_to_use=r[2],
+                steps=json.loads(r[3]),
+                pitfalls=json.loads(r[4]),
+                reason=r[5],
+                changed_by=r[6],
+                created_at=datetime.fromisoformat(r[7]),
+            )
+            for r in rows
+        ]
+
+    def set_status(self, procedure_id: int, status: ProcedureStatus) -> None:
+        self._write()
+        self.get_procedure(procedure_id)
+        self._execute(
+            "UPDATE procedures SET status = ?, updated_at = ? WHERE id = ?", (status.value, _now(), procedure_id)
+        )
+        if self.has_vector_table():
+            self._execute(
+                "UPDATE key_vectors SET active = ? WHERE key_id IN "
+                "(SELECT id FROM procedure_keys WHERE procedure_id = ?)",
+                (int(status == ProcedureStatus.ACTIVE), procedure_id),
+            )
+
+    def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None:
+        self._write()
+        self._execute(
+            "UPDATE procedures SET retrieved_count = retrieved_count + ?, success_count = success_count + ?, "
+            "failure_count = failure_count + ? WHERE id = ?",
+            (retrieved, succeeded, failed, procedure_id),
+        )
+
+    # -- search --------------------------------------------------------------------------
+
+    def vector_search(self, namespace: str, vector: Vector, k: int) -> list[tuple[int, float]]:
+        """Active procedures nearest to `vector`: (procedure id, cosine similarity), best first.
+
+        A procedure's similarity is that of its nearest key.
+        """
+        if not self.has_vector_table():
+            return []
+        rows = self._execute(
+            "SELECT procedure_id, distance FROM key_vectors WHERE embedding MATCH ? AND k = ? "
+            "AND namespace = ? AND active = 1 ORDER BY distance",
+            (sqlite_vec.serialize_float32(vector), max(1, k) * 4, namespace),
+        ).fetchall()
+        best: dict[int, float] = {}
+        for procedure_id, distance in rows:
+            similarity = 1.0 - float(distance)
+            if similarity > best.get(int(procedure_id), -2.0):
+                best[int(procedure_id)] = similarity
+        return sorted(best.items(), key=lambda item: -item[1])[:k]
+
+    def key_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[list[float]]]:
+        """Every key vector of the given procedures."""
+        if not procedure_ids or not self.has_vector_table():
+            return {}
+        marks = ",".join("?" * len(procedure_ids))
+        rows = self._execute(
+            f"SELECT procedure_id, vec_to_json(embedding) FROM key_vectors WHERE procedure_id IN ({marks})",
+            tuple(procedure_ids),
+        ).fetchall()
+        result: dict[int, list[list[float]]] = {}
+        for procedure_id, vector_json in rows:
+            result.setdefault(int(procedure_id), []).append(json.loads(vector_json))
+        return result
+
+    def keyword_search(self, namespace: str, match_query: str, k: int) -> list[tuple[int, float]]:
+        """Active procedures matching an FTS5 expression (see text.fts_match_query): (id, score), best first.
+
+        The score is the negated bm25 rank, so larger is better.
+        """
+        rows = self._execute(
+            "SELECT p.id, -bm25(procedure_fts) AS score FROM procedure_fts JOIN procedures p ON p.id = procedure_fts.rowid "
+            "WHERE procedure_fts MATCH ? AND p.namespace = ? AND p.status = 'active' ORDER BY score DESC LIMIT ?",
+            (match_query, namespace, k),
+        ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def random_procedures(self, namespace: str, k: int, rng: random.Random) -> list[int]:
+        ids = [
+            int(r[0])
+            for r in self._execute(
+                "SELECT id FROM procedures WHERE namespace = ? AND status = 'active' ORDER BY id", (namespace,)
+            ).fetchall()
+        ]
+        return rng.sample(ids, min(k, len(ids)))
+
+    # -- recall events -------------------------------------------------------------------
+
+    def add_recall_event(self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str) -> None:
+        self._write()
+        self._execute(
+            "INSERT INTO recall_events (id, namespace, task, procedure_ids_json, strategy, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, namespace, task, _json(list(procedure_ids)), strategy, _now()),
+        )
+        for procedure_id in procedure_ids:
+            self.bump_stats(procedure_id, retrieved=1)
+
+    def get_recall_event(self, event_id: str) -> RecallEvent:
+        row = self._execute(
+            "SELECT id, namespace, task, procedure_ids_json, strategy, created_at, reported, success "
+            "FROM recall_events WHERE id = ?",
+            (event_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no recall with id {event_id!r}; pass the recall_id that recall_procedure returned")
+        return RecallEvent(
+            id=row[0],
+            namespace=row[1],
+            task=row[2],
+            procedure_ids=json.loads(row[3]),
+            strategy=row[4],
+            created_at=datetime.fromisoformat(row[5]),
+            reported=bool(row[6]),
+            success=None if row[7] is None else bool(row[7]),
+        )
+
+    def mark_recall_reported(self, event_id: str, success: bool) -> None:
+        self._write()
+        self._execute("UPDATE recall_events SET reported = 1, success = ? WHERE id = ?", (int(success), event_id))
+
+    # -- statistics and checks -----------------------------------------------------------
+
+    def stats(self, namespace: str) -> NamespaceStats:
+        return NamespaceStats(
+            namespace=namespace,
+            trajectories=self.count_trajectories(namespace),
+            procedures_active=self.count_procedures(namespace, ProcedureStatus.ACTIVE),
+            procedures_deprecated=self.count_procedures(namespace, ProcedureStatus.DEPRECATED),
+            recalls=int(
+                self._execute("SELECT COUNT(*) FROM recall_events WHERE namespace = ?", (namespace,)).fetchone()[0]
+            ),
+        )
+
+    def integrity_problems(self) -> list[str]:
+        """Disagreements between rows and indexes, plus SQLite's own integrity check. Empty when sound."""
+        problems = [str(r[0]) for r in self._execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+        fts_ids = {int(r[0]) for r in self._execute("SELECT rowid FROM procedure_fts").fetchall()}
+        row_ids = {int(r[0]) for r in self._execute("SELECT id FROM procedures").fetchall()}
+        if fts_ids != row_ids:
+            problems.append(f"full-text index covers {len(fts_ids)} procedures, table has {len(row_ids)}")
+        if self.has_vector_table():
+            vector_keys = {int(r[0]) for r in self._execute("SELECT key_id FROM key_vectors").fetchall()}
+            flagged = {
+                int(r[0]) for r in self._execute("SELECT id FROM procedure_keys WHERE has_vector = 1").fetchall()
+            }
+            if vector_keys != flagged:
+                problems.append(f"vector index holds {len(vector_keys)} keys, {len(flagged)} are marked embedded")
+        return problems
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our literals)."""
+    statements = []
+    for chunk in script.split(";"):
+        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
+        statement = "\n".join(lines).strip()
+        if statement:
+            statements.append(statement)
+    return statements

@@ -1,0 +1,54 @@
+"""Plain-text helpers shared by build and retrieve: words, keywords and safe full-text queries."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+STOPWORDS = frozenset(
+    """a an the and or but if then else of in on at to for from by with without into onto over under
+    is are was were be been being it its this that these those some any all each every two one
+    i you he she we they me my your our their them us do does did done doing have has had
+    can could should would will shall may might must not no so as than too very just also
+    please task how what when where which who why up down out off again there here""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits), in order."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def keywords(text: str) -> list[str]:
+    """Content words of `text`, in order, without duplicates or stopwords."""
+    seen: dict[str, None] = {}
+    for word in words(text):
+        if word not in STOPWORDS and not word.isdigit():
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def compounds(tokens: list[str]) -> list[str]:
+    """Adjacent pairs written as one word ("desk lamp" -> "desklamp"), for names spelt either way."""
+    return [a + b for a, b in zip(tokens, tokens[1:], strict=False) if len(a) > 1 and len(b) > 1]
+
+
+def fts_match_query(text: str) -> str | None:
+    """An FTS5 MATCH expression for `text` that matches any of its keywords.
+
+    Every term is a double-quoted string, so nothing the user wrote can act as FTS5 syntax
+    (operators, column filters, NEAR, prefix stars). Returns None when there is nothing to match.
+    """
+    terms = keywords(text)
+    terms += [c for c in compounds(terms) if c not in terms]
+    if not terms:
+        return None
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms[:64])
+
+
+def fts_document(*parts: str) -> str:
+    """The text indexed for full-text search: the parts, plus their compounds."""
+    body = "\n".join(p for p in parts if p)
+    extra = compounds(keywords(body))
+    return body + ("\n" + " ".join(extra) if extra else "")
