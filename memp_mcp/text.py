@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -31,7 +32,7 @@ def keywords(text: str) -> list[str]:
 
 def compounds(tokens: list[str]) -> list[str]:
     """Adjacent pairs written as one word ("desk lamp" -> "desklamp"), for names spelt either way."""
-    return [a + b for a, b in zip(tokens, tokens[1:], strict=False) if len(a) > 1 and len(b) > 1]
+    return [a + b for a, b in itertools.pairwise(tokens) if len(a) > 1 and len(b) > 1]
 
 
 def fts_match_query(text: str) -> str | None:
