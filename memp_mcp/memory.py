@@ -1,0 +1,673 @@
+"""The Memp engine: build, retrieve and update procedural memory over one store.
+
+`Memory` is what the MCP server, the CLI and the benchmarks call. It knows nothing of MCP:
+inputs are plain values and pydantic models, outputs are the result models below, and every
+refusal is a MempError with a message written for whoever called.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field, ValidationError
+
+from memp_mcp.build import (
+    abstract_task,
+    extract_procedure,
+    failure_pitfalls,
+    step_skeleton,
+    trajectory_as_procedure,
+)
+from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
+from memp_mcp.embedding import BackgroundEmbedder, Embedder
+from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError, ReadOnlyNamespaceError
+from memp_mcp.models import (
+    MAX_PITFALLS,
+    MAX_STEPS,
+    MAX_TASK_CHARS,
+    MAX_TEXT_CHARS,
+    NamespaceStats,
+    Outcome,
+    Procedure,
+    ProcedureDraft,
+    ProcedureStatus,
+    ProcedureVersion,
+    Step,
+)
+from memp_mcp.retrieve import RetrievalTuning, Retriever, _key_text
+from memp_mcp.store import SQLiteStore
+
+logger = logging.getLogger(__name__)
+
+MAX_RECALL_K = 20
+# Keys (task texts) kept per procedure: enough to find it by many phrasings, bounded so a
+# popular procedure does not dominate the vector table.
+MAX_KEYS_PER_PROCEDURE = 32
+# Two procedures are the same family when their lifted tasks embed this close and they do the
+# same kinds of steps.
+MERGE_SIMILARITY = 0.92
+MERGE_SKELETON_OVERLAP = 0.5
+# The paper's rule: a procedure retrieved at least 3 times whose success rate is under 50% is
+# deprecated. Counted over judged recalls (reported outcomes), so unreported recalls do not
+# count as failures.
+DEPRECATE_MIN_JUDGED = 3
+DEPRECATE_BELOW_RATE = 0.5
+EXEMPLAR_STEPS = 12
+# How long a recall waits for a model that is still loading before using keywords alone.
+MODEL_WAIT_SECONDS = 5.0
+
+_SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
+
+
+class ExemplarStep(BaseModel):
+    action: str
+    observation: str | None = None
+
+
+class RecalledProcedure(BaseModel):
+    """A procedure as recall returns it: what to do, how well it has worked, where it came from."""
+
+    id: int
+    title: str
+    when_to_use: str
+    steps: list[str] = Field(description="Ordered steps; replace {placeholders} with this task's entities.")
+    pitfalls: list[str]
+    relevance: float = Field(description="How well the procedure fits the task, 0 to 1.")
+    retrieved_count: int
+    success_count: int
+    failure_count: int
+    success_rate: float | None
+    version: int
+    source: str = Field(description="Who wrote the steps: agent, sampling, extractive or trajectory.")
+    author: str | None = Field(description="The agent that recorded the evidence (provenance; treat as untrusted).")
+    source_trajectory_ids: list[int] = Field(description="Trajectories it was built from, closest to this task first.")
+    exemplar: list[ExemplarStep] | None = Field(
+        default=None, description="A worked example: the closest source trajectory's steps, abridged."
+    )
+    exemplar_task: str | None = None
+
+
+class RecallResult(BaseModel):
+    recall_id: str | None = Field(description="Pass this to report_outcome after the task; None when nothing matched.")
+    namespace: str
+    strategy: str
+    retrieval: str = Field(description="'vector+keyword', 'keyword only (...reason)', or 'random'.")
+    procedures: list[RecalledProcedure]
+
+
+class RecordResult(BaseModel):
+    action: str = Field(description="created, merged, adjusted or stored_only.")
+    trajectory_id: int
+    procedure_id: int | None
+    namespace: str
+    message: str
+
+
+class OutcomeResult(BaseModel):
+    recall_id: str
+    success: bool
+    credited_procedure_ids: list[int]
+    adjusted_procedure_ids: list[int] = Field(default_factory=list)
+    deprecated_procedure_ids: list[int] = Field(default_factory=list)
+    trajectory_id: int | None = None
+    message: str
+
+
+class ProcedureDetail(BaseModel):
+    procedure: Procedure
+    success_rate: float | None
+    history: list[ProcedureVersion]
+
+
+@dataclass
+class Strategies:
+    build: BuildStrategy = "proceduralization"
+    retrieve: RetrieveStrategy = "hybrid"
+    update: UpdateStrategy = "adjustment"
+
+
+@dataclass
+class _Embedding:
+    """The state of the embedding model as the engine sees it."""
+
+    source: BackgroundEmbedder
+    bound: bool = False
+    problem: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Memory:
+    """Procedural memory: record trajectories, recall procedures, learn from outcomes."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        embedder: Embedder | BackgroundEmbedder | None,
+        *,
+        namespace: str = "default",
+        strategies: Strategies | None = None,
+        read_only_namespaces: frozenset[str] = frozenset(),
+        tuning: RetrievalTuning | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        source = embedder if isinstance(embedder, BackgroundEmbedder) else BackgroundEmbedder(embedder=embedder)
+        self._embedding = _Embedding(source)
+        self.default_namespace = validate_namespace(namespace)
+        self.strategies = strategies or Strategies()
+        self.read_only_namespaces = read_only_namespaces
+        self.retriever = Retriever(store, tuning, seed)
+
+    # -- the embedding model -------------------------------------------------------------
+
+    def embedder(self, wait: float | None = 0.0) -> Embedder | None:
+        """The model, once loaded and bound to the database; None while loading or unusable."""
+        state = self._embedding
+        model = state.source.get(wait)
+        if model is None or state.problem is not None:
+            return None
+        if not state.bound:
+            with state.lock:
+                if not state.bound and state.problem is None:
+                    try:
+                        self.store.bind_embedding_model(model.identity, model.dim)
+                        self._backfill(model)
+                        state.bound = True
+                    except EmbeddingModelMismatchError as exc:
+                        state.problem = str(exc)
+                        logger.warning("vector search is off: %s", exc)
+                        return None
+        return model
+
+    def model_status(self) -> str:
+        if self._embedding.problem:
+            return f"unavailable: {self._embedding.problem}"
+        return self._embedding.source.status
+
+    def _backfill(self, model: Embedder) -> None:
+        """Embed keys stored while the model was loading (or before any model was bound)."""
+        while pending := self.store.keys_without_vectors(256):
+            vectors = model.embed([text for _, text in pending])
+            self.store.store_key_vectors([(key_id, v) for (key_id, _), v in zip(pending, vectors, strict=True)])
+
+    # -- record --------------------------------------------------------------------------
+
+    def record(
+        self,
+        task: str,
+        steps: Sequence[Step | dict[str, object]],
+        outcome: Outcome | str,
+        *,
+        namespace: str | None = None,
+        draft: ProcedureDraft | None = None,
+        draft_source: str = "agent",
+        agent: str | None = None,
+    ) -> RecordResult:
+        """Store a trajectory and build, merge or skip a procedure per the strategies."""
+        task = _check_task(task)
+        parsed_steps = _check_steps(steps)
+        outcome = _check_outcome(outcome)
+        namespace = self._writable(namespace)
+        builds = outcome == Outcome.SUCCESS or (self.strategies.update == "vanilla" and parsed_steps)
+        planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if builds else None
+        model = self.embedder(0.0)
+        vectors: list[list[float]] = []
+        if planned is not None and model is not None:
+            vectors = model.embed([planned.family, _key_text(task)])
+        with self.store.transaction():
+            trajectory_id = self.store.add_trajectory(namespace, task, parsed_steps, outcome, agent)
+            if planned is None:
+                why = (
+                    "only successful trajectories build procedures (update strategy "
+                    f"'{self.strategies.update}')"
+                    if parsed_steps
+                    else "the trajectory has no steps"
+                )
+                return RecordResult(
+                    action="stored_only",
+                    trajectory_id=trajectory_id,
+                    procedure_id=None,
+                    namespace=namespace,
+                    message=f"Stored trajectory {trajectory_id}; no procedure built: {why}.",
+                )
+            keys = [(planned.family, vectors[0] if vectors else None), (_key_text(task), vectors[1] if vectors else None)]
+            twin = self._find_twin(namespace, planned, vectors[0] if vectors else None)
+            if twin is not None:
+                self._merge(twin, planned, trajectory_id, keys, agent)
+                return RecordResult(
+                    action="merged",
+                    trajectory_id=trajectory_id,
+                    procedure_id=twin.id,
+                    namespace=namespace,
+                    message=f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} "
+                    f"('{twin.title}').",
+                )
+            procedure_id = self.store.add_procedure(
+                namespace,
+                planned.draft.title,
+                planned.draft.when_to_use or planned.family,
+                planned.draft.steps,
+                planned.draft.pitfalls,
+                planned.source,
+                agent,
+                [trajectory_id],
+                trajectory_id,
+                keys,
+            )
+        return RecordResult(
+            action="created",
+            trajectory_id=trajectory_id,
+            procedure_id=procedure_id,
+            namespace=namespace,
+            message=f"Stored trajectory {trajectory_id} and built procedure {procedure_id} "
+            f"('{planned.draft.title}', {len(planned.draft.steps)} steps, from {planned.source}).",
+        )
+
+    def _plan(
+        self, task: str, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None, draft_source: str
+    ) -> _Planned:
+        family = abstract_task(task, steps)
+        if self.strategies.build == "trajectory":
+            return _Planned(trajectory_as_procedure(task, steps), "trajectory", family)
+        if draft is not None:
+            draft = _check_draft(draft)
+            if not draft.when_to_use:
+                draft = draft.model_copy(update={"when_to_use": f"Tasks like: {family}"})
+            return _Planned(draft, draft_source if draft_source in _SOURCE_RANK else "agent", family)
+        return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
+
+    def _find_twin(self, namespace: str, planned: _Planned, family_vector: list[float] | None) -> Procedure | None:
+        """An active procedure of the same task family that does the same kinds of steps."""
+        if planned.source == "trajectory":
+            return None  # the trajectory strategy keeps every trajectory as its own memory
+        candidates: list[int] = []
+        if family_vector is not None:
+            candidates = [
+                pid for pid, sim in self.store.vector_search(namespace, family_vector, 5) if sim >= MERGE_SIMILARITY
+            ]
+        else:
+            candidates = self.store.procedures_with_key(namespace, planned.family)
+        skeleton = step_skeleton(planned.draft.steps)
+        for procedure in self.store.get_procedures(candidates):
+            if procedure.source == "trajectory":
+                continue
+            other = step_skeleton(procedure.steps)
+            overlap = len(skeleton & other) / max(1, len(skeleton | other))
+            if overlap >= MERGE_SKELETON_OVERLAP:
+                return procedure
+        return None
+
+    def _merge(
+        self,
+        twin: Procedure,
+        planned: _Planned,
+        trajectory_id: int,
+        keys: list[tuple[str, list[float] | None]],
+        agent: str | None,
+    ) -> None:
+        self.store.add_sources(twin.id, [trajectory_id])
+        if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
+            self.store.add_keys(twin.id, keys)
+        # The better step list wins: a more trusted author first, then the shorter list.
+        new_rank, old_rank = _SOURCE_RANK.get(planned.source, 0), _SOURCE_RANK.get(twin.source, 0)
+        better = new_rank > old_rank or (new_rank == old_rank and len(planned.draft.steps) < len(twin.steps))
+        if better and planned.draft.steps != twin.steps:
+            self.store.revise_procedure(
+                twin.id,
+                reason=f"merged trajectory {trajectory_id}: its steps are {'more trusted' if new_rank > old_rank else 'shorter'}",
+                changed_by=agent,
+                steps=planned.draft.steps,
+                pitfalls=_merge_lists(twin.pitfalls, planned.draft.pitfalls, MAX_PITFALLS),
+                source=planned.source,
+            )
+
+    # -- recall --------------------------------------------------------------------------
+
+    def recall(
+        self,
+        task: str,
+        k: int = 3,
+        *,
+        namespace: str | None = None,
+        strategy: RetrieveStrategy | None = None,
+        wait_for_model: float = MODEL_WAIT_SECONDS,
+        log: bool = True,
+    ) -> RecallResult:
+        """The procedures that fit `task`, best first; an empty list when nothing fits."""
+        task = _check_task(task)
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
+            raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")
+        namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace
+        strategy = strategy or self.strategies.retrieve
+        if namespace not in self.store.namespaces():
+            return RecallResult(recall_id=None, namespace=namespace, strategy=strategy, retrieval="none", procedures=[])
+        model = self.embedder(wait_for_model) if strategy != "random" else None
+        if strategy == "random":
+            retrieval = "random"
+        elif model is not None:
+            retrieval = "vector+keyword" if strategy == "hybrid" else f"vector ({strategy})"
+        else:
+            retrieval = f"keyword only (embedding model {self.model_status()})"
+        scored = self.retriever.retrieve(task, namespace, k, strategy, model)
+        procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+        recall_id = None
+        if procedures and log:
+            recall_id = uuid.uuid4().hex[:16]
+            with self.store.transaction():
+                self.store.add_recall_event(recall_id, namespace, task, [p.id for p in procedures], strategy)
+            for p in procedures:
+                p.retrieved_count += 1
+        return RecallResult(
+            recall_id=recall_id, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=procedures
+        )
+
+    def _present(self, procedure: Procedure, relevance: float, ranked_sources: list[int]) -> RecalledProcedure:
+        exemplar = exemplar_task = None
+        if self.strategies.build == "proceduralization" and ranked_sources:
+            trajectory = self.store.get_trajectory(ranked_sources[0])
+            exemplar_task = trajectory.task
+            exemplar = [
+                ExemplarStep(action=s.action[:300], observation=(s.observation or "")[:200] or None)
+                for s in trajectory.steps[:EXEMPLAR_STEPS]
+            ]
+        return RecalledProcedure(
+            id=procedure.id,
+            title=procedure.title,
+            when_to_use=procedure.when_to_use,
+            steps=procedure.steps,
+            pitfalls=procedure.pitfalls,
+            relevance=round(relevance, 4),
+            retrieved_count=procedure.retrieved_count,
+            success_count=procedure.success_count,
+            failure_count=procedure.failure_count,
+            success_rate=procedure.success_rate,
+            version=procedure.version,
+            source=procedure.source,
+            author=procedure.author,
+            source_trajectory_ids=ranked_sources,
+            exemplar=exemplar,
+            exemplar_task=exemplar_task,
+        )
+
+    # -- update --------------------------------------------------------------------------
+
+    def report_outcome(
+        self,
+        recall_id: str,
+        success: bool,
+        *,
+        notes: str | None = None,
+        correction: ProcedureDraft | str | None = None,
+        trajectory: Sequence[Step | dict[str, object]] | None = None,
+        agent: str | None = None,
+    ) -> OutcomeResult:
+        """Credit or blame what a recall returned; on failure, revise the procedure that was followed."""
+        if not isinstance(success, bool):
+            raise InvalidInputError("success must be true or false")
+        if not isinstance(recall_id, str) or not recall_id.strip():
+            raise InvalidInputError("recall_id is required: pass the recall_id that recall_procedure returned")
+        event = self.store.get_recall_event(recall_id.strip())
+        if event.reported:
+            raise InvalidInputError(
+                f"recall {event.id} already has a reported outcome ({'success' if event.success else 'failure'}); "
+                "each recall is reported once - call recall_procedure again for a new attempt"
+            )
+        self._writable(event.namespace)
+        if notes is not None and len(notes) > MAX_TEXT_CHARS:
+            raise InvalidInputError(f"notes is too long: at most {MAX_TEXT_CHARS} characters")
+        steps = _check_steps(trajectory) if trajectory is not None else None
+        if isinstance(correction, ProcedureDraft):
+            correction = _check_draft(correction)
+        elif correction is not None and (not isinstance(correction, str) or len(correction) > MAX_TEXT_CHARS):
+            raise InvalidInputError(f"correction must be a procedure draft or a text of at most {MAX_TEXT_CHARS} characters")
+        adjusted: list[int] = []
+        deprecated: list[int] = []
+        trajectory_id = None
+        followed = event.procedure_ids[0] if event.procedure_ids else None
+        with self.store.transaction():
+            if steps is not None:
+                outcome = Outcome.SUCCESS if success else Outcome.FAILURE
+                trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
+            for procedure_id in event.procedure_ids:
+                self.store.bump_stats(procedure_id, succeeded=int(success), failed=int(not success))
+            if success and followed is not None and trajectory_id is not None:
+                self.store.add_sources(followed, [trajectory_id])
+            if not success and followed is not None and self.strategies.update == "adjustment":
+                if self._adjust(followed, event.task, notes, correction, steps, agent):
+                    adjusted.append(followed)
+            for procedure_id in event.procedure_ids:
+                procedure = self.store.get_procedure(procedure_id)
+                judged = procedure.success_count + procedure.failure_count
+                if (
+                    procedure.status == ProcedureStatus.ACTIVE
+                    and judged >= DEPRECATE_MIN_JUDGED
+                    and procedure.success_count / judged < DEPRECATE_BELOW_RATE
+                ):
+                    self.store.set_status(procedure_id, ProcedureStatus.DEPRECATED)
+                    deprecated.append(procedure_id)
+            self.store.mark_recall_reported(event.id, success)
+        parts = [f"Recorded {'success' if success else 'failure'} for procedures {event.procedure_ids}."]
+        if adjusted:
+            parts.append(f"Revised procedure {adjusted[0]} (a new version; the old one is kept in its history).")
+        if deprecated:
+            parts.append(
+                f"Deprecated {deprecated}: they keep failing (success rate under 50% over "
+                f"{DEPRECATE_MIN_JUDGED}+ reported uses); restore them with restore_procedure."
+            )
+        return OutcomeResult(
+            recall_id=event.id,
+            success=success,
+            credited_procedure_ids=event.procedure_ids,
+            adjusted_procedure_ids=adjusted,
+            deprecated_procedure_ids=deprecated,
+            trajectory_id=trajectory_id,
+            message=" ".join(parts),
+        )
+
+    def _adjust(
+        self,
+        procedure_id: int,
+        task: str,
+        notes: str | None,
+        correction: ProcedureDraft | str | None,
+        steps: list[Step] | None,
+        agent: str | None,
+    ) -> bool:
+        """Revise a procedure that failed: the agent's corrected steps if given, else pitfalls."""
+        procedure = self.store.get_procedure(procedure_id)
+        pitfalls: list[str] = []
+        new_steps: list[str] | None = None
+        source = None
+        if isinstance(correction, ProcedureDraft):
+            new_steps, source = correction.steps, "agent"
+            pitfalls += correction.pitfalls
+        elif correction:
+            pitfalls.append(" ".join(correction.split()))
+        if steps:
+            pitfalls += failure_pitfalls(steps, limit=3)
+        if notes:
+            pitfalls.append(f"Failed on '{task[:120]}': {' '.join(notes.split())[:300]}")
+        if not pitfalls and new_steps is None:
+            pitfalls.append(f"Failed once on '{task[:120]}' with no details reported; verify each step.")
+        self.store.revise_procedure(
+            procedure_id,
+            reason=f"adjusted after a failure on '{task[:120]}'",
+            changed_by=agent,
+            steps=new_steps,
+            pitfalls=_merge_lists(procedure.pitfalls, pitfalls, MAX_PITFALLS),
+            source=source,
+        )
+        return True
+
+    # -- management ----------------------------------------------------------------------
+
+    def get_procedure(self, procedure_id: int) -> ProcedureDetail:
+        procedure = self.store.get_procedure(_check_id(procedure_id))
+        return ProcedureDetail(
+            procedure=procedure, success_rate=procedure.success_rate, history=self.store.versions(procedure.id)
+        )
+
+    def list_procedures(
+        self,
+        namespace: str | None = None,
+        status: ProcedureStatus | str | None = None,
+        text: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Procedure]:
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        if status is not None:
+            try:
+                status = ProcedureStatus(status)
+            except ValueError:
+                raise InvalidInputError("status must be 'active' or 'deprecated'") from None
+        if not 1 <= limit <= 500 or offset < 0:
+            raise InvalidInputError("limit must be 1-500 and offset >= 0")
+        if text is not None and len(text) > MAX_TEXT_CHARS:
+            raise InvalidInputError(f"text filter is too long: at most {MAX_TEXT_CHARS} characters")
+        return self.store.list_procedures(namespace, status, text, limit, offset)
+
+    def edit(
+        self,
+        procedure_id: int,
+        *,
+        title: str | None = None,
+        when_to_use: str | None = None,
+        steps: list[str] | None = None,
+        pitfalls: list[str] | None = None,
+        agent: str | None = None,
+        reason: str = "edited",
+    ) -> Procedure:
+        procedure = self.store.get_procedure(_check_id(procedure_id))
+        self._writable(procedure.namespace)
+        if title is None and when_to_use is None and steps is None and pitfalls is None:
+            raise InvalidInputError("nothing to change: give at least one of title, when_to_use, steps, pitfalls")
+        draft = _check_draft(
+            ProcedureDraft.model_construct(
+                title=title if title is not None else procedure.title,
+                steps=steps if steps is not None else procedure.steps,
+                when_to_use=when_to_use if when_to_use is not None else procedure.when_to_use,
+                pitfalls=pitfalls if pitfalls is not None else procedure.pitfalls,
+            )
+        )
+        model = self.embedder(0.0)
+        key_vector = model.embed([draft.when_to_use or draft.title])[0] if model and when_to_use is not None else None
+        with self.store.transaction():
+            revised = self.store.revise_procedure(
+                procedure.id,
+                reason=reason,
+                changed_by=agent,
+                title=draft.title,
+                when_to_use=draft.when_to_use,
+                steps=draft.steps,
+                pitfalls=draft.pitfalls,
+                source="agent",
+            )
+            if when_to_use is not None:
+                self.store.add_keys(procedure.id, [(when_to_use, key_vector)])
+        return revised
+
+    def forget(self, procedure_id: int) -> Procedure:
+        """Deprecate a procedure: recall stops returning it; it stays, and can be restored."""
+        return self._set_status(procedure_id, ProcedureStatus.DEPRECATED)
+
+    def restore(self, procedure_id: int) -> Procedure:
+        return self._set_status(procedure_id, ProcedureStatus.ACTIVE)
+
+    def _set_status(self, procedure_id: int, status: ProcedureStatus) -> Procedure:
+        procedure = self.store.get_procedure(_check_id(procedure_id))
+        self._writable(procedure.namespace)
+        with self.store.transaction():
+            self.store.set_status(procedure.id, status)
+        return self.store.get_procedure(procedure.id)
+
+    def stats(self, namespace: str | None = None) -> NamespaceStats:
+        namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace
+        return self.store.stats(namespace)
+
+    # -- checks --------------------------------------------------------------------------
+
+    def _writable(self, namespace: str | None) -> str:
+        namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace
+        if namespace in self.read_only_namespaces:
+            raise ReadOnlyNamespaceError(
+                f"namespace '{namespace}' is read-only on this server; record into another namespace"
+            )
+        return namespace
+
+
+def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder | None = None) -> Memory:
+    """A Memory on the settings' database; the model loads in the background unless one is given."""
+    store = SQLiteStore(settings.db_path)
+    if embedder is None:
+        embedder = BackgroundEmbedder(settings)
+    return Memory(
+        store,
+        embedder,
+        namespace=settings.namespace,
+        strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
+        read_only_namespaces=settings.read_only_namespaces,
+    )
+
+
+@dataclass
+class _Planned:
+    draft: ProcedureDraft
+    source: str
+    family: str
+
+
+def _merge_lists(old: Sequence[str], new: Sequence[str], limit: int) -> list[str]:
+    merged = list(dict.fromkeys([*old, *new]))
+    return merged[-limit:]
+
+
+def _check_id(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInputError(f"procedure id must be a positive integer; got {value!r}")
+    return value
+
+
+def _check_task(task: object) -> str:
+    if not isinstance(task, str) or not task.strip():
+        raise InvalidInputError("task must be a non-empty description of what the agent is doing")
+    if len(task) > MAX_TASK_CHARS:
+        raise InvalidInputError(f"task is {len(task)} characters; at most {MAX_TASK_CHARS} (summarise it)")
+    return " ".join(task.split())
+
+
+def _check_outcome(outcome: object) -> Outcome:
+    try:
+        return Outcome(outcome)
+    except ValueError:
+        raise InvalidInputError(f"outcome must be 'success', 'failure' or 'unknown'; got {outcome!r}") from None
+
+
+def _check_steps(steps: object) -> list[Step]:
+    if not isinstance(steps, list | tuple):
+        raise InvalidInputError("steps must be a list of {action, observation?, thought?} objects")
+    if len(steps) > MAX_STEPS:
+        raise InvalidInputError(f"{len(steps)} steps is too many: at most {MAX_STEPS} per trajectory (keep the last ones)")
+    parsed = []
+    for index, step in enumerate(steps):
+        try:
+            parsed.append(step if isinstance(step, Step) else Step.model_validate(step))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "step"
+            raise InvalidInputError(f"steps[{index}].{where}: {error['msg']}") from None
+    return parsed
+
+
+def _check_draft(draft: ProcedureDraft) -> ProcedureDraft:
+    try:
+        return ProcedureDraft.model_validate(dict(draft))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise InvalidInputError(f"procedure.{where}: {error['msg']}") from None

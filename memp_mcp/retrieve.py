@@ -1,0 +1,226 @@
+"""Retrieve: find the procedures that fit a task.
+
+Strategies (the paper's ablations plus the default):
+- `hybrid`: candidates from vector KNN over each procedure's keys and from FTS5 keyword search,
+  scored by a blend of cosine similarity and keyword coverage, re-ranked by a smoothed utility
+  prior from outcome statistics, cut by a relevance floor;
+- `query`: cosine similarity of the task embedding only;
+- `avefact`: the paper's AveFact, the average over the task's keywords of each keyword's best
+  similarity to a procedure's keys;
+- `random`: any active procedures, for the ablation baseline.
+
+This module scores; it does not write. The engine records the recall.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memp_mcp.embedding import Embedder
+from memp_mcp.models import Procedure
+from memp_mcp.store import SQLiteStore
+from memp_mcp.text import compounds, fts_match_query, keywords, words
+
+
+@dataclass(frozen=True)
+class RetrievalTuning:
+    """Weights and thresholds; the defaults were tuned on the public benchmark (see README)."""
+
+    # How many candidates each retriever contributes before scoring.
+    candidates: int = 40
+    # relevance = vector_weight * cosine + (1 - vector_weight) * keyword coverage
+    vector_weight: float = 0.6
+    # Below this relevance a procedure is noise, not an answer.
+    relevance_floor: float = 0.45
+    # Keyword-only mode (no model): the share of the task's keywords a procedure must contain.
+    keyword_floor: float = 0.5
+    # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
+    utility_weight: float = 0.1
+
+
+@dataclass
+class Scored:
+    procedure: Procedure
+    relevance: float
+    score: float
+    # The procedure's source trajectories, the one whose task is closest to the query first.
+    ranked_sources: list[int]
+
+
+def utility_prior(procedure: Procedure, weight: float) -> float:
+    """1 for a procedure never judged; up to 1 + weight for one that always works.
+
+    Laplace smoothing ((s + 1) / (s + f + 2)) keeps one early failure from burying a new procedure.
+    """
+    rate = (procedure.success_count + 1) / (procedure.success_count + procedure.failure_count + 2)
+    return 1.0 + weight * (2.0 * rate - 1.0)
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def _vocabulary(text: str) -> set[str]:
+    tokens = words(text)
+    stems = {_stem(t) for t in tokens}
+    return stems | {_stem(c) for c in compounds(tokens)}
+
+
+def _stem(word: str) -> str:
+    """A crude plural fold, enough for "cups" / "cup" and "knives" / "knife"."""
+    if len(word) > 4 and word.endswith("ves"):
+        return word[:-3] + "f"
+    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def query_terms(task: str) -> list[str]:
+    """The task's keywords, with adjacent pairs joined when the pair is the way a name is spelt."""
+    return [_stem(w) for w in keywords(task)]
+
+
+def keyword_coverage(terms: Sequence[str], document: str) -> float:
+    """The share of `terms` found in `document`; a term split in the query ("desk lamp") counts
+    when the document spells it joined ("desklamp")."""
+    if not terms:
+        return 0.0
+    vocabulary = _vocabulary(document)
+    joined = {a + b for a, b in zip(terms, terms[1:], strict=False)} & vocabulary
+    found = 0
+    for index, term in enumerate(terms):
+        if term in vocabulary or (index + 1 < len(terms) and term + terms[index + 1] in joined) or (
+            index > 0 and terms[index - 1] + term in joined
+        ):
+            found += 1
+    return found / len(terms)
+
+
+class Retriever:
+    """Scores a store's procedures for a task with one strategy."""
+
+    def __init__(self, store: SQLiteStore, tuning: RetrievalTuning | None = None, seed: int | None = None) -> None:
+        self.store = store
+        self.tuning = tuning or RetrievalTuning()
+        self._rng = random.Random(seed)
+
+    def retrieve(
+        self, task: str, namespace: str, k: int, strategy: str, embedder: Embedder | None
+    ) -> list[Scored]:
+        if strategy == "random":
+            ids = self.store.random_procedures(namespace, k, self._rng)
+            return [Scored(p, 0.0, 0.0, p.source_trajectory_ids) for p in self.store.get_procedures(ids)]
+        query_vector = embedder.embed([task])[0] if embedder is not None else None
+        if query_vector is None:
+            return self._keyword_only(task, namespace, k)
+        if strategy == "query":
+            return self._by_cosine(task, namespace, k, query_vector)
+        if strategy == "avefact":
+            assert embedder is not None
+            return self._avefact(task, namespace, k, query_vector, embedder)
+        return self._hybrid(task, namespace, k, query_vector)
+
+    # -- strategies ----------------------------------------------------------------------
+
+    def _hybrid(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
+        tuning = self.tuning
+        ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, tuning.candidates)]
+        match = fts_match_query(task)
+        if match:
+            ids += [pid for pid, _ in self.store.keyword_search(namespace, match, tuning.candidates)]
+        ids = list(dict.fromkeys(ids))
+        terms = query_terms(task)
+        texts = self.store.procedure_texts(ids)
+        keyed = self.store.keys_with_vectors(ids)
+        scored = []
+        for procedure in self.store.get_procedures(ids):
+            cosine, sources = self._key_similarity(procedure, keyed.get(procedure.id, []), query_vector)
+            coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
+            relevance = tuning.vector_weight * cosine + (1 - tuning.vector_weight) * coverage
+            if relevance < tuning.relevance_floor:
+                continue
+            score = relevance * utility_prior(procedure, tuning.utility_weight)
+            scored.append(Scored(procedure, relevance, score, sources))
+        return _best(scored, k)
+
+    def _by_cosine(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
+        ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
+        keyed = self.store.keys_with_vectors(ids)
+        scored = []
+        for procedure in self.store.get_procedures(ids):
+            cosine, sources = self._key_similarity(procedure, keyed.get(procedure.id, []), query_vector)
+            scored.append(Scored(procedure, cosine, cosine, sources))
+        return _best(scored, k)
+
+    def _avefact(
+        self, task: str, namespace: str, k: int, query_vector: list[float], embedder: Embedder
+    ) -> list[Scored]:
+        terms = keywords(task)[:12]
+        if not terms:
+            return self._by_cosine(task, namespace, k, query_vector)
+        term_vectors = embedder.embed(terms)
+        ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
+        keyed = self.store.keys_with_vectors(ids)
+        scored = []
+        for procedure in self.store.get_procedures(ids):
+            keys = keyed.get(procedure.id, [])
+            if not keys:
+                continue
+            average = sum(max(_cosine(tv, vec) for _, vec in keys) for tv in term_vectors) / len(term_vectors)
+            _, sources = self._key_similarity(procedure, keys, query_vector)
+            scored.append(Scored(procedure, average, average, sources))
+        return _best(scored, k)
+
+    def _keyword_only(self, task: str, namespace: str, k: int) -> list[Scored]:
+        """No model: FTS5 candidates, scored by keyword coverage, floor on coverage."""
+        match = fts_match_query(task)
+        if not match:
+            return []
+        ids = [pid for pid, _ in self.store.keyword_search(namespace, match, self.tuning.candidates)]
+        terms = query_terms(task)
+        texts = self.store.procedure_texts(ids)
+        tasks = self.store.trajectory_tasks([t for p in self.store.get_procedures(ids) for t in p.source_trajectory_ids])
+        scored = []
+        for procedure in self.store.get_procedures(ids):
+            coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
+            if coverage < self.tuning.keyword_floor:
+                continue
+            sources = sorted(
+                procedure.source_trajectory_ids,
+                key=lambda tid: -keyword_coverage(terms, tasks.get(tid, "")),
+            )
+            score = coverage * utility_prior(procedure, self.tuning.utility_weight)
+            scored.append(Scored(procedure, coverage, score, sources))
+        return _best(scored, k)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _key_similarity(
+        self, procedure: Procedure, keys: list[tuple[str, list[float]]], query_vector: list[float]
+    ) -> tuple[float, list[int]]:
+        """The best cosine over the procedure's keys, and its sources ordered by their task's cosine."""
+        by_text = {text: _cosine(query_vector, vector) for text, vector in keys}
+        best = max(by_text.values(), default=0.0)
+        tasks = self.store.trajectory_tasks(procedure.source_trajectory_ids)
+        sources = sorted(
+            procedure.source_trajectory_ids, key=lambda tid: -by_text.get(_key_text(tasks.get(tid, "")), -1.0)
+        )
+        return best, sources
+
+
+def _key_text(task: str) -> str:
+    """How a trajectory's task is stored as a key (the engine uses the same normalisation)."""
+    return " ".join(task.split())
+
+
+def _best(scored: list[Scored], k: int) -> list[Scored]:
+    scored.sort(key=lambda s: (-s.score, s.procedure.id))
+    return scored[:k]
