@@ -686,6 +686,49 @@ class SQLiteStore:
             result.setdefault(int(procedure_id), []).append(json.loads(vector_json))
         return result
 
+    def keys_with_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[tuple[str, list[float]]]]:
+        """Each procedure's embedded keys as (text, vector)."""
+        if not procedure_ids or not self.has_vector_table():
+            return {}
+        marks = ",".join("?" * len(procedure_ids))
+        rows = self._execute(
+            "SELECT k.procedure_id, k.text, vec_to_json(v.embedding) FROM procedure_keys k "
+            f"JOIN key_vectors v ON v.key_id = k.id WHERE k.procedure_id IN ({marks})",
+            tuple(procedure_ids),
+        ).fetchall()
+        result: dict[int, list[tuple[str, list[float]]]] = {}
+        for procedure_id, text, vector_json in rows:
+            result.setdefault(int(procedure_id), []).append((str(text), json.loads(vector_json)))
+        return result
+
+    def procedures_with_key(self, namespace: str, text: str) -> list[int]:
+        """Active procedures that have exactly this key text (the merge check without vectors)."""
+        rows = self._execute(
+            "SELECT p.id FROM procedure_keys k JOIN procedures p ON p.id = k.procedure_id "
+            "WHERE k.text = ? AND p.namespace = ? AND p.status = 'active' ORDER BY p.id",
+            (text, namespace),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def trajectory_tasks(self, trajectory_ids: Sequence[int]) -> dict[int, str]:
+        if not trajectory_ids:
+            return {}
+        marks = ",".join("?" * len(trajectory_ids))
+        rows = self._execute(
+            f"SELECT id, task FROM trajectories WHERE id IN ({marks})", tuple(trajectory_ids)
+        ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def procedure_texts(self, procedure_ids: Sequence[int]) -> dict[int, str]:
+        """The text each procedure is indexed by for keyword search."""
+        if not procedure_ids:
+            return {}
+        marks = ",".join("?" * len(procedure_ids))
+        rows = self._execute(
+            f"SELECT rowid, body FROM procedure_fts WHERE rowid IN ({marks})", tuple(procedure_ids)
+        ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
     def keyword_search(self, namespace: str, match_query: str, k: int) -> list[tuple[int, float]]:
         """Active procedures matching an FTS5 expression (see text.fts_match_query): (id, score), best first.
 
