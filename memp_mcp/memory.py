@@ -38,7 +38,7 @@ from memp_mcp.models import (
     ProcedureVersion,
     Step,
 )
-from memp_mcp.retrieve import RetrievalTuning, Retriever, _key_text
+from memp_mcp.retrieve import RetrievalTuning, Retriever, key_text
 from memp_mcp.store import SQLiteStore
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ MAX_RECALL_K = 20
 # Keys (task texts) kept per procedure: enough to find it by many phrasings, bounded so a
 # popular procedure does not dominate the vector table.
 MAX_KEYS_PER_PROCEDURE = 32
-# Two procedures are the same family when their lifted tasks embed this close and they do the
-# same kinds of steps.
-MERGE_SIMILARITY = 0.92
+# Two tasks are the same when their embeddings are this close (a rewording), and their
+# procedures merge when they also do the same kinds of steps.
+MERGE_SIMILARITY = 0.97
 MERGE_SKELETON_OVERLAP = 0.5
 # The paper's rule: a procedure retrieved at least 3 times whose success rate is under 50% is
 # deprecated. Counted over judged recalls (reported outcomes), so unreported recalls do not
@@ -217,7 +217,7 @@ class Memory:
         model = self.embedder(0.0)
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
-            vectors = model.embed([planned.family, _key_text(task)])
+            vectors = model.embed([planned.family, key_text(task)])
         with self.store.transaction():
             trajectory_id = self.store.add_trajectory(namespace, task, parsed_steps, outcome, agent)
             if planned is None:
@@ -234,8 +234,8 @@ class Memory:
                     namespace=namespace,
                     message=f"Stored trajectory {trajectory_id}; no procedure built: {why}.",
                 )
-            keys = [(planned.family, vectors[0] if vectors else None), (_key_text(task), vectors[1] if vectors else None)]
-            twin = self._find_twin(namespace, planned, vectors[0] if vectors else None)
+            keys = [(planned.family, vectors[0] if vectors else None), (key_text(task), vectors[1] if vectors else None)]
+            twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
             if twin is not None:
                 self._merge(twin, planned, trajectory_id, keys, agent)
                 return RecordResult(
@@ -280,19 +280,23 @@ class Memory:
             return _Planned(draft, draft_source if draft_source in _SOURCE_RANK else "agent", family)
         return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
 
-    def _find_twin(self, namespace: str, planned: _Planned, family_vector: list[float] | None) -> Procedure | None:
-        """An active procedure of the same task family that does the same kinds of steps."""
+    def _find_twin(self, namespace: str, planned: _Planned, task: str, task_vector: list[float] | None) -> Procedure | None:
+        """An active procedure for the same task that does the same kinds of steps.
+
+        The same task means the same key text, or (with a model) a task embedding this close that
+        it is a rewording. Tasks that share a family but not their entities ("clean a mug" and
+        "clean a plate") keep separate procedures: merging them was measured to blur retrieval
+        (see README, benchmarks).
+        """
         if planned.source == "trajectory":
             return None  # the trajectory strategy keeps every trajectory as its own memory
-        candidates: list[int] = []
-        if family_vector is not None:
-            candidates = [
-                pid for pid, sim in self.store.vector_search(namespace, family_vector, 5) if sim >= MERGE_SIMILARITY
+        candidates = self.store.procedures_with_key(namespace, key_text(task))
+        if task_vector is not None:
+            candidates += [
+                pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY
             ]
-        else:
-            candidates = self.store.procedures_with_key(namespace, planned.family)
         skeleton = step_skeleton(planned.draft.steps)
-        for procedure in self.store.get_procedures(candidates):
+        for procedure in self.store.get_procedures(list(dict.fromkeys(candidates))):
             if procedure.source == "trajectory":
                 continue
             other = step_skeleton(procedure.steps)

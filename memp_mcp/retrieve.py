@@ -138,13 +138,12 @@ class Retriever:
             ids += [pid for pid, _ in self.store.keyword_search(namespace, match, tuning.candidates)]
         ids = list(dict.fromkeys(ids))
         terms = query_terms(task)
-        texts = self.store.procedure_texts(ids)
         keyed = self.store.keys_with_vectors(ids)
         scored = []
         for procedure in self.store.get_procedures(ids):
-            cosine, sources = self._key_similarity(procedure, keyed.get(procedure.id, []), query_vector)
-            coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
-            relevance = tuning.vector_weight * cosine + (1 - tuning.vector_weight) * coverage
+            # Each key (a task the procedure served, or its family) is scored by cosine blended
+            # with keyword coverage; the procedure is as relevant as its best key.
+            relevance, sources = self._key_similarity(procedure, keyed.get(procedure.id, []), query_vector, terms)
             if relevance < tuning.relevance_floor:
                 continue
             score = relevance * utility_prior(procedure, tuning.utility_weight)
@@ -204,21 +203,37 @@ class Retriever:
     # -- helpers -------------------------------------------------------------------------
 
     def _key_similarity(
-        self, procedure: Procedure, keys: list[tuple[str, list[float]]], query_vector: list[float]
+        self,
+        procedure: Procedure,
+        keys: list[tuple[str, list[float]]],
+        query_vector: list[float],
+        terms: Sequence[str] | None = None,
     ) -> tuple[float, list[int]]:
-        """The best cosine over the procedure's keys, and its sources ordered by their task's cosine."""
-        by_text = {text: _cosine(query_vector, vector) for text, vector in keys}
+        """The procedure's best key score, and its sources ordered by their task's key score.
+
+        A key's score is its cosine to the query, blended with the keyword coverage of its text
+        when `terms` are given (the hybrid strategy).
+        """
+        weight = self.tuning.vector_weight if terms is not None else 1.0
+        by_text = {
+            text: weight * _cosine(query_vector, vector)
+            + (1 - weight) * (keyword_coverage(terms, text) if terms is not None else 0.0)
+            for text, vector in keys
+        }
         best = max(by_text.values(), default=0.0)
         tasks = self.store.trajectory_tasks(procedure.source_trajectory_ids)
         sources = sorted(
-            procedure.source_trajectory_ids, key=lambda tid: -by_text.get(_key_text(tasks.get(tid, "")), -1.0)
+            procedure.source_trajectory_ids, key=lambda tid: -by_text.get(key_text(tasks.get(tid, "")), -1.0)
         )
         return best, sources
 
 
-def _key_text(task: str) -> str:
-    """How a trajectory's task is stored as a key (the engine uses the same normalisation)."""
-    return " ".join(task.split())
+def key_text(task: str) -> str:
+    """How a task is stored as a search key: one line, lower case, no trailing full stop.
+
+    Two trajectories whose tasks have the same key text are the same task (their procedures merge).
+    """
+    return " ".join(task.split()).rstrip(" .").lower()
 
 
 def _best(scored: list[Scored], k: int) -> list[Scored]:
