@@ -74,17 +74,32 @@ def _is_move(action: str) -> bool:
 
 
 def task_entities(task: str, actions: Sequence[str]) -> list[str]:
-    """Words of the task that name things the actions touch, in task order."""
+    """Words of the task that name things the actions touch, in task order.
+
+    A name the task splits and the actions join ("coffee machine", "coffeemachine") is one entity,
+    written with a space.
+    """
     action_words = {w for a in actions for w in words(a)}
-    return [w for w in keywords(task) if w not in _NOT_ENTITIES and w in action_words and not w.isdigit()][
-        : len(_PLACEHOLDER_NAMES)
-    ]
+    terms = [w for w in keywords(task) if w not in _NOT_ENTITIES and not w.isdigit()]
+    entities: list[str] = []
+    skip = False
+    for first, second in zip(terms, [*terms[1:], ""], strict=True):
+        if skip:
+            skip = False
+            continue
+        if second and first + second in action_words:
+            entities.append(f"{first} {second}")
+            skip = True
+        elif first in action_words:
+            entities.append(first)
+    return entities[: len(_PLACEHOLDER_NAMES)]
 
 
 def lift(text: str, entities: Sequence[str]) -> str:
     """Replace each entity (and an instance number after it, "soapbar 1") by its placeholder."""
     for entity, name in zip(entities, _PLACEHOLDER_NAMES, strict=False):
-        text = re.sub(rf"\b{re.escape(entity)}{_INSTANCE_NUMBER}\b", "{" + name + "}", text, flags=re.IGNORECASE)
+        pattern = r"\s*".join(re.escape(part) for part in entity.split())
+        text = re.sub(rf"\b{pattern}{_INSTANCE_NUMBER}\b", "{" + name + "}", text, flags=re.IGNORECASE)
     return text
 
 
