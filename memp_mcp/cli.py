@@ -237,6 +237,30 @@ def smoke(
     console.print("[green]ok[/]")
 
 
+@app.command()
+def reindex(db: DbOption = None) -> None:
+    """Re-embed every procedure key with the configured model (after changing MEMP_EMBEDDING_MODEL)."""
+    from memp_mcp.embedding import resolve_embedder
+    from memp_mcp.store import SQLiteStore
+
+    settings = _settings(db_path=db)
+    try:
+        embedder = resolve_embedder(settings)
+        store = SQLiteStore(settings.db_path)
+        with Progress(TextColumn("re-embedding"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors) as bar:
+            task = bar.add_task("keys", total=None)
+            count = store.reindex(
+                embedder.identity,
+                embedder.dim,
+                embedder.embed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        store.close()
+    except MempError as exc:
+        _fail(str(exc))
+    console.print(f"re-embedded {count} keys with {embedder.identity}")
+
+
 # -- bench ---------------------------------------------------------------------------------
 
 
