@@ -83,7 +83,7 @@ def task_entities(task: str, actions: Sequence[str]) -> list[str]:
     terms = [w for w in keywords(task) if w not in _NOT_ENTITIES and not w.isdigit()]
     entities: list[str] = []
     skip = False
-    for first, second in zip(terms, [*terms[1:], ""], strict=True):
+    for first, second in zip(terms, [*terms[1:], ""], strict=False):
         if skip:
             skip = False
             continue

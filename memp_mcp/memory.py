@@ -284,19 +284,20 @@ class Memory:
         """An active procedure for the same task that does the same kinds of steps.
 
         The same task means the same key text, or (with a model) a task embedding this close that
-        it is a rewording. Tasks that share a family but not their entities ("clean a mug" and
+        it is a rewording, provided the steps also do the same kinds of things. Tasks that share a family but not their entities ("clean a mug" and
         "clean a plate") keep separate procedures: merging them was measured to blur retrieval
         (see README, benchmarks).
         """
         if planned.source == "trajectory":
             return None  # the trajectory strategy keeps every trajectory as its own memory
-        candidates = self.store.procedures_with_key(namespace, key_text(task))
-        if task_vector is not None:
-            candidates += [
-                pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY
-            ]
+        for procedure in self.store.get_procedures(self.store.procedures_with_key(namespace, key_text(task))):
+            if procedure.source != "trajectory":
+                return procedure
+        if task_vector is None:
+            return None
+        candidates = [pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY]
         skeleton = step_skeleton(planned.draft.steps)
-        for procedure in self.store.get_procedures(list(dict.fromkeys(candidates))):
+        for procedure in self.store.get_procedures(candidates):
             if procedure.source == "trajectory":
                 continue
             other = step_skeleton(procedure.steps)

@@ -637,11 +637,16 @@ class SQLiteStore:
             "UPDATE procedures SET status = ?, updated_at = ? WHERE id = ?", (status.value, _now(), procedure_id)
         )
         if self.has_vector_table():
-            self._execute(
-                "UPDATE key_vectors SET active = ? WHERE key_id IN "
-                "(SELECT id FROM procedure_keys WHERE procedure_id = ?)",
-                (int(status == ProcedureStatus.ACTIVE), procedure_id),
-            )
+            # One key at a time: vec0 refuses an UPDATE whose WHERE holds a subquery
+            # ("UPDATE on partition key columns are not supported yet").
+            key_ids = self._execute(
+                "SELECT id FROM procedure_keys WHERE procedure_id = ? AND has_vector = 1", (procedure_id,)
+            ).fetchall()
+            for (key_id,) in key_ids:
+                self._execute(
+                    "UPDATE key_vectors SET active = ? WHERE key_id = ?",
+                    (int(status == ProcedureStatus.ACTIVE), key_id),
+                )
 
     def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None:
         self._write()

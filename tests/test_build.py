@@ -1,0 +1,67 @@
+"""The extractive builder: what it keeps, drops and lifts."""
+
+from __future__ import annotations
+
+from memp_mcp.build import abstract_task, extract_procedure, task_entities, useful_actions
+from memp_mcp.models import Outcome, Step
+
+
+def steps(*pairs: tuple[str, str]) -> list[Step]:
+    return [Step(action=a, observation=o) for a, o in pairs]
+
+
+def test_failed_and_no_op_actions_are_dropped() -> None:
+    kept = useful_actions(
+        steps(
+            ("look", "You are in a room."),
+            ("take mug 1 from desk 1", "Nothing happens."),
+            ("go to desk 1", "On the desk 1 you see a mug 1."),
+            ("take mug 1 from desk 1", "You pick up the mug 1."),
+        )
+    )
+    assert kept == ["go to desk 1", "take mug 1 from desk 1"]
+
+
+def test_loops_and_wandering_are_dropped() -> None:
+    kept = useful_actions(
+        steps(
+            ("go to drawer 1", "The drawer 1 is closed."),
+            ("go to drawer 2", "The drawer 2 is closed."),
+            ("go to drawer 1", "The drawer 1 is closed."),
+            ("open drawer 1", "You open the drawer 1. You see a key 1."),
+        )
+    )
+    # The first visit to drawer 1 leads straight to another move; the repeat is a loop.
+    assert kept == ["go to drawer 2", "open drawer 1"] or kept == ["open drawer 1"]
+    assert "go to drawer 1" not in kept[1:]
+
+
+def test_entities_are_lifted_into_placeholders_including_split_compounds() -> None:
+    trajectory = steps(
+        ("go to countertop 1", "You see a mug 1."),
+        ("take mug 1 from countertop 1", "You pick up the mug 1."),
+        ("go to coffeemachine 1", "You see nothing."),
+        ("put mug 1 in/on coffeemachine 1", "You put the mug 1 in/on the coffeemachine 1."),
+    )
+    assert task_entities("put a mug in the coffee machine", [s.action for s in trajectory]) == [
+        "mug",
+        "coffee machine",
+    ]
+    draft = extract_procedure("put a mug in the coffee machine", trajectory, Outcome.SUCCESS)
+    assert draft.steps[-1] == "put {object} in/on {target}"
+    assert "take {object} from countertop 1" in draft.steps
+    assert draft.title == "Put a {object} in the {target}"
+    assert abstract_task("put a mug in the coffee machine", trajectory) == "put a {object} in the {target}"
+
+
+def test_failed_actions_become_pitfalls_and_a_failed_run_says_so() -> None:
+    trajectory = steps(("heat egg 1 with fridge 1", "Nothing happens."), ("heat egg 1 with microwave 1", "You heat."))
+    draft = extract_procedure("heat an egg", trajectory, Outcome.FAILURE)
+    assert draft.steps == ["heat {object} with microwave 1"]
+    assert any("fridge 1" in p and "did not work" in p for p in draft.pitfalls)
+    assert "failed" in draft.pitfalls[0]
+
+
+def test_a_trajectory_with_nothing_useful_still_gives_a_valid_draft() -> None:
+    draft = extract_procedure("do something", steps(("dance", "Nothing happens.")), Outcome.SUCCESS)
+    assert len(draft.steps) == 1 and draft.steps[0].startswith("(no successful action")
