@@ -1,0 +1,37 @@
+"""The engine and the CLI with the real all-MiniLM-L6-v2 model (fetched from PyPI wheels)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memp_mcp.embedding import FastEmbedEmbedder
+from memp_mcp.memory import Memory
+from memp_mcp.store import SQLiteStore
+from tests.test_memory import CLEAN_SOAP, HEAT_EGG
+
+pytestmark = pytest.mark.real_model
+
+
+def test_paraphrase_is_recalled_and_unrelated_task_gets_nothing(tmp_path: Path, real_embedder: FastEmbedEmbedder) -> None:
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), real_embedder)
+    soap = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    memory.record("heat some egg and put it in garbagecan", HEAT_EGG, "success")
+    found = memory.recall("wash the bar of soap and store it in the cupboard", k=2)
+    assert found.retrieval == "vector+keyword"
+    assert found.procedures and found.procedures[0].id == soap.procedure_id
+    assert memory.recall("renew the TLS certificate of the production web server").procedures == []
+    assert memory.store.integrity_problems() == []
+
+
+def test_cli_smoke_records_and_recalls_with_the_real_model(tmp_path: Path, real_model_dir: Path) -> None:
+    env = {**os.environ, "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent), "MEMP_DB_PATH": str(tmp_path / "x.db")}
+    done = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.cli", "smoke"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "recalled for a paraphrase" in done.stdout and done.stdout.rstrip().endswith("ok")
