@@ -142,12 +142,14 @@ def model_check() -> None:
 # -- inspect -------------------------------------------------------------------------------
 
 
-def _memory(db: Path | None, namespace: str | None, wait_for_model: bool = True) -> Any:
+def _memory(db: Path | None, namespace: str | None, need_model: bool = True) -> Any:
+    """The memory on the configured database; commands that never embed skip loading the model."""
+    from memp_mcp.embedding import BackgroundEmbedder
     from memp_mcp.memory import open_memory
 
     settings = _settings(db_path=db, namespace=namespace)
     try:
-        return open_memory(settings)
+        return open_memory(settings, embedder=None if need_model else BackgroundEmbedder(None))
     except MempError as exc:
         _fail(str(exc))
 
@@ -183,7 +185,7 @@ def recall(
 @app.command()
 def stats(db: DbOption = None, namespace: NamespaceOption = None) -> None:
     """Counts of trajectories, procedures and recalls in a namespace."""
-    memory = _memory(db, namespace)
+    memory = _memory(db, namespace, need_model=False)
     figures = memory.stats()
     console.print_json(figures.model_dump_json())
 
@@ -259,6 +261,213 @@ def reindex(db: DbOption = None) -> None:
     except MempError as exc:
         _fail(str(exc))
     console.print(f"re-embedded {count} keys with {embedder.identity}")
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[str | None, typer.Option(help="active or deprecated.")] = None,
+    text: Annotated[str | None, typer.Option(help="Only procedures whose title or when-to-use contains this.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List procedures."""
+    memory = _memory(db, namespace, need_model=False)
+    try:
+        procedures = memory.list_procedures(memory.default_namespace, status, text, limit)
+    except MempError as exc:
+        _fail(str(exc))
+    if as_json:
+        for procedure in procedures:
+            print(procedure.model_dump_json())
+        return
+    table = Table(title=f"Procedures in {memory.default_namespace}")
+    for column in ("id", "title", "steps", "status", "v", "used", "ok", "failed", "by"):
+        table.add_column(column)
+    for p in procedures:
+        table.add_row(
+            str(p.id), p.title, str(len(p.steps)), p.status.value, str(p.version), str(p.retrieved_count),
+            str(p.success_count), str(p.failure_count), p.author or p.source,
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
+) -> None:
+    """Show one procedure as Markdown."""
+    from memp_mcp.markdown import render_procedure
+
+    memory = _memory(db, None, need_model=False)
+    try:
+        detail = memory.get_procedure(procedure_id)
+    except MempError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(detail.model_dump_json(indent=2))
+    else:
+        print(render_procedure(detail.procedure), end="")
+
+
+@app.command()
+def edit(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    title: Annotated[str | None, typer.Option(help="New title.")] = None,
+    when_to_use: Annotated[str | None, typer.Option(help="New when-to-use text.")] = None,
+    step: Annotated[list[str] | None, typer.Option("--step", help="A step (repeat, in order); replaces all.")] = None,
+    pitfall: Annotated[list[str] | None, typer.Option("--pitfall", help="A pitfall (repeat); replaces all.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Edit a procedure: with field options, or in $EDITOR as Markdown. The old version is kept."""
+    from memp_mcp.markdown import parse_procedure, render_procedure
+
+    memory = _memory(db, None)
+    try:
+        fields: dict[str, Any] = {"title": title, "when_to_use": when_to_use, "steps": step, "pitfalls": pitfall}
+        if all(value is None for value in fields.values()):
+            current = memory.get_procedure(procedure_id).procedure
+            edited = _edit_in_editor(render_procedure(current))
+            if edited is None:
+                console.print("no change")
+                return
+            fields = parse_procedure(edited)
+        revised = memory.edit(procedure_id, agent="memp-mcp edit", reason="edited by hand", **fields)
+    except MempError as exc:
+        _fail(str(exc))
+    console.print(f"procedure {revised.id} is now version {revised.version}")
+
+
+def _edit_in_editor(text: str) -> str | None:
+    """Open $VISUAL / $EDITOR on `text`; the edited text, or None when nothing changed."""
+    import os
+    import shlex
+    import subprocess
+
+    command = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="memp-edit-") as tmp:
+        path = Path(tmp) / "procedure.md"
+        path.write_text(text, encoding="utf-8")
+        try:
+            status = subprocess.call([*shlex.split(command), str(path)])
+        except OSError as exc:
+            _fail(f"cannot start the editor {command!r}: {exc.strerror}; set EDITOR, or pass --title/--step/...")
+        if status != 0:
+            _fail(f"the editor exited with status {status}; nothing changed")
+        edited = path.read_text(encoding="utf-8")
+    return None if edited == text else edited
+
+
+@app.command()
+def forget(procedure_id: Annotated[int, typer.Argument(help="Procedure id.")], db: DbOption = None) -> None:
+    """Deprecate a procedure: recall stops returning it. Nothing is deleted; `restore` undoes it."""
+    memory = _memory(db, None, need_model=False)
+    try:
+        procedure = memory.forget(procedure_id)
+    except MempError as exc:
+        _fail(str(exc))
+    console.print(f"procedure {procedure.id} is {procedure.status.value}")
+
+
+@app.command()
+def restore(procedure_id: Annotated[int, typer.Argument(help="Procedure id.")], db: DbOption = None) -> None:
+    """Make a deprecated procedure active again."""
+    memory = _memory(db, None, need_model=False)
+    try:
+        procedure = memory.restore(procedure_id)
+    except MempError as exc:
+        _fail(str(exc))
+    console.print(f"procedure {procedure.id} is {procedure.status.value}")
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Export a namespace's procedures, with their trajectories and provenance, as JSON Lines."""
+    from memp_mcp.library import export_library
+
+    memory = _memory(db, namespace, need_model=False)
+    lines = export_library(memory, memory.default_namespace)
+    if output is None:
+        for line in lines:
+            print(line)
+        return
+    temporary = output.with_name(output.name + ".partial")
+    with temporary.open("w", encoding="utf-8") as handle:
+        count = sum(1 for line in lines if handle.write(line + "\n"))
+    temporary.replace(output)
+    errors.print(f"exported {count - 1} procedures to {output}")
+
+
+@app.command("import")
+def import_command(
+    source: Annotated[Path, typer.Argument(help="A file written by `memp-mcp export`.")],
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Import a library: everything is validated before anything is written."""
+    from memp_mcp.library import import_library
+
+    if not source.is_file():
+        _fail(f"{source} is not a file")
+    memory = _memory(db, None)
+    try:
+        with source.open(encoding="utf-8", errors="strict") as handle:
+            report = import_library(memory, handle, namespace)
+    except UnicodeDecodeError:
+        _fail(f"{source} is not UTF-8 text")
+    except MempError as exc:
+        _fail(f"nothing imported: {exc}")
+    console.print(
+        f"imported {report.created} new procedures, merged {report.merged}, with {report.trajectories} trajectories"
+    )
+    for conflict in report.conflicts:
+        console.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+
+
+@app.command()
+def doctor(db: DbOption = None) -> None:
+    """Check the SQLite driver, sqlite-vec, the model and the database, and say what to fix."""
+    from memp_mcp.embedding import resolve_embedder
+    from memp_mcp.store import SQLiteStore
+    from memp_mcp.store.driver import driver_name, stdlib_can_load_extensions
+
+    settings = _settings(db_path=db)
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str = "") -> None:
+        nonlocal problems
+        problems += not ok
+        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+        console.print(f"{mark} {what}" + (f"\n      fix: {fix}" if fix and not ok else ""), highlight=False)
+
+    report(True, f"SQLite driver: {driver_name()}" + ("" if stdlib_can_load_extensions() else
+           " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"))
+    try:
+        store = SQLiteStore(settings.db_path)
+        problems_found = store.integrity_problems()
+        bound = store.embedding_model()
+        report(not problems_found, f"database {settings.db_path} (schema {store.schema_version()}, "
+               f"vectors from {bound[0] if bound else 'no model yet'})", "; ".join(problems_found))
+        store.close()
+    except MempError as exc:
+        report(False, f"database {settings.db_path}: {exc}", "point MEMP_DB_PATH at a writable file")
+        bound = None
+    try:
+        embedder = resolve_embedder(settings, allow_download=False)
+        report(True, f"embedding model {embedder.identity}")
+        if bound and bound[0] != embedder.identity:
+            report(False, f"the database's vectors come from {bound[0]}", "run `memp-mcp reindex`")
+    except MempError as exc:
+        report(False, f"embedding model: {exc}", "run `memp-mcp model pull` (or set MEMP_MODEL_DIR)")
+    if problems:
+        raise typer.Exit(1)
 
 
 # -- bench ---------------------------------------------------------------------------------

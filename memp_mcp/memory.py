@@ -211,7 +211,7 @@ class Memory:
         task = _check_task(task)
         parsed_steps = _check_steps(steps)
         outcome = _check_outcome(outcome)
-        namespace = self._writable(namespace)
+        namespace = self.writable_namespace(namespace)
         builds = outcome == Outcome.SUCCESS or (self.strategies.update == "vanilla" and parsed_steps)
         planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if builds else None
         model = self.embedder(0.0)
@@ -421,7 +421,7 @@ class Memory:
                 f"recall {event.id} already has a reported outcome ({'success' if event.success else 'failure'}); "
                 "each recall is reported once - call recall_procedure again for a new attempt"
             )
-        self._writable(event.namespace)
+        self.writable_namespace(event.namespace)
         if notes is not None and len(notes) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"notes is too long: at most {MAX_TEXT_CHARS} characters")
         steps = _check_steps(trajectory) if trajectory is not None else None
@@ -549,7 +549,7 @@ class Memory:
         reason: str = "edited",
     ) -> Procedure:
         procedure = self.store.get_procedure(_check_id(procedure_id))
-        self._writable(procedure.namespace)
+        self.writable_namespace(procedure.namespace)
         if title is None and when_to_use is None and steps is None and pitfalls is None:
             raise InvalidInputError("nothing to change: give at least one of title, when_to_use, steps, pitfalls")
         draft = _check_draft(
@@ -586,7 +586,7 @@ class Memory:
 
     def _set_status(self, procedure_id: int, status: ProcedureStatus) -> Procedure:
         procedure = self.store.get_procedure(_check_id(procedure_id))
-        self._writable(procedure.namespace)
+        self.writable_namespace(procedure.namespace)
         with self.store.transaction():
             self.store.set_status(procedure.id, status)
         return self.store.get_procedure(procedure.id)
@@ -597,7 +597,7 @@ class Memory:
 
     # -- checks --------------------------------------------------------------------------
 
-    def _writable(self, namespace: str | None) -> str:
+    def writable_namespace(self, namespace: str | None) -> str:
         namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace
         if namespace in self.read_only_namespaces:
             raise ReadOnlyNamespaceError(

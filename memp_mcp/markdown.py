@@ -1,0 +1,59 @@
+"""Procedures as Markdown: rendered for people and MCP resources, parsed back for `memp-mcp edit`."""
+
+from __future__ import annotations
+
+import re
+
+from memp_mcp.errors import InvalidInputError
+from memp_mcp.models import Procedure
+
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*\S)\s*$")
+_BULLET = re.compile(r"^\s*[-*]\s+(.*\S)\s*$")
+
+
+def render_procedure(procedure: Procedure, *, details: bool = True) -> str:
+    lines = [f"# {procedure.title}", "", f"When to use: {procedure.when_to_use}", "", "## Steps"]
+    lines += [f"{number}. {step}" for number, step in enumerate(procedure.steps, 1)]
+    lines += ["", "## Pitfalls"]
+    lines += [f"- {pitfall}" for pitfall in procedure.pitfalls] or ["- (none yet)"]
+    if details:
+        rate = procedure.success_rate
+        lines += [
+            "",
+            "## About",
+            f"- id {procedure.id}, namespace {procedure.namespace}, version {procedure.version}, {procedure.status.value}",
+            f"- written by {procedure.source}; recorded by {procedure.author or 'unknown'}",
+            f"- retrieved {procedure.retrieved_count} times; {procedure.success_count} successes, "
+            f"{procedure.failure_count} failures" + (f" ({rate:.0%} success)" if rate is not None else ""),
+            f"- built from trajectories {', '.join(map(str, procedure.source_trajectory_ids)) or 'none'}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_procedure(text: str) -> dict[str, object]:
+    """Title, when_to_use, steps and pitfalls from Markdown in the rendered shape.
+
+    The "About" section is ignored (it is not editable). Raises InvalidInputError saying what is missing.
+    """
+    title: str | None = None
+    when_to_use: str | None = None
+    steps: list[str] = []
+    pitfalls: list[str] = []
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ") and title is None:
+            title = stripped[2:].strip()
+        elif stripped.startswith("## "):
+            section = stripped[3:].strip().lower()
+        elif stripped.lower().startswith("when to use:") and not section:
+            when_to_use = stripped.split(":", 1)[1].strip()
+        elif section == "steps" and (match := _NUMBERED.match(line) or _BULLET.match(line)):
+            steps.append(match.group(1))
+        elif section == "pitfalls" and (match := _BULLET.match(line)) and match.group(1) != "(none yet)":
+            pitfalls.append(match.group(1))
+    if not title:
+        raise InvalidInputError("the Markdown has no '# Title' line")
+    if not steps:
+        raise InvalidInputError("the Markdown has no numbered steps under '## Steps'")
+    return {"title": title, "when_to_use": when_to_use or "", "steps": steps, "pitfalls": pitfalls}

@@ -1,0 +1,166 @@
+"""The command line: every subcommand in-process, bad arguments, and each one as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from memp_mcp.cli import app
+from memp_mcp.library import FORMAT_VERSION
+from memp_mcp.memory import Memory
+from memp_mcp.store import SQLiteStore
+from tests.conftest import FakeEmbedder
+from tests.test_memory import CLEAN_SOAP, HEAT_EGG
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database with two procedures, and an environment where no command loads a real model."""
+    path = tmp_path / "cli.db"
+    memory = Memory(SQLiteStore(path), FakeEmbedder())
+    memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success", agent="agent-a")
+    memory.record("heat some egg and put it in garbagecan", HEAT_EGG, "success", agent="agent-b")
+    memory.store.close()
+    monkeypatch.setenv("MEMP_DB_PATH", str(path))
+    monkeypatch.setenv("MEMP_EMBEDDINGS", "0")
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_list_and_show(db: Path) -> None:
+    code, out = run("list", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["title"] for r in rows] == ["Put a clean {object} in {target}", "Heat some {object} and put it in {target}"]
+    code, out = run("show", "1")
+    assert code == 0 and out.startswith("# Put a clean {object} in {target}") and "recorded by agent-a" in out
+
+
+def test_edit_with_fields_and_with_an_editor(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run("edit", "1", "--step", "find {object}", "--step", "wash it", "--pitfall", "not the bathtub")
+    assert code == 0 and "version 2" in out
+    script = tmp_path / "editor.py"
+    script.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\np.write_text(p.read_text().replace('wash it', 'rinse it at the sink'))\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
+    monkeypatch.setenv("VISUAL", f"{sys.executable} {script}")
+    code, out = run("edit", "1")
+    assert code == 0, out
+    code, out = run("show", "1", "--json")
+    detail = json.loads(out)
+    assert detail["procedure"]["steps"] == ["find {object}", "rinse it at the sink"]
+    assert detail["procedure"]["pitfalls"] == ["not the bathtub"]
+    assert [v["version"] for v in detail["history"]] == [1, 2]
+
+
+def test_forget_and_restore(db: Path) -> None:
+    assert run("forget", "2")[1].strip().endswith("deprecated")
+    assert [json.loads(r)["id"] for r in run("list", "--json", "--status", "active")[1].splitlines()] == [1]
+    assert run("restore", "2")[1].strip().endswith("active")
+
+
+def test_unknown_ids_and_bad_options_fail_clearly(db: Path) -> None:
+    for args in (["show", "99"], ["forget", "99"], ["restore", "99"], ["edit", "99", "--title", "x"]):
+        code, out = run(*args)
+        assert code == 2 and "no procedure with id 99" in out
+    code, out = run("list", "--status", "sleeping")
+    assert code == 2 and "status must be" in out
+    code, out = run("show", "abc")
+    assert code != 0
+
+
+def test_export_import_round_trip_recalls_the_same_procedures(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    library = tmp_path / "library.jsonl"
+    assert run("export", "--output", str(library))[0] == 0
+    header = json.loads(library.read_text().splitlines()[0])
+    assert header["format"] == "memp-mcp-library" and header["version"] == FORMAT_VERSION
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("MEMP_DB_PATH", str(other))
+    code, out = run("import", str(library))
+    assert code == 0 and "imported 2 new procedures" in out, out
+    source = Memory(SQLiteStore(db), FakeEmbedder())
+    target = Memory(SQLiteStore(other), FakeEmbedder())
+    for task in ("put a clean soapbar in cabinet", "heat some egg and put it in garbagecan"):
+        there = target.recall(task, log=False).procedures[0]
+        here = source.recall(task, log=False).procedures[0]
+        assert (there.title, there.steps, there.author) == (here.title, here.steps, here.author)
+    # Importing again merges instead of duplicating.
+    code, out = run("import", str(library))
+    assert code == 0 and "merged 2" in out
+    assert target.store.count_procedures() == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty file"),
+        ("not json\n", "line 1 is not JSON"),
+        ('{"format": "memp-mcp-library", "version": 99}\n', "format version 99"),
+        ('{"format": "memp-mcp-library", "version": 1}\n{"type": "procedure", "title": "t", "steps": []}\n', "line 2"),
+        ('{"format": "something-else", "version": 1}\n', "line 1"),
+    ],
+)
+def test_bad_import_files_write_nothing(db: Path, tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good_line = json.dumps({"type": "procedure", "title": "ok", "when_to_use": "x", "steps": ["a"]})
+    bad.write_text(content.replace("\n", "\n", 1) if content else "")
+    if content.startswith('{"format": "memp-mcp-library", "version": 1}') and "line 2" in message:
+        bad.write_text(content.splitlines()[0] + "\n" + good_line + "\n" + content.splitlines()[1] + "\n")
+        message = "line 3"
+    before = SQLiteStore(db).count_procedures()
+    code, out = run("import", str(bad))
+    assert code == 2 and "nothing imported" in out and message in out, out
+    assert SQLiteStore(db).count_procedures() == before
+
+
+def test_stats_and_doctor(db: Path) -> None:
+    code, out = run("stats")
+    assert code == 0 and json.loads(out)["procedures_active"] == 2
+    code, out = run("doctor")
+    assert "SQLite driver" in out and "database" in out
+
+
+def test_bad_settings_are_reported_not_raised(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMP_RETRIEVE_STRATEGY", "telepathy")
+    code, out = run("stats")
+    assert code == 2 and "MEMP_RETRIEVE_STRATEGY" in out
+
+
+@pytest.mark.slow
+def test_every_command_runs_as_a_real_subprocess(db: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0", "EDITOR": "true", "VISUAL": "true"}
+    library = tmp_path / "lib.jsonl"
+    commands = [
+        (["--help"], 0),
+        (["--version"], 0),
+        (["list"], 0),
+        (["show", "1"], 0),
+        (["edit", "1", "--title", "Clean and store"], 0),
+        (["forget", "1"], 0),
+        (["restore", "1"], 0),
+        (["stats"], 0),
+        (["recall", "put a clean soapbar in cabinet"], 0),
+        (["export", "-o", str(library)], 0),
+        (["import", str(library), "--namespace", "copy"], 0),
+        (["show", "404"], 2),
+        (["import", str(tmp_path / "missing.jsonl")], 2),
+        (["serve", "--transport", "carrier-pigeon"], 2),
+        (["bench", "retrieval", "--dataset", str(tmp_path / "nowhere")], 2),
+    ]
+    for args, expected in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "memp_mcp.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == expected, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
