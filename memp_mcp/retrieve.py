@@ -14,10 +14,11 @@ This module scores; it does not write. The engine records the recall.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from memp_mcp.embedding import Embedder
 from memp_mcp.models import Procedure
@@ -59,11 +60,19 @@ def utility_prior(procedure: Procedure, weight: float) -> float:
     return 1.0 + weight * (2.0 * rate - 1.0)
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+def _unit(vector: Sequence[float] | bytes) -> np.ndarray:
+    array = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else np.asarray(vector, np.float32)
+    norm = float(np.linalg.norm(array))
+    return array / norm if norm else array
+
+
+def _cosines(query: np.ndarray, keys: list[tuple[str, bytes]]) -> dict[str, float]:
+    """Cosine of the (unit) query with each key vector, by key text."""
+    if not keys:
+        return {}
+    matrix = np.vstack([_unit(blob) for _, blob in keys])
+    scores = matrix @ query
+    return {text: float(score) for (text, _), score in zip(keys, scores, strict=True)}
 
 
 def _vocabulary(text: str) -> set[str]:
@@ -138,12 +147,15 @@ class Retriever:
             ids += [pid for pid, _ in self.store.keyword_search(namespace, match, tuning.candidates)]
         ids = list(dict.fromkeys(ids))
         terms = query_terms(task)
+        procedures = self.store.get_procedures(ids)
         keyed = self.store.keys_with_vectors(ids)
+        tasks = self._source_tasks(procedures)
+        query = _unit(query_vector)
         scored = []
-        for procedure in self.store.get_procedures(ids):
+        for procedure in procedures:
             # Each key (a task the procedure served, or its family) is scored by cosine blended
             # with keyword coverage; the procedure is as relevant as its best key.
-            relevance, sources = self._key_similarity(procedure, keyed.get(procedure.id, []), query_vector, terms)
+            relevance, sources = self._key_scores(procedure, keyed.get(procedure.id, []), query, tasks, terms)
             if relevance < tuning.relevance_floor:
                 continue
             score = relevance * utility_prior(procedure, tuning.utility_weight)
@@ -152,10 +164,13 @@ class Retriever:
 
     def _by_cosine(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
+        procedures = self.store.get_procedures(ids)
         keyed = self.store.keys_with_vectors(ids)
+        tasks = self._source_tasks(procedures)
+        query = _unit(query_vector)
         scored = []
-        for procedure in self.store.get_procedures(ids):
-            cosine, sources = self._key_similarity(procedure, keyed.get(procedure.id, []), query_vector)
+        for procedure in procedures:
+            cosine, sources = self._key_scores(procedure, keyed.get(procedure.id, []), query, tasks)
             scored.append(Scored(procedure, cosine, cosine, sources))
         return _best(scored, k)
 
@@ -165,16 +180,21 @@ class Retriever:
         terms = keywords(task)[:12]
         if not terms:
             return self._by_cosine(task, namespace, k, query_vector)
-        term_vectors = embedder.embed(terms)
+        term_matrix = np.vstack([_unit(v) for v in embedder.embed(terms)])
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
+        procedures = self.store.get_procedures(ids)
         keyed = self.store.keys_with_vectors(ids)
+        tasks = self._source_tasks(procedures)
+        query = _unit(query_vector)
         scored = []
-        for procedure in self.store.get_procedures(ids):
+        for procedure in procedures:
             keys = keyed.get(procedure.id, [])
             if not keys:
                 continue
-            average = sum(max(_cosine(tv, vec) for _, vec in keys) for tv in term_vectors) / len(term_vectors)
-            _, sources = self._key_similarity(procedure, keys, query_vector)
+            key_matrix = np.vstack([_unit(blob) for _, blob in keys])
+            # For each task keyword, its best similarity to any key; averaged over the keywords.
+            average = float((term_matrix @ key_matrix.T).max(axis=1).mean())
+            _, sources = self._key_scores(procedure, keys, query, tasks)
             scored.append(Scored(procedure, average, average, sources))
         return _best(scored, k)
 
@@ -186,9 +206,10 @@ class Retriever:
         ids = [pid for pid, _ in self.store.keyword_search(namespace, match, self.tuning.candidates)]
         terms = query_terms(task)
         texts = self.store.procedure_texts(ids)
-        tasks = self.store.trajectory_tasks([t for p in self.store.get_procedures(ids) for t in p.source_trajectory_ids])
+        procedures = self.store.get_procedures(ids)
+        tasks = self._source_tasks(procedures)
         scored = []
-        for procedure in self.store.get_procedures(ids):
+        for procedure in procedures:
             coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
             if coverage < self.tuning.keyword_floor:
                 continue
@@ -202,11 +223,15 @@ class Retriever:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _key_similarity(
+    def _source_tasks(self, procedures: Sequence[Procedure]) -> dict[int, str]:
+        return self.store.trajectory_tasks([tid for p in procedures for tid in p.source_trajectory_ids])
+
+    def _key_scores(
         self,
         procedure: Procedure,
-        keys: list[tuple[str, list[float]]],
-        query_vector: list[float],
+        keys: list[tuple[str, bytes]],
+        query: np.ndarray,
+        tasks: dict[int, str],
         terms: Sequence[str] | None = None,
     ) -> tuple[float, list[int]]:
         """The procedure's best key score, and its sources ordered by their task's key score.
@@ -214,14 +239,13 @@ class Retriever:
         A key's score is its cosine to the query, blended with the keyword coverage of its text
         when `terms` are given (the hybrid strategy).
         """
-        weight = self.tuning.vector_weight if terms is not None else 1.0
-        by_text = {
-            text: weight * _cosine(query_vector, vector)
-            + (1 - weight) * (keyword_coverage(terms, text) if terms is not None else 0.0)
-            for text, vector in keys
-        }
+        cosines = _cosines(query, keys)
+        if terms is not None:
+            weight = self.tuning.vector_weight
+            by_text = {t: weight * c + (1 - weight) * keyword_coverage(terms, t) for t, c in cosines.items()}
+        else:
+            by_text = cosines
         best = max(by_text.values(), default=0.0)
-        tasks = self.store.trajectory_tasks(procedure.source_trajectory_ids)
         sources = sorted(
             procedure.source_trajectory_ids, key=lambda tid: -by_text.get(key_text(tasks.get(tid, "")), -1.0)
         )

@@ -691,19 +691,19 @@ class SQLiteStore:
             result.setdefault(int(procedure_id), []).append(json.loads(vector_json))
         return result
 
-    def keys_with_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[tuple[str, list[float]]]]:
-        """Each procedure's embedded keys as (text, vector)."""
+    def keys_with_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
+        """Each procedure's embedded keys as (text, float32 vector bytes as sqlite-vec stores them)."""
         if not procedure_ids or not self.has_vector_table():
             return {}
         marks = ",".join("?" * len(procedure_ids))
         rows = self._execute(
-            "SELECT k.procedure_id, k.text, vec_to_json(v.embedding) FROM procedure_keys k "
+            "SELECT k.procedure_id, k.text, v.embedding FROM procedure_keys k "
             f"JOIN key_vectors v ON v.key_id = k.id WHERE k.procedure_id IN ({marks})",
             tuple(procedure_ids),
         ).fetchall()
-        result: dict[int, list[tuple[str, list[float]]]] = {}
-        for procedure_id, text, vector_json in rows:
-            result.setdefault(int(procedure_id), []).append((str(text), json.loads(vector_json)))
+        result: dict[int, list[tuple[str, bytes]]] = {}
+        for procedure_id, text, blob in rows:
+            result.setdefault(int(procedure_id), []).append((str(text), bytes(blob)))
         return result
 
     def procedures_with_key(self, namespace: str, text: str) -> list[int]:
