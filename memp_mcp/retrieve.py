@@ -14,6 +14,7 @@ This module scores; it does not write. The engine records the recall.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,10 +76,12 @@ def _cosines(query: np.ndarray, keys: list[tuple[str, bytes]]) -> dict[str, floa
     return {text: float(score) for (text, _), score in zip(keys, scores, strict=True)}
 
 
-def _vocabulary(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65_536)
+def _vocabulary(text: str) -> frozenset[str]:
+    """Stemmed words and joined pairs of a text (cached: key texts recur across recalls)."""
     tokens = words(text)
     stems = {_stem(t) for t in tokens}
-    return stems | {_stem(c) for c in compounds(tokens)}
+    return frozenset(stems | {_stem(c) for c in compounds(tokens)})
 
 
 def _stem(word: str) -> str:
