@@ -526,6 +526,67 @@ def bench_retrieval(
         print(json.dumps(results))
 
 
+@bench_app.command("latency")
+def bench_latency(
+    procedures: Annotated[
+        list[int] | None, typer.Option("--procedures", help="Database size; repeat for several (default 1000 and 10000).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Server runs per size (figures are medians).")] = 3,
+    recalls: Annotated[int, typer.Option(help="Recalls per run.")] = 200,
+    records: Annotated[int, typer.Option(help="record_trajectory calls per run.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+) -> None:
+    """Latency through the MCP protocol (stdio): recall, record, report, start-up, RSS, size on disk."""
+    from memp_mcp.bench.latency import run_latency
+    from memp_mcp.embedding import resolve_embedder
+
+    sizes = procedures or [1000, 10_000]
+    if any(size < 10 or size > 1_000_000 for size in sizes) or runs < 1 or recalls < 10 or records < 1:
+        _fail("--procedures must be 10..1,000,000, --runs >= 1, --recalls >= 10, --records >= 1")
+    settings = _settings()
+    try:
+        embedder = resolve_embedder(settings)
+    except MempError as exc:
+        _fail(str(exc))
+    env = {"MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir), "MEMP_LOG_LEVEL": "WARNING"}
+    if settings.model_dir:
+        env["MEMP_MODEL_DIR"] = str(settings.model_dir)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=errors) as bar:
+        bars: dict[int, Any] = {}
+
+        def on_build(done: int, total: int) -> None:
+            if total not in bars:
+                bars[total] = bar.add_task(f"building {total:,} procedures", total=total)
+            bar.update(bars[total], completed=done)
+
+        def on_run(size: int, run: int, figures: dict[str, Any]) -> None:
+            errors.print(
+                f"N={size:,} run {run + 1}: recall p95 {figures['recall_p95_ms']:.1f} ms, "
+                f"record p95 {figures['record_p95_ms']:.1f} ms, initialize {figures['initialize_s']:.2f} s"
+            )
+
+        results = run_latency(sizes, embedder, env=env, runs=runs, recalls=recalls, records=records,
+                              on_build=on_build, on_run=on_run)
+    table = Table(title=f"Latency over stdio (median [min-max] of {runs} runs)")
+    keys = ["recall_p50_ms", "recall_p95_ms", "recall_p99_ms", "record_p50_ms", "record_p95_ms", "report_p50_ms",
+            "initialize_s", "first_recall_s", "peak_rss_mb"]
+    table.add_column("figure")
+    for size in results["sizes"]:
+        table.add_column(f"N={int(size):,}", justify="right")
+    for key in keys:
+        cells = []
+        for figures in results["sizes"].values():
+            value = figures.get(key)
+            cells.append("n/a" if value is None else f"{value['median']:.2f} [{value['min']:.2f}-{value['max']:.2f}]")
+        table.add_row(key, *cells)
+    table.add_row("db size MB", *(str(f["db_mb_after_runs"]) for f in results["sizes"].values()))
+    table.add_row("build s", *(str(f["build_s"]) for f in results["sizes"].values()))
+    console.print(table)
+    if as_json:
+        print(json.dumps(results))
+
+
 def main() -> None:
     try:
         app()

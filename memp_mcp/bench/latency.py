@@ -1,0 +1,180 @@
+"""Latency through the protocol: what an agent pays to use the memory, at N procedures.
+
+For each size N a database is built once (synthetic procedures, embedded with the real model),
+then `memp-mcp serve` is started over stdio several times; each run measures the time from
+process start to the `initialize` answer and to the first recall (model load included), then
+recall, record_trajectory and report_outcome latencies, the server's peak RSS and the database
+size. Figures are medians over runs, with min and max to show the machine's noise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from memp_mcp.bench.synthetic import build_database, paraphrase, synthetic_tasks
+from memp_mcp.embedding import Embedder
+from memp_mcp.store import SQLiteStore
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _server_pid(marker: str) -> int | None:
+    """The pid of the server process whose command line or environment names `marker` (Linux /proc)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes() and b"serve" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def _peak_rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _db_size_mb(path: Path) -> float:
+    total = sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+    return total / (1024 * 1024)
+
+
+async def _one_run(db: Path, tasks: list[str], env: dict[str, str], recalls: int, records: int, seed: int) -> dict[str, Any]:
+    from mcp import Client, StdioServerParameters
+
+    rng = random.Random(seed)
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env={**os.environ, **env, "MEMP_DB_PATH": str(db)}
+    )
+    started = time.perf_counter()
+    async with Client(params) as client:
+        initialized = time.perf_counter() - started
+        first = await client.call_tool("recall_procedure", {"task": paraphrase(rng, rng.choice(tasks)), "k": 3})
+        first_recall = time.perf_counter() - started
+        if first.is_error:
+            raise RuntimeError(f"recall failed: {first.content}")
+        pid = _server_pid(str(db))
+        recall_ms: list[float] = []
+        recall_ids: list[str] = []
+        for _ in range(recalls):
+            query = paraphrase(rng, rng.choice(tasks))
+            t0 = time.perf_counter()
+            result = await client.call_tool("recall_procedure", {"task": query, "k": 3})
+            recall_ms.append(1000 * (time.perf_counter() - t0))
+            if result.is_error:
+                raise RuntimeError(f"recall failed: {result.content}")
+            recall_id = (result.structured_content or {}).get("recall_id")
+            if recall_id:
+                recall_ids.append(recall_id)
+        record_ms: list[float] = []
+        for item in synthetic_tasks(records, seed + 1000):
+            arguments = {
+                "task": item.task,
+                "steps": [s.model_dump(exclude_none=True) for s in item.steps],
+                "outcome": "success",
+            }
+            t0 = time.perf_counter()
+            result = await client.call_tool("record_trajectory", arguments)
+            record_ms.append(1000 * (time.perf_counter() - t0))
+            if result.is_error:
+                raise RuntimeError(f"record failed: {result.content}")
+        report_ms: list[float] = []
+        for index, recall_id in enumerate(recall_ids[:records]):
+            t0 = time.perf_counter()
+            result = await client.call_tool("report_outcome", {"recall_id": recall_id, "success": index % 4 != 0})
+            report_ms.append(1000 * (time.perf_counter() - t0))
+            if result.is_error:
+                raise RuntimeError(f"report failed: {result.content}")
+        rss = _peak_rss_mb(pid)
+    return {
+        "initialize_s": initialized,
+        "first_recall_s": first_recall,
+        "recall_p50_ms": percentile(recall_ms, 0.50),
+        "recall_p95_ms": percentile(recall_ms, 0.95),
+        "recall_p99_ms": percentile(recall_ms, 0.99),
+        "record_p50_ms": percentile(record_ms, 0.50),
+        "record_p95_ms": percentile(record_ms, 0.95),
+        "report_p50_ms": percentile(report_ms, 0.50),
+        "peak_rss_mb": rss,
+    }
+
+
+def run_latency(
+    sizes: list[int],
+    embedder: Embedder,
+    *,
+    env: dict[str, str],
+    runs: int = 3,
+    recalls: int = 200,
+    records: int = 50,
+    seed: int = 0,
+    workdir: Path | None = None,
+    on_build: Callable[[int, int], None] | None = None,
+    on_run: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Build each database, then measure `runs` server runs; returns figures per size."""
+    results: dict[str, Any] = {"runs": runs, "recalls_per_run": recalls, "records_per_run": records, "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="memp-latency-", dir=workdir) as tmp:
+        for size in sizes:
+            db = Path(tmp) / f"latency-{size}.db"
+            store = SQLiteStore(db)
+            store.bind_embedding_model(embedder.identity, embedder.dim)
+            built = 0
+            started = time.perf_counter()
+
+            def tick(n: int, size: int = size) -> None:
+                nonlocal built
+                built += n
+                if on_build:
+                    on_build(built, size)
+
+            tasks = build_database(store, embedder.embed, size, seed, progress=tick)
+            build_seconds = time.perf_counter() - started
+            store.close()
+            size_mb = _db_size_mb(db)
+            per_run = []
+            for run in range(runs):
+                figures = anyio.run(_one_run, db, tasks, env, recalls, records, seed + run)
+                per_run.append(figures)
+                if on_run:
+                    on_run(size, run, figures)
+            summary: dict[str, Any] = {"build_s": round(build_seconds, 1), "db_mb_before_runs": round(size_mb, 1)}
+            for key in per_run[0]:
+                values = [r[key] for r in per_run if r[key] is not None]
+                if values:
+                    summary[key] = {
+                        "median": round(statistics.median(values), 3),
+                        "min": round(min(values), 3),
+                        "max": round(max(values), 3),
+                    }
+            summary["db_mb_after_runs"] = round(_db_size_mb(db), 1)
+            results["sizes"][str(size)] = summary
+    return results

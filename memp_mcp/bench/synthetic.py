@@ -1,0 +1,186 @@
+"""Synthetic but realistic memory contents for the latency benchmark.
+
+Tasks and trajectories from several domains (household, software, data, operations, office),
+with varied phrasing, entity names and step lists of realistic length, so that the vector index,
+the full-text index and the merge check see the variety a real user's memory has.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from memp_mcp.build import extract_procedure
+from memp_mcp.models import Outcome, Step
+
+_DOMAINS: dict[str, dict[str, list[str]]] = {
+    "household": {
+        "verbs": ["put", "clean and put", "heat and put", "cool and put", "examine", "move", "bring"],
+        "things": ["mug", "soapbar", "apple", "egg", "plate", "knife", "book", "cellphone", "pillow", "lettuce",
+                   "tomato", "spraybottle", "keychain", "remotecontrol", "candle", "cloth", "vase", "pen"],
+        "places": ["cabinet", "drawer", "countertop", "fridge", "microwave", "shelf", "desk", "sofa", "bed",
+                   "garbagecan", "sinkbasin", "diningtable", "dresser", "armchair", "sidetable"],
+        "actions": ["go to {place} {n}", "open {place} {n}", "take {thing} {n} from {place} {n}",
+                    "put {thing} {n} in/on {place} {n}", "close {place} {n}", "examine {thing} {n}",
+                    "use desklamp {n}", "clean {thing} {n} with sinkbasin {n}"],
+    },
+    "software": {
+        "verbs": ["fix the failing test in", "add logging to", "upgrade the dependencies of", "profile",
+                  "refactor", "add type hints to", "release a new version of", "write docs for"],
+        "things": ["the payments service", "the auth module", "the CLI", "the web frontend", "the parser",
+                   "the billing worker", "the search API", "the mobile app", "the data importer"],
+        "places": ["the monorepo", "the staging branch", "the main branch", "a feature branch"],
+        "actions": ["git checkout -b fix-{n}", "pytest -x tests/test_{word}.py", "rg '{word}' src/",
+                    "edit src/{word}.py", "git commit -am 'fix {word}'", "pip install -U {word}",
+                    "python -m {word} --help", "git push origin fix-{n}", "open a pull request"],
+    },
+    "data": {
+        "verbs": ["clean", "deduplicate", "join", "aggregate", "export", "validate", "load", "chart"],
+        "things": ["the sales table", "customer records", "the events log", "invoices", "survey answers",
+                   "sensor readings", "the product catalog", "support tickets"],
+        "places": ["into parquet", "into the warehouse", "as CSV", "into a dashboard", "for the weekly report"],
+        "actions": ["SELECT count(*) FROM {word}", "df = pd.read_csv('{word}.csv')", "df.drop_duplicates()",
+                    "df.groupby('{word}').sum()", "COPY {word} TO '/tmp/{word}.csv'", "df.to_parquet('{word}.pq')",
+                    "check nulls in {word}", "plot {word} by week"],
+    },
+    "operations": {
+        "verbs": ["rotate the certificates of", "restart", "scale up", "back up", "upgrade", "debug a 502 on",
+                  "add monitoring to", "move to a new host"],
+        "things": ["the nginx proxy", "the postgres cluster", "the redis cache", "the kafka brokers",
+                   "the build runners", "the VPN gateway", "the object store"],
+        "places": ["in production", "in staging", "in the EU region", "on the edge nodes"],
+        "actions": ["ssh {word}-{n}", "systemctl status {word}", "journalctl -u {word} -n 200",
+                    "kubectl get pods -n {word}", "kubectl rollout restart deploy/{word}",
+                    "certbot renew --cert-name {word}", "df -h", "curl -I https://{word}.internal"],
+    },
+    "office": {
+        "verbs": ["schedule", "summarise", "file", "answer", "book", "prepare", "archive"],
+        "things": ["the quarterly review", "the travel expenses", "the onboarding notes", "the vendor contract",
+                   "the team offsite", "the hiring loop", "the board deck"],
+        "places": ["for next week", "in the shared drive", "with finance", "before Friday"],
+        "actions": ["open calendar", "search mail for '{word}'", "create folder {word}", "draft reply about {word}",
+                    "attach {word}.pdf", "send invite to {word} team", "move {word} to archive"],
+    },
+}
+_WORDS = ["alpha", "orders", "users", "metrics", "ledger", "catalog", "gateway", "worker", "session", "report",
+          "invoice", "cache", "backup", "search", "profile", "upload", "billing", "events", "audit", "config"]
+_OBSERVATIONS = [
+    "Done. {n} items affected.", "OK", "You see a {word} {n} and a {word} {m}.", "Nothing happens.",
+    "warning: {word} is deprecated; use {word}2 instead", "3 passed, 1 skipped in 0.{n}s",
+    "Error: {word} not found", "The {word} {n} is closed.", "You pick up the {word} {n}.",
+    "HTTP/1.1 200 OK content-length: {n}{m}", "{n} rows returned",
+]
+
+
+@dataclass(frozen=True)
+class SyntheticTask:
+    domain: str
+    task: str
+    steps: list[Step]
+
+
+def _task(rng: random.Random, domain: str) -> str:
+    vocabulary = _DOMAINS[domain]
+    thing = rng.choice(vocabulary["things"])
+    place = rng.choice(vocabulary["places"])
+    verb = rng.choice(vocabulary["verbs"])
+    if domain == "household":
+        return f"{verb} a {thing} in the {place}" if "put" in verb else f"{verb} the {thing} near the {place}"
+    detail = rng.choice(["", " quickly", " safely", " for the audit", " again", f" (ticket {rng.randint(100, 99999)})"])
+    return f"{verb} {thing} {place}{detail}"
+
+
+def _steps(rng: random.Random, domain: str, task: str) -> list[Step]:
+    vocabulary = _DOMAINS[domain]
+    words = [w for w in task.split() if len(w) > 3] or _WORDS
+    steps = []
+    for _ in range(rng.randint(8, 20)):
+        fill = {
+            "place": rng.choice(vocabulary["places"]).split()[-1],
+            "thing": rng.choice(words),
+            "word": rng.choice(_WORDS + words),
+            "n": rng.randint(1, 9),
+            "m": rng.randint(1, 9),
+        }
+        action = rng.choice(vocabulary["actions"]).format(**fill)
+        observation = " ".join(rng.choice(_OBSERVATIONS).format(**fill) for _ in range(rng.randint(1, 4)))
+        steps.append(Step(action=action, observation=observation))
+    return steps
+
+
+def synthetic_tasks(count: int, seed: int = 0) -> Iterator[SyntheticTask]:
+    """`count` tasks with trajectories; deterministic for a seed. Tasks may repeat, as real ones do."""
+    rng = random.Random(seed)
+    domains = list(_DOMAINS)
+    for _ in range(count):
+        domain = rng.choice(domains)
+        task = _task(rng, domain)
+        yield SyntheticTask(domain, task, _steps(rng, domain, task))
+
+
+def paraphrase(rng: random.Random, task: str) -> str:
+    """A query an agent might send for a stored task: reordered, shortened or reworded."""
+    forms = [
+        task,
+        f"how do I {task}",
+        f"{task} (like last time)",
+        " ".join(task.split()[: max(3, len(task.split()) - 2)]),
+        task.replace("the ", "").replace(" a ", " one "),
+    ]
+    return rng.choice(forms)
+
+
+def build_database(
+    memory_store: object,
+    embed: Callable[[list[str]], list[list[float]]] | None,
+    count: int,
+    seed: int = 0,
+    namespace: str = "default",
+    progress: Callable[[int], None] | None = None,
+    batch: int = 256,
+) -> list[str]:
+    """Fill a store with `count` procedures (each with its trajectory); returns their tasks.
+
+    Writes go straight to the store in batches (one transaction per batch), with the extractive
+    builder making each procedure: the same content `record` would store, built far faster.
+    """
+    from memp_mcp.retrieve import key_text
+    from memp_mcp.store import SQLiteStore
+
+    assert isinstance(memory_store, SQLiteStore)
+    store = memory_store
+    tasks: list[str] = []
+    pending: list[SyntheticTask] = []
+
+    def flush() -> None:
+        drafts = [extract_procedure(item.task, item.steps, Outcome.SUCCESS) for item in pending]
+        texts = [t for item, d in zip(pending, drafts, strict=True) for t in (d.when_to_use or d.title, key_text(item.task))]
+        vectors: list[list[float] | None] = list(embed(texts)) if embed else [None] * len(texts)
+        with store.transaction():
+            for index, (item, draft) in enumerate(zip(pending, drafts, strict=True)):
+                trajectory_id = store.add_trajectory(namespace, item.task, item.steps, Outcome.SUCCESS, "synthetic")
+                store.add_procedure(
+                    namespace,
+                    draft.title,
+                    draft.when_to_use or draft.title,
+                    draft.steps,
+                    draft.pitfalls,
+                    "extractive",
+                    "synthetic",
+                    [trajectory_id],
+                    trajectory_id,
+                    [(texts[2 * index], vectors[2 * index]), (texts[2 * index + 1], vectors[2 * index + 1])],
+                )
+        if progress:
+            progress(len(pending))
+        pending.clear()
+
+    for item in synthetic_tasks(count, seed):
+        tasks.append(item.task)
+        pending.append(item)
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
+    return tasks
