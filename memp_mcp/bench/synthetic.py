@@ -156,7 +156,9 @@ def build_database(
     def flush() -> None:
         drafts = [extract_procedure(item.task, item.steps, Outcome.SUCCESS) for item in pending]
         texts = [t for item, d in zip(pending, drafts, strict=True) for t in (d.when_to_use or d.title, key_text(item.task))]
-        vectors: list[list[float] | None] = list(embed(texts)) if embed else [None] * len(texts)
+        unique = list(dict.fromkeys(texts))
+        embedded = dict(zip(unique, embed(unique), strict=True)) if embed else {}
+        vectors = [embedded.get(text) for text in texts]
         with store.transaction():
             for index, (item, draft) in enumerate(zip(pending, drafts, strict=True)):
                 trajectory_id = store.add_trajectory(namespace, item.task, item.steps, Outcome.SUCCESS, "synthetic")
