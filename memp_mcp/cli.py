@@ -119,6 +119,15 @@ def model_pull(
     console.print(f"model ready in {path}")
 
 
+@model_app.command("list")
+def model_list() -> None:
+    """Models fastembed can load by name (MEMP_EMBEDDING_MODEL), with their dimensions."""
+    from memp_mcp.embedding import known_fastembed_models
+
+    for name, description in sorted(known_fastembed_models().items()):
+        print(f"{name}\t{description.get('dim')}")
+
+
 @model_app.command("check")
 def model_check() -> None:
     """Load the configured model and time it."""
