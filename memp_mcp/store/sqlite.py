@@ -45,6 +45,8 @@ from memp_mcp.text import fts_document
 logger = logging.getLogger(__name__)
 
 Vector = Sequence[float]
+# The largest k sqlite-vec accepts in a KNN query.
+MAX_KNN = 4096
 ProgressCallback = Callable[[int, int], None]
 
 _PROCEDURE_COLUMNS = (
@@ -70,7 +72,9 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._errors = driver.database_errors()
         self._conn = self._open()
-        self._in_transaction = False
+        # The thread whose transaction is open, if any: the store is shared by threads, and a
+        # write from one thread must not count as inside another thread's transaction.
+        self._transaction_owner: int | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -86,10 +90,13 @@ class SQLiteStore:
         try:
             conn = driver.connect(path)
         except self._errors as exc:
-            raise StoreError(f"cannot open the database {path}: {exc}") from None
+            raise self._open_error(str(exc)) from None
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(driver.BUSY_TIMEOUT_SECONDS * 1000)}")
+            # Read-only checks first: a file that is not ours, or is from a newer memp-mcp, must be
+            # left byte for byte as it was (switching it to WAL would already rewrite its header).
+            self._check_existing(conn)
             # WAL lets readers in other processes go on while one writes; NORMAL sync in WAL
             # mode keeps every committed transaction through a process crash.
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -102,35 +109,58 @@ class SQLiteStore:
             raise
         except self._errors as exc:
             conn.close()
-            message = str(exc)
-            if "not a database" in message or "malformed" in message:
-                raise StoreError(
-                    f"{path} is not a memp-mcp database or is corrupt ({message}); "
-                    "move it aside or point MEMP_DB_PATH at another file"
-                ) from None
-            if "readonly" in message or "read-only" in message:
-                raise StoreError(f"database {path} is read-only: {message}") from None
-            raise StoreError(f"cannot open the database {path}: {message}") from None
+            raise self._open_error(str(exc)) from None
         return conn
 
-    def _migrate(self, conn: Any) -> None:
+    def _open_error(self, message: str) -> StoreError:
+        """A StoreError saying, in words a user can act on, why the file could not be opened."""
+        path = self.path
+        if "not a database" in message or "malformed" in message:
+            return StoreError(
+                f"{path} is not a memp-mcp database or is corrupt ({message}); "
+                "move it aside or point MEMP_DB_PATH at another file"
+            )
+        if "readonly" in message or "read-only" in message:
+            return StoreError(
+                f"database {path} is read-only ({message}); make it and its folder writable, "
+                "or point MEMP_DB_PATH at another file"
+            )
+        if "unable to open" in message:
+            return StoreError(
+                f"cannot open or create the database {path} ({message}); check that its folder is writable, "
+                "or point MEMP_DB_PATH at another file"
+            )
+        return StoreError(f"cannot open the database {path}: {message}")
+
+    def _check_existing(self, conn: Any) -> None:
+        """Refuse, without writing anything, a database that is not memp-mcp's or is too new."""
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "schema_migrations" not in tables:
+        if not tables:
+            return
+        if "schema_migrations" not in tables:
             raise StoreError(
                 f"{self.path} is a SQLite database but not a memp-mcp one; point MEMP_DB_PATH at another file"
             )
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        self._check_not_too_new(int(current))
+
+    def _check_not_too_new(self, current: int) -> None:
+        if current > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"{self.path} has schema version {current}, newer than this memp-mcp understands "
+                f"({LATEST_VERSION}); upgrade memp-mcp (pip install -U memp-mcp)"
+            )
+
+    def _migrate(self, conn: Any) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
+            # Checked again under the write lock: another process may have migrated meanwhile.
             current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
-            if current > LATEST_VERSION:
-                raise SchemaTooNewError(
-                    f"{self.path} has schema version {current}, newer than this memp-mcp understands "
-                    f"({LATEST_VERSION}); upgrade memp-mcp (pip install -U memp-mcp)"
-                )
+            self._check_not_too_new(int(current))
             for version, name, sql in MIGRATIONS:
                 if version <= current:
                     continue
@@ -143,7 +173,8 @@ class SQLiteStore:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
@@ -162,26 +193,32 @@ class SQLiteStore:
     def transaction(self) -> Iterator[None]:
         """One logical write: all of it is committed, or none of it. Re-entrant."""
         with self._lock:
-            if self._in_transaction:
+            if self._transaction_owner is not None:
+                # Only the owning thread can get here: the lock is held for the whole transaction.
                 yield
                 return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except self._errors as exc:
                 raise StoreError(f"cannot write to {self.path}: {exc}") from None
-            self._in_transaction = True
+            self._transaction_owner = threading.get_ident()
             try:
                 yield
             except BaseException:
-                self._in_transaction = False
-                self._conn.execute("ROLLBACK")
+                self._transaction_owner = None
+                self._rollback()
                 raise
-            self._in_transaction = False
+            self._transaction_owner = None
             try:
                 self._conn.execute("COMMIT")
             except self._errors as exc:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise StoreError(f"cannot write to {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so (it does after some errors)."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._lock:
@@ -194,7 +231,7 @@ class SQLiteStore:
                 raise
 
     def _write(self) -> None:
-        if not self._in_transaction:
+        if self._transaction_owner != threading.get_ident():
             raise RuntimeError("store writes must run inside store.transaction()")
 
     # -- meta and embedding model ---------------------------------------------------------
@@ -665,10 +702,14 @@ class SQLiteStore:
         """
         if not self.has_vector_table():
             return []
+        bound = self.embedding_model()
+        if bound is not None and len(vector) != bound[1]:
+            raise InvalidInputError(f"query vector has {len(vector)} dimensions, the database uses {bound[1]}")
+        # Several keys may belong to one procedure, hence more keys than k; sqlite-vec caps k.
         rows = self._execute(
             "SELECT procedure_id, distance FROM key_vectors WHERE embedding MATCH ? AND k = ? "
             "AND namespace = ? AND active = 1 ORDER BY distance",
-            (sqlite_vec.serialize_float32(vector), max(1, k) * 4, namespace),
+            (sqlite_vec.serialize_float32(vector), min(max(1, k) * 4, MAX_KNN), namespace),
         ).fetchall()
         best: dict[int, float] = {}
         for procedure_id, distance in rows:
@@ -739,11 +780,18 @@ class SQLiteStore:
 
         The score is the negated bm25 rank, so larger is better.
         """
-        rows = self._execute(
-            "SELECT p.id, -bm25(procedure_fts) AS score FROM procedure_fts JOIN procedures p ON p.id = procedure_fts.rowid "
-            "WHERE procedure_fts MATCH ? AND p.namespace = ? AND p.status = 'active' ORDER BY score DESC LIMIT ?",
-            (match_query, namespace, k),
-        ).fetchall()
+        try:
+            rows = self._execute(
+                "SELECT p.id, -bm25(procedure_fts) AS score FROM procedure_fts "
+                "JOIN procedures p ON p.id = procedure_fts.rowid "
+                "WHERE procedure_fts MATCH ? AND p.namespace = ? AND p.status = 'active' ORDER BY score DESC LIMIT ?",
+                (match_query, namespace, k),
+            ).fetchall()
+        except self._errors as exc:
+            # The statement is fixed, so a failure here is the expression's fault.
+            raise InvalidInputError(
+                f"not a valid full-text query: {match_query!r} ({exc}); build it with text.fts_match_query"
+            ) from None
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def random_procedures(self, namespace: str, k: int, rng: random.Random) -> list[int]:
@@ -757,7 +805,9 @@ class SQLiteStore:
 
     # -- recall events -------------------------------------------------------------------
 
-    def add_recall_event(self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str) -> None:
+    def add_recall_event(
+        self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str
+    ) -> None:
         self._write()
         self._execute(
             "INSERT INTO recall_events (id, namespace, task, procedure_ids_json, strategy, created_at) "

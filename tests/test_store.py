@@ -1,0 +1,630 @@
+"""The SQLite store: round trips, vector and keyword search, versions, status, migrations,
+model binding, concurrency, and refusing files it must not touch."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError, NotFoundError, SchemaTooNewError, StoreError
+from memp_mcp.models import Outcome, ProcedureStatus, Step
+from memp_mcp.store import SQLiteStore, driver, migrations
+from memp_mcp.store import sqlite as sqlite_module
+from memp_mcp.text import fts_match_query
+
+from .conftest import FakeEmbedder
+
+NS = "default"
+
+TASKS = {
+    "mug": "put a clean mug on the coffee machine",
+    "lamp": "examine the book under the desk lamp",
+    "apple": "heat an apple with the microwave and put it in the fridge",
+}
+
+
+def _add(store: SQLiteStore, embedder: FakeEmbedder | None, task: str, namespace: str = NS) -> int:
+    """A trajectory and the procedure built from it, keyed by the task text (with a vector if given)."""
+    vector = embedder.embed([task])[0] if embedder else None
+    with store.transaction():
+        trajectory_id = store.add_trajectory(
+            namespace, task, [Step(action=f"do {task}", observation="done")], Outcome.SUCCESS, agent="tester"
+        )
+        return store.add_procedure(
+            namespace,
+            title=f"How to {task}",
+            when_to_use=task,
+            steps=[f"go and {task}"],
+            pitfalls=[],
+            source="agent",
+            author="tester",
+            source_trajectory_ids=[trajectory_id],
+            exemplar_trajectory_id=trajectory_id,
+            keys=[(task, vector)],
+        )
+
+
+def _bound(store: SQLiteStore, embedder: FakeEmbedder) -> dict[str, int]:
+    store.bind_embedding_model(embedder.identity, embedder.dim)
+    return {name: _add(store, embedder, task) for name, task in TASKS.items()}
+
+
+# -- round trips ---------------------------------------------------------------------------
+
+
+def test_trajectory_round_trip(store: SQLiteStore) -> None:
+    steps = [
+        Step(action="go to countertop 1", observation="You see a mug 1.", thought="the mug is usually here"),
+        Step(action="take mug 1 from countertop 1"),
+    ]
+    with store.transaction():
+        trajectory_id = store.add_trajectory("proj-a", "put a mug on the shelf", steps, Outcome.FAILURE, "gpt", 0.25)
+    got = store.get_trajectory(trajectory_id)
+    assert got.id == trajectory_id
+    assert got.namespace == "proj-a"
+    assert got.task == "put a mug on the shelf"
+    assert got.steps == steps
+    assert got.outcome is Outcome.FAILURE
+    assert (got.agent, got.score) == ("gpt", 0.25)
+    assert store.namespaces() == ["proj-a"]
+    assert store.count_trajectories("proj-a") == 1
+    assert store.count_trajectories("other") == 0
+    with pytest.raises(NotFoundError):
+        store.get_trajectory(trajectory_id + 100)
+
+
+def test_procedure_round_trip(store: SQLiteStore) -> None:
+    with store.transaction():
+        t1 = store.add_trajectory(NS, "put a mug on the shelf", [Step(action="a")], Outcome.SUCCESS)
+        t2 = store.add_trajectory(NS, "put a cup on the shelf", [Step(action="b")], Outcome.SUCCESS)
+        procedure_id = store.add_procedure(
+            NS,
+            title="Put {object} on {receptacle}",
+            when_to_use="moving an object onto a receptacle",
+            steps=["go to {object}", "take {object}", "put {object} on {receptacle}"],
+            pitfalls=["check the shelf is reachable"],
+            source="agent",
+            author="claude",
+            source_trajectory_ids=[t1, t2],
+            exemplar_trajectory_id=t1,
+            keys=[("put a mug on the shelf", None), ("moving an object onto a receptacle", None)],
+        )
+    got = store.get_procedure(procedure_id)
+    assert got.title == "Put {object} on {receptacle}"
+    assert got.steps == ["go to {object}", "take {object}", "put {object} on {receptacle}"]
+    assert got.pitfalls == ["check the shelf is reachable"]
+    assert got.status is ProcedureStatus.ACTIVE
+    assert got.version == 1
+    assert (got.source, got.author) == ("agent", "claude")
+    assert got.source_trajectory_ids == [t1, t2]
+    assert got.exemplar_trajectory_id == t1
+    assert got.support_count == 2
+    assert (got.retrieved_count, got.success_count, got.failure_count) == (0, 0, 0)
+    assert store.keys(procedure_id) == ["put a mug on the shelf", "moving an object onto a receptacle"]
+    assert [p.id for p in store.get_procedures([procedure_id, 999])] == [procedure_id]
+    with pytest.raises(NotFoundError):
+        store.get_procedure(999)
+
+
+def test_writes_outside_a_transaction_are_refused(store: SQLiteStore) -> None:
+    with pytest.raises(RuntimeError, match="transaction"):
+        store.add_trajectory(NS, "task", [Step(action="a")], Outcome.SUCCESS)
+    assert store.count_trajectories() == 0
+
+
+def test_write_outside_transaction_refused_while_another_thread_is_in_one(store: SQLiteStore) -> None:
+    """The transaction belongs to the thread that opened it, not to the whole store."""
+    inside, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def holder() -> None:
+        with store.transaction():
+            store.add_trajectory(NS, "held", [Step(action="a")], Outcome.SUCCESS)
+            inside.set()
+            release.wait(5)
+
+    def intruder() -> None:
+        try:
+            store.add_trajectory(NS, "intruder", [Step(action="a")], Outcome.SUCCESS)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=intruder)
+    second.start()
+    second.join(5)
+    release.set()
+    first.join(5)
+    assert len(errors) == 1
+    assert store.count_trajectories() == 1
+
+
+def test_failed_transaction_leaves_nothing(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    kept = _add(store, fake_embedder, TASKS["mug"])
+    with pytest.raises(ZeroDivisionError), store.transaction():
+        trajectory_id = store.add_trajectory(NS, TASKS["lamp"], [Step(action="a")], Outcome.SUCCESS)
+        store.add_procedure(
+            "other-ns",
+            "t",
+            TASKS["lamp"],
+            ["s"],
+            [],
+            "agent",
+            None,
+            [trajectory_id],
+            trajectory_id,
+            [(TASKS["lamp"], fake_embedder.embed([TASKS["lamp"]])[0])],
+        )
+        store.set_status(kept, ProcedureStatus.DEPRECATED)
+        1 / 0  # noqa: B018
+    assert store.count_trajectories() == 1
+    assert store.count_procedures() == 1
+    assert store.namespaces() == [NS]
+    assert store.get_procedure(kept).status is ProcedureStatus.ACTIVE
+    assert store.integrity_problems() == []
+    # The store is usable afterwards.
+    _add(store, fake_embedder, TASKS["apple"])
+    assert store.count_procedures() == 2
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+def test_vector_search_ranks_the_matching_procedure_first(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    ids = _bound(store, fake_embedder)
+    for name, task in TASKS.items():
+        hits = store.vector_search(NS, fake_embedder.embed([task])[0], k=3)
+        assert hits[0][0] == ids[name]
+        assert hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert all(hits[0][1] > score for _, score in hits[1:])
+    # A paraphrase sharing words still finds the right one first.
+    hits = store.vector_search(NS, fake_embedder.embed(["the desk lamp and the book"])[0], k=3)
+    assert hits[0][0] == ids["lamp"]
+    # Another namespace sees nothing.
+    assert store.vector_search("elsewhere", fake_embedder.embed([TASKS["mug"]])[0], k=3) == []
+
+
+def test_vector_search_best_key_wins_and_k_is_respected(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    ids = _bound(store, fake_embedder)
+    extra = "slice a tomato with a knife"
+    with store.transaction():
+        assert store.add_keys(ids["apple"], [(extra, fake_embedder.embed([extra])[0])]) == 1
+        # The same key again is not new.
+        assert store.add_keys(ids["apple"], [(extra, fake_embedder.embed([extra])[0])]) == 0
+    hits = store.vector_search(NS, fake_embedder.embed([extra])[0], k=1)
+    assert len(hits) == 1
+    assert hits[0][0] == ids["apple"]
+    # A large k is capped to what sqlite-vec accepts instead of failing.
+    assert {pid for pid, _ in store.vector_search(NS, fake_embedder.embed([extra])[0], k=5000)} == set(ids.values())
+
+
+def test_vector_of_wrong_dimension_is_refused(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    _bound(store, fake_embedder)
+    with pytest.raises(InvalidInputError, match="dimensions"):
+        store.vector_search(NS, [0.1] * (fake_embedder.dim + 1), k=3)
+    with pytest.raises(InvalidInputError, match="dimensions"), store.transaction():
+        _add(store, None, "a task without a vector")
+        key_id = store.keys_without_vectors()[0][0]
+        store.store_key_vectors([(key_id, [0.1] * 3)])
+
+
+def test_keyword_search_finds_by_words(store: SQLiteStore) -> None:
+    ids = {name: _add(store, None, task) for name, task in TASKS.items()}
+    query = fts_match_query("where is the coffee machine?")
+    assert query is not None
+    hits = store.keyword_search(NS, query, k=5)
+    assert [pid for pid, _ in hits] == [ids["mug"]]
+    assert hits[0][1] > 0
+    # Compounds: "desklamp" written as one word finds "desk lamp".
+    query = fts_match_query("look at the desklamp")
+    assert query is not None
+    assert [pid for pid, _ in store.keyword_search(NS, query, k=5)] == [ids["lamp"]]
+    # Porter stemming: "heating apples" finds "heat an apple".
+    query = fts_match_query("heating apples")
+    assert query is not None
+    assert store.keyword_search(NS, query, k=5)[0][0] == ids["apple"]
+    assert store.keyword_search("elsewhere", query, k=5) == []
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '"AND (',
+        "NEAR(",
+        "*",
+        "'; DROP TABLE procedures; --",
+        'title: mug OR body:"',
+        "mug* AND NOT ^lamp",
+        "NEAR(mug lamp, 2) \" ' ` \\ ) (",
+        "{body} : - + ^",
+        "ÄÖÜ 中文 \u0000 emoji 🙂",
+    ],
+)
+def test_keyword_search_with_hostile_text_does_not_raise(store: SQLiteStore, hostile: str) -> None:
+    mug = _add(store, None, TASKS["mug"])
+    query = fts_match_query(hostile + " coffee")
+    assert query is not None
+    assert store.keyword_search(NS, query, k=5)[0][0] == mug
+    bare = fts_match_query(hostile)
+    if bare is not None:
+        store.keyword_search(NS, bare, k=5)
+    assert store.count_procedures() == 1
+    assert store.integrity_problems() == []
+
+
+def test_keyword_search_with_raw_bad_syntax_is_an_input_error(store: SQLiteStore) -> None:
+    _add(store, None, TASKS["mug"])
+    with pytest.raises(InvalidInputError):
+        store.keyword_search(NS, '"AND (', k=5)
+
+
+def test_list_procedures_text_filter_is_literal(store: SQLiteStore) -> None:
+    ids = {name: _add(store, None, task) for name, task in TASKS.items()}
+    assert [p.id for p in store.list_procedures(NS, text="desk lamp")] == [ids["lamp"]]
+    assert store.list_procedures(NS, text="%") == []
+    assert store.list_procedures(NS, text="_") == []
+
+
+# -- versions and status -------------------------------------------------------------------
+
+
+def test_revise_procedure_keeps_the_previous_version(store: SQLiteStore) -> None:
+    procedure_id = _add(store, None, TASKS["mug"])
+    before = store.get_procedure(procedure_id)
+    with store.transaction():
+        after = store.revise_procedure(
+            procedure_id,
+            reason="failed when the mug was dirty",
+            changed_by="claude",
+            steps=["rinse the mug", "put the mug on the coffee machine"],
+            pitfalls=["a dirty mug is refused"],
+        )
+    assert after.version == 2
+    assert after.steps == ["rinse the mug", "put the mug on the coffee machine"]
+    assert after.pitfalls == ["a dirty mug is refused"]
+    assert after.title == before.title
+    [old] = store.versions(procedure_id)
+    assert old.version == 1
+    assert old.steps == before.steps
+    assert old.pitfalls == before.pitfalls
+    assert (old.reason, old.changed_by) == ("failed when the mug was dirty", "claude")
+    # The revised text is searchable; the old step text alone is not indexed any more.
+    query = fts_match_query("rinse")
+    assert query is not None
+    assert [pid for pid, _ in store.keyword_search(NS, query, k=5)] == [procedure_id]
+    with store.transaction():
+        third = store.revise_procedure(procedure_id, reason="retitle", changed_by=None, title="Mug on machine")
+    assert third.version == 3
+    assert [v.version for v in store.versions(procedure_id)] == [1, 2]
+    assert store.versions(procedure_id)[1].steps == after.steps
+
+
+def test_deprecated_procedures_leave_search_and_come_back(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    ids = _bound(store, fake_embedder)
+    vector = fake_embedder.embed([TASKS["mug"]])[0]
+    query = fts_match_query(TASKS["mug"])
+    assert query is not None
+    assert store.vector_search(NS, vector, k=3)[0][0] == ids["mug"]
+    with store.transaction():
+        store.set_status(ids["mug"], ProcedureStatus.DEPRECATED)
+    assert ids["mug"] not in {pid for pid, _ in store.vector_search(NS, vector, k=3)}
+    assert ids["mug"] not in {pid for pid, _ in store.keyword_search(NS, query, k=5)}
+    assert store.procedures_with_key(NS, TASKS["mug"]) == []
+    assert store.count_procedures(NS, ProcedureStatus.DEPRECATED) == 1
+    assert store.get_procedure(ids["mug"]).status is ProcedureStatus.DEPRECATED
+    with store.transaction():
+        store.set_status(ids["mug"], ProcedureStatus.ACTIVE)
+    assert store.vector_search(NS, vector, k=3)[0][0] == ids["mug"]
+    assert store.keyword_search(NS, query, k=5)[0][0] == ids["mug"]
+    assert store.integrity_problems() == []
+    with pytest.raises(NotFoundError), store.transaction():
+        store.set_status(12345, ProcedureStatus.DEPRECATED)
+
+
+def test_recall_events_and_stats(store: SQLiteStore) -> None:
+    procedure_id = _add(store, None, TASKS["mug"])
+    with store.transaction():
+        store.add_recall_event("r1", NS, TASKS["mug"], [procedure_id], "hybrid")
+    event = store.get_recall_event("r1")
+    assert event.procedure_ids == [procedure_id]
+    assert not event.reported
+    with store.transaction():
+        store.mark_recall_reported("r1", success=False)
+        store.bump_stats(procedure_id, failed=1)
+    assert store.get_recall_event("r1").success is False
+    got = store.get_procedure(procedure_id)
+    assert (got.retrieved_count, got.failure_count) == (1, 1)
+    stats = store.stats(NS)
+    assert (stats.trajectories, stats.procedures_active, stats.recalls) == (1, 1, 1)
+    with pytest.raises(NotFoundError):
+        store.get_recall_event("nope")
+
+
+def test_integrity_problems_empty_after_normal_use_and_detects_drift(
+    store: SQLiteStore, fake_embedder: FakeEmbedder
+) -> None:
+    ids = _bound(store, fake_embedder)
+    with store.transaction():
+        store.revise_procedure(ids["lamp"], reason="r", changed_by=None, steps=["read the book"])
+        store.set_status(ids["apple"], ProcedureStatus.DEPRECATED)
+        store.add_keys(ids["mug"], [("another key", None)])
+    assert store.integrity_problems() == []
+    with store.transaction():
+        store._execute("DELETE FROM procedure_fts WHERE rowid = ?", (ids["mug"],))
+    assert any("full-text" in problem for problem in store.integrity_problems())
+
+
+# -- embedding model binding and reindex ------------------------------------------------
+
+
+def test_model_mismatch_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with SQLiteStore(path) as first:
+        first.bind_embedding_model("model-a", 64)
+        first.bind_embedding_model("model-a", 64)  # the same model again is fine
+        assert first.embedding_model() == ("model-a", 64)
+    with SQLiteStore(path) as second:
+        with pytest.raises(EmbeddingModelMismatchError, match="model-a"):
+            second.bind_embedding_model("model-b", 64)
+        with pytest.raises(EmbeddingModelMismatchError):
+            second.bind_embedding_model("model-a", 32)
+        assert second.embedding_model() == ("model-a", 64)
+
+
+def test_reindex_replaces_vectors_and_rebinds(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    ids = _bound(store, fake_embedder)
+    with store.transaction():
+        store.set_status(ids["apple"], ProcedureStatus.DEPRECATED)
+    other = FakeEmbedder(dim=32, identity="fake-other@2")
+    progress: list[tuple[int, int]] = []
+    count = store.reindex(
+        other.identity, other.dim, other.embed, progress=lambda d, t: progress.append((d, t)), batch_size=2
+    )
+    assert count == 3
+    assert progress == [(2, 3), (3, 3)]
+    assert store.embedding_model() == (other.identity, other.dim)
+    vectors = store.key_vectors(list(ids.values()))
+    assert all(len(v) == 32 for vs in vectors.values() for v in vs)
+    assert vectors[ids["mug"]][0] == pytest.approx(other.embed([TASKS["mug"]])[0], abs=1e-6)
+    assert store.vector_search(NS, other.embed([TASKS["lamp"]])[0], k=3)[0][0] == ids["lamp"]
+    # Deprecated procedures stay out of search after a reindex.
+    assert ids["apple"] not in {p for p, _ in store.vector_search(NS, other.embed([TASKS["apple"]])[0], k=3)}
+    assert store.keys_without_vectors() == []
+    assert store.integrity_problems() == []
+    with pytest.raises(EmbeddingModelMismatchError):
+        store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    store.bind_embedding_model(other.identity, other.dim)
+
+
+def test_failed_reindex_keeps_the_old_model(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    ids = _bound(store, fake_embedder)
+
+    def broken(texts: list[str]) -> list[list[float]]:
+        raise OSError("model crashed")
+
+    with pytest.raises(OSError, match="model crashed"):
+        store.reindex("fake-other@2", 32, broken)
+    assert store.embedding_model() == (fake_embedder.identity, fake_embedder.dim)
+    assert store.vector_search(NS, fake_embedder.embed([TASKS["mug"]])[0], k=1)[0][0] == ids["mug"]
+
+
+def test_keys_added_before_binding_are_embedded_later(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    procedure_id = _add(store, None, TASKS["lamp"])
+    assert store.vector_search(NS, fake_embedder.embed([TASKS["lamp"]])[0], k=1) == []
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    pending = store.keys_without_vectors()
+    assert [text for _, text in pending] == [TASKS["lamp"]]
+    vectors = fake_embedder.embed([text for _, text in pending])
+    store.store_key_vectors([(key_id, v) for (key_id, _), v in zip(pending, vectors, strict=True)])
+    assert store.keys_without_vectors() == []
+    assert store.vector_search(NS, fake_embedder.embed([TASKS["lamp"]])[0], k=1)[0][0] == procedure_id
+
+
+# -- migrations ----------------------------------------------------------------------------
+
+
+def test_new_database_is_at_the_latest_schema(store: SQLiteStore) -> None:
+    assert store.schema_version() == migrations.LATEST_VERSION
+
+
+def test_older_schema_is_upgraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.db"
+    extra = (
+        migrations.LATEST_VERSION + 1,
+        "add_notes",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n"
+        "-- a comment line; with a semicolon\n"
+        "CREATE INDEX notes_by_body ON notes(body);",
+    )
+    # The database as the current release writes it, with data in it.
+    with SQLiteStore(path) as old:
+        _add(old, None, TASKS["mug"])
+        assert old.schema_version() == migrations.LATEST_VERSION
+    # A newer release with one more migration opens it and upgrades it in place.
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*migrations.MIGRATIONS, extra])
+    monkeypatch.setattr(sqlite_module, "LATEST_VERSION", extra[0])
+    with SQLiteStore(path) as upgraded:
+        assert upgraded.schema_version() == extra[0]
+        assert upgraded.count_procedures() == 1
+        with upgraded.transaction():
+            upgraded._execute("INSERT INTO notes (body) VALUES ('x')")
+    with SQLiteStore(path) as again:  # applied once, not twice
+        assert again.schema_version() == extra[0]
+
+
+def test_empty_schema_migrations_is_upgraded_from_zero(tmp_path: Path) -> None:
+    """A file holding only an empty schema_migrations table (version 0) gets every migration."""
+    path = tmp_path / "zero.db"
+    conn = driver.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    conn.close()
+    with SQLiteStore(path) as upgraded:
+        assert upgraded.schema_version() == migrations.LATEST_VERSION
+        _add(upgraded, None, TASKS["lamp"])
+        assert upgraded.count_procedures() == 1
+
+
+def test_failed_migration_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "half.db"
+    with SQLiteStore(path):
+        pass
+    broken = (migrations.LATEST_VERSION + 1, "broken", "CREATE TABLE fine (x INTEGER);\nTHIS IS NOT SQL")
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*migrations.MIGRATIONS, broken])
+    monkeypatch.setattr(sqlite_module, "LATEST_VERSION", broken[0])
+    with pytest.raises(StoreError):
+        SQLiteStore(path)
+    monkeypatch.undo()
+    with SQLiteStore(path) as reopened:
+        assert reopened.schema_version() == migrations.LATEST_VERSION
+        assert reopened._execute("SELECT name FROM sqlite_master WHERE name = 'fine'").fetchone() is None
+
+
+def _make_too_new(path: Path, journal_mode: str) -> None:
+    with SQLiteStore(path) as store:
+        _add(store, None, TASKS["mug"])
+        with store.transaction():
+            store._execute("INSERT INTO schema_migrations VALUES (999, 'from_the_future', '2030-01-01')")
+    conn = driver.connect(path)
+    conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+    conn.close()
+
+
+@pytest.mark.parametrize("journal_mode", ["WAL", "DELETE"])
+def test_schema_too_new_is_refused_and_left_unchanged(tmp_path: Path, journal_mode: str) -> None:
+    path = tmp_path / "future.db"
+    _make_too_new(path, journal_mode)
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNewError, match="999"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+# -- files the store must refuse ------------------------------------------------------------
+
+
+def test_directory_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory"):
+        SQLiteStore(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores file permissions")
+def test_unwritable_location_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match=str(locked)):
+            SQLiteStore(locked / "memory.db")
+        with pytest.raises(StoreError):
+            SQLiteStore(locked / "sub" / "memory.db")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_corrupt_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(random.Random(7).randbytes(64 * 1024))
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a memp-mcp database or is corrupt"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.db"]
+
+
+def test_text_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="corrupt"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("journal_mode", ["DELETE", "WAL"])
+def test_foreign_sqlite_database_is_refused_and_untouched(tmp_path: Path, journal_mode: str) -> None:
+    path = tmp_path / "other.db"
+    conn = driver.connect(path)
+    conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('ada')")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a memp-mcp one"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+    conn = driver.connect(path)
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["customers"]
+    conn.close()
+
+
+def test_empty_file_becomes_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == migrations.LATEST_VERSION
+
+
+# -- concurrency --------------------------------------------------------------------------
+
+
+def test_two_stores_on_one_file_write_at_once(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    path = tmp_path / "shared.db"
+    per_thread = 40
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+    written: dict[int, list[int]] = {0: [], 1: []}
+
+    def writer(number: int) -> None:
+        try:
+            barrier.wait(5)
+            with SQLiteStore(path) as store:  # both open (and migrate) at once too
+                store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+                for i in range(per_thread):
+                    written[number].append(_add(store, fake_embedder, f"writer {number} task {i} fetch a mug"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with SQLiteStore(path) as store:
+        assert store.count_trajectories() == 2 * per_thread
+        assert store.count_procedures() == 2 * per_thread
+        assert sorted(written[0] + written[1]) == sorted(p.id for p in store.list_procedures(limit=1000))
+        assert store.integrity_problems() == []
+
+
+def test_one_store_shared_by_threads(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    errors: list[BaseException] = []
+
+    def worker(number: int) -> None:
+        try:
+            for i in range(15):
+                _add(store, fake_embedder, f"thread {number} item {i}")
+                store.vector_search(NS, fake_embedder.embed([f"thread {number}"])[0], k=3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert store.count_procedures() == 60
+    assert store.integrity_problems() == []
