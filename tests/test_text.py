@@ -78,7 +78,7 @@ def test_fts_queries_match_what_they_should(fts: Any) -> None:
 
 @pytest.mark.parametrize(
     "hostile",
-    ['"AND (', "NEAR(", "*", "'; DROP TABLE docs; --", "body:mug", "^mug", "mug*", "{body}: x", "\\\"", "- + :"],
+    ['"AND (', "NEAR(", "*", "'; DROP TABLE docs; --", "body:mug", "^mug", "mug*", "{body}: x", '\\"', "- + :"],
 )
 def test_hostile_text_never_breaks_the_query(fts: Any, hostile: str) -> None:
     query = fts_match_query(hostile + " mug")
