@@ -67,13 +67,18 @@ def _unit(vector: Sequence[float] | bytes) -> np.ndarray:
     return array / norm if norm else array
 
 
-def _cosines(query: np.ndarray, keys: list[tuple[str, bytes]]) -> dict[str, float]:
-    """Cosine of the (unit) query with each key vector, by key text."""
-    if not keys:
+def _cosines(query: np.ndarray, keyed: dict[int, list[tuple[str, bytes]]]) -> dict[int, dict[str, float]]:
+    """Cosine of the (unit) query with every key vector of every candidate, in one matrix product."""
+    flat = [(pid, text, blob) for pid, keys in keyed.items() for text, blob in keys]
+    if not flat:
         return {}
-    matrix = np.vstack([_unit(blob) for _, blob in keys])
-    scores = matrix @ query
-    return {text: float(score) for (text, _), score in zip(keys, scores, strict=True)}
+    matrix = np.frombuffer(b"".join(blob for _, _, blob in flat), dtype=np.float32).reshape(len(flat), -1)
+    norms = np.linalg.norm(matrix, axis=1)
+    scores = (matrix @ query) / np.where(norms == 0, 1.0, norms)
+    result: dict[int, dict[str, float]] = {}
+    for (pid, text, _), score in zip(flat, scores.tolist(), strict=True):
+        result.setdefault(pid, {})[text] = score
+    return result
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -98,6 +103,11 @@ def _stem(word: str) -> str:
 def query_terms(task: str) -> list[str]:
     """The task's keywords, with adjacent pairs joined when the pair is the way a name is spelt."""
     return [_stem(w) for w in keywords(task)]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _cached_coverage(terms: tuple[str, ...], document: str) -> float:
+    return keyword_coverage(terms, document)
 
 
 def keyword_coverage(terms: Sequence[str], document: str) -> float:
@@ -151,14 +161,13 @@ class Retriever:
         ids = list(dict.fromkeys(ids))
         terms = query_terms(task)
         procedures = self.store.get_procedures(ids)
-        keyed = self.store.keys_with_vectors(ids)
+        cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
         tasks = self._source_tasks(procedures)
-        query = _unit(query_vector)
         scored = []
         for procedure in procedures:
             # Each key (a task the procedure served, or its family) is scored by cosine blended
             # with keyword coverage; the procedure is as relevant as its best key.
-            relevance, sources = self._key_scores(procedure, keyed.get(procedure.id, []), query, tasks, terms)
+            relevance, sources = self._key_scores(procedure, cosines.get(procedure.id, {}), tasks, terms)
             if relevance < tuning.relevance_floor:
                 continue
             score = relevance * utility_prior(procedure, tuning.utility_weight)
@@ -168,12 +177,11 @@ class Retriever:
     def _by_cosine(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
         procedures = self.store.get_procedures(ids)
-        keyed = self.store.keys_with_vectors(ids)
+        cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
         tasks = self._source_tasks(procedures)
-        query = _unit(query_vector)
         scored = []
         for procedure in procedures:
-            cosine, sources = self._key_scores(procedure, keyed.get(procedure.id, []), query, tasks)
+            cosine, sources = self._key_scores(procedure, cosines.get(procedure.id, {}), tasks)
             scored.append(Scored(procedure, cosine, cosine, sources))
         return _best(scored, k)
 
@@ -187,8 +195,8 @@ class Retriever:
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
         procedures = self.store.get_procedures(ids)
         keyed = self.store.keys_with_vectors(ids)
+        cosines = _cosines(_unit(query_vector), keyed)
         tasks = self._source_tasks(procedures)
-        query = _unit(query_vector)
         scored = []
         for procedure in procedures:
             keys = keyed.get(procedure.id, [])
@@ -197,7 +205,7 @@ class Retriever:
             key_matrix = np.vstack([_unit(blob) for _, blob in keys])
             # For each task keyword, its best similarity to any key; averaged over the keywords.
             average = float((term_matrix @ key_matrix.T).max(axis=1).mean())
-            _, sources = self._key_scores(procedure, keys, query, tasks)
+            _, sources = self._key_scores(procedure, cosines.get(procedure.id, {}), tasks)
             scored.append(Scored(procedure, average, average, sources))
         return _best(scored, k)
 
@@ -232,8 +240,7 @@ class Retriever:
     def _key_scores(
         self,
         procedure: Procedure,
-        keys: list[tuple[str, bytes]],
-        query: np.ndarray,
+        cosines: dict[str, float],
         tasks: dict[int, str],
         terms: Sequence[str] | None = None,
     ) -> tuple[float, list[int]]:
@@ -242,10 +249,10 @@ class Retriever:
         A key's score is its cosine to the query, blended with the keyword coverage of its text
         when `terms` are given (the hybrid strategy).
         """
-        cosines = _cosines(query, keys)
         if terms is not None:
             weight = self.tuning.vector_weight
-            by_text = {t: weight * c + (1 - weight) * keyword_coverage(terms, t) for t, c in cosines.items()}
+            frozen = tuple(terms)
+            by_text = {t: weight * c + (1 - weight) * _cached_coverage(frozen, t) for t, c in cosines.items()}
         else:
             by_text = cosines
         best = max(by_text.values(), default=0.0)
