@@ -415,6 +415,28 @@ def test_failed_reindex_keeps_the_old_model(store: SQLiteStore, fake_embedder: F
     assert store.vector_search(NS, fake_embedder.embed([TASKS["mug"]])[0], k=1)[0][0] == ids["mug"]
 
 
+def test_reindex_lets_other_processes_write_while_it_embeds(
+    store: SQLiteStore, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _bound(store, fake_embedder)
+    monkeypatch.setattr(driver, "BUSY_TIMEOUT_SECONDS", 0.5)
+    other = FakeEmbedder(dim=32, identity="fake-other@2")
+    added: list[int] = []
+
+    def slow_embed(texts: list[str]) -> list[list[float]]:
+        if not added:  # another process records a procedure meanwhile
+            with SQLiteStore(store.path) as second:
+                added.append(_add(second, None, "water the plant with the can"))
+        return other.embed(texts)
+
+    assert store.reindex(other.identity, other.dim, slow_embed) == 3
+    assert store.embedding_model() == (other.identity, other.dim)
+    # The key added during the reindex has no vector yet (the engine backfills those), none from the old model.
+    assert [text for _, text in store.keys_without_vectors()] == ["water the plant with the can"]
+    assert set(store.key_vectors([*ids.values(), *added])) == set(ids.values())
+    assert store.integrity_problems() == []
+
+
 def test_keys_added_before_binding_are_embedded_later(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
     procedure_id = _add(store, None, TASKS["lamp"])
     assert store.vector_search(NS, fake_embedder.embed([TASKS["lamp"]])[0], k=1) == []
@@ -606,6 +628,25 @@ def test_two_stores_on_one_file_write_at_once(tmp_path: Path, fake_embedder: Fak
         assert store.count_procedures() == 2 * per_thread
         assert sorted(written[0] + written[1]) == sorted(p.id for p in store.list_procedures(limit=1000))
         assert store.integrity_problems() == []
+
+
+def test_opening_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs an exclusive lock, and SQLite does not wait for it on its own:
+    a second process opening the file while the first holds a write lock must wait, not fail."""
+    path = tmp_path / "busy.db"
+    other = driver.connect(path)  # a new file, still in rollback-journal mode
+    other.execute("BEGIN IMMEDIATE")
+    other.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        with SQLiteStore(path) as store:
+            assert store.schema_version() == migrations.LATEST_VERSION
+    finally:
+        release.join()
+        other.close()
 
 
 def test_one_store_shared_by_threads(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:

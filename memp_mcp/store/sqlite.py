@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -99,7 +100,7 @@ class SQLiteStore:
             self._check_existing(conn)
             # WAL lets readers in other processes go on while one writes; NORMAL sync in WAL
             # mode keeps every committed transaction through a process crash.
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enable_wal(conn)
             if str(mode).lower() != "wal" and str(path) != ":memory:":
                 logger.warning("database %s is in %s journal mode, not WAL", path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -131,6 +132,23 @@ class SQLiteStore:
                 "or point MEMP_DB_PATH at another file"
             )
         return StoreError(f"cannot open the database {path}: {message}")
+
+    def _enable_wal(self, conn: Any) -> str:
+        """Switch to WAL mode, waiting while another connection holds the lock.
+
+        Switching needs an exclusive lock and SQLite reports "database is locked" at once,
+        without its busy handler, when another process is opening the same new file: retry.
+        """
+        deadline = time.monotonic() + driver.BUSY_TIMEOUT_SECONDS
+        delay = 0.005
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except self._errors as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _check_existing(self, conn: Any) -> None:
         """Refuse, without writing anything, a database that is not memp-mcp's or is too new."""
@@ -291,18 +309,26 @@ class SQLiteStore:
         progress: ProgressCallback | None = None,
         batch_size: int = 64,
     ) -> int:
-        """Replace every vector with one from model `name`, in one transaction. Returns the count."""
+        """Replace every vector with one from model `name`. Returns the count.
+
+        The texts are embedded first, outside any transaction (that can take minutes, and other
+        processes sharing the file must be able to write meanwhile); the old vectors are then
+        swapped for the new ones in one transaction, so the file never mixes two models. Keys
+        added during the embedding are left without a vector, for the engine's backfill.
+        """
         rows = self._execute("SELECT id, text FROM procedure_keys ORDER BY id").fetchall()
+        embedded: list[tuple[int, Vector]] = []
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            vectors = embed([str(text) for _, text in batch])
+            embedded += [(int(key_id), v) for (key_id, _), v in zip(batch, vectors, strict=True)]
+            if progress:
+                progress(min(start + batch_size, len(rows)), len(rows))
         with self.transaction():
             self._set_meta("embedding_model", name)
             self._set_meta("embedding_dim", str(dim))
             self._create_vector_table(dim)
-            for start in range(0, len(rows), batch_size):
-                batch = rows[start : start + batch_size]
-                vectors = embed([text for _, text in batch])
-                self._store_key_vectors([(key_id, v) for (key_id, _), v in zip(batch, vectors, strict=True)])
-                if progress:
-                    progress(min(start + batch_size, len(rows)), len(rows))
+            self._store_key_vectors(embedded)
         return len(rows)
 
     def keys_without_vectors(self, limit: int = 10_000) -> list[tuple[int, str]]:
