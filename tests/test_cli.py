@@ -138,8 +138,10 @@ def test_bad_settings_are_reported_not_raised(db: Path, monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
-def test_every_command_runs_as_a_real_subprocess(db: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0", "EDITOR": "true", "VISUAL": "true"}
+@pytest.mark.real_model
+def test_every_command_runs_as_a_real_subprocess(db: Path, tmp_path: Path, real_model_dir: Path) -> None:
+    env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0", "EDITOR": "true", "VISUAL": "true",
+           "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
     library = tmp_path / "lib.jsonl"
     commands = [
         (["--help"], 0),
@@ -156,6 +158,13 @@ def test_every_command_runs_as_a_real_subprocess(db: Path, tmp_path: Path) -> No
         (["show", "404"], 2),
         (["import", str(tmp_path / "missing.jsonl")], 2),
         (["serve", "--transport", "carrier-pigeon"], 2),
+        (["model", "pull"], 0),
+        (["model", "list"], 0),
+        (["doctor"], 1),  # the database's vectors come from the fake test model: doctor says to reindex
+        (["reindex"], 0),
+        (["doctor"], 0),
+        (["recall", "put a clean soapbar in cabinet", "--json"], 0),
+        (["edit", "404", "--title", "x"], 2),
         (["bench", "retrieval", "--dataset", str(tmp_path / "nowhere")], 2),
     ]
     for args, expected in commands:
