@@ -79,8 +79,20 @@ CREATE VIRTUAL TABLE procedure_fts USING fts5(body, tokenize = 'porter unicode61
 """
 
 
+# Vectors become binary-quantised in the vector table (a fast coarse search) with the exact float32
+# vector kept beside its key (rescoring, scoring). Old float vector tables are dropped and the keys
+# marked unembedded: the engine re-embeds them when the model is next bound, so nothing is lost.
+M002_QUANTISED_VECTORS = """
+ALTER TABLE procedure_keys ADD COLUMN vector BLOB;
+DROP TABLE IF EXISTS key_vectors;
+UPDATE procedure_keys SET has_vector = 0;
+DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dim');
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
+    (2, "quantised_vectors", M002_QUANTISED_VECTORS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

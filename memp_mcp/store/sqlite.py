@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlite_vec
 
 from memp_mcp.errors import (
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 Vector = Sequence[float]
 # The largest k sqlite-vec accepts in a KNN query.
 MAX_KNN = 4096
+# Keys fetched by the coarse (binary) search per procedure wanted, before exact rescoring.
+COARSE_OVERSAMPLING = 3
 ProgressCallback = Callable[[int, int], None]
 
 _PROCEDURE_COLUMNS = (
@@ -297,9 +300,9 @@ class SQLiteStore:
         self._execute(
             "CREATE VIRTUAL TABLE key_vectors USING vec0("
             "key_id INTEGER PRIMARY KEY, namespace TEXT PARTITION KEY, active INTEGER, "
-            f"+procedure_id INTEGER, embedding float[{int(dim)}] distance_metric=cosine)"
+            f"+procedure_id INTEGER, embedding bit[{int(dim)}])"
         )
-        self._execute("UPDATE procedure_keys SET has_vector = 0")
+        self._execute("UPDATE procedure_keys SET has_vector = 0, vector = NULL")
 
     def reindex(
         self,
@@ -356,13 +359,16 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 continue
+            exact = sqlite_vec.serialize_float32(vector)
             self._execute("DELETE FROM key_vectors WHERE key_id = ?", (key_id,))
+            # The vector table holds one bit per dimension (sign), searched by Hamming distance;
+            # the exact vector stays with the key for rescoring.
             self._execute(
                 "INSERT INTO key_vectors (key_id, namespace, active, procedure_id, embedding) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key_id, row[1], int(row[2] == ProcedureStatus.ACTIVE), row[0], sqlite_vec.serialize_float32(vector)),
+                "VALUES (?, ?, ?, ?, vec_quantize_binary(?))",
+                (key_id, row[1], int(row[2] == ProcedureStatus.ACTIVE), row[0], exact),
             )
-            self._execute("UPDATE procedure_keys SET has_vector = 1 WHERE id = ?", (key_id,))
+            self._execute("UPDATE procedure_keys SET has_vector = 1, vector = ? WHERE id = ?", (exact, key_id))
 
     def has_vector_table(self) -> bool:
         row = self._execute("SELECT 1 FROM sqlite_master WHERE name = 'key_vectors'").fetchone()
@@ -731,32 +737,35 @@ class SQLiteStore:
         bound = self.embedding_model()
         if bound is not None and len(vector) != bound[1]:
             raise InvalidInputError(f"query vector has {len(vector)} dimensions, the database uses {bound[1]}")
-        # Several keys may belong to one procedure, hence more keys than k; sqlite-vec caps k.
+        # Coarse search over binary-quantised keys (48 bytes each for 384 dimensions), several
+        # keys per wanted procedure; then exact cosine on the float vectors of those keys.
+        query = np.asarray(vector, dtype=np.float32)
         rows = self._execute(
-            "SELECT procedure_id, distance FROM key_vectors WHERE embedding MATCH ? AND k = ? "
-            "AND namespace = ? AND active = 1 ORDER BY distance",
-            (sqlite_vec.serialize_float32(vector), min(max(1, k) * 4, MAX_KNN), namespace),
+            "SELECT key_id FROM key_vectors WHERE embedding MATCH vec_quantize_binary(?) AND k = ? "
+            "AND namespace = ? AND active = 1",
+            (query.tobytes(), min(max(1, k) * COARSE_OVERSAMPLING, MAX_KNN), namespace),
         ).fetchall()
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        exact = self._execute(
+            f"SELECT procedure_id, vector FROM procedure_keys WHERE id IN ({marks})", tuple(r[0] for r in rows)
+        ).fetchall()
+        matrix = np.frombuffer(b"".join(bytes(r[1]) for r in exact), dtype=np.float32).reshape(len(exact), -1)
+        norms = np.linalg.norm(matrix, axis=1) * (float(np.linalg.norm(query)) or 1.0)
+        similarities = (matrix @ query) / np.where(norms == 0, 1.0, norms)
         best: dict[int, float] = {}
-        for procedure_id, distance in rows:
-            similarity = 1.0 - float(distance)
+        for (procedure_id, _), similarity in zip(exact, similarities.tolist(), strict=True):
             if similarity > best.get(int(procedure_id), -2.0):
                 best[int(procedure_id)] = similarity
         return sorted(best.items(), key=lambda item: -item[1])[:k]
 
     def key_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[list[float]]]:
         """Every key vector of the given procedures."""
-        if not procedure_ids or not self.has_vector_table():
-            return {}
-        marks = ",".join("?" * len(procedure_ids))
-        rows = self._execute(
-            f"SELECT procedure_id, vec_to_json(embedding) FROM key_vectors WHERE procedure_id IN ({marks})",
-            tuple(procedure_ids),
-        ).fetchall()
-        result: dict[int, list[list[float]]] = {}
-        for procedure_id, vector_json in rows:
-            result.setdefault(int(procedure_id), []).append(json.loads(vector_json))
-        return result
+        return {
+            pid: [np.frombuffer(blob, dtype=np.float32).tolist() for _, blob in keys]
+            for pid, keys in self.keys_with_vectors(procedure_ids).items()
+        }
 
     def keys_with_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
         """Each procedure's embedded keys as (text, float32 vector bytes as sqlite-vec stores them)."""
@@ -764,8 +773,8 @@ class SQLiteStore:
             return {}
         marks = ",".join("?" * len(procedure_ids))
         rows = self._execute(
-            "SELECT k.procedure_id, k.text, v.embedding FROM procedure_keys k "
-            f"JOIN key_vectors v ON v.key_id = k.id WHERE k.procedure_id IN ({marks})",
+            "SELECT procedure_id, text, vector FROM procedure_keys "
+            f"WHERE procedure_id IN ({marks}) AND vector IS NOT NULL",
             tuple(procedure_ids),
         ).fetchall()
         result: dict[int, list[tuple[str, bytes]]] = {}
