@@ -633,8 +633,8 @@ def _merge_lists(old: Sequence[str], new: Sequence[str], limit: int) -> list[str
 
 
 def _check_id(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"procedure id must be a positive integer; got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**63:
+        raise InvalidInputError(f"procedure id must be a positive integer (as list_procedures shows); got {value!r}")
     return value
 
 
