@@ -1,0 +1,135 @@
+"""Bad environments: a full disk, a database from a newer memp-mcp, a broken model directory, an
+oversized HTTP request, and load on the HTTP transport from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import socket
+import urllib.parse
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from memp_mcp.config import load_settings
+from memp_mcp.embedding import BackgroundEmbedder
+from memp_mcp.errors import StoreError
+from memp_mcp.memory import Memory
+from memp_mcp.server import MAX_HTTP_BODY_BYTES, build_server
+from memp_mcp.store import SQLiteStore
+from tests.conftest import FakeEmbedder
+from tests.test_memory import CLEAN_SOAP
+from tests.test_server import http_server  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def test_a_full_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "full.db")
+    memory = Memory(store, FakeEmbedder())
+    first = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    # Cap the file at its current size: the next page SQLite needs cannot be had, as on a full disk.
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    huge = [{"action": f"step {i}", "observation": "x" * 15_000} for i in range(200)]
+    with pytest.raises(StoreError, match="cannot write"):
+        memory.record("a task whose trajectory does not fit", huge, "success")
+    assert store.count_trajectories() == 1
+    assert store.get_procedure(first.procedure_id or 0).title
+    store.close()
+    with SQLiteStore(tmp_path / "full.db") as reopened:
+        assert reopened.integrity_problems() == [] and reopened.count_trajectories() == 1
+
+
+def test_serve_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    SQLiteStore(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'later')")
+    done = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.cli", "serve"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0"}, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert "newer than this memp-mcp understands" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_broken_model_directory_degrades_to_keywords_and_says_so(tmp_path: Path) -> None:
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "model.onnx").write_bytes(b"not a model")
+    settings = load_settings({"db_path": tmp_path / "m.db", "model_dir": broken}, environ={})
+    memory = Memory(SQLiteStore(settings.db_path), BackgroundEmbedder(settings))
+    async with Client(build_server(settings, memory=memory)) as client:
+        await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
+                                                     "outcome": "success"})
+        recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
+        assert not recalled.is_error
+        assert recalled.structured_content["retrieval"].startswith("keyword only")
+        assert recalled.structured_content["procedures"]
+        stats = await client.call_tool("memory_stats", {})
+        assert stats.structured_content["model"].startswith("unavailable")
+
+
+def test_http_refuses_an_oversized_request(http_server: str) -> None:  # noqa: F811
+    # Announce a body over the limit and see the answer before sending it (the server need not read it).
+    url = urllib.parse.urlsplit(http_server)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer s3cret\r\n"
+            "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            f"Content-Length: {MAX_HTTP_BODY_BYTES + 10}\r\n\r\n".encode()
+        )
+        sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "pad": "' + b"x" * 65536)
+        status_line = sock.recv(200).split(b"\r\n")[0]
+    assert status_line.split()[1] == b"413", status_line
+
+
+LOAD_CLIENT = """
+import anyio, json, sys, time
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+async def main(url, seconds):
+    done = errors = 0
+    async with httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"}, timeout=30) as http:
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            deadline = time.monotonic() + seconds
+            started = time.monotonic()
+            while time.monotonic() < deadline:
+                result = await client.call_tool("recall_procedure", {"task": f"put soap number {done} in the cabinet"})
+                errors += bool(result.is_error)
+                done += 1
+            print(json.dumps({"requests": done, "errors": errors, "seconds": time.monotonic() - started}))
+
+anyio.run(main, sys.argv[1], float(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_http_load_from_other_processes(http_server: str) -> None:  # noqa: F811
+    clients = [
+        subprocess.Popen([sys.executable, "-c", LOAD_CLIENT, http_server, "5"], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    reports = []
+    for process in clients:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    total = sum(r["requests"] for r in reports)
+    assert sum(r["errors"] for r in reports) == 0
+    assert total >= 10
+    print(f"HTTP load: {total} recalls from 2 processes in 5 s, {total / 5:.0f} requests/s, 0 errors")
