@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import socket
 import urllib.parse
 from pathlib import Path
 
-import anyio
 import pytest
 from mcp import Client
 
