@@ -295,15 +295,19 @@ def test_revise_procedure_keeps_the_previous_version(store: SQLiteStore) -> None
     assert old.steps == before.steps
     assert old.pitfalls == before.pitfalls
     assert (old.reason, old.changed_by) == ("failed when the mug was dirty", "claude")
-    # The revised text is searchable; the old step text alone is not indexed any more.
-    query = fts_match_query("rinse")
-    assert query is not None
-    assert [pid for pid, _ in store.keyword_search(NS, query, k=5)] == [procedure_id]
+    # Step text is not indexed for keyword search (only what the procedure is for is).
+    rinse = fts_match_query("rinse")
+    assert rinse is not None
+    assert store.keyword_search(NS, rinse, k=5) == []
     with store.transaction():
-        third = store.revise_procedure(procedure_id, reason="retitle", changed_by=None, title="Mug on machine")
+        third = store.revise_procedure(procedure_id, reason="retitle", changed_by=None, title="Barista routine")
     assert third.version == 3
     assert [v.version for v in store.versions(procedure_id)] == [1, 2]
     assert store.versions(procedure_id)[1].steps == after.steps
+    # A revised title is searchable at once.
+    barista = fts_match_query("barista")
+    assert barista is not None
+    assert [pid for pid, _ in store.keyword_search(NS, barista, k=5)] == [procedure_id]
 
 
 def test_deprecated_procedures_leave_search_and_come_back(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:

@@ -527,13 +527,14 @@ class SQLiteStore:
                 )
 
     def _refresh_fts(self, procedure_id: int) -> None:
-        row = self._execute(
-            "SELECT title, when_to_use, steps_json FROM procedures WHERE id = ?", (procedure_id,)
-        ).fetchone()
+        # Indexed: what the procedure is for (title, when-to-use, the tasks it served), not its
+        # steps: step text (commands, "go to", "take") is shared by unrelated procedures and only
+        # lengthens every posting list a query walks.
+        row = self._execute("SELECT title, when_to_use FROM procedures WHERE id = ?", (procedure_id,)).fetchone()
         self._execute("DELETE FROM procedure_fts WHERE rowid = ?", (procedure_id,))
         if row is None:
             return
-        body = fts_document(row[0], row[1], *self.keys(procedure_id), " ".join(json.loads(row[2])))
+        body = fts_document(row[0], row[1], *self.keys(procedure_id))
         self._execute("INSERT INTO procedure_fts (rowid, body) VALUES (?, ?)", (procedure_id, body))
 
     def get_procedure(self, procedure_id: int) -> Procedure:
