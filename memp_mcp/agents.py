@@ -69,9 +69,16 @@ class Knowledge:
 _STEP = re.compile(r"^(clean|heat|cool) \{?\w[\w ]*?\}?(?: \d+)? with (\w+ \d+)$")
 
 
-def read_procedure(procedure: dict[str, Any], task: Task) -> Knowledge:
-    """Turn a recalled procedure (steps, pitfalls, worked example) into knowledge for this task."""
-    knowledge = Knowledge()
+def read_procedure(procedure: dict[str, Any], task: Task, knowledge: Knowledge | None = None) -> Knowledge:
+    """Add what a recalled procedure (steps, pitfalls, worked example) says about this task.
+
+    Devices and what to open hold for any object; where an object was found is used only when
+    the procedure is known to be about the same kind of object (its worked example's task names
+    it, or its raw steps do), since each kind of object has its own usual place.
+    """
+    knowledge = knowledge or Knowledge()
+    example_task = str(procedure.get("exemplar_task") or "").lower()
+    same_object = task.thing in example_task.split()
 
     def fill(text: str) -> str:
         return " ".join(text.replace("{object}", task.thing).replace("{target}", task.target).lower().split())
@@ -88,8 +95,9 @@ def read_procedure(procedure: dict[str, Any], task: Task) -> Knowledge:
             if previous == f"open {match.group(2)}":
                 knowledge.open_first.add(match.group(2))
         elif text.startswith("take ") and " from " in text:
-            place = text.rsplit(" from ", 1)[1]
-            if place in RECEPTACLES and place not in knowledge.places:
+            taken, place = text[5:].rsplit(" from ", 1)
+            about_it = same_object or receptacle_name(taken) == task.thing
+            if about_it and place in RECEPTACLES and place not in knowledge.places:
                 knowledge.places.append(place)
         elif text == f"use {LAMP}":
             knowledge.use_lamp = True
@@ -131,8 +139,8 @@ class Agent:
         if memory is not None:
             recall_id, procedures, chars = await memory.recall(task.text)
         knowledge = Knowledge()
-        for procedure in procedures[:1]:
-            knowledge = read_procedure(procedure, task)
+        for procedure in procedures:
+            knowledge = read_procedure(procedure, task, knowledge)
         trajectory: list[dict[str, str]] = []
 
         def act(action: str) -> str:
@@ -235,7 +243,7 @@ AsyncCall = Callable[[str, dict[str, Any]], Awaitable[Any]]
 class McpMemory:
     """MemoryPort over an MCP client session (stdio or any transport): the tools, by name."""
 
-    def __init__(self, call_tool: AsyncCall, k: int = 1) -> None:
+    def __init__(self, call_tool: AsyncCall, k: int = 3) -> None:
         self.call_tool = call_tool
         self.k = k
 

@@ -596,6 +596,72 @@ def bench_latency(
         print(json.dumps(results))
 
 
+def _lifelong_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"Lifelong: {report['episodes']} tasks (seed {report['seed']}), strong agent unless noted")
+    for column in ("configuration", "success", "steps", "failed actions", "memory chars", "success by group"):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    rows = {name: (f["overall"], f["curve"]) for name, f in report["configurations"].items()}
+    rows.update({f"transfer: {name}": (figures, []) for name, figures in report.get("transfer", {}).items()})
+    for name, (overall, groups) in rows.items():
+        table.add_row(
+            name, f"{overall['success_rate']:.0%}", f"{overall['mean_steps']:.1f}", f"{overall['mean_failed_actions']:.2f}",
+            f"{overall['mean_memory_chars']:.0f}", " ".join(f"{g.get('success_rate', 0):.0%}" for g in groups),
+        )
+    return table
+
+
+def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_json: bool) -> None:
+    from memp_mcp.bench.lifelong import run_lifelong, write_plot
+
+    settings = _settings()
+    env = {"MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir)}
+    if settings.model_dir:
+        env["MEMP_MODEL_DIR"] = str(settings.model_dir)
+    if not settings.embeddings:
+        env["MEMP_EMBEDDINGS"] = "0"
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  console=errors) as bar:
+        bars: dict[str, Any] = {}
+
+        def report_progress(name: str, done: int) -> None:
+            if name not in bars:
+                bars[name] = bar.add_task(name, total=episodes if "weak" not in name else max(12, episodes // 2))
+            bar.update(bars[name], completed=done)
+
+        report = run_lifelong(episodes, seed, groups, env, progress=report_progress)
+    console.print(_lifelong_table(report))
+    if plot is not None:
+        try:
+            write_plot(report, plot)
+            console.print(f"learning curves written to {plot}")
+        except RuntimeError as exc:
+            errors.print(f"no plot: {exc}")
+    if as_json:
+        print(json.dumps(report))
+
+
+@bench_app.command("lifelong")
+def bench_lifelong(
+    episodes: Annotated[int, typer.Option(help="Tasks per configuration.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the task stream and the agents.")] = 0,
+    groups: Annotated[int, typer.Option(help="Task groups in the learning curve.")] = 4,
+    plot: Annotated[Path | None, typer.Option(help="Write the learning curves to this PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+) -> None:
+    """Scripted agents in a simulated world, with and without memory, through `memp-mcp serve`."""
+    if not 6 <= episodes <= 10_000 or not 1 <= groups <= episodes:
+        _fail("--episodes must be 6..10000 and --groups 1..episodes")
+    _run_lifelong(episodes, seed, groups, plot, as_json)
+
+
+@app.command()
+def demo(
+    plot: Annotated[Path, typer.Option(help="Where to write the learning curves (PNG).")] = Path("memp-demo.png"),
+) -> None:
+    """A two-minute run of the lifelong benchmark: does memory make agents better? Prints a table."""
+    _run_lifelong(24, 0, 3, plot, False)
+
+
 def main() -> None:
     try:
         app()
