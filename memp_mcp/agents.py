@@ -83,12 +83,13 @@ def read_procedure(procedure: dict[str, Any], task: Task, knowledge: Knowledge |
     def fill(text: str) -> str:
         return " ".join(text.replace("{object}", task.thing).replace("{target}", task.target).lower().split())
 
-    lines = [fill(str(s)) for s in procedure.get("steps") or []]
+    raw_lines = [str(s) for s in procedure.get("steps") or []]
     for step in procedure.get("exemplar") or []:
         if step.get("observation") != NOTHING:
-            lines.append(fill(str(step.get("action", ""))))
+            raw_lines.append(str(step.get("action", "")))
     previous = ""
-    for text in lines:
+    for raw in raw_lines:
+        text = fill(raw)
         match = _STEP.match(text)
         if match:
             knowledge.devices.setdefault(match.group(1), []).append(match.group(2))
@@ -96,7 +97,8 @@ def read_procedure(procedure: dict[str, Any], task: Task, knowledge: Knowledge |
                 knowledge.open_first.add(match.group(2))
         elif text.startswith("take ") and " from " in text:
             taken, place = text[5:].rsplit(" from ", 1)
-            about_it = same_object or receptacle_name(taken) == task.thing
+            # A lifted step ("take {object} from ...") does not say which object it was about.
+            about_it = same_object if "{object}" in raw else receptacle_name(taken) == task.thing
             if about_it and place in RECEPTACLES and place not in knowledge.places:
                 knowledge.places.append(place)
         elif text == f"use {LAMP}":
