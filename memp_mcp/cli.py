@@ -598,10 +598,12 @@ def bench_latency(
 
 def _lifelong_table(report: dict[str, Any]) -> Table:
     table = Table(title=f"Lifelong: {report['episodes']} tasks (seed {report['seed']}), strong agent unless noted")
-    for column in ("configuration", "success", "steps", "failed actions", "memory chars", "success by group"):
-        table.add_column(column, justify="left" if column == "configuration" else "right")
+    table.add_column("configuration", no_wrap=True)
+    for column in ("success", "steps", "failed", "memory chars", "success by group"):
+        table.add_column(column, justify="right")
     rows = {name: (f["overall"], f["curve"]) for name, f in report["configurations"].items()}
     rows.update({f"transfer: {name}": (figures, []) for name, figures in report.get("transfer", {}).items()})
+    table.caption = "failed = actions answered 'Nothing happens.'; memory chars = recalled text per task"
     for name, (overall, groups) in rows.items():
         table.add_row(
             name, f"{overall['success_rate']:.0%}", f"{overall['mean_steps']:.1f}", f"{overall['mean_failed_actions']:.2f}",
