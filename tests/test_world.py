@@ -132,3 +132,16 @@ def test_bench_lifelong_command_prints_json_and_writes_a_plot(tmp_path: Path) ->
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert "no memory" in report["configurations"] and "transfer" in report
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_the_readme_main_command_demo_runs_with_the_real_model(tmp_path: Path, real_model_dir: Path) -> None:
+    plot = tmp_path / "demo.png"
+    env = {**__import__("os").environ, "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
+    done = subprocess.run([sys.executable, "-m", "memp_mcp.cli", "demo", "--plot", str(plot)], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no memory" in done.stdout and "proceduralization+adjust" in done.stdout
+    assert f"learning curves written to {plot}" in done.stdout.replace("\n", "")
+    assert plot.read_bytes()[:4] == b"\x89PNG"
