@@ -14,9 +14,11 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.server.mcpserver.resolve import Resolve, Sample
+from mcp.types import CallToolResult, CreateMessageResult, SamplingMessage, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
 
 from memp_mcp import __version__
 from memp_mcp.config import Settings
@@ -108,6 +110,52 @@ def _render_recall(result: RecallResult) -> str:
     return "\n".join(parts)
 
 
+DISTILL_PROMPT = """\
+Below is how an agent did a task. Write the reusable procedure another agent should follow next time
+for tasks like it. Keep only the actions that worked, in order; drop failed attempts, detours and
+repeated looking around. Replace this task's specific entities (objects, files, names, places) with
+{{placeholders}} such as {{object}} or {{target}}. Add pitfalls for mistakes the agent made that others
+should avoid. Reply with one JSON object and nothing else:
+{{"title": "...", "when_to_use": "...", "steps": ["...", "..."], "pitfalls": ["..."]}}
+
+Task: {task}
+Steps (action -> observation):
+{steps}"""
+SAMPLED_TRAJECTORY_CHARS = 8_000
+
+
+def distill_with_client_model(task: Any, steps: Any, outcome: Any, procedure: Any, ctx: Context) -> Sample | None:
+    """Ask the client's model to distill a successful trajectory, when the client offers sampling
+    and the caller sent no procedure of its own; otherwise the server's extractive builder runs."""
+    capabilities = ctx.client_capabilities
+    if procedure is not None or outcome != "success" or capabilities is None or capabilities.sampling is None:
+        return None
+    lines = []
+    for step in steps or []:
+        action = getattr(step, "action", None) or (step.get("action") if isinstance(step, dict) else None)
+        observation = getattr(step, "observation", None) or (step.get("observation") if isinstance(step, dict) else "")
+        lines.append(f"- {action} -> {(observation or '')[:200]}")
+    text = DISTILL_PROMPT.format(task=task, steps="\n".join(lines)[:SAMPLED_TRAJECTORY_CHARS])
+    return Sample([SamplingMessage(role="user", content=TextContent(type="text", text=text))], max_tokens=1000,
+                  temperature=0.0)
+
+
+def parse_sampled_draft(result: CreateMessageResult | None) -> ProcedureDraft | None:
+    """The procedure in a sampled reply, or None when the reply is not one (the extractive builder runs)."""
+    content = getattr(result, "content", None)
+    text = getattr(content, "text", None)
+    if not isinstance(text, str):
+        return None
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        return ProcedureDraft.model_validate(json.loads(text[start : end + 1]))
+    except (ValueError, ValidationError):
+        logger.info("the client's model did not return a usable procedure; using the extractive builder")
+        return None
+
+
 def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServer[Any]:
     """An MCPServer over `memory` (or a memory opened from `settings`, its model loading in the background)."""
     memory = memory if memory is not None else open_memory(settings)
@@ -142,14 +190,18 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
                   "when_to_use, pitfalls). Without it the server extracts one from the steps."),
         ] = None,
         agent: Annotated[str | None, Field(description="Who you are (agent or model name), kept as provenance.")] = None,
+        sampled: Annotated[CreateMessageResult | None, Resolve(distill_with_client_model)] = None,
     ) -> RecordResult:
         """Call this AFTER finishing a multi-step task (successful or not) with the steps you took. The server
         stores the trajectory and, from a success, builds a reusable procedure or merges it into the one for
         the same task. Returns what it did (created, merged, adjusted or stored_only) and the ids."""
         raw_steps = [s.model_dump() for s in steps]
-        result = _call(
-            lambda: memory.record(task, raw_steps, outcome, namespace=namespace, draft=procedure, agent=agent)
-        )
+        draft, source = procedure, "agent"
+        if draft is None and (distilled := parse_sampled_draft(sampled)) is not None:
+            draft, source = distilled, "sampling"
+        result = _call(lambda: memory.record(
+            task, raw_steps, outcome, namespace=namespace, draft=draft, draft_source=source, agent=agent
+        ))
         return _result(result, result.message)  # type: ignore[return-value]
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))

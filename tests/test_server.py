@@ -274,3 +274,39 @@ async def test_http_round_trip_with_the_token(http_server: str) -> None:
         with anyio.fail_after(60):
             async with Client(streamable_http_client(http_server, http_client=http)) as client:
                 await round_trip(client)
+
+
+async def test_sampling_distills_the_procedure_when_the_client_offers_it(tmp_path: Path) -> None:
+    from mcp.types import CreateMessageResult
+
+    prompts: list[str] = []
+    replies = iter([
+        'Here it is: {"title": "Clean and store soap", "when_to_use": "soap goes in a cupboard",'
+        ' "steps": ["take {object}", "rinse {object} at the sink", "put {object} in {target}"],'
+        ' "pitfalls": ["the bathtub does not clean"]}',
+        "I cannot help with that.",
+    ])
+
+    async def sample(context: Any, params: Any) -> CreateMessageResult:
+        prompts.append(params.messages[0].content.text)
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text=next(replies)), model="m")
+
+    settings = load_settings({"db_path": tmp_path / "s.db"}, environ={})
+    memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder())
+    async with Client(build_server(settings, memory=memory), sampling_callback=sample) as client:
+        first = await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet",
+                                                             "steps": CLEAN_SOAP, "outcome": "success"})
+        procedure = memory.store.get_procedure(first.structured_content["procedure_id"])
+        assert procedure.source == "sampling" and procedure.steps[1] == "rinse {object} at the sink"
+        assert "put a clean soapbar in cabinet" in prompts[0] and "clean soapbar 1 with sinkbasin 1" in prompts[0]
+        # A reply that is not a procedure: the extractive builder takes over.
+        second = await client.call_tool("record_trajectory", {"task": "heat some egg and put it in garbagecan",
+                                                              "steps": HEAT_EGG, "outcome": "success"})
+        assert memory.store.get_procedure(second.structured_content["procedure_id"]).source == "extractive"
+        # The caller's own draft is never replaced by sampling, and failures are not distilled.
+        draft = {"title": "mine", "steps": ["a", "b"]}
+        third = await client.call_tool("record_trajectory", {"task": "water the plants", "steps": CLEAN_SOAP,
+                                                             "outcome": "success", "procedure": draft})
+        assert memory.store.get_procedure(third.structured_content["procedure_id"]).source == "agent"
+        await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP, "outcome": "failure"})
+    assert len(prompts) == 2
