@@ -24,7 +24,7 @@ import numpy as np
 from memp_mcp.embedding import Embedder
 from memp_mcp.models import Procedure
 from memp_mcp.store import SQLiteStore
-from memp_mcp.text import compounds, fts_match_query, keywords, words
+from memp_mcp.text import compounds, fts_match_query, fts_terms, keywords, words
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class RetrievalTuning:
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
     utility_weight: float = 0.1
+
+
+# Keyword search skips terms found in more than this share of procedures, once there are enough.
+COMMON_TERM_SHARE = 0.05
+COMMON_TERM_MIN_CORPUS = 2_000
+KEEP_RAREST_TERMS = 2
 
 
 @dataclass
@@ -155,7 +161,7 @@ class Retriever:
     def _hybrid(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
         tuning = self.tuning
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, tuning.candidates)]
-        match = fts_match_query(task)
+        match = fts_match_query(task, self._selective_terms(task))
         if match:
             ids += [pid for pid, _ in self.store.keyword_search(namespace, match, tuning.candidates)]
         ids = list(dict.fromkeys(ids))
@@ -233,6 +239,17 @@ class Retriever:
         return _best(scored, k)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _selective_terms(self, task: str) -> list[str]:
+        """The task's search terms without the very common ones, which cost most to rank and tell
+        procedures apart least (the vector side still sees every word). Keeps the rarest few."""
+        terms = fts_terms(task)
+        total = self.store.indexed_count()
+        if total < COMMON_TERM_MIN_CORPUS or len(terms) <= KEEP_RAREST_TERMS:
+            return terms
+        frequency = {term: self.store.document_frequency(term) for term in terms}
+        rarest = set(sorted(terms, key=lambda t: frequency[t])[:KEEP_RAREST_TERMS])
+        return [t for t in terms if t in rarest or frequency[t] <= COMMON_TERM_SHARE * total]
 
     def _source_tasks(self, procedures: Sequence[Procedure]) -> dict[int, str]:
         return self.store.trajectory_tasks([tid for p in procedures for tid in p.source_trajectory_ids])

@@ -35,14 +35,19 @@ def compounds(tokens: list[str]) -> list[str]:
     return [a + b for a, b in itertools.pairwise(tokens) if len(a) > 1 and len(b) > 1]
 
 
-def fts_match_query(text: str) -> str | None:
-    """An FTS5 MATCH expression for `text` that matches any of its keywords.
+def fts_terms(text: str) -> list[str]:
+    """The terms a keyword search for `text` looks for: its keywords, then their compounds."""
+    terms = keywords(text)
+    return (terms + [c for c in compounds(terms) if c not in terms])[:64]
+
+
+def fts_match_query(text: str, terms: list[str] | None = None) -> str | None:
+    """An FTS5 MATCH expression for `text` (or for the given `terms`) that matches any of them.
 
     Every term is a double-quoted string, so nothing the user wrote can act as FTS5 syntax
     (operators, column filters, NEAR, prefix stars). Returns None when there is nothing to match.
     """
-    terms = keywords(text)
-    terms += [c for c in compounds(terms) if c not in terms]
+    terms = fts_terms(text) if terms is None else terms
     if not terms:
         return None
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms[:64])

@@ -246,3 +246,24 @@ def test_edit_keeps_history_and_forget_hides(store: SQLiteStore) -> None:
     memory.forget(pid)
     assert memory.list_procedures(status="active") == []
     assert [p.id for p in memory.list_procedures(status="deprecated")] == [pid]
+
+
+def test_keyword_search_skips_very_common_terms_in_a_large_memory(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import memp_mcp.retrieve as retrieve
+
+    memory = memory_for(store)
+    topics = ("sales budget hiring travel legal audit payroll roadmap security pricing marketing support "
+              "inventory shipping training compliance benefits research design quality").split()
+    for topic in topics:
+        memory.record(f"put the {topic} report in the shared drive", HEAT_EGG, "success")
+    assert store.count_procedures() == len(topics)
+    memory.record("put the quarterly invoice in the shared drive", HEAT_EGG, "success")
+    monkeypatch.setattr(retrieve, "COMMON_TERM_MIN_CORPUS", 10)
+    terms = memory.retriever._selective_terms("put the quarterly invoice in the shared drive")
+    # "put", "shared" and "drive" are in every procedure; the rare words are what a search needs.
+    assert "quarterly" in terms and "invoice" in terms
+    assert "shared" not in terms and "drive" not in terms
+    found = memory.recall("put the quarterly invoice in the shared drive", k=1).procedures
+    assert found and found[0].title.lower().startswith("put the quarterly invoice")

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 Vector = Sequence[float]
 # The largest k sqlite-vec accepts in a KNN query.
 MAX_KNN = 4096
+DOCUMENT_FREQUENCY_TTL_SECONDS = 300.0
 # Keys fetched by the coarse (binary) search per procedure wanted, before exact rescoring.
 COARSE_OVERSAMPLING = 3
 ProgressCallback = Callable[[int, int], None]
@@ -74,6 +75,8 @@ class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._document_frequency: dict[str, tuple[int, float]] = {}
+        self._indexed: tuple[int, float] = (0, -DOCUMENT_FREQUENCY_TTL_SECONDS)
         self._errors = driver.database_errors()
         self._conn = self._open()
         # The thread whose transaction is open, if any: the store is shared by threads, and a
@@ -810,6 +813,32 @@ class SQLiteStore:
             f"SELECT rowid, body FROM procedure_fts WHERE rowid IN ({marks})", tuple(procedure_ids)
         ).fetchall()
         return {int(r[0]): str(r[1]) for r in rows}
+
+    def document_frequency(self, term: str) -> int:
+        """How many procedures' indexed text contains `term` (cached for a while: it changes slowly,
+        and a stale count only changes which very common words a search skips)."""
+        now = time.monotonic()
+        cached = self._document_frequency.get(term)
+        if cached is not None and now - cached[1] < DOCUMENT_FREQUENCY_TTL_SECONDS:
+            return cached[0]
+        quoted = '"' + term.replace('"', '""') + '"'
+        try:
+            count = int(self._execute(
+                "SELECT COUNT(*) FROM procedure_fts WHERE procedure_fts MATCH ?", (quoted,)
+            ).fetchone()[0])
+        except self._errors:
+            count = 0
+        if len(self._document_frequency) > 50_000:
+            self._document_frequency.clear()
+        self._document_frequency[term] = (count, now)
+        return count
+
+    def indexed_count(self) -> int:
+        """Procedures in the full-text index (all namespaces), cached like document frequencies."""
+        now = time.monotonic()
+        if now - self._indexed[1] >= DOCUMENT_FREQUENCY_TTL_SECONDS:
+            self._indexed = (int(self._execute("SELECT COUNT(*) FROM procedures").fetchone()[0]), now)
+        return self._indexed[0]
 
     def keyword_search(self, namespace: str, match_query: str, k: int) -> list[tuple[int, float]]:
         """Active procedures matching an FTS5 expression (see text.fts_match_query): (id, score), best first.
