@@ -7,6 +7,7 @@ SDK (which logs it and withholds the details from the client).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -163,7 +164,16 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         "memp-mcp", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level
     )
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
+    def tool(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+        """mcp.tool, with the docstring dedented: it is the description the model reads."""
+
+        def register(function: Callable[..., Any]) -> Any:
+            function.__doc__ = inspect.cleandoc(function.__doc__ or "")
+            return mcp.tool(**options)(function)
+
+        return register
+
+    @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def recall_procedure(
         task: Annotated[str, Field(description="The task you are about to do, in one or two sentences.")],
         k: Annotated[int, Field(description=f"How many procedures to return, 1 to {MAX_RECALL_K}.")] = 3,
@@ -178,7 +188,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         logger.debug("recall in %.1f ms", 1000 * (time.perf_counter() - started))
         return _result(result, _render_recall(result))  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
+    @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def record_trajectory(
         task: Annotated[str, Field(description="The task that was attempted.")],
         steps: Annotated[list[TrajectoryStep], Field(description=f"What was done, in order (at most {MAX_STEPS}).")],
@@ -204,7 +214,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         ))
         return _result(result, result.message)  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
+    @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def report_outcome(
         recall_id: Annotated[str, Field(description="The recall_id recall_procedure returned for this task.")],
         success: Annotated[bool, Field(description="Did the task succeed?")],
@@ -226,7 +236,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         )
         return _result(result, result.message)  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @tool(annotations=ToolAnnotations(read_only_hint=True))
     def get_procedure(
         procedure_id: Annotated[int, Field(description="The procedure's id.")],
     ) -> ProcedureDetail:
@@ -236,7 +246,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         text = render_procedure(detail.procedure) + (f"\n## History\n{history}\n" if history else "")
         return _result(detail, text)  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @tool(annotations=ToolAnnotations(read_only_hint=True))
     def list_procedures(
         namespace: Annotated[str | None, Field(description="Namespace; omit for the default.")] = None,
         status: Annotated[Literal["active", "deprecated"] | None, Field(description="Filter by status.")] = None,
@@ -254,7 +264,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         ]
         return _result(procedures, "\n".join(lines) or "No procedures.")  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
+    @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def edit_procedure(
         procedure_id: Annotated[int, Field(description="The procedure's id.")],
         title: Annotated[str | None, Field(description="New title.")] = None,
@@ -268,14 +278,14 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
         ))
         return _result(revised, render_procedure(revised))  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+    @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     def forget_procedure(procedure_id: Annotated[int, Field(description="The procedure's id.")]) -> Procedure:
         """Deprecate a procedure that is wrong or obsolete: recall stops returning it. Nothing is deleted;
         restore_procedure brings it back."""
         procedure = _call(lambda: memory.forget(procedure_id))
         return _result(procedure, f"Procedure {procedure.id} is now {procedure.status.value}.")  # type: ignore[return-value]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+    @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     def restore_procedure(procedure_id: Annotated[int, Field(description="The procedure's id.")]) -> Procedure:
         """Make a deprecated procedure active again."""
         procedure = _call(lambda: memory.restore(procedure_id))
@@ -294,7 +304,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
             },
         )
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @tool(annotations=ToolAnnotations(read_only_hint=True))
     def memory_stats(
         namespace: Annotated[str | None, Field(description="Namespace; omit for the default.")] = None,
     ) -> MemoryStats:
