@@ -137,7 +137,9 @@ class Agent:
 
     async def run(self, world: World, memory: MemoryPort | None) -> EpisodeResult:
         task = world.task
-        recall_id, procedures, chars = (None, [], 0)
+        recall_id: str | None = None
+        procedures: list[dict[str, Any]] = []
+        chars = 0
         if memory is not None:
             recall_id, procedures, chars = await memory.recall(task.text)
         knowledge = Knowledge()
@@ -204,7 +206,7 @@ class Agent:
             for seen in re.findall(r"a ([a-z]+ \d+)", observation):
                 if receptacle_name(seen) == world.task.thing:
                     if step(f"take {seen} from {place}") != NOTHING:
-                        return seen
+                        return str(seen)
         return None
 
     def _transform(self, world: World, knowledge: Knowledge, step: Callable[[str], str], thing: str, verb: str) -> None:

@@ -648,7 +648,7 @@ def _check_task(task: object) -> str:
 
 def _check_outcome(outcome: object) -> Outcome:
     try:
-        return Outcome(outcome)
+        return Outcome(str(outcome))
     except ValueError:
         raise InvalidInputError(f"outcome must be 'success', 'failure' or 'unknown'; got {outcome!r}") from None
 

@@ -311,7 +311,7 @@ class SQLiteStore:
         self,
         name: str,
         dim: int,
-        embed: Callable[[list[str]], list[Vector]],
+        embed: Callable[[list[str]], Sequence[Vector]],
         progress: ProgressCallback | None = None,
         batch_size: int = 64,
     ) -> int:
