@@ -24,7 +24,7 @@ from memp_mcp.build import (
 )
 from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
-from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError, ReadOnlyNamespaceError
+from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError, ReadOnlyNamespaceError, StoreError
 from memp_mcp.models import (
     MAX_PITFALLS,
     MAX_STEPS,
@@ -180,6 +180,11 @@ class Memory:
                     except EmbeddingModelMismatchError as exc:
                         state.problem = str(exc)
                         logger.warning("vector search is off: %s", exc)
+                        return None
+                    except StoreError as exc:
+                        # Cannot write the binding or the missing vectors now (read-only file, full
+                        # disk, a long lock): keywords for this call, try again on the next.
+                        logger.warning("vector search unavailable for now: %s", exc)
                         return None
         return model
 
@@ -361,11 +366,18 @@ class Memory:
         procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
         recall_id = None
         if procedures and log:
-            recall_id = uuid.uuid4().hex[:16]
-            with self.store.transaction():
-                self.store.add_recall_event(recall_id, namespace, task, [p.id for p in procedures], strategy)
-            for p in procedures:
-                p.retrieved_count += 1
+            try:
+                event_id = uuid.uuid4().hex[:16]
+                with self.store.transaction():
+                    self.store.add_recall_event(event_id, namespace, task, [p.id for p in procedures], strategy)
+                recall_id = event_id
+                for p in procedures:
+                    p.retrieved_count += 1
+            except StoreError as exc:
+                # A database that cannot be written (read-only file, full disk) still answers
+                # recalls; only the outcome report, which needs the recall logged, is lost.
+                logger.warning("recall not logged: %s", exc)
+                retrieval += f"; not logged, so no outcome can be reported ({exc})"
         return RecallResult(
             recall_id=recall_id, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=procedures
         )

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,42 @@ def test_http_load_from_other_processes(http_server: str) -> None:  # noqa: F811
     assert sum(r["errors"] for r in reports) == 0
     assert total >= 10
     print(f"HTTP load: {total} recalls from 2 processes in 5 s, {total / 5:.0f} requests/s, 0 errors")
+
+
+@pytest.fixture
+def read_only_database(tmp_path: Path) -> Iterator[Path]:
+    """A memp-mcp database file nobody may write: chmod for users, the immutable flag for root."""
+    import shutil
+    import subprocess as sp
+
+    db = tmp_path / "locked.db"
+    with SQLiteStore(db) as store:
+        Memory(store, FakeEmbedder()).record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    if os.geteuid() != 0:
+        db.chmod(0o444)
+        yield db
+        db.chmod(0o644)
+        return
+    if shutil.which("chattr") is None or sp.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a working chattr: cannot make a file read-only")
+    try:
+        yield db
+    finally:
+        sp.run(["chattr", "-i", str(db)], check=False)
+
+
+async def test_a_read_only_database_file_still_answers_recalls_and_refuses_writes_clearly(
+    read_only_database: Path,
+) -> None:
+    before = read_only_database.read_bytes()
+    settings = load_settings({"db_path": read_only_database}, environ={})
+    memory = Memory(SQLiteStore(read_only_database), FakeEmbedder())
+    async with Client(build_server(settings, memory=memory)) as client:
+        recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
+        assert not recalled.is_error
+        recorded = await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP,
+                                                                "outcome": "success"})
+        assert recorded.is_error
+        assert "read" in recorded.content[0].text.lower()  # type: ignore[union-attr]
+        assert str(read_only_database) in recorded.content[0].text  # type: ignore[union-attr]
+    assert read_only_database.read_bytes() == before
