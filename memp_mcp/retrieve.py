@@ -44,10 +44,13 @@ class RetrievalTuning:
     utility_weight: float = 0.1
 
 
-# Keyword search skips terms found in more than this share of procedures, once there are enough.
-COMMON_TERM_SHARE = 0.05
-COMMON_TERM_MIN_CORPUS = 2_000
-KEEP_RAREST_TERMS = 2
+# Keyword search reads the posting list of every term it looks for, so its cost grows with how many
+# procedures hold those terms. In a memory larger than this, it looks for the task's rarest terms
+# only, as many as fit in the posting budget: rare terms (a name, an identifier, an error code) are
+# what keyword search adds to the vector side, while common ones cost most and tell least. With no
+# term rare enough, the vector side alone finds the candidates (both are scored the same way).
+SELECTIVE_SEARCH_MIN_CORPUS = 2_000
+KEYWORD_POSTINGS_BUDGET = 2_000
 
 
 @dataclass
@@ -243,15 +246,22 @@ class Retriever:
     # -- helpers -------------------------------------------------------------------------
 
     def _selective_terms(self, task: str) -> list[str]:
-        """The task's search terms without the very common ones, which cost most to rank and tell
-        procedures apart least (the vector side still sees every word). Keeps the rarest few."""
+        """The task's search terms, rarest first while their postings fit the budget (all of them in a
+        small memory); empty when even the rarest is too common to be worth a keyword search."""
         terms = fts_terms(task)
-        total = self.store.indexed_count()
-        if total < COMMON_TERM_MIN_CORPUS or len(terms) <= KEEP_RAREST_TERMS:
+        if self.store.indexed_count() < SELECTIVE_SEARCH_MIN_CORPUS:
             return terms
         frequency = {term: self.store.document_frequency(term) for term in terms}
-        rarest = set(sorted(terms, key=lambda t: frequency[t])[:KEEP_RAREST_TERMS])
-        return [t for t in terms if t in rarest or frequency[t] <= COMMON_TERM_SHARE * total]
+        chosen: set[str] = set()
+        postings = 0
+        for term in sorted(terms, key=lambda t: frequency[t]):
+            if frequency[term] == 0:
+                continue  # found nowhere: nothing to gain from looking
+            postings += frequency[term]
+            if postings > KEYWORD_POSTINGS_BUDGET:
+                break
+            chosen.add(term)
+        return [t for t in terms if t in chosen]
 
     def _source_tasks(self, procedures: Sequence[Procedure]) -> dict[int, str]:
         return self.store.trajectory_tasks([tid for p in procedures for tid in p.source_trajectory_ids])

@@ -248,7 +248,7 @@ def test_edit_keeps_history_and_forget_hides(store: SQLiteStore) -> None:
     assert [p.id for p in memory.list_procedures(status="deprecated")] == [pid]
 
 
-def test_keyword_search_skips_very_common_terms_in_a_large_memory(
+def test_keyword_search_looks_only_for_rare_terms_in_a_large_memory(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import memp_mcp.retrieve as retrieve
@@ -260,10 +260,13 @@ def test_keyword_search_skips_very_common_terms_in_a_large_memory(
         memory.record(f"put the {topic} report in the shared drive", HEAT_EGG, "success")
     assert store.count_procedures() == len(topics)
     memory.record("put the quarterly invoice in the shared drive", HEAT_EGG, "success")
-    monkeypatch.setattr(retrieve, "COMMON_TERM_MIN_CORPUS", 10)
+    monkeypatch.setattr(retrieve, "SELECTIVE_SEARCH_MIN_CORPUS", 10)
+    monkeypatch.setattr(retrieve, "KEYWORD_POSTINGS_BUDGET", 5)
     terms = memory.retriever._selective_terms("put the quarterly invoice in the shared drive")
     # "put", "shared" and "drive" are in every procedure; the rare words are what a search needs.
     assert "quarterly" in terms and "invoice" in terms
-    assert "shared" not in terms and "drive" not in terms
+    assert "shared" not in terms and "drive" not in terms and "put" not in terms
+    # Only common words: no keyword search at all, and the vector side still finds the procedure.
+    assert memory.retriever._selective_terms("put it in the shared drive") == []
     found = memory.recall("put the quarterly invoice in the shared drive", k=1).procedures
     assert found and found[0].title.lower().startswith("put the quarterly invoice")
