@@ -544,6 +544,10 @@ def bench_latency(
     recalls: Annotated[int, typer.Option(help="Recalls per run.")] = 200,
     records: Annotated[int, typer.Option(help="record_trajectory calls per run.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the built databases here and reuse them next time (100,000 takes ~25 min to build)."),
+    ] = None,
 ) -> None:
     """Latency through the MCP protocol (stdio): recall, record, report, start-up, RSS, size on disk."""
     from memp_mcp.bench.latency import run_latency
@@ -576,7 +580,7 @@ def bench_latency(
             )
 
         results = run_latency(sizes, embedder, env=env, runs=runs, recalls=recalls, records=records,
-                              on_build=on_build, on_run=on_run)
+                              cache_dir=cache_dir, on_build=on_build, on_run=on_run)
     table = Table(title=f"Latency over stdio (median [min-max] of {runs} runs)")
     keys = ["recall_p50_ms", "recall_p95_ms", "recall_p99_ms", "record_p50_ms", "record_p95_ms", "report_p50_ms",
             "initialize_s", "first_recall_s", "peak_rss_mb"]
@@ -590,7 +594,7 @@ def bench_latency(
             cells.append("n/a" if value is None else f"{value['median']:.2f} [{value['min']:.2f}-{value['max']:.2f}]")
         table.add_row(key, *cells)
     table.add_row("db size MB", *(str(f["db_mb_after_runs"]) for f in results["sizes"].values()))
-    table.add_row("build s", *(str(f["build_s"]) for f in results["sizes"].values()))
+    table.add_row("build s", *("reused" if f["build_s"] is None else str(f["build_s"]) for f in results["sizes"].values()))
     console.print(table)
     if as_json:
         print(json.dumps(results))

@@ -9,8 +9,10 @@ size. Figures are medians over runs, with min and max to show the machine's nois
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -21,7 +23,7 @@ from typing import Any
 
 import anyio
 
-from memp_mcp.bench.synthetic import build_database, paraphrase, synthetic_tasks
+from memp_mcp.bench.synthetic import SYNTHETIC_VERSION, build_database, paraphrase, synthetic_tasks
 from memp_mcp.embedding import Embedder
 from memp_mcp.store import SQLiteStore
 
@@ -127,6 +129,61 @@ async def _one_run(db: Path, tasks: list[str], env: dict[str, str], recalls: int
     }
 
 
+def _copy_database(source: Path, target: Path) -> None:
+    """Copy a closed database with its write-ahead log, if one was left (it holds committed data)."""
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + "-wal")
+    if wal.is_file():
+        shutil.copyfile(wal, target.with_name(target.name + "-wal"))
+
+
+def _built_database(
+    size: int, seed: int, embedder: Embedder, folder: Path, cache_dir: Path | None, on_build: Callable[[int, int], None] | None
+) -> tuple[Path, list[str], float | None]:
+    """A database of `size` synthetic procedures in `folder`, its tasks, and the build time.
+
+    With `cache_dir`, a database built before for the same size, seed and model is copied from there
+    instead of built again (building 100,000 takes about half an hour); a build that did not finish
+    leaves no record and is built again. The copy is what the runs write to, so the cached one stays
+    as built.
+    """
+    db = folder / f"latency-{size}.db"
+    record = {"size": size, "seed": seed, "model": embedder.identity, "generator": SYNTHETIC_VERSION}
+    cached = cache_dir / f"latency-{size}-seed{seed}.db" if cache_dir else None
+    marker = cached.with_suffix(".json") if cached else None
+    if cached and marker and marker.is_file() and cached.is_file():
+        try:
+            reusable = json.loads(marker.read_text()) == record
+        except ValueError:
+            reusable = False
+        if reusable:
+            _copy_database(cached, db)
+            return db, [item.task for item in synthetic_tasks(size, seed)], None
+    target = cached or db
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for stale in cached.parent.glob(cached.name + "*"):
+            stale.unlink()
+    store = SQLiteStore(target)
+    store.bind_embedding_model(embedder.identity, embedder.dim)
+    built = 0
+    started = time.perf_counter()
+
+    def tick(n: int) -> None:
+        nonlocal built
+        built += n
+        if on_build:
+            on_build(built, size)
+
+    tasks = build_database(store, embedder.embed, size, seed, progress=tick)
+    seconds = time.perf_counter() - started
+    store.close()
+    if cached and marker:
+        marker.write_text(json.dumps(record))
+        _copy_database(cached, db)
+    return db, tasks, seconds
+
+
 def run_latency(
     sizes: list[int],
     embedder: Embedder,
@@ -137,28 +194,15 @@ def run_latency(
     records: int = 50,
     seed: int = 0,
     workdir: Path | None = None,
+    cache_dir: Path | None = None,
     on_build: Callable[[int, int], None] | None = None,
     on_run: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Build each database, then measure `runs` server runs; returns figures per size."""
+    """Build (or reuse from `cache_dir`) each database, then measure `runs` server runs; figures per size."""
     results: dict[str, Any] = {"runs": runs, "recalls_per_run": recalls, "records_per_run": records, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="memp-latency-", dir=workdir) as tmp:
         for size in sizes:
-            db = Path(tmp) / f"latency-{size}.db"
-            store = SQLiteStore(db)
-            store.bind_embedding_model(embedder.identity, embedder.dim)
-            built = 0
-            started = time.perf_counter()
-
-            def tick(n: int, size: int = size) -> None:
-                nonlocal built
-                built += n
-                if on_build:
-                    on_build(built, size)
-
-            tasks = build_database(store, embedder.embed, size, seed, progress=tick)
-            build_seconds = time.perf_counter() - started
-            store.close()
+            db, tasks, build_seconds = _built_database(size, seed, embedder, Path(tmp), cache_dir, on_build)
             size_mb = _db_size_mb(db)
             per_run = []
             for run in range(runs):
@@ -166,7 +210,10 @@ def run_latency(
                 per_run.append(figures)
                 if on_run:
                     on_run(size, run, figures)
-            summary: dict[str, Any] = {"build_s": round(build_seconds, 1), "db_mb_before_runs": round(size_mb, 1)}
+            summary: dict[str, Any] = {
+                "build_s": None if build_seconds is None else round(build_seconds, 1),
+                "db_mb_before_runs": round(size_mb, 1),
+            }
             for key in per_run[0]:
                 values = [r[key] for r in per_run if r[key] is not None]
                 if values:
@@ -177,4 +224,6 @@ def run_latency(
                     }
             summary["db_mb_after_runs"] = round(_db_size_mb(db), 1)
             results["sizes"][str(size)] = summary
+            for leftover in db.parent.glob(db.name + "*"):
+                leftover.unlink()
     return results

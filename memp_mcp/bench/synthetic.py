@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from memp_mcp.build import extract_procedure
 from memp_mcp.models import Outcome, Step
 
+# Bump when the generator or the build changes what a seed produces, so cached databases are rebuilt.
+SYNTHETIC_VERSION = 1
+
 _DOMAINS: dict[str, dict[str, list[str]]] = {
     "household": {
         "verbs": ["put", "clean and put", "heat and put", "cool and put", "examine", "move", "bring"],
