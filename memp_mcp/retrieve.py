@@ -63,11 +63,14 @@ class Scored:
 
 
 def utility_prior(procedure: Procedure, weight: float) -> float:
-    """1 for a procedure never judged; up to 1 + weight for one that always works.
+    """1 for a procedure never judged; up to 1 + weight for one that always works."""
+    return utility_prior_from(procedure.success_count, procedure.failure_count, weight)
 
-    Laplace smoothing ((s + 1) / (s + f + 2)) keeps one early failure from burying a new procedure.
-    """
-    rate = (procedure.success_count + 1) / (procedure.success_count + procedure.failure_count + 2)
+
+def utility_prior_from(successes: int, failures: int, weight: float) -> float:
+    """The utility prior from outcome counts. Laplace smoothing ((s + 1) / (s + f + 2)) keeps one
+    early failure from burying a new procedure."""
+    rate = (successes + 1) / (successes + failures + 2)
     return 1.0 + weight * (2.0 * rate - 1.0)
 
 
@@ -170,20 +173,24 @@ class Retriever:
         if match:
             ids += [pid for pid, _ in self.store.keyword_search(namespace, match, wanted)]
         ids = list(dict.fromkeys(ids))
-        terms = query_terms(task)
-        procedures = self.store.get_procedures(ids)
+        terms = tuple(query_terms(task))
+        # Each key (a task the procedure served, or its family) is scored by cosine blended with
+        # keyword coverage; a procedure is as relevant as its best key. Candidates are scored from
+        # their keys alone, and only the best k are loaded in full.
         cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
+        key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
+        relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
+        fitting = [pid for pid, value in relevance.items() if value >= tuning.relevance_floor]
+        scores = {
+            pid: relevance[pid] * utility_prior_from(successes, failures, tuning.utility_weight)
+            for pid, (successes, failures) in self.store.outcome_counts(fitting).items()
+        }
+        best = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
+        procedures = self.store.get_procedures(best)
         tasks = self._source_tasks(procedures)
-        scored = []
-        for procedure in procedures:
-            # Each key (a task the procedure served, or its family) is scored by cosine blended
-            # with keyword coverage; the procedure is as relevant as its best key.
-            relevance, sources = self._key_scores(procedure, cosines.get(procedure.id, {}), tasks, terms)
-            if relevance < tuning.relevance_floor:
-                continue
-            score = relevance * utility_prior(procedure, tuning.utility_weight)
-            scored.append(Scored(procedure, relevance, score, sources))
-        return _best(scored, k)
+        return [
+            Scored(p, relevance[p.id], scores[p.id], _rank_sources(p, key_scores[p.id], tasks)) for p in procedures
+        ]
 
     def _by_cosine(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
@@ -267,28 +274,20 @@ class Retriever:
         return self.store.trajectory_tasks([tid for p in procedures for tid in p.source_trajectory_ids])
 
     def _key_scores(
-        self,
-        procedure: Procedure,
-        cosines: dict[str, float],
-        tasks: dict[int, str],
-        terms: Sequence[str] | None = None,
+        self, procedure: Procedure, cosines: dict[str, float], tasks: dict[int, str]
     ) -> tuple[float, list[int]]:
-        """The procedure's best key score, and its sources ordered by their task's key score.
+        """The procedure's best key cosine, and its sources ordered by their task's key cosine."""
+        return max(cosines.values(), default=0.0), _rank_sources(procedure, cosines, tasks)
 
-        A key's score is its cosine to the query, blended with the keyword coverage of its text
-        when `terms` are given (the hybrid strategy).
-        """
-        if terms is not None:
-            weight = self.tuning.vector_weight
-            frozen = tuple(terms)
-            by_text = {t: weight * c + (1 - weight) * _cached_coverage(frozen, t) for t, c in cosines.items()}
-        else:
-            by_text = cosines
-        best = max(by_text.values(), default=0.0)
-        sources = sorted(
-            procedure.source_trajectory_ids, key=lambda tid: -by_text.get(key_text(tasks.get(tid, "")), -1.0)
-        )
-        return best, sources
+    def _blend(self, cosines: dict[str, float], terms: tuple[str, ...]) -> dict[str, float]:
+        """Each key's cosine blended with the keyword coverage of its text."""
+        weight = self.tuning.vector_weight
+        return {text: weight * c + (1 - weight) * _cached_coverage(terms, text) for text, c in cosines.items()}
+
+
+def _rank_sources(procedure: Procedure, key_scores: dict[str, float], tasks: dict[int, str]) -> list[int]:
+    """The procedure's source trajectories, the one whose task key scores best first."""
+    return sorted(procedure.source_trajectory_ids, key=lambda tid: -key_scores.get(key_text(tasks.get(tid, "")), -1.0))
 
 
 def key_text(task: str) -> str:

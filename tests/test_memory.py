@@ -158,8 +158,9 @@ def test_repeated_failure_deprecates_and_restore_brings_it_back(store: SQLiteSto
 
 def test_success_outweighs_failure_in_the_utility_prior(store: SQLiteStore) -> None:
     memory = memory_for(store)
-    good = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
-    bad = memory.record("put a clean soapbar in drawer", CLEAN_SOAP, "success")
+    # The better procedure is the newer one, so id order alone would rank it second.
+    bad = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    good = memory.record("put a clean soapbar in drawer", CLEAN_SOAP, "success")
     with store.transaction():
         store.bump_stats(good.procedure_id or 0, succeeded=5)
         store.bump_stats(bad.procedure_id or 0, failed=1, succeeded=1)

@@ -345,6 +345,9 @@ def test_recall_events_and_stats(store: SQLiteStore) -> None:
     assert store.get_recall_event("r1").success is False
     got = store.get_procedure(procedure_id)
     assert (got.retrieved_count, got.failure_count) == (1, 1)
+    with store.transaction():
+        store.bump_stats(procedure_id, succeeded=3)
+    assert store.outcome_counts([procedure_id, 999]) == {procedure_id: (3, 1)}
     stats = store.stats(NS)
     assert (stats.trajectories, stats.procedures_active, stats.recalls) == (1, 1, 1)
     with pytest.raises(NotFoundError):

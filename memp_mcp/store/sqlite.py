@@ -560,6 +560,16 @@ class SQLiteStore:
         sources = self._sources_for([int(r[0]) for r in rows])
         return [self._procedure(by_id[i], sources.get(i, [])) for i in procedure_ids if i in by_id]
 
+    def outcome_counts(self, procedure_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """(successes, failures) of each known procedure, for scoring before loading it in full."""
+        if not procedure_ids:
+            return {}
+        marks = ",".join("?" * len(procedure_ids))
+        rows = self._execute(
+            f"SELECT id, success_count, failure_count FROM procedures WHERE id IN ({marks})", tuple(procedure_ids)
+        ).fetchall()
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
     def _sources_for(self, procedure_ids: Sequence[int]) -> dict[int, list[int]]:
         if not procedure_ids:
             return {}
