@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from memp_mcp.models import (
     Trajectory,
 )
 from memp_mcp.store import driver
+from memp_mcp.store.bit_index import BitIndex
 from memp_mcp.store.migrations import LATEST_VERSION, MIGRATIONS
 from memp_mcp.text import fts_document
 
@@ -52,6 +54,13 @@ MAX_KNN = 4096
 DOCUMENT_FREQUENCY_TTL_SECONDS = 300.0
 # Keys fetched by the coarse (binary) search per procedure wanted, before exact rescoring.
 COARSE_OVERSAMPLING = 3
+# Changes whenever stored vectors change other than by new keys (a model bound, a reindex, a backfill),
+# so a process holding vectors in memory knows to load them again.
+VECTOR_EPOCH_KEY = "vector_epoch"
+# The in-memory binary index loads this many keys at a time: the first batch in the search that
+# needs it, the rest in the background (sqlite-vec answers until it is whole), each batch holding
+# the store's lock for a few milliseconds only.
+BIT_INDEX_BATCH = 5_000
 ProgressCallback = Callable[[int, int], None]
 
 _PROCEDURE_COLUMNS = (
@@ -82,6 +91,11 @@ class SQLiteStore:
         # The thread whose transaction is open, if any: the store is shared by threads, and a
         # write from one thread must not count as inside another thread's transaction.
         self._transaction_owner: int | None = None
+        # Binary codes of the key vectors in memory, for the coarse search (see bit_index). Guarded
+        # by the lock; `_bits_ready` once every key is in, `_bits_epoch` the vectors it reflects.
+        self._bits: BitIndex | None = None
+        self._bits_epoch: str | None = None
+        self._bits_ready = False
 
     # -- opening -------------------------------------------------------------------------
 
@@ -306,6 +320,7 @@ class SQLiteStore:
             f"+procedure_id INTEGER, embedding bit[{int(dim)}])"
         )
         self._execute("UPDATE procedure_keys SET has_vector = 0, vector = NULL")
+        self._new_vector_epoch()
 
     def reindex(
         self,
@@ -344,8 +359,10 @@ class SQLiteStore:
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None:
+        """Give existing keys their vectors (a backfill: new keys get theirs through add_keys)."""
         with self.transaction():
             self._store_key_vectors(vectors)
+            self._new_vector_epoch()
 
     def _store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None:
         self._write()
@@ -372,6 +389,9 @@ class SQLiteStore:
                 (key_id, row[1], int(row[2] == ProcedureStatus.ACTIVE), row[0], exact),
             )
             self._execute("UPDATE procedure_keys SET has_vector = 1, vector = ? WHERE id = ?", (exact, key_id))
+
+    def _new_vector_epoch(self) -> None:
+        self._set_meta(VECTOR_EPOCH_KEY, uuid.uuid4().hex)
 
     def has_vector_table(self) -> bool:
         row = self._execute("SELECT 1 FROM sqlite_master WHERE name = 'key_vectors'").fetchone()
@@ -754,17 +774,29 @@ class SQLiteStore:
         # Coarse search over binary-quantised keys (48 bytes each for 384 dimensions), several
         # keys per wanted procedure; then exact cosine on the float vectors of those keys.
         query = np.asarray(vector, dtype=np.float32)
-        rows = self._execute(
-            "SELECT key_id FROM key_vectors WHERE embedding MATCH vec_quantize_binary(?) AND k = ? "
-            "AND namespace = ? AND active = 1",
-            (query.tobytes(), min(max(1, k) * COARSE_OVERSAMPLING, MAX_KNN), namespace),
-        ).fetchall()
-        if not rows:
+        coarse = min(max(1, k) * COARSE_OVERSAMPLING, MAX_KNN)
+        key_ids = self._nearest_keys_in_memory(namespace, query.tobytes(), coarse)
+        if key_ids is None:
+            key_ids = [
+                int(r[0])
+                for r in self._execute(
+                    "SELECT key_id FROM key_vectors WHERE embedding MATCH vec_quantize_binary(?) AND k = ? "
+                    "AND namespace = ? AND active = 1",
+                    (query.tobytes(), coarse, namespace),
+                ).fetchall()
+            ]
+        if not key_ids:
             return []
-        marks = ",".join("?" * len(rows))
+        marks = ",".join("?" * len(key_ids))
+        # The in-memory index does not track status: deprecated procedures are dropped here. CROSS JOIN
+        # keeps SQLite from starting at the namespace's procedures (a scan of all of them: ~45 ms at 100k).
         exact = self._execute(
-            f"SELECT procedure_id, vector FROM procedure_keys WHERE id IN ({marks})", tuple(r[0] for r in rows)
+            "SELECT k.procedure_id, k.vector FROM procedure_keys k CROSS JOIN procedures p ON p.id = k.procedure_id "
+            f"WHERE k.id IN ({marks}) AND k.vector IS NOT NULL AND p.namespace = ? AND p.status = 'active'",
+            (*key_ids, namespace),
         ).fetchall()
+        if not exact:
+            return []
         matrix = np.frombuffer(b"".join(bytes(r[1]) for r in exact), dtype=np.float32).reshape(len(exact), -1)
         norms = np.linalg.norm(matrix, axis=1) * (float(np.linalg.norm(query)) or 1.0)
         similarities = (matrix @ query) / np.where(norms == 0, 1.0, norms)
@@ -773,6 +805,57 @@ class SQLiteStore:
             if similarity > best.get(int(procedure_id), -2.0):
                 best[int(procedure_id)] = similarity
         return sorted(best.items(), key=lambda item: -item[1])[:k]
+
+    def _nearest_keys_in_memory(self, namespace: str, query: bytes, count: int) -> list[int] | None:
+        """The coarse search over the in-memory codes, or None when sqlite-vec must answer: while
+        the index loads, and inside a write transaction (the index must not take in keys that may
+        yet be rolled back)."""
+        with self._lock:
+            if self._conn.in_transaction:
+                return None
+            bound = self.embedding_model()
+            if bound is None:
+                return None
+            epoch = self.get_meta(VECTOR_EPOCH_KEY) or ""
+            if self._bits is None or epoch != self._bits_epoch:
+                self._bits = BitIndex(bound[1] // 8)
+                self._bits_epoch, self._bits_ready = epoch, False
+                if self._load_bits(self._bits):
+                    threading.Thread(
+                        target=self._load_remaining_bits, args=(self._bits,), name="bit-index-load", daemon=True
+                    ).start()
+                else:
+                    self._bits_ready = True
+            if not self._bits_ready:
+                return None
+            while self._load_bits(self._bits):  # keys other processes (or this one) added since
+                pass
+            code = self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0]
+            return self._bits.nearest(namespace, bytes(code), count)
+
+    def _load_bits(self, index: BitIndex) -> bool:
+        """Add the next batch of keys (by id) to `index`; True when there may be more."""
+        rows = self._execute(
+            "SELECT k.id, p.namespace, vec_quantize_binary(k.vector) FROM procedure_keys k "
+            "CROSS JOIN procedures p ON p.id = k.procedure_id "
+            "WHERE k.id > ? AND k.vector IS NOT NULL ORDER BY k.id LIMIT ?",
+            (index.last_key_id, BIT_INDEX_BATCH),
+        ).fetchall()
+        index.add([int(r[0]) for r in rows], [str(r[1]) for r in rows], [bytes(r[2]) for r in rows])
+        return len(rows) == BIT_INDEX_BATCH
+
+    def _load_remaining_bits(self, index: BitIndex) -> None:
+        """Fill `index` batch by batch, releasing the lock between batches so recalls go on."""
+        try:
+            while True:
+                with self._lock:
+                    if self._bits is not index:
+                        return  # the vectors changed meanwhile; a newer index has taken over
+                    if not self._load_bits(index):
+                        self._bits_ready = True
+                        return
+        except self._errors as exc:  # the store was closed, or the file went away: sqlite-vec answers
+            logger.debug("in-memory vector index not loaded: %s", exc)
 
     def key_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[list[float]]]:
         """Every key vector of the given procedures."""

@@ -1,0 +1,177 @@
+"""The in-memory binary index, and the store keeping it in step with the database."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import memp_mcp.store.sqlite as sqlite_store
+from memp_mcp.models import ProcedureStatus
+from memp_mcp.store import SQLiteStore
+from memp_mcp.store.bit_index import BitIndex
+from tests.conftest import FakeEmbedder
+from tests.test_store import NS, _add
+
+THINGS = ("mug apple pen key lamp book vase egg plate knife sponge towel candle pillow remote soap "
+          "bowl cup fork spoon glass kettle watch phone wallet scarf glove sock shoe hat").split()
+
+# -- the index alone -----------------------------------------------------------------------
+
+
+def _hamming(a: bytes, b: bytes) -> int:
+    return sum(bin(x ^ y).count("1") for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("code_bytes", [48, 5])
+def test_nearest_matches_a_brute_force_hamming_ranking(code_bytes: int) -> None:
+    rng = random.Random(code_bytes)
+    codes = [rng.randbytes(code_bytes) for _ in range(3000)]  # past the initial capacity: it must grow
+    namespaces = [rng.choice(["a", "b"]) for _ in codes]
+    index = BitIndex(code_bytes)
+    for start in range(0, len(codes), 700):
+        ids = list(range(start + 1, min(start + 700, len(codes)) + 1))
+        index.add(ids, namespaces[start : start + 700], codes[start : start + 700])
+    query = rng.randbytes(code_bytes)
+    expected = sorted(
+        (key_id for key_id in range(1, len(codes) + 1) if namespaces[key_id - 1] == "a"),
+        key=lambda key_id: (_hamming(codes[key_id - 1], query), key_id),
+    )
+    assert index.nearest("a", query, 25) == expected[:25]
+    assert index.nearest("a", query, 10_000) == expected
+    assert index.nearest("nowhere", query, 5) == []
+
+
+def test_ids_must_grow_and_codes_must_fit() -> None:
+    index = BitIndex(48)
+    index.add([5], ["a"], [bytes(48)])
+    with pytest.raises(ValueError, match="must grow"):
+        index.add([5], ["a"], [bytes(48)])
+    with pytest.raises(ValueError, match="47 bytes"):
+        index.add([6], ["a"], [bytes(47)])
+    assert index.size == 1 and index.last_key_id == 5
+
+
+# -- kept in step by the store ---------------------------------------------------------------
+
+
+def _search(store: SQLiteStore, embedder: FakeEmbedder, task: str, k: int = 3) -> list[int]:
+    return [pid for pid, _ in store.vector_search(NS, embedder.embed([task])[0], k)]
+
+
+def _in_memory(store: SQLiteStore) -> bool:
+    return store._bits is not None and store._bits_ready
+
+
+@pytest.fixture
+def two_stores(tmp_path: Path, fake_embedder: FakeEmbedder) -> tuple[SQLiteStore, SQLiteStore]:
+    """Two connections to one file, as two server processes would have."""
+    first = SQLiteStore(tmp_path / "shared.db")
+    first.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    second = SQLiteStore(tmp_path / "shared.db")
+    return first, second
+
+
+def test_in_memory_search_answers_as_sqlite_vec_does(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    tasks = [f"put the {thing} in the {place}" for thing in ("mug", "apple", "pen", "key") for place in ("box", "bin")]
+    for task in tasks:
+        _add(store, fake_embedder, task)
+    query = fake_embedder.embed(["put a pen in the bin"])[0]
+    with store.transaction():  # inside a transaction sqlite-vec answers
+        from_sqlite_vec = store.vector_search(NS, query, k=5)
+    from_memory = store.vector_search(NS, query, k=5)
+    assert _in_memory(store)
+    assert from_memory == from_sqlite_vec
+    assert len(from_memory) == 5
+
+
+def test_keys_written_by_another_process_are_found(
+    two_stores: tuple[SQLiteStore, SQLiteStore], fake_embedder: FakeEmbedder
+) -> None:
+    reader, writer = two_stores
+    mug = _add(writer, fake_embedder, "put a clean mug on the coffee machine")
+    assert _search(reader, fake_embedder, "put a clean mug on the coffee machine") == [mug]
+    assert _in_memory(reader)
+    lamp = _add(writer, fake_embedder, "examine the book under the desk lamp")
+    assert _search(reader, fake_embedder, "examine the book under the desk lamp")[0] == lamp
+    with writer.transaction():
+        writer.set_status(lamp, ProcedureStatus.DEPRECATED)
+    assert lamp not in _search(reader, fake_embedder, "examine the book under the desk lamp")
+
+
+def test_a_reindex_elsewhere_reloads_the_vectors(
+    two_stores: tuple[SQLiteStore, SQLiteStore], fake_embedder: FakeEmbedder
+) -> None:
+    reader, writer = two_stores
+    ids = {thing: _add(writer, fake_embedder, f"put the {thing} away") for thing in THINGS}
+    assert _search(reader, fake_embedder, "put the egg away", k=1) == [ids["egg"]]
+    # The same model name and size, different vectors: the reader's coarse search must now agree
+    # with that of a process that opened the file after the reindex.
+    rotated = _Rotated(fake_embedder)
+    writer.reindex(fake_embedder.identity, fake_embedder.dim, rotated.embed)
+    fresh = SQLiteStore(writer.path)
+    queries = [np.asarray(v, dtype=np.float32).tobytes() for v in rotated.embed([f"{t} away" for t in THINGS])]
+    assert [reader._nearest_keys_in_memory(NS, q, 3) for q in queries] == [
+        fresh._nearest_keys_in_memory(NS, q, 3) for q in queries
+    ]
+    assert _in_memory(reader) and _in_memory(fresh)
+    assert _search(reader, rotated, "put the egg away", k=1) == [ids["egg"]]
+
+
+def test_keys_backfilled_later_are_found(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    early = _add(store, None, "put a clean mug on the coffee machine")  # recorded before the model was ready
+    later = _add(store, fake_embedder, "examine the book under the desk lamp")
+    assert _search(store, fake_embedder, "put a clean mug on the coffee machine") == [later]
+    missing = store.keys_without_vectors()
+    store.store_key_vectors([(key_id, fake_embedder.embed([text])[0]) for key_id, text in missing])
+    assert _search(store, fake_embedder, "put a clean mug on the coffee machine")[0] == early
+
+
+def test_a_rolled_back_key_never_enters_the_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    for thing in THINGS:
+        _add(store, fake_embedder, f"put the {thing} away")
+    _search(store, fake_embedder, "anything")
+    with pytest.raises(RuntimeError), store.transaction():
+        ghost = _add(store, fake_embedder, "wash the ghost plate")
+        assert _search(store, fake_embedder, "wash the ghost plate")[0] == ghost
+        raise RuntimeError("the write fails after the search")
+    # The next key takes the rolled-back key's id; the index must hold the new key's code, or the
+    # coarse search (3 keys of 31 for k=1) would look for it under the ghost's.
+    real = _add(store, fake_embedder, "heat an apple in the microwave")
+    assert _search(store, fake_embedder, "heat an apple in the microwave", k=1) == [real]
+
+
+def test_a_large_index_loads_in_the_background_while_sqlite_vec_answers(
+    store: SQLiteStore, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "BIT_INDEX_BATCH", 4)
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    ids = {thing: _add(store, fake_embedder, f"put the {thing} away") for thing in THINGS}
+    first = _search(store, fake_embedder, "put the kettle away")
+    assert first and first[0] == ids["kettle"]
+    deadline = time.monotonic() + 10
+    while not _in_memory(store):
+        assert time.monotonic() < deadline, "the background load did not finish"
+        time.sleep(0.01)
+    assert store._bits is not None and store._bits.size == 30
+    # Coarse ties among these short codes may break differently from sqlite-vec; the best must not.
+    assert _search(store, fake_embedder, "put the kettle away")[0] == ids["kettle"]
+
+
+class _Rotated:
+    """The fake embedder's vectors, permuted: the same model name and size, different vectors."""
+
+    def __init__(self, base: FakeEmbedder) -> None:
+        self.base = base
+        self.order = np.random.default_rng(0).permutation(base.dim)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [list(np.asarray(v)[self.order]) for v in self.base.embed(texts)]
