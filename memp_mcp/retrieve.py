@@ -262,8 +262,8 @@ class Retriever:
         chosen: set[str] = set()
         postings = 0
         for term in sorted(terms, key=lambda t: frequency[t]):
-            if frequency[term] == 0:
-                continue  # found nowhere: nothing to gain from looking
+            # A term counted as found nowhere costs nothing to look up, and the count may be older
+            # than the procedure that now has it.
             postings += frequency[term]
             if postings > KEYWORD_POSTINGS_BUDGET:
                 break

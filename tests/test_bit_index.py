@@ -34,24 +34,28 @@ def test_nearest_matches_a_brute_force_hamming_ranking(code_bytes: int) -> None:
     index = BitIndex(code_bytes)
     for start in range(0, len(codes), 700):
         ids = list(range(start + 1, min(start + 700, len(codes)) + 1))
-        index.add(ids, namespaces[start : start + 700], codes[start : start + 700])
+        index.add(ids, namespaces[start : start + 700], codes[start : start + 700], [True] * len(ids))
     query = rng.randbytes(code_bytes)
+    inactive = set(rng.sample(range(1, len(codes) + 1), 300))
+    index.set_inactive(sorted(inactive) + [999_999])  # an id it does not hold is ignored
     expected = sorted(
-        (key_id for key_id in range(1, len(codes) + 1) if namespaces[key_id - 1] == "a"),
+        (key_id for key_id in range(1, len(codes) + 1) if namespaces[key_id - 1] == "a" and key_id not in inactive),
         key=lambda key_id: (_hamming(codes[key_id - 1], query), key_id),
     )
     assert index.nearest("a", query, 25) == expected[:25]
     assert index.nearest("a", query, 10_000) == expected
     assert index.nearest("nowhere", query, 5) == []
+    index.set_inactive([])
+    assert len(index.nearest("a", query, 10_000)) == namespaces.count("a")
 
 
 def test_ids_must_grow_and_codes_must_fit() -> None:
     index = BitIndex(48)
-    index.add([5], ["a"], [bytes(48)])
+    index.add([5], ["a"], [bytes(48)], [True])
     with pytest.raises(ValueError, match="must grow"):
-        index.add([5], ["a"], [bytes(48)])
+        index.add([5], ["a"], [bytes(48)], [True])
     with pytest.raises(ValueError, match="47 bytes"):
-        index.add([6], ["a"], [bytes(47)])
+        index.add([6], ["a"], [bytes(47)], [True])
     assert index.size == 1 and index.last_key_id == 5
 
 
@@ -175,3 +179,62 @@ class _Rotated:
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return [list(np.asarray(v)[self.order]) for v in self.base.embed(texts)]
+
+
+def test_deprecated_keys_do_not_crowd_out_active_ones(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    retired = [_add(store, fake_embedder, "put the mug in the box") for _ in range(3)]
+    active = _add(store, fake_embedder, "put the mug in the bin")
+    assert _search(store, fake_embedder, "put the mug in the box", k=1) in ([retired[0]], [retired[1]], [retired[2]])
+    with store.transaction():
+        for procedure_id in retired:
+            store.set_status(procedure_id, ProcedureStatus.DEPRECATED)
+    # k=1 searches 3 keys coarsely: the three retired ones are nearest, and must not take those places.
+    assert _search(store, fake_embedder, "put the mug in the box", k=1) == [active]
+    with store.transaction():
+        store.set_status(retired[1], ProcedureStatus.ACTIVE)
+    assert _search(store, fake_embedder, "put the mug in the box", k=1) == [retired[1]]
+
+
+def test_changes_made_without_this_code_still_reach_the_index(
+    two_stores: tuple[SQLiteStore, SQLiteStore], fake_embedder: FakeEmbedder
+) -> None:
+    reader, writer = two_stores
+    ids = {thing: _add(writer, fake_embedder, f"put the {thing} away") for thing in THINGS}
+    assert _search(reader, fake_embedder, "put the egg away", k=1) == [ids["egg"]]
+    rotated = _Rotated(fake_embedder)
+    # Raw SQL, as another program (or an older release) might write: the schema's triggers mark it.
+    with writer.transaction():
+        for key_id, text in writer._execute("SELECT id, text FROM procedure_keys").fetchall():
+            writer._execute(
+                "UPDATE procedure_keys SET vector = ? WHERE id = ?",
+                (np.asarray(rotated.embed([text])[0], dtype=np.float32).tobytes(), key_id),
+            )
+        writer._execute("UPDATE procedures SET status = 'deprecated' WHERE id = ?", (ids["egg"],))
+    fresh = SQLiteStore(writer.path)
+    queries = [np.asarray(v, dtype=np.float32).tobytes() for v in rotated.embed([f"{t} away" for t in THINGS])]
+    assert [reader._nearest_keys_in_memory(NS, q, 3) for q in queries] == [
+        fresh._nearest_keys_in_memory(NS, q, 3) for q in queries
+    ]
+    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, queries[THINGS.index("egg")], 30) or [])
+
+
+def test_a_failed_load_is_retried_and_sqlite_vec_answers_meanwhile(
+    store: SQLiteStore, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    ids = {thing: _add(store, fake_embedder, f"put the {thing} away") for thing in THINGS}
+    real_load = store._load_bits
+    failures = [1]
+
+    def flaky_load(index: BitIndex) -> bool:
+        if failures:
+            failures.pop()
+            raise store._errors[0]("database is locked")
+        return real_load(index)
+
+    monkeypatch.setattr(store, "_load_bits", flaky_load)
+    assert _search(store, fake_embedder, "put the kettle away")[0] == ids["kettle"]
+    assert not _in_memory(store)
+    assert _search(store, fake_embedder, "put the kettle away")[0] == ids["kettle"]
+    assert _in_memory(store)

@@ -19,7 +19,8 @@ _INITIAL_CAPACITY = 1024
 
 
 class BitIndex:
-    """Key ids with their namespace and binary code, appended in key id order.
+    """Key ids with their namespace, binary code and whether their procedure is active, appended in
+    key id order.
 
     Not thread-safe on its own: the store calls it under its lock.
     """
@@ -33,25 +34,39 @@ class BitIndex:
         self.last_key_id = 0
         self._key_ids = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self._namespaces = np.zeros(_INITIAL_CAPACITY, dtype=np.int32)
+        self._active = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
         self._columns = np.zeros((self.words, _INITIAL_CAPACITY), dtype=np.uint64)
         self._namespace_codes: dict[str, int] = {}
 
-    def add(self, key_ids: Sequence[int], namespaces: Sequence[str], codes: Sequence[bytes]) -> None:
+    def add(
+        self, key_ids: Sequence[int], namespaces: Sequence[str], codes: Sequence[bytes], active: Sequence[bool]
+    ) -> None:
         """Append keys, whose ids must all be above every id already held."""
         count = len(key_ids)
         if count == 0:
             return
-        if not len(namespaces) == len(codes) == count:
-            raise ValueError("key_ids, namespaces and codes must have the same length")
+        if not len(namespaces) == len(codes) == len(active) == count:
+            raise ValueError("key_ids, namespaces, codes and active must have the same length")
         if min(key_ids) <= self.last_key_id:
             raise ValueError(f"key ids must grow: got {min(key_ids)} after {self.last_key_id}")
         self._reserve(self.size + count)
         end = self.size + count
         self._key_ids[self.size : end] = key_ids
         self._namespaces[self.size : end] = [self._namespace_code(n) for n in namespaces]
+        self._active[self.size : end] = active
         self._columns[:, self.size : end] = self._words(codes).T
         self.size = end
         self.last_key_id = int(max(key_ids))
+
+    def set_inactive(self, key_ids: Sequence[int]) -> None:
+        """Mark exactly these keys (of deprecated procedures) as not to be found; all others as active."""
+        held = self._key_ids[: self.size]
+        self._active[: self.size] = True
+        wanted = np.asarray(key_ids, dtype=np.int64)
+        positions = np.searchsorted(held, wanted)  # ids are held in ascending order
+        inside = positions < self.size
+        found = positions[inside][held[positions[inside]] == wanted[inside]]
+        self._active[found] = False
 
     def nearest(self, namespace: str, code: bytes, count: int) -> list[int]:
         """Ids of the `count` keys of `namespace` with the fewest differing bits from `code`, nearest first."""
@@ -63,8 +78,9 @@ class BitIndex:
         distances = np.bitwise_count(self._columns[0, :size] ^ query[0]).astype(np.uint16)
         for word in range(1, self.words):
             distances += np.bitwise_count(self._columns[word, :size] ^ query[word])
-        # Other namespaces' keys are pushed past any real distance (a code has at most 64 * words bits).
-        distances[self._namespaces[:size] != namespace_code] = np.iinfo(np.uint16).max
+        # Other namespaces' keys and inactive ones are pushed past any real distance (a code has at
+        # most 64 * words bits).
+        distances[(self._namespaces[:size] != namespace_code) | ~self._active[:size]] = np.iinfo(np.uint16).max
         if count < size:
             # Every key as near as the count-th one, so that ties go to the older key, not to chance.
             cutoff = distances[np.argpartition(distances, count - 1)[count - 1]]
@@ -94,6 +110,7 @@ class BitIndex:
             capacity *= 2
         self._key_ids = np.resize(self._key_ids, capacity)
         self._namespaces = np.resize(self._namespaces, capacity)
+        self._active = np.resize(self._active, capacity)
         columns = np.zeros((self.words, capacity), dtype=np.uint64)
         columns[:, : self.size] = self._columns[:, : self.size]
         self._columns = columns

@@ -90,9 +90,28 @@ DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dim');
 """
 
 
+# A server keeps the keys' binary codes in memory (store/bit_index.py) and must learn of changes made
+# by any process. New keys it finds by id; these triggers mark every other change to a vector, and
+# every change of a procedure's status, in an epoch it reads before each search. Being in the schema,
+# they hold whichever code writes (and older versions of memp-mcp refuse a file this new).
+M003_CHANGE_EPOCHS = """
+INSERT OR REPLACE INTO meta (key, value) VALUES ('vector_epoch', lower(hex(randomblob(16))));
+INSERT OR REPLACE INTO meta (key, value) VALUES ('status_epoch', lower(hex(randomblob(16))));
+CREATE TRIGGER key_vector_changed AFTER UPDATE OF vector ON procedure_keys
+BEGIN
+    UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'vector_epoch';
+END;
+CREATE TRIGGER procedure_status_changed AFTER UPDATE OF status ON procedures
+BEGIN
+    UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'status_epoch';
+END;
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
+    (3, "change_epochs", M003_CHANGE_EPOCHS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -54,9 +54,11 @@ MAX_KNN = 4096
 DOCUMENT_FREQUENCY_TTL_SECONDS = 300.0
 # Keys fetched by the coarse (binary) search per procedure wanted, before exact rescoring.
 COARSE_OVERSAMPLING = 3
-# Changes whenever stored vectors change other than by new keys (a model bound, a reindex, a backfill),
-# so a process holding vectors in memory knows to load them again.
+# Changed by the database's triggers (migration 003) whenever a stored vector changes other than by a
+# new key (a model bound, a reindex, a backfill), and whenever a procedure's status changes, so a
+# process holding codes in memory knows what to load again, whichever process made the change.
 VECTOR_EPOCH_KEY = "vector_epoch"
+STATUS_EPOCH_KEY = "status_epoch"
 # The in-memory binary index loads this many keys at a time: the first batch in the search that
 # needs it, the rest in the background (sqlite-vec answers until it is whole), each batch holding
 # the store's lock for a few milliseconds only.
@@ -95,6 +97,7 @@ class SQLiteStore:
         # by the lock; `_bits_ready` once every key is in, `_bits_epoch` the vectors it reflects.
         self._bits: BitIndex | None = None
         self._bits_epoch: str | None = None
+        self._bits_status_epoch: str | None = None
         self._bits_ready = False
 
     # -- opening -------------------------------------------------------------------------
@@ -320,7 +323,6 @@ class SQLiteStore:
             f"+procedure_id INTEGER, embedding bit[{int(dim)}])"
         )
         self._execute("UPDATE procedure_keys SET has_vector = 0, vector = NULL")
-        self._new_vector_epoch()
 
     def reindex(
         self,
@@ -362,16 +364,13 @@ class SQLiteStore:
         """Give existing keys their vectors (a backfill: new keys get theirs through add_keys)."""
         with self.transaction():
             self._store_key_vectors(vectors)
-            self._new_vector_epoch()
 
     def _store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None:
+        """Set the vectors of existing keys (a backfill or a reindex; the database's trigger marks the
+        change in the vector epoch, for processes that hold codes in memory)."""
         self._write()
-        bound = self.embedding_model()
-        if bound is None:
-            raise StoreError("no embedding model is bound to this database")
         for key_id, vector in vectors:
-            if len(vector) != bound[1]:
-                raise InvalidInputError(f"vector has {len(vector)} dimensions, the database uses {bound[1]}")
+            exact = self._checked_vector(vector)
             row = self._execute(
                 "SELECT p.id, p.namespace, p.status FROM procedure_keys k JOIN procedures p "
                 "ON p.id = k.procedure_id WHERE k.id = ?",
@@ -379,19 +378,26 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 continue
-            exact = sqlite_vec.serialize_float32(vector)
-            self._execute("DELETE FROM key_vectors WHERE key_id = ?", (key_id,))
-            # The vector table holds one bit per dimension (sign), searched by Hamming distance;
-            # the exact vector stays with the key for rescoring.
-            self._execute(
-                "INSERT INTO key_vectors (key_id, namespace, active, procedure_id, embedding) "
-                "VALUES (?, ?, ?, ?, vec_quantize_binary(?))",
-                (key_id, row[1], int(row[2] == ProcedureStatus.ACTIVE), row[0], exact),
-            )
+            self._index_key_vector(key_id, int(row[0]), str(row[1]), row[2] == ProcedureStatus.ACTIVE, exact)
             self._execute("UPDATE procedure_keys SET has_vector = 1, vector = ? WHERE id = ?", (exact, key_id))
 
-    def _new_vector_epoch(self) -> None:
-        self._set_meta(VECTOR_EPOCH_KEY, uuid.uuid4().hex)
+    def _checked_vector(self, vector: Vector) -> bytes:
+        bound = self.embedding_model()
+        if bound is None:
+            raise StoreError("no embedding model is bound to this database")
+        if len(vector) != bound[1]:
+            raise InvalidInputError(f"vector has {len(vector)} dimensions, the database uses {bound[1]}")
+        return bytes(sqlite_vec.serialize_float32(vector))
+
+    def _index_key_vector(self, key_id: int, procedure_id: int, namespace: str, active: bool, exact: bytes) -> None:
+        # The vector table holds one bit per dimension (sign), searched by Hamming distance;
+        # the exact vector stays with the key for rescoring.
+        self._execute("DELETE FROM key_vectors WHERE key_id = ?", (key_id,))
+        self._execute(
+            "INSERT INTO key_vectors (key_id, namespace, active, procedure_id, embedding) "
+            "VALUES (?, ?, ?, ?, vec_quantize_binary(?))",
+            (key_id, namespace, int(active), procedure_id, exact),
+        )
 
     def has_vector_table(self) -> bool:
         row = self._execute("SELECT 1 FROM sqlite_master WHERE name = 'key_vectors'").fetchone()
@@ -513,18 +519,27 @@ class SQLiteStore:
         return procedure_id
 
     def add_keys(self, procedure_id: int, keys: Sequence[tuple[str, Vector | None]]) -> int:
-        """Add search keys (text, optional vector) to a procedure; returns how many were new."""
+        """Add search keys (text, optional vector) to a procedure; returns how many were new.
+
+        A new key is inserted with its vector (not given one later), so that it reaches processes
+        holding codes in memory as a new key id, not as a change to every vector.
+        """
         self._write()
         added = 0
+        owner = self._execute("SELECT namespace, status FROM procedures WHERE id = ?", (procedure_id,)).fetchone()
+        indexed = self.has_vector_table()
         for text, vector in keys:
+            exact = self._checked_vector(vector) if vector is not None and indexed else None
             cursor = self._execute(
-                "INSERT OR IGNORE INTO procedure_keys (procedure_id, text) VALUES (?, ?)", (procedure_id, text)
+                "INSERT OR IGNORE INTO procedure_keys (procedure_id, text, has_vector, vector) VALUES (?, ?, ?, ?)",
+                (procedure_id, text, int(exact is not None), exact),
             )
             if cursor.rowcount != 1:
                 continue
             added += 1
-            if vector is not None and self.has_vector_table():
-                self._store_key_vectors([(int(cursor.lastrowid), vector)])
+            if exact is not None and owner is not None:
+                active = owner[1] == ProcedureStatus.ACTIVE
+                self._index_key_vector(int(cursor.lastrowid), procedure_id, str(owner[0]), active, exact)
         if added:
             self._refresh_fts(procedure_id)
         return added
@@ -808,40 +823,68 @@ class SQLiteStore:
 
     def _nearest_keys_in_memory(self, namespace: str, query: bytes, count: int) -> list[int] | None:
         """The coarse search over the in-memory codes, or None when sqlite-vec must answer: while
-        the index loads, and inside a write transaction (the index must not take in keys that may
-        yet be rolled back)."""
+        the index loads, inside a write transaction (the index must not take in keys that may yet be
+        rolled back), and after a failure to load it (it is built again at the next search)."""
         with self._lock:
             if self._conn.in_transaction:
                 return None
             bound = self.embedding_model()
             if bound is None:
                 return None
-            epoch = self.get_meta(VECTOR_EPOCH_KEY) or ""
-            if self._bits is None or epoch != self._bits_epoch:
-                self._bits = BitIndex(bound[1] // 8)
-                self._bits_epoch, self._bits_ready = epoch, False
-                if self._load_bits(self._bits):
-                    threading.Thread(
-                        target=self._load_remaining_bits, args=(self._bits,), name="bit-index-load", daemon=True
-                    ).start()
-                else:
-                    self._bits_ready = True
-            if not self._bits_ready:
+            recoverable: tuple[type[BaseException], ...] = (ValueError, *self._errors)
+            try:
+                index = self._current_bit_index(bound[1])
+                if index is None:
+                    return None
+                code = self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0]
+                return index.nearest(namespace, bytes(code), count)
+            except recoverable as exc:
+                logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
+                self._bits = None
                 return None
-            while self._load_bits(self._bits):  # keys other processes (or this one) added since
-                pass
-            code = self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0]
-            return self._bits.nearest(namespace, bytes(code), count)
+
+    def _current_bit_index(self, dim: int) -> BitIndex | None:
+        """The in-memory index brought up to date with the database, or None while it loads."""
+        # Each epoch is read before the data it tags: a change racing with the load costs at most
+        # one more load, never stale codes.
+        epoch = self.get_meta(VECTOR_EPOCH_KEY) or ""
+        if self._bits is None or epoch != self._bits_epoch:
+            index = BitIndex(dim // 8)
+            self._bits, self._bits_epoch, self._bits_status_epoch, self._bits_ready = index, epoch, None, False
+            if self._load_bits(index):
+                threading.Thread(
+                    target=self._load_remaining_bits, args=(index,), name="bit-index-load", daemon=True
+                ).start()
+            else:
+                self._bits_ready = True
+        if not self._bits_ready:
+            return None
+        while self._load_bits(self._bits):  # keys other processes (or this one) added since
+            pass
+        status_epoch = self.get_meta(STATUS_EPOCH_KEY) or ""
+        if status_epoch != self._bits_status_epoch:
+            inactive = self._execute(
+                "SELECT k.id FROM procedures p CROSS JOIN procedure_keys k ON k.procedure_id = p.id "
+                "WHERE p.status != 'active'"
+            ).fetchall()
+            self._bits.set_inactive([int(r[0]) for r in inactive])
+            self._bits_status_epoch = status_epoch
+        return self._bits
 
     def _load_bits(self, index: BitIndex) -> bool:
         """Add the next batch of keys (by id) to `index`; True when there may be more."""
         rows = self._execute(
-            "SELECT k.id, p.namespace, vec_quantize_binary(k.vector) FROM procedure_keys k "
+            "SELECT k.id, p.namespace, vec_quantize_binary(k.vector), p.status FROM procedure_keys k "
             "CROSS JOIN procedures p ON p.id = k.procedure_id "
             "WHERE k.id > ? AND k.vector IS NOT NULL ORDER BY k.id LIMIT ?",
             (index.last_key_id, BIT_INDEX_BATCH),
         ).fetchall()
-        index.add([int(r[0]) for r in rows], [str(r[1]) for r in rows], [bytes(r[2]) for r in rows])
+        index.add(
+            [int(r[0]) for r in rows],
+            [str(r[1]) for r in rows],
+            [bytes(r[2]) for r in rows],
+            [r[3] == ProcedureStatus.ACTIVE for r in rows],
+        )
         return len(rows) == BIT_INDEX_BATCH
 
     def _load_remaining_bits(self, index: BitIndex) -> None:
@@ -854,8 +897,11 @@ class SQLiteStore:
                     if not self._load_bits(index):
                         self._bits_ready = True
                         return
-        except self._errors as exc:  # the store was closed, or the file went away: sqlite-vec answers
-            logger.debug("in-memory vector index not loaded: %s", exc)
+        except Exception as exc:  # a thread's top: whatever failed (store closed, file gone), sqlite-vec answers
+            logger.warning("in-memory vector index not loaded (sqlite-vec answers meanwhile): %s", exc)
+            with self._lock:
+                if self._bits is index:
+                    self._bits = None  # built again at the next search
 
     def key_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[list[float]]]:
         """Every key vector of the given procedures."""
@@ -1044,9 +1090,17 @@ class SQLiteStore:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements: comment lines dropped first, then split on ';'.
+    """Split a migration script into statements: comment lines dropped first, then split on ';'
+    where SQLite says a statement is complete (a trigger's body holds semicolons of its own).
 
     Migrations contain no semicolons inside string literals, which keeps this simple split correct.
     """
     body = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
-    return [statement.strip() for statement in body.split(";") if statement.strip()]
+    statements, pending = [], ""
+    for piece in body.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip().rstrip(";"))
+            pending = ""
+    return statements
