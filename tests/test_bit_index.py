@@ -238,3 +238,29 @@ def test_a_failed_load_is_retried_and_sqlite_vec_answers_meanwhile(
     assert not _in_memory(store)
     assert _search(store, fake_embedder, "put the kettle away")[0] == ids["kettle"]
     assert _in_memory(store)
+
+
+def test_a_write_transaction_reads_the_index_with_the_keys_it_has_not_seen(
+    store: SQLiteStore, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    ids = {thing: _add(store, fake_embedder, f"put the {thing} away") for thing in THINGS}
+    _search(store, fake_embedder, "anything")
+    knn_queries: list[str] = []
+    execute = store._execute
+
+    def counting(sql: str, params: tuple[object, ...] = ()) -> object:
+        if "MATCH vec_quantize_binary" in sql:
+            knn_queries.append(sql)
+        return execute(sql, params)
+
+    monkeypatch.setattr(store, "_execute", counting)
+    with store.transaction():
+        assert _search(store, fake_embedder, "put the kettle away", k=1) == [ids["kettle"]]
+        new = _add(store, fake_embedder, "wash the muddy boots")
+        assert _search(store, fake_embedder, "wash the muddy boots", k=1) == [new]
+        assert knn_queries == []  # answered from memory, the uncommitted key included
+        store.set_status(ids["kettle"], ProcedureStatus.DEPRECATED)
+        assert ids["kettle"] not in _search(store, fake_embedder, "put the kettle away", k=3)
+        assert knn_queries  # a status changed: sqlite-vec answers until the index catches up
+    assert store._bits is not None and store._bits.last_key_id < new  # nothing uncommitted went in

@@ -823,11 +823,10 @@ class SQLiteStore:
 
     def _nearest_keys_in_memory(self, namespace: str, query: bytes, count: int) -> list[int] | None:
         """The coarse search over the in-memory codes, or None when sqlite-vec must answer: while
-        the index loads, inside a write transaction (the index must not take in keys that may yet be
-        rolled back), and after a failure to load it (it is built again at the next search)."""
+        the index loads, and after a failure to load it (it is built again at the next search)."""
         with self._lock:
             if self._conn.in_transaction:
-                return None
+                return self._nearest_keys_in_transaction(namespace, query, count)
             bound = self.embedding_model()
             if bound is None:
                 return None
@@ -842,6 +841,25 @@ class SQLiteStore:
                 logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
                 self._bits = None
                 return None
+
+    def _nearest_keys_in_transaction(self, namespace: str, query: bytes, count: int) -> list[int] | None:
+        """Inside a write transaction the index is read but never loaded (what the transaction wrote
+        may yet be rolled back): its nearest committed keys, plus every key newer than it holds, for
+        the exact rescoring to judge. None (sqlite-vec answers) when the index is not current."""
+        index = self._bits
+        if index is None or not self._bits_ready:
+            return None
+        epochs = (self.get_meta(VECTOR_EPOCH_KEY) or "", self.get_meta(STATUS_EPOCH_KEY) or "")
+        if epochs != (self._bits_epoch, self._bits_status_epoch):
+            return None
+        newer = self._execute(
+            "SELECT id FROM procedure_keys WHERE id > ? AND vector IS NOT NULL LIMIT ?",
+            (index.last_key_id, count + 1),
+        ).fetchall()
+        if len(newer) > count:
+            return None  # too many keys it has not seen to pass them all to rescoring
+        code = self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0]
+        return index.nearest(namespace, bytes(code), count) + [int(r[0]) for r in newer]
 
     def _current_bit_index(self, dim: int) -> BitIndex | None:
         """The in-memory index brought up to date with the database, or None while it loads."""
