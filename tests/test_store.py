@@ -676,3 +676,15 @@ def test_one_store_shared_by_threads(store: SQLiteStore, fake_embedder: FakeEmbe
     assert errors == []
     assert store.count_procedures() == 60
     assert store.integrity_problems() == []
+
+
+def test_same_task_lookup_starts_from_the_key_text_index(store: SQLiteStore, fake_embedder: FakeEmbedder) -> None:
+    # Walking every procedure of the namespace instead took ~250 ms per record at 100,000 procedures.
+    ids = _bound(store, fake_embedder)
+    assert store.procedures_with_key(NS, TASKS["mug"]) == [ids["mug"]]
+    sql = (
+        "SELECT p.id FROM procedure_keys k CROSS JOIN procedures p ON p.id = k.procedure_id "
+        "WHERE k.text = ? AND p.namespace = ? AND p.status = 'active' ORDER BY p.id"
+    )
+    plan = " ".join(str(row[-1]) for row in store._execute("EXPLAIN QUERY PLAN " + sql, ("x", NS)).fetchall())
+    assert "procedure_keys_by_text" in plan

@@ -946,7 +946,8 @@ class SQLiteStore:
     def procedures_with_key(self, namespace: str, text: str) -> list[int]:
         """Active procedures that have exactly this key text (the merge check without vectors)."""
         rows = self._execute(
-            "SELECT p.id FROM procedure_keys k JOIN procedures p ON p.id = k.procedure_id "
+            # CROSS JOIN: start from the key's text index, not from every procedure of the namespace.
+            "SELECT p.id FROM procedure_keys k CROSS JOIN procedures p ON p.id = k.procedure_id "
             "WHERE k.text = ? AND p.namespace = ? AND p.status = 'active' ORDER BY p.id",
             (text, namespace),
         ).fetchall()
