@@ -37,7 +37,7 @@ def test_nearest_matches_a_brute_force_hamming_ranking(code_bytes: int) -> None:
         index.add(ids, namespaces[start : start + 700], codes[start : start + 700], [True] * len(ids))
     query = rng.randbytes(code_bytes)
     inactive = set(rng.sample(range(1, len(codes) + 1), 300))
-    index.set_inactive(sorted(inactive) + [999_999])  # an id it does not hold is ignored
+    index.set_inactive([*sorted(inactive), 999_999])  # an id it does not hold is ignored
     expected = sorted(
         (key_id for key_id in range(1, len(codes) + 1) if namespaces[key_id - 1] == "a" and key_id not in inactive),
         key=lambda key_id: (_hamming(codes[key_id - 1], query), key_id),
@@ -111,17 +111,12 @@ def test_a_reindex_elsewhere_reloads_the_vectors(
     two_stores: tuple[SQLiteStore, SQLiteStore], fake_embedder: FakeEmbedder
 ) -> None:
     reader, writer = two_stores
-    ids = {thing: _add(writer, fake_embedder, f"put the {thing} away") for thing in THINGS}
-    assert _search(reader, fake_embedder, "put the egg away", k=1) == [ids["egg"]]
+    ids = _written_and_seen(reader, writer, fake_embedder)
     # The same model name and size, different vectors: the reader's coarse search must now agree
     # with that of a process that opened the file after the reindex.
     rotated = _Rotated(fake_embedder)
     writer.reindex(fake_embedder.identity, fake_embedder.dim, rotated.embed)
-    fresh = SQLiteStore(writer.path)
-    queries = [np.asarray(v, dtype=np.float32).tobytes() for v in rotated.embed([f"{t} away" for t in THINGS])]
-    assert [reader._nearest_keys_in_memory(NS, q, 3) for q in queries] == [
-        fresh._nearest_keys_in_memory(NS, q, 3) for q in queries
-    ]
+    fresh = _assert_agrees_with_a_new_process(reader, rotated)
     assert _in_memory(reader) and _in_memory(fresh)
     assert _search(reader, rotated, "put the egg away", k=1) == [ids["egg"]]
 
@@ -170,6 +165,23 @@ def test_a_large_index_loads_in_the_background_while_sqlite_vec_answers(
     assert _search(store, fake_embedder, "put the kettle away")[0] == ids["kettle"]
 
 
+def _written_and_seen(reader: SQLiteStore, writer: SQLiteStore, embedder: FakeEmbedder) -> dict[str, int]:
+    """THINGS written by one process, and searched once by the other (its index is loaded)."""
+    ids = {thing: _add(writer, embedder, f"put the {thing} away") for thing in THINGS}
+    assert _search(reader, embedder, "put the egg away", k=1) == [ids["egg"]]
+    return ids
+
+
+def _assert_agrees_with_a_new_process(reader: SQLiteStore, embedder: _Rotated) -> SQLiteStore:
+    """The reader's coarse search gives what a process opening the file now gives; returns that one."""
+    fresh = SQLiteStore(reader.path)
+    queries = [np.asarray(v, dtype=np.float32).tobytes() for v in embedder.embed([f"{t} away" for t in THINGS])]
+    assert [reader._nearest_keys_in_memory(NS, q, 3) for q in queries] == [
+        fresh._nearest_keys_in_memory(NS, q, 3) for q in queries
+    ]
+    return fresh
+
+
 class _Rotated:
     """The fake embedder's vectors, permuted: the same model name and size, different vectors."""
 
@@ -200,8 +212,7 @@ def test_changes_made_without_this_code_still_reach_the_index(
     two_stores: tuple[SQLiteStore, SQLiteStore], fake_embedder: FakeEmbedder
 ) -> None:
     reader, writer = two_stores
-    ids = {thing: _add(writer, fake_embedder, f"put the {thing} away") for thing in THINGS}
-    assert _search(reader, fake_embedder, "put the egg away", k=1) == [ids["egg"]]
+    ids = _written_and_seen(reader, writer, fake_embedder)
     rotated = _Rotated(fake_embedder)
     # Raw SQL, as another program (or an older release) might write: the schema's triggers mark it.
     with writer.transaction():
@@ -211,12 +222,9 @@ def test_changes_made_without_this_code_still_reach_the_index(
                 (np.asarray(rotated.embed([text])[0], dtype=np.float32).tobytes(), key_id),
             )
         writer._execute("UPDATE procedures SET status = 'deprecated' WHERE id = ?", (ids["egg"],))
-    fresh = SQLiteStore(writer.path)
-    queries = [np.asarray(v, dtype=np.float32).tobytes() for v in rotated.embed([f"{t} away" for t in THINGS])]
-    assert [reader._nearest_keys_in_memory(NS, q, 3) for q in queries] == [
-        fresh._nearest_keys_in_memory(NS, q, 3) for q in queries
-    ]
-    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, queries[THINGS.index("egg")], 30) or [])
+    _assert_agrees_with_a_new_process(reader, rotated)
+    egg = np.asarray(rotated.embed(["egg away"])[0], dtype=np.float32).tobytes()
+    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, egg, 30) or [])
 
 
 def test_a_failed_load_is_retried_and_sqlite_vec_answers_meanwhile(
