@@ -176,8 +176,8 @@ def _assert_agrees_with_a_new_process(reader: SQLiteStore, embedder: _Rotated) -
     """The reader's coarse search gives what a process opening the file now gives; returns that one."""
     fresh = SQLiteStore(reader.path)
     queries = [np.asarray(v, dtype=np.float32).tobytes() for v in embedder.embed([f"{t} away" for t in THINGS])]
-    assert [reader._nearest_keys_in_memory(NS, q, 3) for q in queries] == [
-        fresh._nearest_keys_in_memory(NS, q, 3) for q in queries
+    assert [reader._nearest_keys_in_memory(NS, q, 3, reader.embedding_model()) for q in queries] == [
+        fresh._nearest_keys_in_memory(NS, q, 3, fresh.embedding_model()) for q in queries
     ]
     return fresh
 
@@ -224,7 +224,7 @@ def test_changes_made_without_this_code_still_reach_the_index(
         writer._execute("UPDATE procedures SET status = 'deprecated' WHERE id = ?", (ids["egg"],))
     _assert_agrees_with_a_new_process(reader, rotated)
     egg = np.asarray(rotated.embed(["egg away"])[0], dtype=np.float32).tobytes()
-    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, egg, 30) or [])
+    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, egg, 30, reader.embedding_model()) or [])
 
 
 def test_a_failed_load_is_retried_and_sqlite_vec_answers_meanwhile(

@@ -369,8 +369,9 @@ class SQLiteStore:
         """Set the vectors of existing keys (a backfill or a reindex; the database's trigger marks the
         change in the vector epoch, for processes that hold codes in memory)."""
         self._write()
+        dim = self._bound_dim()
         for key_id, vector in vectors:
-            exact = self._checked_vector(vector)
+            exact = _serialized(vector, dim)
             row = self._execute(
                 "SELECT p.id, p.namespace, p.status FROM procedure_keys k JOIN procedures p "
                 "ON p.id = k.procedure_id WHERE k.id = ?",
@@ -381,13 +382,11 @@ class SQLiteStore:
             self._index_key_vector(key_id, int(row[0]), str(row[1]), row[2] == ProcedureStatus.ACTIVE, exact)
             self._execute("UPDATE procedure_keys SET has_vector = 1, vector = ? WHERE id = ?", (exact, key_id))
 
-    def _checked_vector(self, vector: Vector) -> bytes:
+    def _bound_dim(self) -> int:
         bound = self.embedding_model()
         if bound is None:
             raise StoreError("no embedding model is bound to this database")
-        if len(vector) != bound[1]:
-            raise InvalidInputError(f"vector has {len(vector)} dimensions, the database uses {bound[1]}")
-        return bytes(sqlite_vec.serialize_float32(vector))
+        return bound[1]
 
     def _index_key_vector(self, key_id: int, procedure_id: int, namespace: str, active: bool, exact: bytes) -> None:
         # The vector table holds one bit per dimension (sign), searched by Hamming distance;
@@ -527,9 +526,9 @@ class SQLiteStore:
         self._write()
         added = 0
         owner = self._execute("SELECT namespace, status FROM procedures WHERE id = ?", (procedure_id,)).fetchone()
-        indexed = self.has_vector_table()
+        dim = self._bound_dim() if self.has_vector_table() and any(v is not None for _, v in keys) else None
         for text, vector in keys:
-            exact = self._checked_vector(vector) if vector is not None and indexed else None
+            exact = _serialized(vector, dim) if vector is not None and dim is not None else None
             cursor = self._execute(
                 "INSERT OR IGNORE INTO procedure_keys (procedure_id, text, has_vector, vector) VALUES (?, ?, ?, ?)",
                 (procedure_id, text, int(exact is not None), exact),
@@ -790,7 +789,7 @@ class SQLiteStore:
         # keys per wanted procedure; then exact cosine on the float vectors of those keys.
         query = np.asarray(vector, dtype=np.float32)
         coarse = min(max(1, k) * COARSE_OVERSAMPLING, MAX_KNN)
-        key_ids = self._nearest_keys_in_memory(namespace, query.tobytes(), coarse)
+        key_ids = self._nearest_keys_in_memory(namespace, query.tobytes(), coarse, bound)
         if key_ids is None:
             key_ids = [
                 int(r[0])
@@ -821,13 +820,15 @@ class SQLiteStore:
                 best[int(procedure_id)] = similarity
         return sorted(best.items(), key=lambda item: -item[1])[:k]
 
-    def _nearest_keys_in_memory(self, namespace: str, query: bytes, count: int) -> list[int] | None:
+    def _nearest_keys_in_memory(
+        self, namespace: str, query: bytes, count: int, bound: tuple[str, int] | None
+    ) -> list[int] | None:
         """The coarse search over the in-memory codes, or None when sqlite-vec must answer: while
-        the index loads, and after a failure to load it (it is built again at the next search)."""
+        the index loads, and after a failure to load it (it is built again at the next search).
+        `bound` is the database's model, as the caller read it."""
         with self._lock:
             if self._conn.in_transaction:
                 return self._nearest_keys_in_transaction(namespace, query, count)
-            bound = self.embedding_model()
             if bound is None:
                 return None
             recoverable: tuple[type[BaseException], ...] = (ValueError, *self._errors)
@@ -835,8 +836,7 @@ class SQLiteStore:
                 index = self._current_bit_index(bound[1])
                 if index is None:
                     return None
-                code = self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0]
-                return index.nearest(namespace, bytes(code), count)
+                return index.nearest(namespace, self._binary_code(query), count)
             except recoverable as exc:
                 logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
                 self._bits = None
@@ -858,8 +858,11 @@ class SQLiteStore:
         ).fetchall()
         if len(newer) > count:
             return None  # too many keys it has not seen to pass them all to rescoring
-        code = self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0]
-        return index.nearest(namespace, bytes(code), count) + [int(r[0]) for r in newer]
+        return index.nearest(namespace, self._binary_code(query), count) + [int(r[0]) for r in newer]
+
+    def _binary_code(self, query: bytes) -> bytes:
+        """A float32 vector's binary code, quantised by sqlite-vec exactly as the stored keys were."""
+        return bytes(self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0])
 
     def _current_bit_index(self, dim: int) -> BitIndex | None:
         """The in-memory index brought up to date with the database, or None while it loads."""
@@ -1106,6 +1109,13 @@ class SQLiteStore:
             if vector_keys != flagged:
                 problems.append(f"vector index holds {len(vector_keys)} keys, {len(flagged)} are marked embedded")
         return problems
+
+
+def _serialized(vector: Vector, dim: int) -> bytes:
+    """A key's exact vector as stored (float32), after checking it has the database's dimension."""
+    if len(vector) != dim:
+        raise InvalidInputError(f"vector has {len(vector)} dimensions, the database uses {dim}")
+    return bytes(sqlite_vec.serialize_float32(vector))
 
 
 def _split_sql(script: str) -> list[str]:
