@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from memp_mcp.agents import STRONG, Agent, read_procedure
+from memp_mcp.bench.agents import STRONG, Agent, read_procedure
 from memp_mcp.bench.lifelong import CONFIGURATIONS, run_lifelong
-from memp_mcp.world import FAMILIES, NOTHING, STEP_BUDGET, Task, World, oracle_actions, task_stream
+from memp_mcp.bench.world import FAMILIES, NOTHING, STEP_BUDGET, Task, World, oracle_actions, task_stream
 
 
 def test_every_family_is_solvable_within_budget_by_an_agent_that_knows_the_rules() -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import anyio
 
-from memp_mcp.agents import STRONG, WEAK, Agent, EpisodeResult, McpMemory, Skill
-from memp_mcp.world import World, task_stream
+from memp_mcp.bench.agents import STRONG, WEAK, Agent, EpisodeResult, McpMemory, Skill
+from memp_mcp.bench.world import World, task_stream
 
 
 @dataclass(frozen=True)

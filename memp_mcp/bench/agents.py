@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from memp_mcp.world import (
+from memp_mcp.bench.world import (
     CLOSED_AT_START,
     HIDING_PLACES,
     LAMP,
