@@ -24,7 +24,9 @@ def render_procedure(procedure: Procedure, *, details: bool = True) -> str:
             f"- id {procedure.id}, namespace {procedure.namespace}, version {procedure.version}, {procedure.status.value}",
             f"- written by {procedure.source}; recorded by {procedure.author or 'unknown'}",
             f"- retrieved {procedure.retrieved_count} times; {procedure.success_count} successes, "
-            f"{procedure.failure_count} failures" + (f" ({rate:.0%} success)" if rate is not None else ""),
+            f"{procedure.failure_count} failures over all versions",
+            f"- this version: {procedure.version_success_count} successes, {procedure.version_failure_count} failures"
+            + (f" ({rate:.0%} success)" if rate is not None else " (not yet judged)"),
             f"- built from trajectories {', '.join(map(str, procedure.source_trajectory_ids)) or 'none'}",
         ]
     return "\n".join(lines) + "\n"

@@ -110,7 +110,8 @@ class RecordResult(BaseModel):
 class OutcomeResult(BaseModel):
     recall_id: str
     success: bool
-    credited_procedure_ids: list[int]
+    credited_procedure_ids: list[int] = Field(description="The one procedure credited or blamed.")
+    attribution: str = Field(description="Why that procedure: the procedure_id given, or the rule used without one.")
     adjusted_procedure_ids: list[int] = Field(default_factory=list)
     deprecated_procedure_ids: list[int] = Field(default_factory=list)
     trajectory_id: int | None = None
@@ -333,6 +334,7 @@ class Memory:
                 steps=planned.draft.steps,
                 pitfalls=_merge_lists(twin.pitfalls, planned.draft.pitfalls, MAX_PITFALLS),
                 source=planned.source,
+                fresh_record=True,
             )
 
     # -- recall --------------------------------------------------------------------------
@@ -417,12 +419,18 @@ class Memory:
         recall_id: str,
         success: bool,
         *,
+        procedure_id: int | None = None,
         notes: str | None = None,
         correction: ProcedureDraft | str | None = None,
         trajectory: Sequence[Step | dict[str, object]] | None = None,
         agent: str | None = None,
     ) -> OutcomeResult:
-        """Credit or blame what a recall returned; on failure, revise the procedure that was followed."""
+        """Credit or blame the procedure that was followed; on failure, revise it.
+
+        Only one procedure of the recall is judged: `procedure_id` when given (it must be one the
+        recall returned), else the recall's top-ranked procedure, the one agents are told to follow.
+        The others are neither credited nor blamed.
+        """
         if not isinstance(success, bool):
             raise InvalidInputError("success must be true or false")
         if not isinstance(recall_id, str) or not recall_id.strip():
@@ -434,6 +442,7 @@ class Memory:
                 "each recall is reported once - call recall_procedure again for a new attempt"
             )
         self.writable_namespace(event.namespace)
+        followed, attribution = _attribute(event.procedure_ids, procedure_id, event.id)
         if notes is not None and len(notes) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"notes is too long: at most {MAX_TEXT_CHARS} characters")
         steps = _check_steps(trajectory) if trajectory is not None else None
@@ -444,45 +453,49 @@ class Memory:
         adjusted: list[int] = []
         deprecated: list[int] = []
         trajectory_id = None
-        followed = event.procedure_ids[0] if event.procedure_ids else None
         with self.store.transaction():
             if steps is not None:
                 outcome = Outcome.SUCCESS if success else Outcome.FAILURE
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
-            for procedure_id in event.procedure_ids:
-                self.store.bump_stats(procedure_id, succeeded=int(success), failed=int(not success))
-            if success and followed is not None and trajectory_id is not None:
+            self.store.bump_stats(followed, succeeded=int(success), failed=int(not success))
+            if success and trajectory_id is not None:
                 self.store.add_sources(followed, [trajectory_id])
-            if not success and followed is not None and self.strategies.update == "adjustment":
-                if self._adjust(followed, event.task, notes, correction, steps, agent):
-                    adjusted.append(followed)
-            for procedure_id in event.procedure_ids:
-                procedure = self.store.get_procedure(procedure_id)
-                judged = procedure.success_count + procedure.failure_count
-                if (
-                    procedure.status == ProcedureStatus.ACTIVE
-                    and judged >= DEPRECATE_MIN_JUDGED
-                    and procedure.success_count / judged < DEPRECATE_BELOW_RATE
-                ):
-                    self.store.set_status(procedure_id, ProcedureStatus.DEPRECATED)
-                    deprecated.append(procedure_id)
+            if not success and self.strategies.update == "adjustment":
+                self._adjust(followed, event.task, notes, correction, steps, agent)
+                adjusted.append(followed)
+            if self._should_retire(self.store.get_procedure(followed)):
+                self.store.set_status(followed, ProcedureStatus.DEPRECATED)
+                deprecated.append(followed)
             self.store.mark_recall_reported(event.id, success)
-        parts = [f"Recorded {'success' if success else 'failure'} for procedures {event.procedure_ids}."]
+        parts = [f"Recorded {'success' if success else 'failure'} for procedure {followed} ({attribution})."]
         if adjusted:
-            parts.append(f"Revised procedure {adjusted[0]} (a new version; the old one is kept in its history).")
+            fresh = " with a fresh record" if correction else ""
+            parts.append(f"Revised procedure {followed}: a new version{fresh}; the old one is kept in its history.")
         if deprecated:
             parts.append(
-                f"Deprecated {deprecated}: they keep failing (success rate under 50% over "
-                f"{DEPRECATE_MIN_JUDGED}+ reported uses); restore them with restore_procedure."
+                f"Deprecated procedure {followed}: its current version keeps failing (success rate under 50% over "
+                f"{DEPRECATE_MIN_JUDGED}+ reported uses); restore it with restore_procedure."
             )
         return OutcomeResult(
             recall_id=event.id,
             success=success,
-            credited_procedure_ids=event.procedure_ids,
+            credited_procedure_ids=[followed],
+            attribution=attribution,
             adjusted_procedure_ids=adjusted,
             deprecated_procedure_ids=deprecated,
             trajectory_id=trajectory_id,
             message=" ".join(parts),
+        )
+
+    @staticmethod
+    def _should_retire(procedure: Procedure) -> bool:
+        """The paper's rule, applied to the current version's own record: a version that has just been
+        corrected starts from nothing and so is never retired before it has been tried."""
+        judged = procedure.version_success_count + procedure.version_failure_count
+        return (
+            procedure.status == ProcedureStatus.ACTIVE
+            and judged >= DEPRECATE_MIN_JUDGED
+            and procedure.version_success_count / judged < DEPRECATE_BELOW_RATE
         )
 
     def _adjust(
@@ -493,8 +506,13 @@ class Memory:
         correction: ProcedureDraft | str | None,
         steps: list[Step] | None,
         agent: str | None,
-    ) -> bool:
-        """Revise a procedure that failed: the agent's corrected steps if given, else pitfalls."""
+    ) -> None:
+        """Revise a procedure that failed: the agent's corrected steps if given, else pitfalls.
+
+        A correction from the agent (new steps, or a sentence saying what to do instead) makes a
+        version with a fresh record; pitfalls the server derives from the failure alone do not, so
+        a procedure that keeps failing without a correction is still retired.
+        """
         procedure = self.store.get_procedure(procedure_id)
         pitfalls: list[str] = []
         new_steps: list[str] | None = None
@@ -517,8 +535,8 @@ class Memory:
             steps=new_steps,
             pitfalls=_merge_lists(procedure.pitfalls, pitfalls, MAX_PITFALLS),
             source=source,
+            fresh_record=bool(correction),
         )
-        return True
 
     # -- management ----------------------------------------------------------------------
 
@@ -584,6 +602,7 @@ class Memory:
                 steps=draft.steps,
                 pitfalls=draft.pitfalls,
                 source="agent",
+                fresh_record=draft.steps != procedure.steps,
             )
             if when_to_use is not None:
                 self.store.add_keys(procedure.id, [(when_to_use, key_vector)])
@@ -642,6 +661,26 @@ class _Planned:
 def _merge_lists(old: Sequence[str], new: Sequence[str], limit: int) -> list[str]:
     merged = list(dict.fromkeys([*old, *new]))
     return merged[-limit:]
+
+
+def _attribute(returned: Sequence[int], procedure_id: object, recall_id: str) -> tuple[int, str]:
+    """The procedure an outcome is about, and why it was chosen."""
+    if not returned:
+        raise InvalidInputError(f"recall {recall_id} returned no procedure, so there is nothing to credit or blame")
+    if procedure_id is None:
+        if len(returned) == 1:
+            return returned[0], "the only procedure this recall returned"
+        return returned[0], (
+            "no procedure_id given: attributed to the recall's top-ranked procedure only; the others are "
+            "neither credited nor blamed (pass procedure_id to name the one you followed)"
+        )
+    checked = _check_id(procedure_id)
+    if checked not in returned:
+        raise InvalidInputError(
+            f"procedure {checked} was not returned by recall {recall_id} (it returned {list(returned)}); "
+            "pass the id of the procedure you followed from that recall, or omit procedure_id"
+        )
+    return checked, "the procedure_id given"
 
 
 def _check_id(value: object) -> int:

@@ -86,6 +86,8 @@ class ProcedureVersion(BaseModel):
     reason: str
     changed_by: str | None
     created_at: datetime
+    success_count: int | None = Field(default=None, description="Successes reported while this version was current.")
+    failure_count: int | None = Field(default=None, description="Failures reported while this version was current.")
 
 
 class Procedure(BaseModel):
@@ -104,16 +106,19 @@ class Procedure(BaseModel):
     source_trajectory_ids: list[int]
     exemplar_trajectory_id: int | None
     retrieved_count: int
-    success_count: int
-    failure_count: int
+    success_count: int = Field(description="Successes reported over all versions.")
+    failure_count: int = Field(description="Failures reported over all versions.")
     support_count: int = Field(description="How many recorded trajectories back this procedure.")
     created_at: datetime
     updated_at: datetime
+    version_success_count: int = Field(default=0, description="Successes since the steps last changed.")
+    version_failure_count: int = Field(default=0, description="Failures since the steps last changed.")
 
     @property
     def success_rate(self) -> float | None:
-        judged = self.success_count + self.failure_count
-        return self.success_count / judged if judged else None
+        """The current version's success rate: a corrected procedure is judged on its own record."""
+        judged = self.version_success_count + self.version_failure_count
+        return self.version_success_count / judged if judged else None
 
 
 class RecallEvent(BaseModel):

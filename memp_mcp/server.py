@@ -218,6 +218,11 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
     def report_outcome(
         recall_id: Annotated[str, Field(description="The recall_id recall_procedure returned for this task.")],
         success: Annotated[bool, Field(description="Did the task succeed?")],
+        procedure_id: Annotated[
+            int | None,
+            Field(description="The id of the procedure you followed, from that recall. Only it is credited or "
+                  "blamed. Omitted: the recall's top-ranked procedure is assumed."),
+        ] = None,
         notes: Annotated[str | None, Field(description="What went wrong or right, briefly.")] = None,
         correction: Annotated[
             ProcedureDraft | str | None,
@@ -227,13 +232,14 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
             list[TrajectoryStep] | None, Field(description="Optional: the steps you actually took.")
         ] = None,
     ) -> OutcomeResult:
-        """Call this when a task you recalled procedures for is over. Success credits the procedures; failure
-        counts against them and revises the one you followed (a new version with your correction or the
-        failure as a pitfall; the old version is kept). Procedures that keep failing are retired."""
+        """Call this when a task you recalled procedures for is over, naming the procedure you followed
+        (procedure_id). Only that procedure is judged: success credits it; failure counts against it and
+        revises it (a new version with your correction or the failure as a pitfall; the old version is
+        kept). A corrected version starts a fresh record; a version that keeps failing is retired."""
         raw = [s.model_dump() for s in trajectory] if trajectory is not None else None
-        result = _call(
-            lambda: memory.report_outcome(recall_id, success, notes=notes, correction=correction, trajectory=raw)
-        )
+        result = _call(lambda: memory.report_outcome(
+            recall_id, success, procedure_id=procedure_id, notes=notes, correction=correction, trajectory=raw
+        ))
         return _result(result, result.message)  # type: ignore[return-value]
 
     @tool(annotations=ToolAnnotations(read_only_hint=True))

@@ -115,11 +115,24 @@ CREATE INDEX procedure_keys_by_text ON procedure_keys(text);
 """
 
 
+# Each version of a procedure is judged on its own record: the current version's counts restart when
+# its steps change, and a past version keeps the counts it had (NULL: from before this migration).
+# Existing procedures carry their counts over, since when their steps last changed is not known.
+M005_VERSION_RECORDS = """
+ALTER TABLE procedures ADD COLUMN version_success_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE procedures ADD COLUMN version_failure_count INTEGER NOT NULL DEFAULT 0;
+UPDATE procedures SET version_success_count = success_count, version_failure_count = failure_count;
+ALTER TABLE procedure_versions ADD COLUMN success_count INTEGER;
+ALTER TABLE procedure_versions ADD COLUMN failure_count INTEGER;
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
     (3, "change_epochs", M003_CHANGE_EPOCHS),
     (4, "key_text_index", M004_KEY_TEXT_INDEX),
+    (5, "version_records", M005_VERSION_RECORDS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -68,7 +68,7 @@ ProgressCallback = Callable[[int, int], None]
 _PROCEDURE_COLUMNS = (
     "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
     "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
-    "created_at, updated_at"
+    "created_at, updated_at, version_success_count, version_failure_count"
 )
 
 
@@ -595,12 +595,14 @@ class SQLiteStore:
         return [self._procedure(by_id[i], sources.get(i, [])) for i in procedure_ids if i in by_id]
 
     def outcome_counts(self, procedure_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """(successes, failures) of each known procedure, for scoring before loading it in full."""
+        """(successes, failures) of each known procedure's current version, for scoring before loading it
+        in full."""
         if not procedure_ids:
             return {}
         marks = ",".join("?" * len(procedure_ids))
         rows = self._execute(
-            f"SELECT id, success_count, failure_count FROM procedures WHERE id IN ({marks})", tuple(procedure_ids)
+            f"SELECT id, version_success_count, version_failure_count FROM procedures WHERE id IN ({marks})",
+            tuple(procedure_ids),
         ).fetchall()
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
@@ -641,6 +643,8 @@ class SQLiteStore:
             source_trajectory_ids=sources,
             created_at=datetime.fromisoformat(row[15]),
             updated_at=datetime.fromisoformat(row[16]),
+            version_success_count=row[17],
+            version_failure_count=row[18],
         )
 
     def list_procedures(
@@ -692,13 +696,18 @@ class SQLiteStore:
         steps: Sequence[str] | None = None,
         pitfalls: Sequence[str] | None = None,
         source: str | None = None,
+        fresh_record: bool = False,
     ) -> Procedure:
-        """Change a procedure's content, keeping the previous content as a version. Returns the new state."""
+        """Change a procedure's content, keeping the previous content (and its outcome record) as a version.
+
+        With `fresh_record` the new version's success and failure counts start from zero; the
+        procedure's totals over all versions are kept either way. Returns the new state.
+        """
         self._write()
         current = self.get_procedure(procedure_id)
         self._execute(
             "INSERT INTO procedure_versions (procedure_id, version, title, when_to_use, steps_json, pitfalls_json, "
-            "reason, changed_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "reason, changed_by, created_at, success_count, failure_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 procedure_id,
                 current.version,
@@ -709,8 +718,15 @@ class SQLiteStore:
                 reason,
                 changed_by,
                 _now(),
+                current.version_success_count,
+                current.version_failure_count,
             ),
         )
+        if fresh_record:
+            self._execute(
+                "UPDATE procedures SET version_success_count = 0, version_failure_count = 0 WHERE id = ?",
+                (procedure_id,),
+            )
         self._execute(
             "UPDATE procedures SET title = ?, when_to_use = ?, steps_json = ?, pitfalls_json = ?, source = ?, "
             "version = version + 1, updated_at = ? WHERE id = ?",
@@ -729,8 +745,8 @@ class SQLiteStore:
 
     def versions(self, procedure_id: int) -> list[ProcedureVersion]:
         rows = self._execute(
-            "SELECT version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at "
-            "FROM procedure_versions WHERE procedure_id = ? ORDER BY version",
+            "SELECT version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, "
+            "success_count, failure_count FROM procedure_versions WHERE procedure_id = ? ORDER BY version",
             (procedure_id,),
         ).fetchall()
         return [
@@ -743,6 +759,8 @@ class SQLiteStore:
                 reason=r[5],
                 changed_by=r[6],
                 created_at=datetime.fromisoformat(r[7]),
+                success_count=r[8],
+                failure_count=r[9],
             )
             for r in rows
         ]
@@ -769,8 +787,9 @@ class SQLiteStore:
         self._write()
         self._execute(
             "UPDATE procedures SET retrieved_count = retrieved_count + ?, success_count = success_count + ?, "
-            "failure_count = failure_count + ? WHERE id = ?",
-            (retrieved, succeeded, failed, procedure_id),
+            "failure_count = failure_count + ?, version_success_count = version_success_count + ?, "
+            "version_failure_count = version_failure_count + ? WHERE id = ?",
+            (retrieved, succeeded, failed, succeeded, failed, procedure_id),
         )
 
     # -- search --------------------------------------------------------------------------
