@@ -394,13 +394,27 @@ def restore(procedure_id: Annotated[int, typer.Argument(help="Procedure id.")], 
 
 @app.command("export")
 def export_command(
+    destination: Annotated[
+        Path | None, typer.Argument(help="With --format skills: the folder to write the skills into.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    export_format: Annotated[
+        str, typer.Option("--format", help="jsonl (a library file) or skills (one Agent Skills folder per procedure).")
+    ] = "jsonl",
     db: DbOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Export a namespace's procedures, with their trajectories and provenance, as JSON Lines."""
+    """Export a namespace's procedures: a JSON Lines library, or Agent Skills (SKILL.md folders)."""
+    if export_format not in ("jsonl", "skills"):
+        _fail(f"--format must be jsonl or skills, not {export_format!r}")
+    if export_format == "skills":
+        if destination is None or output is not None:
+            _fail("--format skills writes a folder; give it as the argument: `memp-mcp export --format skills DIR`")
+        _export_skills(destination, db, namespace)
+        return
     from memp_mcp.library import export_library
 
+    output = output or destination
     memory = _memory(db, namespace, need_model=False)
     lines = export_library(memory, memory.default_namespace)
     if output is None:
@@ -414,21 +428,40 @@ def export_command(
     errors.print(f"exported {count - 1} procedures to {output}")
 
 
+def _export_skills(directory: Path, db: Path | None, namespace: str | None) -> None:
+    from memp_mcp.skills import export_skills
+
+    if directory.exists() and not directory.is_dir():
+        _fail(f"{directory} exists and is not a folder")
+    memory = _memory(db, namespace, need_model=False)
+    try:
+        written = export_skills(memory, memory.default_namespace, directory)
+    except OSError as exc:
+        _fail(f"cannot write skills into {directory}: {exc.strerror or exc}")
+    errors.print(f"exported {len(written)} active procedures as skills into {directory}")
+
+
 @app.command("import")
 def import_command(
-    source: Annotated[Path, typer.Argument(help="A file written by `memp-mcp export`.")],
+    source: Annotated[
+        Path, typer.Argument(help="A file written by `memp-mcp export`, or a folder of Agent Skills (SKILL.md).")
+    ],
     db: DbOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Import a library: everything is validated before anything is written."""
+    """Import a library or a folder of skills: everything is validated before anything is written."""
     from memp_mcp.library import import_library
+    from memp_mcp.skills import import_skills
 
-    if not source.is_file():
-        _fail(f"{source} is not a file")
+    if not source.is_file() and not source.is_dir():
+        _fail(f"{source} is neither a library file nor a folder of skills")
     memory = _memory(db, None)
     try:
-        with source.open(encoding="utf-8", errors="strict") as handle:
-            report = import_library(memory, handle, namespace)
+        if source.is_dir():
+            report = import_skills(memory, source, namespace)
+        else:
+            with source.open(encoding="utf-8", errors="strict") as handle:
+                report = import_library(memory, handle, namespace)
     except UnicodeDecodeError:
         _fail(f"{source} is not UTF-8 text")
     except MempError as exc:

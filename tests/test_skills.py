@@ -1,0 +1,217 @@
+"""Agent Skills: every exported SKILL.md meets the specification, and skills come back in as procedures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from memp_mcp.cli import app
+from memp_mcp.memory import Memory
+from memp_mcp.models import ProcedureDraft
+from memp_mcp.skills import Skill, read_skill, skill_name, spec_problems
+from memp_mcp.store import SQLiteStore
+from tests.conftest import FakeEmbedder
+from tests.test_memory import CLEAN_SOAP, HEAT_EGG
+
+runner = CliRunner()
+
+FIX_TEST = [
+    {"action": "Bash: pytest tests/test_cache.py -q", "observation": "1 failed: assert entry is None"},
+    {"action": "Read: src/cachelib/store.py", "observation": "if item.deadline < now: del self._items[key]"},
+    {"action": "Edit: src/cachelib/store.py: '<' -> '<='", "observation": "The file has been updated."},
+    {"action": "Bash: pytest tests/test_cache.py -q", "observation": "4 passed in 0.02s"},
+]
+LONG_TITLE = "Fix: the TTL store's expire() keeps entries whose deadline equals now -- and also " + "x" * 80
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Four procedures: two household ones, a coding one with a long, punctuated title, and a forgotten one."""
+    path = tmp_path / "skills.db"
+    memory = Memory(SQLiteStore(path), FakeEmbedder())
+    memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success", agent="agent-a")
+    memory.record("heat some egg and put it in garbagecan", HEAT_EGG, "success", agent="agent-b")
+    coding = memory.record(
+        "cachelib: entries whose deadline equals now are not expired",
+        FIX_TEST,
+        "success",
+        agent="claude-code",
+        draft=ProcedureDraft(
+            title=LONG_TITLE,
+            when_to_use="A cache or TTL store keeps an entry at exactly its deadline: <= versus <.",
+            steps=["Reproduce: run the failing test", "Read the expiry check", "Change '<' to '<='", "Rerun the test"],
+            pitfalls=["Do not change the test's clock; the bug is in the comparison"],
+        ),
+    )
+    forgotten = memory.record("water the plant in the office", [{"action": "go to plant 1"}], "success")
+    assert forgotten.procedure_id is not None and coding.procedure_id is not None
+    memory.forget(forgotten.procedure_id)
+    memory.store.close()
+    monkeypatch.setenv("MEMP_DB_PATH", str(path))
+    monkeypatch.setenv("MEMP_EMBEDDINGS", "0")
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    # Rich wraps long lines at the terminal width; the tests read messages, not layout.
+    return result.exit_code, " ".join(result.output.split())
+
+
+def check_against_spec(folder: Path) -> dict[str, object]:
+    """The specification's rules, written out here independently of memp_mcp.skills."""
+    text = (folder / "SKILL.md").read_text(encoding="utf-8")
+    match = re.match(r"^---\n(.*?)\n---\n(.*)$", text, re.DOTALL)
+    assert match, f"{folder}: no frontmatter"
+    front = yaml.safe_load(match.group(1))
+    assert set(front) <= {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
+    name = front["name"]
+    assert name == folder.name and 1 <= len(name) <= 64
+    assert (
+        re.fullmatch(r"[a-z0-9-]+", name) and not name.startswith("-") and not name.endswith("-") and "--" not in name
+    )
+    assert isinstance(front["description"], str) and 1 <= len(front["description"]) <= 1024
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in front["metadata"].items())
+    assert match.group(2).strip(), "empty body"
+    return dict(front)
+
+
+def test_every_exported_skill_meets_the_specification(db: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "skills"
+    code, out = run("export", "--format", "skills", str(out_dir))
+    assert code == 0, out
+    folders = sorted(p for p in out_dir.iterdir())
+    assert len(folders) == 3, "one folder per active procedure; the forgotten one stays out"
+    fronts = {folder.name: check_against_spec(folder) for folder in folders}
+    assert not [spec_problems(read_skill(folder)) for folder in folders if spec_problems(read_skill(folder))]
+    coding = next(f for f in fronts.values() if "deadline" in str(f["description"]))
+    meta = coding["metadata"]
+    assert isinstance(meta, dict)
+    assert meta["memp-author"] == "claude-code" and meta["memp-source"] == "agent" and meta["memp-support"] == "1"
+    assert "When to use: A cache" in str(coding["description"]) and "<" not in str(coding["description"])
+    body = (out_dir / str(coding["name"]) / "SKILL.md").read_text()
+    assert "1. Reproduce: run the failing test" in body and "- Do not change the test's clock" in body
+
+
+def test_export_again_overwrites_its_own_folders_only(db: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "skills"
+    (out_dir / "my-own-skill").mkdir(parents=True)
+    (out_dir / "my-own-skill" / "SKILL.md").write_text("---\nname: my-own-skill\ndescription: mine\n---\n1. x\n")
+    assert run("export", "--format", "skills", str(out_dir))[0] == 0
+    first = {p.name: (p / "SKILL.md").read_text() for p in out_dir.iterdir()}
+    assert run("export", "--format", "skills", str(out_dir))[0] == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(first)
+    assert (out_dir / "my-own-skill" / "SKILL.md").read_text() == first["my-own-skill"]
+
+
+def test_skill_names_are_valid_unique_and_short() -> None:
+    taken: set[str] = set()
+    for title in [
+        "Put a clean {object} in {target}",
+        "Put a clean {object} in {target}",
+        "---",
+        LONG_TITLE,
+        "Émile's café",
+    ]:
+        name = skill_name(title, taken, "procedure-7")
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) and len(name) <= 64, name
+        assert name not in taken
+        taken.add(name)
+    assert {"put-a-clean-object-in-target-2", "procedure-7", "emile-s-cafe"} <= taken
+
+
+def test_export_then_import_gives_back_the_same_procedures(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir = tmp_path / "skills"
+    assert run("export", "--format", "skills", str(out_dir))[0] == 0
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("MEMP_DB_PATH", str(other))
+    code, out = run("import", str(out_dir))
+    assert code == 0 and "imported 3 new procedures" in out, out
+    source = Memory(SQLiteStore(db), FakeEmbedder())
+    target = Memory(SQLiteStore(other), FakeEmbedder())
+    before = {p.title: p for p in source.list_procedures(status="active")}
+    after = {p.title: p for p in target.list_procedures()}
+    assert sorted(before) == sorted(after)
+    for title, procedure in after.items():
+        original = before[title]
+        assert (procedure.steps, procedure.pitfalls, procedure.when_to_use) == (
+            original.steps,
+            original.pitfalls,
+            original.when_to_use,
+        )
+        # Marked as imported, with its origin and the original recorder.
+        assert procedure.source == "skill"
+        assert procedure.author is not None and procedure.author.endswith(f"via skill:{skill_name(title, set(), '')}")
+        assert procedure.author.startswith(original.author or "")
+    found = target.recall("cachelib: entries whose deadline equals now are not expired", log=False).procedures
+    assert found and found[0].title == LONG_TITLE
+
+
+def test_a_skill_written_by_hand_imports_from_its_own_folder(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "release-a-package"
+    folder.mkdir()
+    (folder / "SKILL.md").write_text(
+        "---\nname: release-a-package\ndescription: Release a Python package to the index. Use when asked to "
+        "publish a new version.\nlicense: MIT\n---\n\n# Releasing\n\nSome prose first.\n\n"
+        "1. Bump the version in pyproject.toml\n2. Build with `python -m build`\n3. Upload with twine\n"
+    )
+    code, out = run("import", str(folder))
+    assert code == 0 and "imported 1 new procedures" in out, out
+    memory = Memory(SQLiteStore(db), FakeEmbedder())
+    imported = memory.list_procedures(text="Releasing")[0]
+    assert imported.steps == ["Bump the version in pyproject.toml", "Build with `python -m build`", "Upload with twine"]
+    assert imported.when_to_use.startswith("Release a Python package") and imported.author == "skill:release-a-package"
+
+
+@pytest.mark.parametrize(
+    ("frontmatter", "problem"),
+    [
+        ("name: Bad-Name\ndescription: d", "lowercase"),
+        ("name: other-name\ndescription: d", "differs from its folder"),
+        ("name: a--b\ndescription: d", "single hyphens"),
+        ("name: " + "a" * 65 + "\ndescription: d", "at most 64"),
+        ("name: NAME\n", "description is missing"),
+        ("name: NAME\ndescription: " + "d" * 1025, "at most 1024"),
+        ("name: NAME\ndescription: d\nmetadata:\n  stats: [1, 2]", "strings to strings"),
+        ("name: NAME\ndescription: d\nversion: 3", "outside the specification"),
+        ("name: [unclosed\ndescription: d", "not valid YAML"),
+    ],
+)
+def test_skills_that_break_the_specification_import_nothing(
+    db: Path, tmp_path: Path, frontmatter: str, problem: str
+) -> None:
+    root = tmp_path / "in"
+    good = root / "good-one"
+    good.mkdir(parents=True)
+    (good / "SKILL.md").write_text("---\nname: good-one\ndescription: fine\n---\n1. do it\n")
+    folder_name = "a" * 65 if "a" * 65 in frontmatter else ("a--b" if "a--b" in frontmatter else "the-skill")
+    bad = root / folder_name
+    bad.mkdir()
+    (bad / "SKILL.md").write_text("---\n" + frontmatter.replace("NAME", folder_name) + "\n---\n1. step\n")
+    before = SQLiteStore(db).count_procedures()
+    code, out = run("import", str(root))
+    assert code == 2 and "nothing imported" in out and problem in out, out
+    assert SQLiteStore(db).count_procedures() == before
+
+
+def test_a_folder_without_skills_or_steps_is_refused(db: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = run("import", str(empty))
+    assert code == 2 and "holds no skill" in out
+    prose = tmp_path / "prose-only"
+    prose.mkdir()
+    (prose / "SKILL.md").write_text("---\nname: prose-only\ndescription: d\n---\nJust a paragraph.\n")
+    code, out = run("import", str(prose))
+    assert code == 2 and "no steps found" in out
+
+
+def test_spec_problems_reports_nothing_for_a_minimal_valid_skill(tmp_path: Path) -> None:
+    skill = Skill(tmp_path / "pdf-processing", {"name": "pdf-processing", "description": "Extract text."}, "1. x")
+    assert spec_problems(skill) == []
