@@ -454,6 +454,13 @@ class Memory:
         deprecated: list[int] = []
         trajectory_id = None
         with self.store.transaction():
+            # Checked again under the write lock: two reports of one recall (two processes, or a
+            # retried call) may both have passed the check above; only the first applies.
+            if not self.store.mark_recall_reported(event.id, success):
+                raise InvalidInputError(
+                    f"recall {event.id} already has a reported outcome; each recall is reported once - "
+                    "call recall_procedure again for a new attempt"
+                )
             if steps is not None:
                 outcome = Outcome.SUCCESS if success else Outcome.FAILURE
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
@@ -466,7 +473,6 @@ class Memory:
             if self._should_retire(self.store.get_procedure(followed)):
                 self.store.set_status(followed, ProcedureStatus.DEPRECATED)
                 deprecated.append(followed)
-            self.store.mark_recall_reported(event.id, success)
         parts = [f"Recorded {'success' if success else 'failure'} for procedure {followed} ({attribution})."]
         if adjusted:
             fresh = " with a fresh record" if correction else ""

@@ -72,6 +72,23 @@ _PROCEDURE_COLUMNS = (
 )
 
 
+class _Result:
+    """A statement's rows and counts, read in full while the store's lock was held."""
+
+    __slots__ = ("_rows", "lastrowid", "rowcount")
+
+    def __init__(self, cursor: Any) -> None:
+        self._rows: list[Any] = cursor.fetchall()
+        self.lastrowid: int = cursor.lastrowid or 0
+        self.rowcount: int = cursor.rowcount
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -261,10 +278,13 @@ class SQLiteStore:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
         with self._lock:
             try:
-                return self._conn.execute(sql, params)
+                # Read whole under the lock: a cursor stepped after the lock is released would run
+                # inside whatever transaction another thread has opened on this shared connection
+                # since, and could return its rows before they are rolled back.
+                return _Result(self._conn.execute(sql, params))
             except self._errors as exc:
                 message = str(exc)
                 if "readonly" in message or "disk" in message or "full" in message:
@@ -1096,9 +1116,13 @@ class SQLiteStore:
             success=None if row[7] is None else bool(row[7]),
         )
 
-    def mark_recall_reported(self, event_id: str, success: bool) -> None:
+    def mark_recall_reported(self, event_id: str, success: bool) -> bool:
+        """Mark a recall reported; False when it already was (another report came first)."""
         self._write()
-        self._execute("UPDATE recall_events SET reported = 1, success = ? WHERE id = ?", (int(success), event_id))
+        cursor = self._execute(
+            "UPDATE recall_events SET reported = 1, success = ? WHERE id = ? AND reported = 0", (int(success), event_id)
+        )
+        return int(cursor.rowcount) == 1
 
     # -- statistics and checks -----------------------------------------------------------
 
