@@ -7,8 +7,11 @@ Format (version 1), one JSON object per line:
   "status", "source", "author", "keys", "stats": {...}, "trajectories": [{"task", "outcome", "agent",
   "steps": [{action, observation?, thought?}]}]}.
 
-Import validates every line before writing anything, then writes in one transaction, merging a
-procedure into an existing one for the same task (a shared key), as recording does.
+Import validates every line before writing anything, then writes in one transaction. A procedure
+merges into an existing one only for the same task (a trajectory task they share, or the same title
+and when-to-use when there are no trajectories), never on a family key every procedure of a kind
+shares; the existing steps are kept. Importing the same file again changes nothing: trajectories the
+procedure already holds are not added twice. A new procedure keeps the exported statistics.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from memp_mcp.models import (
     MAX_TASK_CHARS,
     MAX_TEXT_CHARS,
     Outcome,
+    Procedure,
     ProcedureStatus,
     Step,
+    Trajectory,
 )
 from memp_mcp.retrieve import key_text
 
@@ -55,6 +60,14 @@ class LibraryTrajectory(BaseModel):
     steps: list[Step] = Field(max_length=500)
 
 
+class LibraryStats(BaseModel):
+    model_config = {"extra": "ignore"}
+
+    retrieved: int = Field(default=0, ge=0)
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+
+
 class LibraryProcedure(BaseModel):
     model_config = {"extra": "ignore"}
 
@@ -68,6 +81,7 @@ class LibraryProcedure(BaseModel):
     author: str | None = None
     keys: list[str] = Field(default_factory=list, max_length=MAX_KEYS_PER_PROCEDURE * 4)
     trajectories: list[LibraryTrajectory] = Field(default_factory=list)
+    stats: LibraryStats = Field(default_factory=LibraryStats)
 
 
 class ImportReport(BaseModel):
@@ -175,42 +189,75 @@ def import_library(memory: Memory, lines: Iterable[str], namespace: str | None =
     conflicts: list[str] = []
     with store.transaction():
         for procedure, keys in zip(procedures, key_lists, strict=True):
-            trajectory_ids = [
-                store.add_trajectory(target, t.task, t.steps, t.outcome, t.agent) for t in procedure.trajectories
-            ]
-            trajectory_count += len(trajectory_ids)
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
-            twin_id = next((pid for k in keys for pid in store.procedures_with_key(target, k)), None)
-            if twin_id is not None:
-                twin = store.get_procedure(twin_id)
-                store.add_sources(twin_id, trajectory_ids)
-                store.add_keys(twin_id, key_pairs[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin_id)))])
-                if twin.steps != procedure.steps:
-                    conflicts.append(
-                        f"'{procedure.title}' matches existing procedure {twin_id} ('{twin.title}'); kept the "
-                        "existing steps and added the imported pitfalls and sources"
-                    )
-                    store.revise_procedure(
-                        twin_id,
-                        reason="import: merged pitfalls",
-                        changed_by=procedure.author,
-                        pitfalls=_merge_lists(twin.pitfalls, procedure.pitfalls, MAX_PITFALLS),
-                    )
-                merged += 1
+            twin = _same_task(memory, target, procedure)
+            if twin is None:
+                trajectory_ids = [
+                    store.add_trajectory(target, t.task, t.steps, t.outcome, t.agent) for t in procedure.trajectories
+                ]
+                trajectory_count += len(trajectory_ids)
+                new_id = store.add_procedure(
+                    target,
+                    procedure.title,
+                    procedure.when_to_use,
+                    procedure.steps,
+                    procedure.pitfalls,
+                    procedure.source,
+                    procedure.author,
+                    trajectory_ids,
+                    trajectory_ids[0] if trajectory_ids else None,
+                    key_pairs,
+                )
+                stats = procedure.stats
+                store.bump_stats(new_id, retrieved=stats.retrieved, succeeded=stats.succeeded, failed=stats.failed)
+                if procedure.status == ProcedureStatus.DEPRECATED:
+                    store.set_status(new_id, ProcedureStatus.DEPRECATED)
+                created += 1
                 continue
-            new_id = store.add_procedure(
-                target,
-                procedure.title,
-                procedure.when_to_use,
-                procedure.steps,
-                procedure.pitfalls,
-                procedure.source,
-                procedure.author,
-                trajectory_ids,
-                trajectory_ids[0] if trajectory_ids else None,
-                key_pairs,
-            )
-            if procedure.status == ProcedureStatus.DEPRECATED:
-                store.set_status(new_id, ProcedureStatus.DEPRECATED)
-            created += 1
+            held = {_fingerprint(t) for t in (store.get_trajectory(i) for i in twin.source_trajectory_ids)}
+            trajectory_ids = []
+            for t in procedure.trajectories:
+                if _fingerprint(t) not in held:
+                    held.add(_fingerprint(t))
+                    trajectory_ids.append(store.add_trajectory(target, t.task, t.steps, t.outcome, t.agent))
+            trajectory_count += len(trajectory_ids)
+            store.add_sources(twin.id, trajectory_ids)
+            store.add_keys(twin.id, key_pairs[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin.id)))])
+            pitfalls = _merge_lists(twin.pitfalls, procedure.pitfalls, MAX_PITFALLS)
+            if twin.steps != procedure.steps:
+                conflicts.append(
+                    f"'{procedure.title}' is for the same task as existing procedure {twin.id} ('{twin.title}'); "
+                    "kept the existing steps and added the imported pitfalls and sources"
+                )
+            if pitfalls != twin.pitfalls:
+                store.revise_procedure(
+                    twin.id, reason="import: merged pitfalls", changed_by=procedure.author, pitfalls=pitfalls
+                )
+            merged += 1
     return ImportReport(created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts)
+
+
+def _same_task(memory: Memory, namespace: str, procedure: LibraryProcedure) -> Procedure | None:
+    """The existing procedure (active or deprecated) for the same task as an imported one, if any.
+
+    The same task: a trajectory task they share (as recording merges), or, for a procedure exported
+    without trajectories, the same title and when-to-use. Never a family key ("clean a {object}"),
+    which procedures for different tasks share.
+    """
+    store = memory.store
+    for task in dict.fromkeys(key_text(t.task) for t in procedure.trajectories):
+        for found in store.get_procedures(store.procedures_with_key(namespace, task, include_deprecated=True)):
+            if task in {key_text(store.get_trajectory(i).task) for i in found.source_trajectory_ids}:
+                return found
+    if procedure.trajectories:
+        return None
+    for found in store.get_procedures(store.procedures_with_key(namespace, procedure.when_to_use, include_deprecated=True)):
+        if (found.title, found.when_to_use) == (procedure.title, procedure.when_to_use):
+            return found
+    return None
+
+
+def _fingerprint(trajectory: Trajectory | LibraryTrajectory) -> str:
+    """What makes two trajectories the same record (ids and times differ between databases)."""
+    steps = [s.model_dump(exclude_none=True) for s in trajectory.steps]
+    return json.dumps([trajectory.task, trajectory.outcome.value, trajectory.agent, steps], sort_keys=True)

@@ -173,3 +173,35 @@ def test_every_command_runs_as_a_real_subprocess(db: Path, tmp_path: Path, real_
         )
         assert done.returncode == expected, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr, (args, done.stderr)
+
+
+CLEAN_CLOTH = [{k: v.replace("soapbar", "cloth") for k, v in s.items()} for s in CLEAN_SOAP]
+CLEAN_CLOTH.insert(4, {"action": "wring cloth 1", "observation": "You wring the cloth 1."})
+
+
+def test_import_merges_only_the_same_task_is_idempotent_and_keeps_statistics(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = Memory(SQLiteStore(db), FakeEmbedder())
+    cloth = source.record("put a clean cloth in cabinet", CLEAN_CLOTH, "success").procedure_id or 0
+    soap = source.store.procedures_with_key("default", "put a clean soapbar in cabinet")[0]
+    assert set(source.store.keys(cloth)) & set(source.store.keys(soap)), "the two should share a family key"
+    source.report_outcome(source.recall("put a clean cloth in cabinet", k=1).recall_id or "", True)
+    library = tmp_path / "library.jsonl"
+    assert run("export", "--output", str(library))[0] == 0
+    monkeypatch.setenv("MEMP_DB_PATH", str(tmp_path / "other.db"))
+    assert run("import", str(library))[0] == 0
+    target = SQLiteStore(tmp_path / "other.db")
+
+    def snapshot() -> list[tuple[object, ...]]:
+        return [(p.title, p.steps, p.pitfalls, p.version, p.support_count, p.success_count, p.retrieved_count)
+                for p in target.list_procedures()] + [("trajectories", target.count_trajectories())]
+
+    first = snapshot()
+    assert sorted(p.steps for p in target.list_procedures()) == sorted(
+        p.steps for p in source.store.list_procedures())
+    copied = next(p for p in target.list_procedures() if "wring {object}" in p.steps)
+    assert (copied.success_count, copied.retrieved_count) == (1, 1)
+    code, out = run("import", str(library))
+    assert code == 0 and "merged 3" in out, out
+    assert snapshot() == first

@@ -985,12 +985,13 @@ class SQLiteStore:
             result.setdefault(int(procedure_id), []).append((str(text), bytes(blob)))
         return result
 
-    def procedures_with_key(self, namespace: str, text: str) -> list[int]:
-        """Active procedures that have exactly this key text (the merge check without vectors)."""
+    def procedures_with_key(self, namespace: str, text: str, *, include_deprecated: bool = False) -> list[int]:
+        """Active (or all) procedures that have exactly this key text (the merge check without vectors)."""
+        status = "" if include_deprecated else "AND p.status = 'active' "
         rows = self._execute(
             # CROSS JOIN: start from the key's text index, not from every procedure of the namespace.
             "SELECT p.id FROM procedure_keys k CROSS JOIN procedures p ON p.id = k.procedure_id "
-            "WHERE k.text = ? AND p.namespace = ? AND p.status = 'active' ORDER BY p.id",
+            f"WHERE k.text = ? AND p.namespace = ? {status}ORDER BY p.id",
             (text, namespace),
         ).fetchall()
         return [int(r[0]) for r in rows]
