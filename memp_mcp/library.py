@@ -180,7 +180,9 @@ def import_library(memory: Memory, lines: Iterable[str], namespace: str | None =
     store = memory.store
     model = memory.embedder(wait=30.0)
     key_lists = [
-        list(dict.fromkeys([*p.keys, p.when_to_use, *(key_text(t.task) for t in p.trajectories)]))[:MAX_KEYS_PER_PROCEDURE]
+        list(dict.fromkeys([*p.keys, p.when_to_use, *(key_text(t.task) for t in p.trajectories)]))[
+            :MAX_KEYS_PER_PROCEDURE
+        ]
         for p in procedures
     ]
     flat = [k for keys in key_lists for k in keys if k]
@@ -251,7 +253,8 @@ def _same_task(memory: Memory, namespace: str, procedure: LibraryProcedure) -> P
                 return found
     if procedure.trajectories:
         return None
-    for found in store.get_procedures(store.procedures_with_key(namespace, procedure.when_to_use, include_deprecated=True)):
+    titled = store.procedures_with_key(namespace, procedure.when_to_use, include_deprecated=True)
+    for found in store.get_procedures(titled):
         if (found.title, found.when_to_use) == (procedure.title, procedure.when_to_use):
             return found
     return None

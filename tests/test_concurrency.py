@@ -6,8 +6,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.memory import Memory
 from memp_mcp.models import Outcome, RecallEvent, Step
