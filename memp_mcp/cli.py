@@ -306,12 +306,13 @@ def list_command(
 def show(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
     db: DbOption = None,
+    namespace: NamespaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
 ) -> None:
     """Show one procedure as Markdown."""
     from memp_mcp.markdown import render_procedure
 
-    memory = _memory(db, None, need_model=False)
+    memory = _memory(db, namespace, need_model=False)
     try:
         detail = memory.get_procedure(procedure_id)
     except MempError as exc:
@@ -329,22 +330,32 @@ def edit(
     when_to_use: Annotated[str | None, typer.Option(help="New when-to-use text.")] = None,
     step: Annotated[list[str] | None, typer.Option("--step", help="A step (repeat, in order); replaces all.")] = None,
     pitfall: Annotated[list[str] | None, typer.Option("--pitfall", help="A pitfall (repeat); replaces all.")] = None,
+    expect_version: Annotated[
+        int | None, typer.Option(help="Refuse the edit if the procedure is no longer at this version.")
+    ] = None,
     db: DbOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
-    """Edit a procedure: with field options, or in $EDITOR as Markdown. The old version is kept."""
+    """Edit a procedure: with field options, or in $EDITOR as Markdown. The old version is kept.
+
+    An edit in $EDITOR is refused, saying what changed, when the procedure changed while it was open.
+    """
     from memp_mcp.markdown import parse_procedure, render_procedure
 
-    memory = _memory(db, None)
+    memory = _memory(db, namespace)
     try:
         fields: dict[str, Any] = {"title": title, "when_to_use": when_to_use, "steps": step, "pitfalls": pitfall}
         if all(value is None for value in fields.values()):
             current = memory.get_procedure(procedure_id).procedure
+            expect_version = current.version
             edited = _edit_in_editor(render_procedure(current))
             if edited is None:
                 console.print("no change")
                 return
             fields = parse_procedure(edited)
-        revised = memory.edit(procedure_id, agent="memp-mcp edit", reason="edited by hand", **fields)
+        revised = memory.edit(
+            procedure_id, expected_version=expect_version, agent="memp-mcp edit", reason="edited by hand", **fields
+        )
     except MempError as exc:
         _fail(str(exc))
     console.print(f"procedure {revised.id} is now version {revised.version}")
@@ -371,9 +382,13 @@ def _edit_in_editor(text: str) -> str | None:
 
 
 @app.command()
-def forget(procedure_id: Annotated[int, typer.Argument(help="Procedure id.")], db: DbOption = None) -> None:
+def forget(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
     """Deprecate a procedure: recall stops returning it. Nothing is deleted; `restore` undoes it."""
-    memory = _memory(db, None, need_model=False)
+    memory = _memory(db, namespace, need_model=False)
     try:
         procedure = memory.forget(procedure_id)
     except MempError as exc:
@@ -382,9 +397,13 @@ def forget(procedure_id: Annotated[int, typer.Argument(help="Procedure id.")], d
 
 
 @app.command()
-def restore(procedure_id: Annotated[int, typer.Argument(help="Procedure id.")], db: DbOption = None) -> None:
+def restore(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
     """Make a deprecated procedure active again."""
-    memory = _memory(db, None, need_model=False)
+    memory = _memory(db, namespace, need_model=False)
     try:
         procedure = memory.restore(procedure_id)
     except MempError as exc:

@@ -58,6 +58,15 @@ class Settings(BaseModel):
     # Namespaces no client may write to (a shared, curated library).
     read_only_namespaces: frozenset[str] = frozenset()
     http_token: str | None = None
+    # Host header values the HTTP server answers (DNS-rebinding protection); empty: derived from the
+    # bind address (see server.allowed_hosts). "*" turns the check off.
+    allowed_hosts: tuple[str, ...] = ()
+    # Serving HTTP beyond loopback without a token needs this said explicitly.
+    http_allow_no_token: bool = False
+    # Whether connected models may edit, forget and restore procedures (the tools exist only then). Off by
+    # default: a model changes memory through report_outcome, whose corrections go through the update
+    # strategy and start a fresh record, while an edit would keep the old version's reputation.
+    agent_edits: bool = False
     log_level: LogLevel = "INFO"
 
     @field_validator("namespace")
@@ -75,6 +84,13 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("read_only_namespaces", mode="before")
     @classmethod
@@ -112,6 +128,9 @@ ENV_VARS: dict[str, str] = {
     "MEMP_UPDATE_STRATEGY": "update_strategy",
     "MEMP_READ_ONLY_NAMESPACES": "read_only_namespaces",
     "MEMP_HTTP_TOKEN": "http_token",
+    "MEMP_ALLOWED_HOSTS": "allowed_hosts",
+    "MEMP_HTTP_ALLOW_NO_TOKEN": "http_allow_no_token",
+    "MEMP_AGENT_EDITS": "agent_edits",
     "MEMP_LOG_LEVEL": "log_level",
 }
 

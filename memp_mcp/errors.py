@@ -2,7 +2,8 @@
 
 MempError
  +-- InvalidInputError        the caller passed something unusable (the message says what to change)
- +-- NotFoundError            an id (procedure, trajectory, recall) that does not exist
+ +-- NotFoundError            an id (procedure, trajectory, recall) that does not exist (in this namespace)
+ +-- EditConflictError        an edit based on a version the procedure has moved past
  +-- ReadOnlyNamespaceError   a write to a namespace configured as read-only
  +-- StoreError               the database cannot be opened or used
  |    +-- SchemaTooNewError   the file was written by a newer memp-mcp
@@ -24,6 +25,10 @@ class InvalidInputError(MempError, ValueError):
 
 class NotFoundError(MempError, LookupError):
     """A referenced procedure, trajectory or recall does not exist."""
+
+
+class EditConflictError(MempError):
+    """An edit was based on an older version of the procedure; the message says what changed since."""
 
 
 class ReadOnlyNamespaceError(MempError):

@@ -6,29 +6,38 @@ import re
 
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Procedure
+from memp_mcp.text import one_line
 
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*\S)\s*$")
 _BULLET = re.compile(r"^\s*[-*]\s+(.*\S)\s*$")
 
 
 def render_procedure(procedure: Procedure, *, details: bool = True) -> str:
-    lines = [f"# {procedure.title}", "", f"When to use: {procedure.when_to_use}", "", "## Steps"]
-    lines += [f"{number}. {step}" for number, step in enumerate(procedure.steps, 1)]
+    """The procedure as Markdown; each stored text on one line of its own, so none can forge a section."""
+    lines = [f"# {one_line(procedure.title)}", "", f"When to use: {one_line(procedure.when_to_use)}", "", "## Steps"]
+    lines += [f"{number}. {one_line(step)}" for number, step in enumerate(procedure.steps, 1)]
     lines += ["", "## Pitfalls"]
-    lines += [f"- {pitfall}" for pitfall in procedure.pitfalls] or ["- (none yet)"]
+    lines += [f"- {one_line(pitfall)}" for pitfall in procedure.pitfalls] or ["- (none yet)"]
     if details:
         rate = procedure.success_rate
+        trust = "provisional (no reported success for this version yet)" if procedure.provisional else "trusted"
         lines += [
             "",
             "## About",
-            f"- id {procedure.id}, namespace {procedure.namespace}, version {procedure.version}, {procedure.status.value}",
-            f"- written by {procedure.source}; recorded by {procedure.author or 'unknown'}",
+            f"- id {procedure.id}, namespace {procedure.namespace}, version {procedure.version}, "
+            f"{procedure.status.value}, {trust}",
+            f"- written by {one_line(procedure.source)}; recorded by {one_line(procedure.author or 'unknown')}",
             f"- retrieved {procedure.retrieved_count} times; {procedure.success_count} successes, "
             f"{procedure.failure_count} failures over all versions",
             f"- this version: {procedure.version_success_count} successes, {procedure.version_failure_count} failures"
             + (f" ({rate:.0%} success)" if rate is not None else " (not yet judged)"),
             f"- built from trajectories {', '.join(map(str, procedure.source_trajectory_ids)) or 'none'}",
         ]
+        if procedure.candidate_of is not None:
+            lines.append(
+                f"- candidate to replace the steps of procedure {procedure.candidate_of}: recall serves it once "
+                "it has a reported success"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -24,7 +24,14 @@ from memp_mcp.build import (
 )
 from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
-from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError, ReadOnlyNamespaceError, StoreError
+from memp_mcp.errors import (
+    EditConflictError,
+    EmbeddingModelMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    ReadOnlyNamespaceError,
+    StoreError,
+)
 from memp_mcp.models import (
     MAX_PITFALLS,
     MAX_STEPS,
@@ -38,8 +45,9 @@ from memp_mcp.models import (
     ProcedureVersion,
     Step,
 )
-from memp_mcp.retrieve import RetrievalTuning, Retriever, key_text
+from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text
 from memp_mcp.store import SQLiteStore
+from memp_mcp.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +97,12 @@ class RecalledProcedure(BaseModel):
         default=None, description="A worked example: the closest source trajectory's steps, abridged."
     )
     exemplar_task: str | None = None
+    provisional: bool = Field(
+        default=False, description="True while these steps have no reported success: try them with care."
+    )
+    candidate_of: int | None = Field(
+        default=None, description="Set when these steps were proposed to replace another procedure's."
+    )
 
 
 class RecallResult(BaseModel):
@@ -100,7 +114,7 @@ class RecallResult(BaseModel):
 
 
 class RecordResult(BaseModel):
-    action: str = Field(description="created, merged, adjusted or stored_only.")
+    action: str = Field(description="created, merged, candidate (steps kept apart until they succeed) or stored_only.")
     trajectory_id: int
     procedure_id: int | None
     namespace: str
@@ -122,6 +136,9 @@ class ProcedureDetail(BaseModel):
     procedure: Procedure
     success_rate: float | None
     history: list[ProcedureVersion]
+    candidates: list[int] = Field(
+        default_factory=list, description="Procedures proposed to replace these steps (served once they succeed)."
+    )
 
 
 @dataclass
@@ -243,7 +260,17 @@ class Memory:
             keys = [(planned.family, vectors[0] if vectors else None), (key_text(task), vectors[1] if vectors else None)]
             twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
             if twin is not None:
-                self._merge(twin, planned, trajectory_id, keys, agent)
+                candidate = self._merge(twin, planned, trajectory_id, keys, agent)
+                if candidate is not None:
+                    return RecordResult(
+                        action="candidate",
+                        trajectory_id=trajectory_id,
+                        procedure_id=candidate,
+                        namespace=namespace,
+                        message=f"Stored trajectory {trajectory_id}; its steps differ from those of procedure "
+                        f"{twin.id} ('{twin.title}'), which keep serving: they are kept as candidate procedure "
+                        f"{candidate}, which recall serves once it has a reported success.",
+                    )
                 return RecordResult(
                     action="merged",
                     trajectory_id=trajectory_id,
@@ -297,14 +324,14 @@ class Memory:
         if planned.source == "trajectory":
             return None  # the trajectory strategy keeps every trajectory as its own memory
         for procedure in self.store.get_procedures(self.store.procedures_with_key(namespace, key_text(task))):
-            if procedure.source != "trajectory":
+            if procedure.source != "trajectory" and procedure.candidate_of is None:
                 return procedure
         if task_vector is None:
             return None
         candidates = [pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY]
         skeleton = step_skeleton(planned.draft.steps)
         for procedure in self.store.get_procedures(candidates):
-            if procedure.source == "trajectory":
+            if procedure.source == "trajectory" or procedure.candidate_of is not None:
                 continue
             other = step_skeleton(procedure.steps)
             overlap = len(skeleton & other) / max(1, len(skeleton | other))
@@ -319,13 +346,21 @@ class Memory:
         trajectory_id: int,
         keys: list[tuple[str, list[float] | None]],
         agent: str | None,
-    ) -> None:
+    ) -> int | None:
+        """Add a trajectory for the same task to `twin`; the id of a candidate when its steps went to one.
+
+        Better steps (a more trusted author first, then a shorter list) replace the twin's only while
+        the twin is provisional and the same agent recorded both: the twin's refinement by its own
+        author. Anything else would hand the twin's record to steps that have not earned it, so the
+        steps become a candidate procedure instead, which recall serves once it has succeeded.
+        """
+        new_rank, old_rank = _SOURCE_RANK.get(planned.source, 0), _SOURCE_RANK.get(twin.source, 0)
+        better = new_rank > old_rank or (new_rank == old_rank and len(planned.draft.steps) < len(twin.steps))
+        if better and planned.draft.steps != twin.steps and not (twin.provisional and twin.author == agent):
+            return self._propose(twin, planned, trajectory_id, keys, agent)
         self.store.add_sources(twin.id, [trajectory_id])
         if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
             self.store.add_keys(twin.id, keys)
-        # The better step list wins: a more trusted author first, then the shorter list.
-        new_rank, old_rank = _SOURCE_RANK.get(planned.source, 0), _SOURCE_RANK.get(twin.source, 0)
-        better = new_rank > old_rank or (new_rank == old_rank and len(planned.draft.steps) < len(twin.steps))
         if better and planned.draft.steps != twin.steps:
             self.store.revise_procedure(
                 twin.id,
@@ -336,6 +371,44 @@ class Memory:
                 source=planned.source,
                 fresh_record=True,
             )
+        return None
+
+    def _propose(
+        self,
+        twin: Procedure,
+        planned: _Planned,
+        trajectory_id: int,
+        keys: list[tuple[str, list[float] | None]],
+        agent: str | None,
+    ) -> int:
+        """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone."""
+        mine = next((c for c in self.store.candidates_of(twin.id) if c.author == agent and c.provisional), None)
+        if mine is None:
+            return self.store.add_procedure(
+                twin.namespace,
+                planned.draft.title,
+                planned.draft.when_to_use or planned.family,
+                planned.draft.steps,
+                planned.draft.pitfalls,
+                planned.source,
+                agent,
+                [trajectory_id],
+                trajectory_id,
+                keys,
+                candidate_of=twin.id,
+            )
+        self.store.add_sources(mine.id, [trajectory_id])
+        if planned.draft.steps != mine.steps:
+            self.store.revise_procedure(
+                mine.id,
+                reason=f"merged trajectory {trajectory_id}: its author's newer steps",
+                changed_by=agent,
+                steps=planned.draft.steps,
+                pitfalls=_merge_lists(mine.pitfalls, planned.draft.pitfalls, MAX_PITFALLS),
+                source=planned.source,
+                fresh_record=True,
+            )
+        return mine.id
 
     # -- recall --------------------------------------------------------------------------
 
@@ -364,7 +437,7 @@ class Memory:
             retrieval = "vector+keyword" if strategy == "hybrid" else f"vector ({strategy})"
         else:
             retrieval = f"keyword only (embedding model {self.model_status()})"
-        scored = self.retriever.retrieve(task, namespace, k, strategy, model)
+        scored = self._retrieve_trusted(task, namespace, k, strategy, model)
         procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
         recall_id = None
         if procedures and log:
@@ -383,6 +456,28 @@ class Memory:
         return RecallResult(
             recall_id=recall_id, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=procedures
         )
+
+    def _retrieve_trusted(
+        self, task: str, namespace: str, k: int, strategy: RetrieveStrategy, model: Embedder | None
+    ) -> list[Scored]:
+        """The best k, leaving out candidates that have not succeeded while what they would replace serves."""
+        wanted = k
+        while True:
+            scored = self.retriever.retrieve(task, namespace, wanted, strategy, model)
+            hidden = self._unproven_candidates([s.procedure for s in scored])
+            if not hidden or len(scored) < wanted or wanted >= k + MAX_RECALL_K:
+                return [s for s in scored if s.procedure.id not in hidden][:k]
+            wanted += len(hidden)
+
+    def _unproven_candidates(self, procedures: Sequence[Procedure]) -> set[int]:
+        candidates = [p for p in procedures if p.candidate_of is not None and p.provisional]
+        if not candidates:
+            return set()
+        serving = {
+            p.id for p in self.store.get_procedures([c.candidate_of or 0 for c in candidates])
+            if p.status == ProcedureStatus.ACTIVE
+        }
+        return {c.id for c in candidates if c.candidate_of in serving}
 
     def _present(self, procedure: Procedure, relevance: float, ranked_sources: list[int]) -> RecalledProcedure:
         exemplar = exemplar_task = None
@@ -410,6 +505,8 @@ class Memory:
             source_trajectory_ids=ranked_sources,
             exemplar=exemplar,
             exemplar_task=exemplar_task,
+            provisional=procedure.provisional,
+            candidate_of=procedure.candidate_of,
         )
 
     # -- update --------------------------------------------------------------------------
@@ -424,6 +521,7 @@ class Memory:
         correction: ProcedureDraft | str | None = None,
         trajectory: Sequence[Step | dict[str, object]] | None = None,
         agent: str | None = None,
+        namespace: str | None = None,
     ) -> OutcomeResult:
         """Credit or blame the procedure that was followed; on failure, revise it.
 
@@ -436,6 +534,11 @@ class Memory:
         if not isinstance(recall_id, str) or not recall_id.strip():
             raise InvalidInputError("recall_id is required: pass the recall_id that recall_procedure returned")
         event = self.store.get_recall_event(recall_id.strip())
+        scope = validate_namespace(namespace) if namespace is not None else self.default_namespace
+        if event.namespace != scope:
+            raise NotFoundError(
+                f"no recall with id {recall_id.strip()!r} in namespace '{scope}'; pass the namespace you recalled in"
+            )
         if event.reported:
             raise InvalidInputError(
                 f"recall {event.id} already has a reported outcome ({'success' if event.success else 'failure'}); "
@@ -546,10 +649,13 @@ class Memory:
 
     # -- management ----------------------------------------------------------------------
 
-    def get_procedure(self, procedure_id: int) -> ProcedureDetail:
-        procedure = self.store.get_procedure(_check_id(procedure_id))
+    def get_procedure(self, procedure_id: int, namespace: str | None = None) -> ProcedureDetail:
+        procedure = self._owned(procedure_id, namespace)
         return ProcedureDetail(
-            procedure=procedure, success_rate=procedure.success_rate, history=self.store.versions(procedure.id)
+            procedure=procedure,
+            success_rate=procedure.success_rate,
+            history=self.store.versions(procedure.id),
+            candidates=[c.id for c in self.store.candidates_of(procedure.id)],
         )
 
     def list_procedures(
@@ -577,6 +683,8 @@ class Memory:
         self,
         procedure_id: int,
         *,
+        namespace: str | None = None,
+        expected_version: int | None = None,
         title: str | None = None,
         when_to_use: str | None = None,
         steps: list[str] | None = None,
@@ -584,21 +692,34 @@ class Memory:
         agent: str | None = None,
         reason: str = "edited",
     ) -> Procedure:
-        procedure = self.store.get_procedure(_check_id(procedure_id))
-        self.writable_namespace(procedure.namespace)
+        """Change a procedure by hand; fields not given keep their current value.
+
+        With `expected_version` (the version the edit was based on) an edit is refused with
+        EditConflictError when the procedure has changed since, saying what changed, instead of
+        writing back a stale copy over a revision made meanwhile (a failure's pitfall, another edit).
+        """
+        peek = self._owned(procedure_id, namespace)
+        self.writable_namespace(peek.namespace)
         if title is None and when_to_use is None and steps is None and pitfalls is None:
             raise InvalidInputError("nothing to change: give at least one of title, when_to_use, steps, pitfalls")
-        draft = _check_draft(
-            ProcedureDraft.model_construct(
-                title=title if title is not None else procedure.title,
-                steps=steps if steps is not None else procedure.steps,
-                when_to_use=when_to_use if when_to_use is not None else procedure.when_to_use,
-                pitfalls=pitfalls if pitfalls is not None else procedure.pitfalls,
+        if expected_version is not None and (not isinstance(expected_version, int) or expected_version < 1):
+            raise InvalidInputError(
+                f"version must be a positive integer (as get_procedure shows); got {expected_version!r}"
             )
-        )
         model = self.embedder(0.0)
-        key_vector = model.embed([draft.when_to_use or draft.title])[0] if model and when_to_use is not None else None
+        key_vector = model.embed([when_to_use])[0] if model and when_to_use else None
         with self.store.transaction():
+            procedure = self.store.get_procedure(peek.id)
+            if expected_version is not None and procedure.version != expected_version:
+                raise EditConflictError(self._changes_since(procedure, expected_version))
+            draft = _check_draft(
+                ProcedureDraft.model_construct(
+                    title=title if title is not None else procedure.title,
+                    steps=steps if steps is not None else procedure.steps,
+                    when_to_use=when_to_use if when_to_use is not None else procedure.when_to_use,
+                    pitfalls=pitfalls if pitfalls is not None else procedure.pitfalls,
+                )
+            )
             revised = self.store.revise_procedure(
                 procedure.id,
                 reason=reason,
@@ -610,23 +731,68 @@ class Memory:
                 source="agent",
                 fresh_record=draft.steps != procedure.steps,
             )
-            if when_to_use is not None:
+            if when_to_use:
                 self.store.add_keys(procedure.id, [(when_to_use, key_vector)])
         return revised
 
-    def forget(self, procedure_id: int) -> Procedure:
+    def _changes_since(self, procedure: Procedure, version: int) -> str:
+        """What happened to a procedure after `version`, for an edit based on that version."""
+        history = {v.version: v for v in self.store.versions(procedure.id)}
+        if version > procedure.version or version not in history:
+            return (
+                f"procedure {procedure.id} has no version {version}; it is at version {procedure.version} - "
+                "read it again and base the edit on that"
+            )
+        changes = [
+            f"v{v.version}->v{v.version + 1}: {one_line(v.reason)} (by {one_line(v.changed_by or 'unknown')})"
+            for number, v in sorted(history.items())
+            if number >= version
+        ]
+        base = history[version]
+        differences = []
+        if base.steps != procedure.steps:
+            differences.append("its steps changed")
+        added = [p for p in procedure.pitfalls if p not in base.pitfalls]
+        if added:
+            differences.append("pitfalls were added: " + "; ".join(f"'{one_line(p)[:120]}'" for p in added))
+        removed = [p for p in base.pitfalls if p not in procedure.pitfalls]
+        if removed:
+            differences.append(f"{len(removed)} pitfalls were removed")
+        if (base.title, base.when_to_use) != (procedure.title, procedure.when_to_use):
+            differences.append("its title or when-to-use changed")
+        return (
+            f"procedure {procedure.id} changed since version {version}, which the edit was based on: "
+            + "; ".join(changes)
+            + (" - " + ", ".join(differences) if differences else "")
+            + f". Nothing was written: read version {procedure.version} again and redo the edit on it."
+        )
+
+    def forget(self, procedure_id: int, namespace: str | None = None) -> Procedure:
         """Deprecate a procedure: recall stops returning it; it stays, and can be restored."""
-        return self._set_status(procedure_id, ProcedureStatus.DEPRECATED)
+        return self._set_status(procedure_id, namespace, ProcedureStatus.DEPRECATED)
 
-    def restore(self, procedure_id: int) -> Procedure:
-        return self._set_status(procedure_id, ProcedureStatus.ACTIVE)
+    def restore(self, procedure_id: int, namespace: str | None = None) -> Procedure:
+        return self._set_status(procedure_id, namespace, ProcedureStatus.ACTIVE)
 
-    def _set_status(self, procedure_id: int, status: ProcedureStatus) -> Procedure:
-        procedure = self.store.get_procedure(_check_id(procedure_id))
+    def _set_status(self, procedure_id: int, namespace: str | None, status: ProcedureStatus) -> Procedure:
+        procedure = self._owned(procedure_id, namespace)
         self.writable_namespace(procedure.namespace)
         with self.store.transaction():
             self.store.set_status(procedure.id, status)
-        return self.store.get_procedure(procedure.id)
+            return self.store.get_procedure(procedure.id)
+
+    def _owned(self, procedure_id: object, namespace: str | None) -> Procedure:
+        """The procedure with this id in `namespace` (the default when None): ids are global, but a
+        namespace is a boundary, so a procedure of another namespace is reported as not found."""
+        namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace
+        checked = _check_id(procedure_id)
+        try:
+            procedure = self.store.get_procedure(checked)
+        except NotFoundError:
+            procedure = None
+        if procedure is None or procedure.namespace != namespace:
+            raise NotFoundError(f"no procedure with id {checked} in namespace '{namespace}'")
+        return procedure
 
     def stats(self, namespace: str | None = None) -> NamespaceStats:
         namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace

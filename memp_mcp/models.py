@@ -113,6 +113,16 @@ class Procedure(BaseModel):
     updated_at: datetime
     version_success_count: int = Field(default=0, description="Successes since the steps last changed.")
     version_failure_count: int = Field(default=0, description="Failures since the steps last changed.")
+    candidate_of: int | None = Field(
+        default=None,
+        description="Set on a candidate: the procedure whose steps it proposes to replace. Recall serves a "
+        "candidate only once it has succeeded (or that procedure is retired).",
+    )
+
+    @property
+    def provisional(self) -> bool:
+        """Not yet trusted: the current steps have no reported success."""
+        return self.version_success_count == 0
 
     @property
     def success_rate(self) -> float | None:

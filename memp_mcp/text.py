@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -58,3 +59,12 @@ def fts_document(*parts: str) -> str:
     body = "\n".join(p for p in parts if p)
     extra = compounds(keywords(body))
     return body + ("\n" + " ".join(extra) if extra else "")
+
+
+def one_line(text: str) -> str:
+    """Stored text made safe to place inside one rendered line: runs of whitespace (line breaks
+    included) become one space, and other control, format and surrogate characters (terminal
+    escapes, bidirectional overrides, zero-width marks) are dropped, so that text written by one
+    agent cannot start a heading, a list item or a delimiter line in what another agent reads."""
+    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return " ".join(kept.split())

@@ -188,7 +188,8 @@ def test_a_database_from_before_per_version_records_keeps_its_counts(
     from memp_mcp.store import migrations
 
     path = tmp_path / "old.db"
-    before = [m for m in migrations.MIGRATIONS if m[1] != "version_records"]
+    version_records = next(m[0] for m in migrations.MIGRATIONS if m[1] == "version_records")
+    before = [m for m in migrations.MIGRATIONS if m[0] < version_records]
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", before)
     monkeypatch.setattr(sqlite_module, "LATEST_VERSION", before[-1][0])
     monkeypatch.setattr(

@@ -94,7 +94,7 @@ def check_database(path: Path) -> None:
 def test_generated_arguments_never_crash_the_server(tmp_path: Path) -> None:
     db = tmp_path / "fuzz.db"
     memory = Memory(SQLiteStore(db), FakeEmbedder())
-    server = build_server(load_settings({"db_path": db}, environ={}), memory=memory)
+    server = build_server(load_settings({"db_path": db, "agent_edits": True}, environ={}), memory=memory)
     tried = 0
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -126,7 +126,7 @@ def _jsonable(value: Any) -> bool:
 def test_hand_picked_hostile_arguments(tmp_path: Path, tool: str, args: dict[str, Any]) -> None:
     db = tmp_path / "hostile.db"
     memory = Memory(SQLiteStore(db), FakeEmbedder())
-    server = build_server(load_settings({"db_path": db}, environ={}), memory=memory)
+    server = build_server(load_settings({"db_path": db, "agent_edits": True}, environ={}), memory=memory)
 
     async def go() -> None:
         async with Client(server) as client:

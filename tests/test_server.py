@@ -37,7 +37,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    settings = load_settings({"db_path": tmp_path / "server.db"}, environ={})
+    settings = load_settings({"db_path": tmp_path / "server.db", "agent_edits": True}, environ={})
     memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder(), read_only_namespaces=frozenset({"library"}))
     async with Client(build_server(settings, memory=memory), raise_exceptions=True) as connected:
         yield connected
@@ -97,7 +97,7 @@ async def test_management_tools(client: Client) -> None:
                                                  "outcome": "success"})
     listed = await client.call_tool("list_procedures", {})
     assert [p["id"] for p in listed.structured_content["procedures"]] == [1]
-    edited = await client.call_tool("edit_procedure", {"procedure_id": 1, "steps": ["do a", "do b"]})
+    edited = await client.call_tool("edit_procedure", {"procedure_id": 1, "version": 1, "steps": ["do a", "do b"]})
     assert edited.structured_content["steps"] == ["do a", "do b"]
     forgotten = await client.call_tool("forget_procedure", {"procedure_id": 1})
     assert forgotten.structured_content["status"] == "deprecated"

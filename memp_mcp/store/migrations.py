@@ -127,12 +127,22 @@ ALTER TABLE procedure_versions ADD COLUMN failure_count INTEGER;
 """
 
 
+# A different agent's steps for a procedure that already exists are kept as a candidate: a procedure of
+# its own, pointing at the one it would replace, that recall serves only once it has earned trust.
+# Keys waiting for a vector are indexed so that a running server can look for them on every write.
+M006_CANDIDATES = """
+ALTER TABLE procedures ADD COLUMN candidate_of INTEGER REFERENCES procedures(id);
+CREATE INDEX procedures_by_candidate_of ON procedures(candidate_of) WHERE candidate_of IS NOT NULL;
+CREATE INDEX keys_without_vectors ON procedure_keys(id) WHERE has_vector = 0;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
     (3, "change_epochs", M003_CHANGE_EPOCHS),
     (4, "key_text_index", M004_KEY_TEXT_INDEX),
     (5, "version_records", M005_VERSION_RECORDS),
+    (6, "candidates", M006_CANDIDATES),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

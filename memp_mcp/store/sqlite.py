@@ -68,7 +68,7 @@ ProgressCallback = Callable[[int, int], None]
 _PROCEDURE_COLUMNS = (
     "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
     "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
-    "created_at, updated_at, version_success_count, version_failure_count"
+    "created_at, updated_at, version_success_count, version_failure_count, candidate_of"
 )
 
 
@@ -505,14 +505,20 @@ class SQLiteStore:
         source_trajectory_ids: Sequence[int],
         exemplar_trajectory_id: int | None,
         keys: Sequence[tuple[str, Vector | None]],
+        *,
+        candidate_of: int | None = None,
     ) -> int:
-        """Insert a procedure with its sources and search keys; returns its id."""
+        """Insert a procedure with its sources and search keys; returns its id.
+
+        `candidate_of`: the procedure whose steps this one proposes to replace (see Memory.record).
+        """
         self._write()
         self.ensure_namespace(namespace)
         now = _now()
         cursor = self._execute(
             "INSERT INTO procedures (namespace, title, when_to_use, steps_json, pitfalls_json, source, author, "
-            "exemplar_trajectory_id, support_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 namespace,
                 title,
@@ -525,6 +531,7 @@ class SQLiteStore:
                 max(1, len(source_trajectory_ids)),
                 now,
                 now,
+                candidate_of,
             ),
         )
         procedure_id = int(cursor.lastrowid)
@@ -602,6 +609,13 @@ class SQLiteStore:
             raise NotFoundError(f"no procedure with id {procedure_id}")
         return self._procedure(row)
 
+    def candidates_of(self, procedure_id: int) -> list[Procedure]:
+        """The candidates proposed to replace a procedure's steps, oldest first."""
+        rows = self._execute(
+            "SELECT id FROM procedures WHERE candidate_of = ? ORDER BY id", (procedure_id,)
+        ).fetchall()
+        return self.get_procedures([int(r[0]) for r in rows])
+
     def get_procedures(self, procedure_ids: Sequence[int]) -> list[Procedure]:
         """Procedures in the order of `procedure_ids`; unknown ids are skipped."""
         if not procedure_ids:
@@ -665,6 +679,7 @@ class SQLiteStore:
             updated_at=datetime.fromisoformat(row[16]),
             version_success_count=row[17],
             version_failure_count=row[18],
+            candidate_of=row[19],
         )
 
     def list_procedures(
