@@ -205,3 +205,25 @@ def test_import_merges_only_the_same_task_is_idempotent_and_keeps_statistics(
     code, out = run("import", str(library))
     assert code == 0 and "merged 3" in out, out
     assert snapshot() == first
+
+
+def test_an_edit_in_the_editor_is_refused_when_a_failure_revised_the_procedure_meanwhile(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = Memory(SQLiteStore(db), FakeEmbedder())
+    recall_id = memory.recall("put a clean soapbar in cabinet", k=1).recall_id
+    # The "editor": while the procedure is open, another agent reports a failure that adds a pitfall.
+    script = tmp_path / "editor.py"
+    script.write_text(
+        "import sys, pathlib\n"
+        "from memp_mcp.memory import Memory\nfrom memp_mcp.store import SQLiteStore\n"
+        f"Memory(SQLiteStore({str(db)!r}), None).report_outcome({recall_id!r}, False, correction='unlock it first')\n"
+        "p = pathlib.Path(sys.argv[1])\np.write_text(p.read_text().replace('## Steps', '## Steps\\n0. look around'))\n"
+    )
+    monkeypatch.setenv("VISUAL", f"{sys.executable} {script}")
+    code, out = run("edit", "1")
+    assert code == 2, out
+    assert "changed since version 1" in out and "adjusted after a failure" in out and "unlock it first" in out
+    procedure = SQLiteStore(db).get_procedure(1)
+    assert procedure.version == 2 and "unlock it first" in procedure.pitfalls
+    assert "look around" not in procedure.steps
