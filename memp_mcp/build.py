@@ -84,6 +84,7 @@ _NOT_ENTITIES = frozenset(
 _PLACEHOLDER_NAMES = ("object", "target", "tool", "item4", "item5", "item6")
 _INSTANCE_NUMBER = r"(?:\s+\d+)?"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_INSTANCE = re.compile(r"\b([^\W\d_]+)\s+\d+\b")
 REPRODUCES_NOTE = " (fails before the fix: this run reproduces the problem)"
 _SIMILAR_ENOUGH = 0.5
 
@@ -102,11 +103,14 @@ def verdict(step: Step) -> Verdict:
     explicit_failure = step.ok is False or (step.exit_code is not None and step.exit_code != 0)
     if step.ok is True or (step.exit_code == 0 and step.ok is None):
         return Verdict.WORKED
-    if _ACTION_ERROR.search(observation):
+    # A read shows a file's or a log's content, which may hold any error text: only its own
+    # complaint (the first line, "cat: x: No such file or directory") says the read failed.
+    reads = _command_word(step.action) in _READ_COMMANDS
+    if _ACTION_ERROR.search(observation.lstrip().split("\n", 1)[0] if reads else observation):
         return Verdict.ACTION_ERROR
     if explicit_failure:
         return Verdict.CHECK_FAILED
-    if _command_word(step.action) not in _READ_COMMANDS and _CHECK_FAILED.search(observation):
+    if not reads and _CHECK_FAILED.search(observation):
         return Verdict.CHECK_FAILED
     return Verdict.WORKED
 
@@ -214,7 +218,9 @@ def distill_steps(steps: Sequence[Step]) -> Built:
                 kept.append((index, action + REPRODUCES_NOTE))
                 reproductions += 1
                 continue
-            if action.lower() not in pitfall_actions and (pitfall := _pitfall(step, action, normal, verdicts, index, later)):
+            if action.lower() not in pitfall_actions and (
+                pitfall := _pitfall(step, action, normal, verdicts, index, later)
+            ):
                 pitfall_actions.add(action.lower())
                 pitfalls.append(pitfall)
             continue
@@ -315,7 +321,11 @@ def _token_pieces(text: str) -> list[tuple[str, bool]]:
         if not token:
             continue
         core = token.strip(".,:;!?()")
-        literal = bool(core) and (bool(_CODE_CHARS.search(core)) or bool(_MIXED_CASE.search(core)))
+        literal = (
+            bool(core)
+            and not _PLACEHOLDER.fullmatch(core)
+            and (bool(_CODE_CHARS.search(core)) or bool(_MIXED_CASE.search(core)))
+        )
         if pieces and pieces[-1][1] == literal:
             pieces[-1] = (pieces[-1][0] + token, literal)
         else:
@@ -323,28 +333,34 @@ def _token_pieces(text: str) -> list[tuple[str, bool]]:
     return pieces
 
 
-def _word_sets(texts: Sequence[str], *, actions: bool = True) -> tuple[set[str], set[str]]:
-    """Words found in the prose of `texts`, and words found in their literal pieces."""
+def _word_sets(texts: Sequence[str], *, actions: bool = True) -> tuple[set[str], set[str], set[str]]:
+    """Words found in the prose of `texts`, words named there as instances ("mug 1"), and words found
+    in their literal pieces."""
     prose: set[str] = set()
+    instances: set[str] = set()
     literal: set[str] = set()
     for text in texts:
         for piece, is_literal in _pieces(text, action=actions):
             (literal if is_literal else prose).update(words(piece))
             if is_literal:
                 literal.update(w.lower() for w in re.findall(r"[A-Za-z]+", piece))
-    return prose, literal
+            else:
+                instances.update(w.lower() for w in _INSTANCE.findall(piece))
+    return prose, instances, literal
 
 
 def task_entities(task: str, actions: Sequence[str]) -> list[str]:
     """Words of the task that name things the actions touch, in task order.
 
-    Only words the actions use in prose count; a word that also appears in code, a path, quoted
-    text or a command line stays literal, so lifting it could never change what a step does.
+    Only things the actions name as instances in prose count ("take mug 1 from desk 1", as text
+    worlds do); ordinary words ("add", "table") are not entities, and a word that also appears in
+    code, a path, quoted text or a command line stays literal, so lifting it never changes what a
+    step does. In coding work the names are code, paths and commands: nothing is lifted.
     A name the task splits and the actions join ("coffee machine", "coffeemachine") is one entity,
     written with a space.
     """
-    prose, literal = _word_sets(actions)
-    task_prose, _ = _word_sets([task], actions=False)
+    _, instances, literal = _word_sets(actions)
+    task_prose, _, _ = _word_sets([task], actions=False)
     terms = [w for w in keywords(task) if w not in _NOT_ENTITIES and not w.isdigit() and w in task_prose]
     entities: list[str] = []
     skip = False
@@ -352,10 +368,10 @@ def task_entities(task: str, actions: Sequence[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if second and first + second in prose and first + second not in literal:
+        if second and first + second in instances and first + second not in literal:
             entities.append(f"{first} {second}")
             skip = True
-        elif first in prose and first not in literal:
+        elif first in instances and first not in literal:
             entities.append(first)
     return entities[: len(_PLACEHOLDER_NAMES)]
 
@@ -427,7 +443,7 @@ def _dedupe(steps: list[str]) -> list[str]:
 
 
 def _when_to_use(family: str) -> str:
-    return f"Tasks like: {family[:MAX_TEXT_CHARS - 20]}"
+    return f"Tasks like: {family[: MAX_TEXT_CHARS - 20]}"
 
 
 def _title(family: str) -> str:
@@ -441,7 +457,9 @@ def trajectory_as_procedure(task: str, steps: Sequence[Step]) -> ProcedureDraft:
     if len(actions) > MAX_PROCEDURE_STEPS:
         actions = [*actions[: MAX_PROCEDURE_STEPS - 1], actions[-1]]
     family = _clean_task(task)
-    return ProcedureDraft(title=_title(family), steps=actions or ["(empty trajectory)"], when_to_use=_when_to_use(family))
+    return ProcedureDraft(
+        title=_title(family), steps=actions or ["(empty trajectory)"], when_to_use=_when_to_use(family)
+    )
 
 
 def step_skeleton(steps: Sequence[str]) -> set[str]:

@@ -45,7 +45,9 @@ class Step(BaseModel):
     """One step of a trajectory: what the agent did and what it saw."""
 
     action: str = Field(
-        min_length=1, max_length=MAX_ACTION_CHARS, description="The action or command, as issued (a tool call or shell line)."
+        min_length=1,
+        max_length=MAX_ACTION_CHARS,
+        description="The action or command, as issued (a tool call or shell line).",
     )
     observation: str | None = Field(
         default=None,
@@ -53,7 +55,9 @@ class Step(BaseModel):
         description="What came back: output, error, test summary (the end of a long output is enough).",
     )
     thought: str | None = Field(
-        default=None, max_length=MAX_TEXT_CHARS, description="Why the agent did it, e.g. 'reproduce the bug' (optional)."
+        default=None,
+        max_length=MAX_TEXT_CHARS,
+        description="Why the agent did it, e.g. 'reproduce the bug' (optional).",
     )
     ok: bool | None = Field(
         default=None, description="false when the action was rejected or failed, true when it worked (optional)."
@@ -65,7 +69,9 @@ class ProcedureDraft(BaseModel):
     """A procedure written by the calling agent (or by sampling) for the memory to store."""
 
     title: str = Field(
-        min_length=1, max_length=MAX_TITLE_CHARS, description="The task family in plain words, e.g. 'Fix a failing pytest test'."
+        min_length=1,
+        max_length=MAX_TITLE_CHARS,
+        description="The task family in plain words, e.g. 'Fix a failing pytest test'.",
     )
     steps: list[ProcedureStepText] = Field(
         min_length=1,

@@ -40,15 +40,15 @@ from memp_mcp.models import (
     MAX_PITFALL_CHARS,
     MAX_PITFALLS,
     MAX_PROCEDURE_STEPS,
-    MAX_TEXT_CHARS,
-    MAX_TITLE_CHARS,
-    PitfallText,
-    ProcedureStepText,
     MAX_STEPS,
     MAX_TASK_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
     NamespaceStats,
+    PitfallText,
     Procedure,
     ProcedureDraft,
+    ProcedureStepText,
     Step,
 )
 from memp_mcp.text import one_line
@@ -204,7 +204,9 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
             str, Field(max_length=MAX_TASK_CHARS, description="The task you are about to do, in one or two sentences.")
         ],
         k: Annotated[int, Field(description=f"How many procedures to return, 1 to {MAX_RECALL_K}.")] = 3,
-        namespace: Annotated[str | None, Field(max_length=64, description="Memory namespace; omit for the default.")] = None,
+        namespace: Annotated[
+            str | None, Field(max_length=64, description="Memory namespace; omit for the default.")
+        ] = None,
     ) -> RecallResult:
         """Call this BEFORE starting a multi-step task. Returns the stored procedures that best fit the task,
         best first: title, when to use, ordered steps with {placeholders} to fill with this task's entities,
@@ -225,7 +227,9 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
                   "attempts with what they said (or ok: false): they become pitfalls, not steps."),
         ],
         outcome: Annotated[Literal["success", "failure", "unknown"], Field(description="How the task ended.")],
-        namespace: Annotated[str | None, Field(max_length=64, description="Memory namespace; omit for the default.")] = None,
+        namespace: Annotated[
+            str | None, Field(max_length=64, description="Memory namespace; omit for the default.")
+        ] = None,
         procedure: Annotated[
             ProcedureDraft | None,
             Field(description="Recommended: your own procedure for next time, the best source there is. title: "
@@ -234,7 +238,8 @@ def build_server(settings: Settings, *, memory: Memory | None = None) -> MCPServ
                   "pitfalls: what failed and what to do instead. Without it the server extracts one from the steps."),
         ] = None,
         agent: Annotated[
-            str | None, Field(max_length=MAX_NAME_CHARS, description="Who you are (agent or model name), kept as provenance.")
+            str | None,
+            Field(max_length=MAX_NAME_CHARS, description="Who you are (agent or model name), kept as provenance."),
         ] = None,
         sampled: Annotated[CreateMessageResult | None, Resolve(distill_with_client_model)] = None,
     ) -> RecordResult:
