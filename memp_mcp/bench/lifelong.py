@@ -1,7 +1,10 @@
 """The Memp loop end to end: scripted agents in the simulated world, memory served by `memp-mcp serve`.
 
 Every configuration runs its own server process over stdio (its own temporary database, its
-strategies set through MEMP_* variables), and the agents reach it only through the MCP tools.
+strategies set through MEMP_* variables), and the agents reach it only through the MCP tools
+(`transport="in-process"` serves the same tools from this process, for quick iteration and tests).
+`run_drift` changes the world's hidden rules part way through and reports each configuration
+before the change, in the window right after it, and after.
 Reported per configuration and per group of episodes (the learning curve): success rate, mean
 steps, mean failed actions ("Nothing happens."), and characters of memory text handed to the
 agent (the token-cost proxy).
@@ -13,15 +16,18 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
-from memp_mcp.bench.agents import STRONG, WEAK, Agent, EpisodeResult, McpMemory, Skill
-from memp_mcp.bench.world import World, task_stream
+from memp_mcp.bench.agents import STRONG, WEAK, Agent, EpisodeResult, McpMemory, Skill, reports_take_procedure_id
+from memp_mcp.bench.world import DEFAULT_RULES, DRIFTS, Rules, Task, World, drifted, task_stream
+
+Transport = Literal["stdio", "in-process"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class Configuration:
     memory: bool
     build: str = "proceduralization"
     update: str = "adjustment"
+    # Procedures recalled per task. None: 3 when report_outcome takes the id of the procedure that
+    # was followed, else 1, so that an outcome is attributed to exactly what the agent followed.
+    recall_k: int | None = 3
 
 
 CONFIGURATIONS = [
@@ -41,6 +50,13 @@ CONFIGURATIONS = [
     Configuration("proceduralization+vanilla", STRONG, memory=True, update="vanilla"),
     Configuration("proceduralization+validation", STRONG, memory=True, update="validation"),
 ]
+DRIFT_CONFIGURATIONS = [
+    Configuration("no memory", STRONG, memory=False),
+    Configuration("vanilla", STRONG, memory=True, update="vanilla", recall_k=None),
+    Configuration("validation", STRONG, memory=True, update="validation", recall_k=None),
+    Configuration("adjustment", STRONG, memory=True, update="adjustment", recall_k=None),
+]
+DEFAULT_DRIFTS = ("heater", "tap", "homes")
 
 
 def summarise(results: list[EpisodeResult]) -> dict[str, float]:
@@ -52,6 +68,7 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
         "mean_steps": round(statistics.fmean(r.steps for r in results), 2),
         "mean_failed_actions": round(statistics.fmean(r.failed_actions for r in results), 2),
         "mean_memory_chars": round(statistics.fmean(r.memory_chars for r in results), 1),
+        "misled_rate": round(sum(r.misled for r in results) / len(results), 3),
     }
 
 
@@ -61,36 +78,66 @@ def curve(results: list[EpisodeResult], groups: int) -> list[dict[str, float]]:
 
 
 def server_env(db: Path, configuration: Configuration, base: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **base, "MEMP_DB_PATH": str(db), "MEMP_BUILD_STRATEGY": configuration.build,
-            "MEMP_UPDATE_STRATEGY": configuration.update, "MEMP_LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        **base,
+        "MEMP_DB_PATH": str(db),
+        "MEMP_BUILD_STRATEGY": configuration.build,
+        "MEMP_UPDATE_STRATEGY": configuration.update,
+        "MEMP_LOG_LEVEL": "WARNING",
+    }
+
+
+@asynccontextmanager
+async def connect(env: dict[str, str], transport: Transport) -> AsyncIterator[Any]:
+    """An MCP client of a memp-mcp server: a `memp-mcp serve` process over stdio, or in this process."""
+    from mcp import Client, StdioServerParameters
+
+    if transport == "stdio":
+        params = StdioServerParameters(command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env=env)
+        async with Client(params) as client:
+            yield client
+        return
+    from memp_mcp.config import load_settings
+    from memp_mcp.server import build_server
+
+    async with Client(build_server(load_settings(environ=env))) as client:
+        yield client
 
 
 async def run_episodes(
     configuration: Configuration,
-    tasks: list[Any],
+    tasks: list[tuple[Task, int]],
     seed: int,
     db: Path | None,
     base_env: dict[str, str],
     progress: Callable[[str, int], None] | None = None,
+    rules: Callable[[int], Rules] | None = None,
+    transport: Transport = "stdio",
 ) -> list[EpisodeResult]:
-    """Play `tasks` in order with one agent; with memory, through one `memp-mcp serve` process."""
-    from mcp import Client, StdioServerParameters
+    """Play `tasks` in order with one agent; with memory, through one memp-mcp server.
 
+    `rules(i)` gives the world's hidden rules for episode i (the default rules when None).
+    """
     agent = Agent(configuration.skill, seed)
     results: list[EpisodeResult] = []
+
+    def world(index: int) -> World:
+        task, world_seed = tasks[index]
+        return World.generate(task, world_seed, rules(index) if rules else DEFAULT_RULES)
+
     if not configuration.memory or db is None:
-        for task, world_seed in tasks:
-            results.append(await agent.run(World.generate(task, world_seed), None))
+        for index in range(len(tasks)):
+            results.append(await agent.run(world(index), None))
             if progress:
                 progress(configuration.name, len(results))
         return results
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env=server_env(db, configuration, base_env)
-    )
-    async with Client(params) as client:
-        memory = McpMemory(client.call_tool)
-        for task, world_seed in tasks:
-            results.append(await agent.run(World.generate(task, world_seed), memory))
+    async with connect(server_env(db, configuration, base_env), transport) as client:
+        attribute = await reports_take_procedure_id(client.list_tools)
+        k = configuration.recall_k or (3 if attribute else 1)
+        memory = McpMemory(client.call_tool, k=k, attribute=attribute)
+        for index in range(len(tasks)):
+            results.append(await agent.run(world(index), memory))
             if progress:
                 progress(configuration.name, len(results))
     return results
@@ -104,6 +151,7 @@ def run_lifelong(
     configurations: list[Configuration] | None = None,
     transfer: bool = True,
     progress: Callable[[str, int], None] | None = None,
+    transport: Transport = "stdio",
 ) -> dict[str, Any]:
     """Run every configuration on the same task stream; returns all figures."""
     env = base_env or {}
@@ -113,10 +161,14 @@ def run_lifelong(
     with tempfile.TemporaryDirectory(prefix="memp-lifelong-") as tmp:
         for index, configuration in enumerate(configurations or CONFIGURATIONS):
             db = Path(tmp) / f"config-{index}.db"
-            results = anyio.run(run_episodes, configuration, tasks, seed, db, env, progress)
+            results = anyio.run(run_episodes, configuration, tasks, seed, db, env, progress, None, transport)
             report["configurations"][configuration.name] = {
-                "settings": {"agent": configuration.skill.name, "memory": configuration.memory,
-                             "build": configuration.build, "update": configuration.update},
+                "settings": {
+                    "agent": configuration.skill.name,
+                    "memory": configuration.memory,
+                    "build": configuration.build,
+                    "update": configuration.update,
+                },
                 "overall": summarise(results),
                 "curve": curve(results, groups),
             }
@@ -124,13 +176,96 @@ def run_lifelong(
                 strong_library = db
         if transfer and strong_library is not None:
             # Memory built by the strong agent above, used (and kept learning) by the weak one on new tasks.
-            fresh = task_stream(max(12, episodes // 2), seed + 1)
-            weak_alone = anyio.run(run_episodes, Configuration("weak alone", WEAK, memory=False), fresh, seed, None,
-                                   env, progress)
-            weak_with = anyio.run(run_episodes, Configuration("weak + strong's memory", WEAK, memory=True), fresh,
-                                  seed, strong_library, env, progress)
+            fresh = task_stream(transfer_episodes(episodes), seed + 1)
+            weak_alone = anyio.run(
+                run_episodes, Configuration("weak alone", WEAK, memory=False), fresh, seed, None, env, progress
+            )
+            weak_with = anyio.run(
+                run_episodes,
+                Configuration("weak + strong's memory", WEAK, memory=True),
+                fresh,
+                seed,
+                strong_library,
+                env,
+                progress,
+                None,
+                transport,
+            )
             report["transfer"] = {"weak alone": summarise(weak_alone), "weak + strong's memory": summarise(weak_with)}
     return report
+
+
+def transfer_episodes(episodes: int) -> int:
+    return max(12, episodes // 2)
+
+
+def drift_phases(results: list[EpisodeResult], at: int, window: int) -> dict[str, dict[str, float]]:
+    """Figures before the change (the `window` episodes before it), in the window right after, and after it."""
+    half = window // 2
+    return {
+        "before": summarise(results[max(0, at - window) : at]),
+        "window": summarise(results[at : at + window]),
+        "window_early": summarise(results[at : at + half]),
+        "window_late": summarise(results[at + half : at + window]),
+        "after": summarise(results[at + window :]),
+    }
+
+
+def run_drift(
+    episodes: int = 100,
+    seed: int = 0,
+    at: int | None = None,
+    window: int | None = None,
+    drifts: tuple[str, ...] = DEFAULT_DRIFTS,
+    base_env: dict[str, str] | None = None,
+    configurations: list[Configuration] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    transport: Transport = "stdio",
+) -> dict[str, Any]:
+    """Every configuration on the same task stream, the world's rules changing at episode `at`."""
+    at = episodes // 2 if at is None else at
+    window = max(2, (episodes - at) // 2) if window is None else window
+    if not 0 < at < episodes or window < 2:
+        raise ValueError("the drift must come after the first episode and before the last, with a window of 2+")
+    changed = drifted(list(drifts))
+
+    def rules(index: int) -> Rules:
+        return changed if index >= at else DEFAULT_RULES
+
+    tasks = task_stream(episodes, seed)
+    report: dict[str, Any] = {
+        "episodes": episodes,
+        "seed": seed,
+        "drift_at": at,
+        "window": window,
+        "drifts": {name: DRIFTS[name].description for name in drifts},
+        "configurations": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="memp-drift-") as tmp:
+        for index, configuration in enumerate(configurations or DRIFT_CONFIGURATIONS):
+            db = Path(tmp) / f"config-{index}.db"
+            results = anyio.run(
+                run_episodes, configuration, tasks, seed, db, base_env or {}, progress, rules, transport
+            )
+            report["configurations"][configuration.name] = {
+                "settings": {"memory": configuration.memory, "update": configuration.update},
+                "phases": drift_phases(results, at, window),
+                "success": [int(r.success) for r in results],
+            }
+    return report
+
+
+def median_range(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def across_seeds(reports: list[dict[str, Any]], path: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Median and range over seeds of every figure found at `path(report)` (a dict of dicts of numbers)."""
+    first = path(reports[0])
+    return {
+        name: {key: median_range([path(r)[name][key] for r in reports]) for key in figures}
+        for name, figures in first.items()
+    }
 
 
 def episode_dicts(results: list[EpisodeResult]) -> list[dict[str, Any]]:

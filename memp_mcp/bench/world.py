@@ -8,26 +8,59 @@ newcomer learns only by trial and error:
 - only the fridge cools, and only once it has been opened;
 - an object is examined by holding it and using the desk lamp (examining it does nothing).
 Invalid actions answer "Nothing happens." and change nothing, as in ALFWorld. No MCP here.
+
+The rules can drift (`Rules`, `DRIFTS`): from a chosen episode on, a device stops working and
+another takes its place, a device must now be switched on first, or every kind of object gets a
+new usual place. Nothing announces a drift; an agent notices it only when an action that used to
+work answers "Nothing happens." or a thing is not where it was.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 NOTHING = "Nothing happens."
 STEP_BUDGET = 30
 
 # Where objects may start, and where tasks may ask them to go.
 HIDING_PLACES = [
-    "countertop 1", "countertop 2", *(f"cabinet {n}" for n in range(1, 7)), *(f"drawer {n}" for n in range(1, 5)),
-    "shelf 1", "shelf 2", "shelf 3", "diningtable 1", "desk 1", "sidetable 1", "dresser 1",
+    "countertop 1",
+    "countertop 2",
+    *(f"cabinet {n}" for n in range(1, 7)),
+    *(f"drawer {n}" for n in range(1, 5)),
+    "shelf 1",
+    "shelf 2",
+    "shelf 3",
+    "diningtable 1",
+    "desk 1",
+    "sidetable 1",
+    "dresser 1",
 ]
-RECEPTACLES = [*HIDING_PLACES, "fridge 1", "microwave 1", "sinkbasin 1", "bathtub 1", "stoveburner 1", "desklamp 1",
-               "garbagecan 1"]
+RECEPTACLES = [
+    *HIDING_PLACES,
+    "fridge 1",
+    "microwave 1",
+    "sinkbasin 1",
+    "bathtub 1",
+    "stoveburner 1",
+    "desklamp 1",
+    "garbagecan 1",
+]
 CLOSED_AT_START = {p for p in RECEPTACLES if p.startswith(("cabinet", "drawer"))} | {"fridge 1", "microwave 1"}
-TARGETS = ["cabinet 1", "cabinet 2", "drawer 1", "shelf 1", "shelf 2", "diningtable 1", "desk 1", "countertop 2",
-           "garbagecan 1", "sidetable 1"]
+TARGETS = [
+    "cabinet 1",
+    "cabinet 2",
+    "drawer 1",
+    "shelf 1",
+    "shelf 2",
+    "diningtable 1",
+    "desk 1",
+    "countertop 2",
+    "garbagecan 1",
+    "sidetable 1",
+]
 OBJECTS = {
     "place": ["book", "pen", "cd", "keychain", "remotecontrol", "vase", "candle"],
     "clean": ["mug", "plate", "knife", "soapbar", "cloth", "apple"],
@@ -45,6 +78,61 @@ HOMES = {
 }
 AT_HOME = 0.8
 CLEANER, HEATER, COOLER, LAMP = "sinkbasin 1", "microwave 1", "fridge 1", "desklamp 1"
+# What can be switched on ("turn on X"); doing so where it is not needed is harmless and useless.
+SWITCHABLE = frozenset({"stoveburner 1", "microwave 1", "sinkbasin 1", "desklamp 1"})
+TRANSFORMS = {"clean": "clean", "heat": "hot", "cool": "cool"}  # verb -> the state it gives
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The world's hidden rules: which device does each job, what must be switched on first, where things live."""
+
+    devices: dict[str, str] = field(default_factory=lambda: {"clean": CLEANER, "heat": HEATER, "cool": COOLER})
+    switch_on_first: frozenset[str] = frozenset()
+    homes: dict[str, str] = field(default_factory=lambda: dict(HOMES))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A change of the hidden rules, applied from a chosen episode on."""
+
+    name: str
+    description: str
+    apply: Callable[[Rules], Rules]
+
+
+def _new_homes(rules: Rules) -> Rules:
+    closed_places = [p for p in HIDING_PLACES if p.startswith(("cabinet", "drawer"))]
+    homes = {
+        thing: random.Random(f"moved-home-{thing}").choice([p for p in closed_places if p != home])
+        for thing, home in rules.homes.items()
+    }
+    return replace(rules, homes=homes)
+
+
+DRIFTS = {
+    "heater": Drift(
+        "heater",
+        "the microwave stops heating; the stove burner heats instead, once switched on",
+        lambda r: replace(
+            r, devices={**r.devices, "heat": "stoveburner 1"}, switch_on_first=r.switch_on_first | {"stoveburner 1"}
+        ),
+    ),
+    "tap": Drift(
+        "tap",
+        "the sink basin cleans only once its tap is switched on",
+        lambda r: replace(r, switch_on_first=r.switch_on_first | {CLEANER}),
+    ),
+    "homes": Drift("homes", "every kind of object gets a new usual place", _new_homes),
+}
+DEFAULT_RULES = Rules()
+
+
+def drifted(names: list[str], rules: Rules = DEFAULT_RULES) -> Rules:
+    """`rules` after the named drifts (see DRIFTS)."""
+    for name in names:
+        rules = DRIFTS[name].apply(rules)
+    return rules
 
 
 @dataclass(frozen=True)
@@ -79,24 +167,29 @@ class World:
     location: str | None = None
     holding: str | None = None
     states: dict[str, set[str]] = field(default_factory=dict)
+    rules: Rules = DEFAULT_RULES
+    switched_on: set[str] = field(default_factory=set)
     examined: bool = False
     steps: int = 0
     failed_actions: int = 0
 
     @classmethod
-    def generate(cls, task: Task, seed: int) -> World:
+    def generate(cls, task: Task, seed: int, rules: Rules = DEFAULT_RULES) -> World:
         rng = random.Random(seed)
         contents: dict[str, list[str]] = {r: [] for r in RECEPTACLES}
         wanted = 2 if task.family == "two" else 1
         for number in range(1, wanted + 1):
-            home = HOMES[task.thing]
-            place = home if home != task.target and rng.random() < AT_HOME else rng.choice(
-                [p for p in HIDING_PLACES if p not in (task.target, home)])
+            home = rules.homes[task.thing]
+            place = (
+                home
+                if home != task.target and rng.random() < AT_HOME
+                else rng.choice([p for p in HIDING_PLACES if p not in (task.target, home)])
+            )
             contents[place].append(f"{task.thing} {number}")
         clutter = [t for family in OBJECTS.values() for t in family if t != task.thing]
         for number, thing in enumerate(rng.sample(sorted(set(clutter)), 6), start=1):
             contents[rng.choice(HIDING_PLACES)].append(f"{thing} {number}")
-        return cls(task=task, contents=contents)
+        return cls(task=task, contents=contents, rules=rules)
 
     # -- acting --------------------------------------------------------------------------
 
@@ -126,10 +219,12 @@ class World:
         if words and words[0] == "put" and " in/on " in action:
             thing, place = action[4:].split(" in/on ", 1)
             return self._put(thing, place)
-        for verb, state, device in (("clean", "clean", CLEANER), ("heat", "hot", HEATER), ("cool", "cool", COOLER)):
+        for verb, state in TRANSFORMS.items():
             if words and words[0] == verb and " with " in action:
-                thing, place = action[len(verb) + 1:].split(" with ", 1)
-                return self._transform(thing, place, state, device, verb)
+                thing, place = action[len(verb) + 1 :].split(" with ", 1)
+                return self._transform(thing, place, state, self.rules.devices[verb], verb)
+        if action.startswith(("turn on ", "switch on ")):
+            return self._switch_on(action.split(" ", 2)[2])
         if action.startswith("use "):
             return self._use(action[4:])
         return NOTHING
@@ -160,8 +255,7 @@ class World:
         return f"You close the {place}."
 
     def _take(self, thing: str, place: str) -> str:
-        if (self.holding or place != self.location or place in self.closed
-                or thing not in self.contents.get(place, [])):
+        if self.holding or place != self.location or place in self.closed or thing not in self.contents.get(place, []):
             return NOTHING
         self.contents[place].remove(thing)
         self.holding = thing
@@ -174,9 +268,17 @@ class World:
         self.holding = None
         return f"You put the {thing} in/on the {place}."
 
+    def _switch_on(self, place: str) -> str:
+        if place != self.location or place not in SWITCHABLE:
+            return NOTHING
+        self.switched_on.add(place)
+        return f"You turn on the {place}."
+
     def _transform(self, thing: str, place: str, state: str, device: str, verb: str) -> str:
-        # The hidden rules: one device does the job, and the microwave and fridge work only open.
+        # The hidden rules: one device does the job, a closed one does nothing, and some must be switched on.
         if self.holding != thing or place != self.location or place != device or place in self.closed:
+            return NOTHING
+        if place in self.rules.switch_on_first and place not in self.switched_on:
             return NOTHING
         self.states.setdefault(thing, set()).add(state)
         return f"You {verb} the {thing} using the {place}."
@@ -223,8 +325,10 @@ def oracle_actions(world: World) -> list[str]:
     task = world.task
     actions: list[str] = []
     opened: set[str] = set()
-    instances = sorted(t for place, things in world.contents.items() for t in things
-                       if receptacle_name(t) == task.thing)[: 2 if task.family == "two" else 1]
+    switched: set[str] = set()
+    instances = sorted(
+        t for place, things in world.contents.items() for t in things if receptacle_name(t) == task.thing
+    )[: 2 if task.family == "two" else 1]
     for thing in instances:
         place = next(p for p, things in world.contents.items() if thing in things)
         actions.append(f"go to {place}")
@@ -232,12 +336,15 @@ def oracle_actions(world: World) -> list[str]:
             actions.append(f"open {place}")
             opened.add(place)
         actions.append(f"take {thing} from {place}")
-        device = {"clean": CLEANER, "heat": HEATER, "cool": COOLER}.get(task.family)
+        device = world.rules.devices.get(task.family)
         if device:
             actions.append(f"go to {device}")
             if device in CLOSED_AT_START and device not in opened:
                 actions.append(f"open {device}")
                 opened.add(device)
+            if device in world.rules.switch_on_first and device not in switched:
+                actions.append(f"turn on {device}")
+                switched.add(device)
             verb = {"clean": "clean", "heat": "heat", "cool": "cool"}[task.family]
             actions.append(f"{verb} {thing} with {device}")
         if task.family == "examine":
