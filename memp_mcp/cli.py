@@ -671,12 +671,7 @@ def _lifelong_table(report: dict[str, Any]) -> Table:
 def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_json: bool) -> None:
     from memp_mcp.bench.lifelong import run_lifelong, write_plot
 
-    settings = _settings()
-    env = {"MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir)}
-    if settings.model_dir:
-        env["MEMP_MODEL_DIR"] = str(settings.model_dir)
-    if not settings.embeddings:
-        env["MEMP_EMBEDDINGS"] = "0"
+    env = _bench_env()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=errors) as bar:
         bars: dict[str, Any] = {}
@@ -700,24 +695,104 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
 
 @bench_app.command("lifelong")
 def bench_lifelong(
-    episodes: Annotated[int, typer.Option(help="Tasks per configuration.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the task stream and the agents.")] = 0,
+    episodes: Annotated[
+        int | None, typer.Option(help="Tasks per configuration (default 60; 100 with --drift).")
+    ] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option(help="Seed of the task stream and the agents; repeat for several (medians).")
+    ] = None,
     groups: Annotated[int, typer.Option(help="Task groups in the learning curve.")] = 4,
     plot: Annotated[Path | None, typer.Option(help="Write the learning curves to this PNG.")] = None,
+    drift: Annotated[bool, typer.Option("--drift", help="Change the world's hidden rules part way through.")] = False,
+    drift_at: Annotated[
+        int | None, typer.Option(help="With --drift: the episode the rules change at (default half).")
+    ] = None,
+    window: Annotated[int | None, typer.Option(help="With --drift: episodes in the window after the change.")] = None,
+    drifts: Annotated[
+        list[str] | None,
+        typer.Option("--change", help="With --drift: which rules change (heater, tap, homes); repeat."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
 ) -> None:
     """Scripted agents in a simulated world, with and without memory, through `memp-mcp serve`."""
-    if not 6 <= episodes <= 10_000 or not 1 <= groups <= episodes:
+    count = episodes or (100 if drift else 60)
+    if not 6 <= count <= 10_000 or not 1 <= groups <= count:
         _fail("--episodes must be 6..10000 and --groups 1..episodes")
-    _run_lifelong(episodes, seed, groups, plot, as_json)
+    seeds = seed or [0]
+    if not drift:
+        if len(seeds) > 1:
+            _fail("several seeds are for --drift runs; run the learning curves once per seed")
+        _run_lifelong(count, seeds[0], groups, plot, as_json)
+        return
+    from memp_mcp.bench.world import DRIFTS
+
+    unknown = sorted(set(drifts or []) - set(DRIFTS))
+    if unknown:
+        _fail(f"unknown --change {unknown}: choose from {sorted(DRIFTS)}")
+    _run_drift(count, seeds, drift_at, window, tuple(drifts or ()), plot, as_json, transfer=False)
+
+
+def _run_drift(
+    episodes: int,
+    seeds: list[int],
+    at: int | None,
+    window: int | None,
+    drifts: tuple[str, ...],
+    plot: Path | None,
+    as_json: bool,
+    transfer: bool,
+) -> dict[str, Any]:
+    from memp_mcp.bench.lifelong import DEFAULT_DRIFTS, drift_table, run_drift_seeds, transfer_table, write_drift_plot
+
+    options: dict[str, Any] = {"episodes": episodes, "at": at, "window": window, "drifts": drifts or DEFAULT_DRIFTS}
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors
+        ) as bar:
+            bars: dict[str, Any] = {}
+
+            def report_progress(name: str, done: int) -> None:
+                if name not in bars:
+                    bars[name] = bar.add_task(name, total=None)
+                bar.update(bars[name], completed=done)
+
+            report = run_drift_seeds(
+                seeds, base_env=_bench_env(), progress=report_progress, transfer=transfer, **options
+            )
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(drift_table(report, "success"))
+    console.print(drift_table(report, "steps"))
+    if "transfer" in report:
+        console.print(transfer_table(report))
+    if plot is not None:
+        try:
+            write_drift_plot(report, plot)
+            console.print(f"plot written to {plot}")
+        except RuntimeError as exc:
+            errors.print(f"no plot: {exc}")
+    if as_json:
+        print(json.dumps(report))
+    return report
+
+
+def _bench_env() -> dict[str, str]:
+    settings = _settings()
+    env = {"MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir)}
+    if settings.model_dir:
+        env["MEMP_MODEL_DIR"] = str(settings.model_dir)
+    if not settings.embeddings:
+        env["MEMP_EMBEDDINGS"] = "0"
+    return env
 
 
 @app.command()
 def demo(
-    plot: Annotated[Path, typer.Option(help="Where to write the learning curves (PNG).")] = Path("memp-demo.png"),
+    plot: Annotated[Path, typer.Option(help="Where to write the plot (PNG).")] = Path("memp-demo.png"),
 ) -> None:
-    """A two-minute run of the lifelong benchmark: does memory make agents better? Prints a table."""
-    _run_lifelong(24, 0, 3, plot, False)
+    """The story in about a minute: agents with and without memory, the world changing under them, recovery,
+    and a weak agent helped by a strong agent's memory. Prints tables and writes a plot."""
+    _run_drift(60, [0], 30, 15, (), plot, False, transfer=True)
 
 
 def main() -> None:

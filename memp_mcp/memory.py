@@ -588,10 +588,14 @@ class Memory:
             self.store.bump_stats(followed, succeeded=int(success), failed=int(not success))
             if success and trajectory_id is not None:
                 self.store.add_sources(followed, [trajectory_id])
-            if not success and self.strategies.update == "adjustment":
-                self._adjust(followed, event.task, notes, correction, steps, agent)
+            # A success reached only by departing from the procedure, with the agent saying what to
+            # do instead (a step that no longer works), corrects it too: otherwise it is credited
+            # and keeps being served as it was.
+            if self.strategies.update == "adjustment" and (not success or correction is not None):
+                self._adjust(followed, event.task, notes, correction, None if success else steps, agent, success)
                 adjusted.append(followed)
-            if self._should_retire(self.store.get_procedure(followed)):
+            # Vanilla keeps everything it stored, as in the paper; the other strategies retire what fails.
+            if self.strategies.update != "vanilla" and self._should_retire(self.store.get_procedure(followed)):
                 self.store.set_status(followed, ProcedureStatus.DEPRECATED)
                 deprecated.append(followed)
         parts = [f"Recorded {'success' if success else 'failure'} for procedure {followed} ({attribution})."]
@@ -633,8 +637,10 @@ class Memory:
         correction: ProcedureDraft | str | None,
         steps: list[Step] | None,
         agent: str | None,
+        succeeded: bool = False,
     ) -> None:
-        """Revise a procedure that failed: the agent's corrected steps if given, else pitfalls.
+        """Revise a procedure that failed, or misled an agent that succeeded anyway and says what to do
+        instead: the agent's corrected steps if given, else pitfalls.
 
         A correction from the agent (new steps, or a sentence saying what to do instead) makes a
         version with a fresh record; pitfalls the server derives from the failure alone do not, so
@@ -652,12 +658,13 @@ class Memory:
         if steps:
             pitfalls += failure_pitfalls(steps, limit=3)
         if notes:
-            pitfalls.append(f"Failed on '{task[:120]}': {' '.join(notes.split())[:300]}")
+            what = "Worked around on" if succeeded else "Failed on"
+            pitfalls.append(f"{what} '{task[:120]}': {' '.join(notes.split())[:300]}")
         if not pitfalls and new_steps is None:
             pitfalls.append(f"Failed once on '{task[:120]}' with no details reported; verify each step.")
         self.store.revise_procedure(
             procedure_id,
-            reason=f"adjusted after a failure on '{task[:120]}'",
+            reason=f"adjusted after {'a correction on a success' if succeeded else 'a failure'} on '{task[:120]}'",
             changed_by=agent,
             steps=new_steps,
             pitfalls=_merge_lists(procedure.pitfalls, [p[:MAX_PITFALL_CHARS] for p in pitfalls], MAX_PITFALLS),

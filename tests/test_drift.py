@@ -177,14 +177,20 @@ def test_an_agent_misled_by_a_stale_step_explores_and_reports_what_worked_instea
     assert report.procedure_id == 7 and report.success == result.success
     assert '"heat the egg with microwave 1" no longer works' in report.notes
     assert '"heat the egg with stoveburner 1" worked instead (switch it on first)' in report.notes
-    if skill is STRONG:
-        assert report.correction is None
-    else:
-        assert report.correction is not None
-        steps = report.correction["steps"]
-        assert "turn on stoveburner 1" in steps and "heat the {object} with stoveburner 1" in steps
-        assert not any("microwave" in s for s in steps)
-        assert any("microwave 1" in p and "no longer works" in p for p in report.correction["pitfalls"])
+    # Whether or not the task succeeded, the procedure it followed misled it: it says what to do instead.
+    assert report.correction is not None
+    steps = report.correction["steps"]
+    assert "turn on stoveburner 1" in steps and "heat the {object} with stoveburner 1" in steps
+    assert not any("microwave" in s for s in steps)
+    assert any("microwave 1" in p and "no longer works" in p for p in report.correction["pitfalls"])
+
+
+def test_an_agent_not_misled_sends_no_correction() -> None:
+    world = World.generate(HOT_EGG, 11)
+    port = RecordingPort([stale_heat_procedure(world)])
+    result = anyio.run(Agent(STRONG, 0).run, world, port)
+    assert result.success and not result.misled
+    assert port.reports[0].correction is None and port.reports[0].notes == ""
 
 
 def test_an_agent_told_that_a_step_no_longer_works_does_not_try_it() -> None:

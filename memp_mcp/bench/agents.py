@@ -193,7 +193,7 @@ def read_procedure(procedure: dict[str, Any], task: Task, knowledge: Knowledge |
             if failed:
                 knowledge.gone_from.add(place)
             elif (
-                re.search(r"\b(take|took|pick|picked|get|got|grab|find|found|fetch)\b", text)
+                re.search(r"\b(take|took|pick|picked|get|got|grab|find|found|fetch|look)\b", text)
                 and place in HIDING_PLACES
                 and place not in knowledge.places
             ):
@@ -286,7 +286,7 @@ class Agent:
                         success=success,
                         notes=self._notes(task, learned, world, success),
                         steps=trajectory,
-                        correction=None if success else self._correction(task, knowledge, learned, followed),
+                        correction=self._correction(task, knowledge, learned, followed),
                     )
                 )
         misled = bool(learned.stale or learned.not_at)
@@ -302,7 +302,7 @@ class Agent:
         if learned.stale:
             for verb, (device, prepare) in learned.device.items():
                 parts.append(f'"{verb} the {task.thing} with {device}" worked instead{_PREPARE_NOTE[prepare]}')
-        parts += [f"the {task.thing} is no longer kept in {place}" for place in learned.not_at]
+        parts += [f"the {task.thing} was not in {place} this time" for place in learned.not_at]
         if learned.not_at and learned.found_at:
             parts.append(f"found the {task.thing} in {learned.found_at}")
         if not success:
@@ -313,7 +313,7 @@ class Agent:
     def _correction(
         task: Task, knowledge: Knowledge, learned: Learned, followed: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """On a failure after memory misled it: the followed procedure rewritten with what worked instead."""
+        """When memory misled it: the followed procedure rewritten with what worked instead."""
         if not (learned.stale or learned.not_at) or not followed:
             return None
         place = learned.found_at or next((p for p in knowledge.places if p not in learned.not_at), None)
@@ -323,6 +323,7 @@ class Agent:
             if place in CLOSED_AT_START:
                 steps.append(f"open {place}")
             steps.append(f"take the {{object}} from {place}")
+            steps += [f"if the {{object}} is not there, look in {other}" for other in learned.not_at if other != place]
         else:
             steps.append("find the {object} (look in the cabinets and drawers, opening them)")
         verb = VERBS.get(task.family)
@@ -351,7 +352,7 @@ class Agent:
         else:
             steps += ["go to {target}", "put the {object} in/on {target}"]
         pitfalls = [f'"{verb} the {{object}} with {device}" {NO_LONGER_WORKS}' for verb, device in learned.stale]
-        pitfalls += [f"the {{object}} is no longer kept in {place}" for place in learned.not_at]
+        pitfalls += [f"the {{object}} was not in {place} once" for place in learned.not_at]
         return {
             "title": str(followed.get("title") or task.text)[:200],
             "steps": steps,

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import anyio
 
 from memp_mcp.bench.agents import STRONG, WEAK, Agent, EpisodeResult, McpMemory, Skill, reports_take_procedure_id
-from memp_mcp.bench.world import DEFAULT_RULES, DRIFTS, Rules, Task, World, drifted, task_stream
+from memp_mcp.bench.world import DEFAULT_RULES, DRIFTS, Rules, Task, World, drifted, routine_stream, task_stream
 
 Transport = Literal["stdio", "in-process"]
 
@@ -221,8 +221,17 @@ def run_drift(
     configurations: list[Configuration] | None = None,
     progress: Callable[[str, int], None] | None = None,
     transport: Transport = "stdio",
+    transfer: bool = False,
+    pool: int | None = 20,
 ) -> dict[str, Any]:
-    """Every configuration on the same task stream, the world's rules changing at episode `at`."""
+    """Every configuration on the same task stream, the world's rules changing at episode `at`.
+
+    With `pool`, the stream draws from that many recurring tasks (see `routine_stream`); with None,
+    every task is new.
+
+    With `transfer`, the weak agent then plays new tasks (in the changed world) alone and with the
+    memory the strong agent built under adjustment.
+    """
     at = episodes // 2 if at is None else at
     window = max(2, (episodes - at) // 2) if window is None else window
     if not 0 < at < episodes or window < 2:
@@ -232,15 +241,17 @@ def run_drift(
     def rules(index: int) -> Rules:
         return changed if index >= at else DEFAULT_RULES
 
-    tasks = task_stream(episodes, seed)
+    tasks = task_stream(episodes, seed) if pool is None else routine_stream(episodes, seed, pool)
     report: dict[str, Any] = {
         "episodes": episodes,
         "seed": seed,
+        "pool": pool,
         "drift_at": at,
         "window": window,
         "drifts": {name: DRIFTS[name].description for name in drifts},
         "configurations": {},
     }
+    strong_library: Path | None = None
     with tempfile.TemporaryDirectory(prefix="memp-drift-") as tmp:
         for index, configuration in enumerate(configurations or DRIFT_CONFIGURATIONS):
             db = Path(tmp) / f"config-{index}.db"
@@ -251,8 +262,44 @@ def run_drift(
                 "settings": {"memory": configuration.memory, "update": configuration.update},
                 "phases": drift_phases(results, at, window),
                 "success": [int(r.success) for r in results],
+                "steps": [r.steps for r in results],
             }
+            if configuration.memory and configuration.update == "adjustment":
+                strong_library = db
+        if transfer and strong_library is not None:
+            fresh = task_stream(transfer_episodes(episodes), seed + 1)
+            alone = anyio.run(
+                run_episodes, Configuration("weak alone", WEAK, memory=False), fresh, seed, None, {}, progress, None
+            )
+            helped = anyio.run(
+                run_episodes,
+                Configuration("weak + strong's memory", WEAK, memory=True, recall_k=None),
+                fresh,
+                seed,
+                strong_library,
+                base_env or {},
+                progress,
+                lambda _: changed,
+                transport,
+            )
+            report["transfer"] = {"weak alone": summarise(alone), "weak + strong's memory": summarise(helped)}
     return report
+
+
+def run_drift_seeds(seeds: list[int], **options: Any) -> dict[str, Any]:
+    """`run_drift` for each seed, with the median and range of every figure."""
+    runs = [run_drift(seed=seed, **options) for seed in seeds]
+    summary: dict[str, Any] = {}
+    for name in runs[0]["configurations"]:
+
+        def phases(report: dict[str, Any], name: str = name) -> dict[str, Any]:
+            return dict(report["configurations"][name]["phases"])
+
+        summary[name] = across_seeds(runs, phases)
+    result: dict[str, Any] = {"seeds": seeds, "runs": runs, "summary": summary}
+    if "transfer" in runs[0]:
+        result["transfer"] = across_seeds(runs, lambda r: r["transfer"])
+    return result
 
 
 def median_range(values: list[float]) -> dict[str, float]:
@@ -289,6 +336,112 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     success_axis.set(title="Success rate per task group", xlabel="group", ylabel="success rate", ylim=(0, 1.05))
     steps_axis.set(title="Mean steps per task group", xlabel="group", ylabel="steps")
     steps_axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+PHASE_COLUMNS = {"before": "before", "window": "window", "window_late": "late window", "after": "after"}
+
+
+def _cell(figure: dict[str, float], metric: str) -> str:
+    if metric == "success_rate":
+        median, low, high = (round(100 * figure[k]) for k in ("median", "min", "max"))
+        return f"{median}" if low == high else f"{median} ({low}-{high})"
+    if figure["min"] == figure["max"]:
+        return f"{figure['median']:.1f}"
+    return f"{figure['median']:.1f} ({figure['min']:.0f}-{figure['max']:.0f})"
+
+
+def drift_table(report: dict[str, Any], what: str) -> Any:
+    """Success (%) or mean steps per phase and configuration, median (range) over seeds; fits 80 columns."""
+    from rich.table import Table
+
+    metric = "success_rate" if what == "success" else "mean_steps"
+    first = report["runs"][0]
+    seeds = ", ".join(str(s) for s in report["seeds"])
+    title = "Success %" if what == "success" else "Mean steps"
+    table = Table(title=f"{title} through the change (seeds {seeds}; median (range))", title_justify="left")
+    table.add_column("configuration", no_wrap=True)
+    for label in PHASE_COLUMNS.values():
+        table.add_column(label, justify="right", no_wrap=True)
+    for name, phases in report["summary"].items():
+        table.add_row(name, *(_cell(phases[p][metric], metric) if phases[p] else "-" for p in PHASE_COLUMNS))
+    if what == "success":
+        table.caption = (
+            f"Rules change at task {first['drift_at'] + 1} of {first['episodes']}: "
+            + "; ".join(first["drifts"].values())
+            + f". before/window: the {first['window']} tasks before/after it; late window: its second half."
+        )
+        table.caption_justify = "left"
+    return table
+
+
+def transfer_table(report: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Weak agent on new tasks (median (range))", title_justify="left")
+    table.add_column("agent", no_wrap=True)
+    table.add_column("success %", justify="right")
+    table.add_column("mean steps", justify="right")
+    for name, figures in report["transfer"].items():
+        table.add_row(name, _cell(figures["success_rate"], "success_rate"), _cell(figures["mean_steps"], "mean_steps"))
+    return table
+
+
+def _group_means(series: list[list[float]], size: int) -> list[float]:
+    """Per group of `size` consecutive tasks, the mean over tasks, then the median over seeds."""
+    groups = len(series[0]) // size
+    return [
+        statistics.median(statistics.fmean(run[g * size : (g + 1) * size]) for run in series) for g in range(groups)
+    ]
+
+
+STYLES = [("#222222", "o", "-"), ("#d95f02", "s", "--"), ("#7570b3", "^", "-."), ("#1b9e77", "D", "-")]
+
+
+def write_drift_plot(report: dict[str, Any], path: Path) -> None:
+    """Success and steps per group of tasks for each configuration, the change marked; the transfer as bars."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise RuntimeError("plots need matplotlib: pip install 'memp-mcp[plot]'") from None
+    first = report["runs"][0]
+    at, window = first["drift_at"], first["window"]
+    size = next(s for s in (10, 5, 3, 2, 1) if at % s == 0 and first["episodes"] // s >= 4)
+    has_transfer = "transfer" in report
+    figure, axes = plt.subplots(1, 3 if has_transfer else 2, figsize=(15 if has_transfer else 11, 4.2))
+    success_axis, steps_axis = axes[0], axes[1]
+    names = list(first["configurations"])
+    for index, (name, (colour, marker, line)) in enumerate(zip(names, STYLES * 2, strict=False)):
+        runs = [r["configurations"][name] for r in report["runs"]]
+        success = _group_means([[float(x) for x in r["success"]] for r in runs], size)
+        steps = _group_means([[float(x) for x in r["steps"]] for r in runs], size)
+        # Lines that coincide are nudged apart sideways, so that each stays visible.
+        groups = [g + 0.07 * (index - (len(names) - 1) / 2) for g in range(1, len(success) + 1)]
+        style = {"color": colour, "marker": marker, "linestyle": line, "label": name, "linewidth": 2}
+        success_axis.plot(groups, [100 * s for s in success], **style)
+        steps_axis.plot(groups, steps, **style)
+    for axis in (success_axis, steps_axis):
+        axis.axvline(at / size + 0.5, color="#b2182b", linestyle=":", linewidth=2)
+        axis.axvspan(at / size + 0.5, (at + window) / size + 0.5, color="#f4a582", alpha=0.25)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel(f"task group ({size} tasks each)")
+        axis.grid(alpha=0.3)
+    success_axis.text(at / size + 0.6, 4, "rules change; shaded: the window", color="#b2182b", fontsize=9)
+    success_axis.set(title="Success per task group", ylabel="success %", ylim=(0, 105))
+    steps_axis.set(title="Steps per task (fewer is better)", ylabel="mean steps")
+    success_axis.legend(fontsize=9, loc="lower left")
+    if has_transfer:
+        names = list(report["transfer"])
+        values = [100 * report["transfer"][n]["success_rate"]["median"] for n in names]
+        bars = axes[2].bar(names, values, color=["#999999", "#1b9e77"])
+        axes[2].bar_label(bars, labels=[f"{v:.0f}%" for v in values])
+        axes[2].set(title="Weak agent on new tasks", ylabel="success %", ylim=(0, 105))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

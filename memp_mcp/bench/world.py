@@ -356,3 +356,14 @@ def oracle_actions(world: World) -> list[str]:
             opened.add(task.target)
         actions.append(f"put {thing} in/on {task.target}")
     return actions
+
+
+def routine_stream(count: int, seed: int, pool: int) -> list[tuple[Task, int]]:
+    """`count` tasks drawn with repetition from `pool` recurring ones (each episode in a fresh room).
+
+    An agent's work is mostly recurring chores; this is the stream in which memory of how a task
+    was done, and of how it stopped working, is tested.
+    """
+    rng = random.Random(f"routine-{seed}")
+    chores = [task for task, _ in task_stream(pool, seed)]
+    return [(rng.choice(chores), rng.randrange(1 << 30)) for _ in range(count)]
