@@ -32,7 +32,9 @@ app = typer.Typer(
 model_app = typer.Typer(help="Manage the embedding model.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+install_app = typer.Typer(help="Set memp-mcp up in a client.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(install_app, name="install")
 
 console = Console()
 errors = Console(stderr=True)
@@ -78,10 +80,21 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8765,
     db: DbOption = None,
     namespace: NamespaceOption = None,
+    project_namespace: Annotated[
+        bool,
+        typer.Option(
+            "--project-namespace",
+            help="Default to the namespace of the project in the working directory, as the Claude Code hooks do.",
+        ),
+    ] = False,
 ) -> None:
     """Run the MCP server (stdio by default)."""
     if transport not in ("stdio", "streamable-http"):
         _fail(f"--transport must be stdio or streamable-http, not {transport!r}")
+    if project_namespace and namespace is None:
+        from memp_mcp.project import project_namespace as namespace_of
+
+        namespace = namespace_of(Path.cwd())
     settings = _settings(db_path=db, namespace=namespace)
     from memp_mcp.server import run_server
 
@@ -89,6 +102,41 @@ def serve(
         run_server(settings, transport=transport, host=host, port=port)
     except MempError as exc:
         _fail(str(exc))
+
+
+# -- install -------------------------------------------------------------------------------
+
+
+@install_app.command("claude-code")
+def install_claude_code(
+    scope: Annotated[
+        str,
+        typer.Option(help="user (~/.claude/settings.json, ~/.claude.json) or project (.claude/, .mcp.json)."),
+    ] = "user",
+    uninstall: Annotated[bool, typer.Option("--uninstall", help="Remove memp-mcp's hooks and server entry.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a diff; write nothing.")] = False,
+) -> None:
+    """Add memp-mcp's MCP server and hooks to Claude Code's settings (idempotent; nothing else changes)."""
+    from memp_mcp.install import apply, plan_claude_code
+
+    if scope not in ("user", "project"):
+        _fail(f"--scope must be user or project, not {scope!r}")
+    try:
+        changes = plan_claude_code("user" if scope == "user" else "project", uninstall=uninstall)
+        if dry_run:
+            for change in changes:
+                print(change.diff() or f"{change.path}: no change", end="" if change.changed else "\n")
+            return
+        apply(changes)
+    except MempError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename}: {exc.strerror}")
+    for change in changes:
+        state = "updated" if change.changed else "already up to date"
+        errors.print(f"{change.path}: {state}", highlight=False)
+    if any(change.changed for change in changes):
+        errors.print("restart Claude Code (or run /hooks) to pick up the change")
 
 
 # -- model ---------------------------------------------------------------------------------
