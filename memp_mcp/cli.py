@@ -104,6 +104,17 @@ def serve(
         _fail(str(exc))
 
 
+# -- hook ----------------------------------------------------------------------------------
+
+
+@app.command()
+def hook() -> None:
+    """Claude Code's command hook: reads the event's JSON on stdin (see README, "Claude Code"); always exits 0."""
+    from memp_mcp.hooks import main as hook_main
+
+    raise typer.Exit(hook_main())
+
+
 # -- install -------------------------------------------------------------------------------
 
 
@@ -696,6 +707,43 @@ def bench_latency(
     table.add_row("db size MB", *(str(f["db_mb_after_runs"]) for f in results["sizes"].values()))
     table.add_row("build s", *("reused" if f["build_s"] is None else str(f["build_s"]) for f in results["sizes"].values()))
     console.print(table)
+    if as_json:
+        print(json.dumps(results))
+
+
+@bench_app.command("hook")
+def bench_hook(
+    procedures: Annotated[
+        list[int] | None, typer.Option("--procedures", help="Memory size; repeat for several (default 1000).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Warm prompts per size.")] = 40,
+    cold_runs: Annotated[int, typer.Option(help="Prompts per size after dropping the files from the page cache.")] = 5,
+    workdir: Annotated[Path | None, typer.Option(help="Keep the databases here for the next run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+) -> None:
+    """What the prompt hook adds to a prompt: p50/p95 warm and cold, and what it injects."""
+    from memp_mcp.bench.hook import run_hook_bench
+    from memp_mcp.install import launcher
+
+    sizes = procedures or [1000]
+    if any(size < 10 or size > 200_000 for size in sizes) or runs < 5 or cold_runs < 1:
+        _fail("--procedures must be 10..200,000, --runs >= 5, --cold-runs >= 1")
+    with tempfile.TemporaryDirectory(prefix="memp-bench-hook-") as scratch:
+        folder = workdir or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        results = run_hook_bench([*launcher(), "hook"], sizes, folder, runs=runs, cold_runs=cold_runs)
+    table = Table(title=f"Prompt hook, one process per prompt ({results['command'][0]})")
+    for column in ("memory", "warm p50 ms", "warm p95 ms", "cold p50 ms", "cold p95 ms", "injected", "chars mean/max"):
+        table.add_column(column, justify="right")
+    for size, figures in results["sizes"].items():
+        warm, cold, chars = figures["warm_ms"], figures["cold_ms"], figures["injection_chars"]
+        table.add_row(
+            f"{int(size):,}", f"{warm['p50']:.0f}", f"{warm['p95']:.0f}", f"{cold['p50']:.0f}", f"{cold['p95']:.0f}",
+            f"{figures['injected']}/{warm['n']}", f"{chars['mean']}/{chars['max']}",
+        )
+    console.print(table)
+    startup = results["python_startup_ms"]
+    console.print(f"an empty Python process takes {startup['p50']:.0f} ms (p50), {startup['p95']:.0f} ms (p95) here")
     if as_json:
         print(json.dumps(results))
 

@@ -68,11 +68,20 @@ class Settings(BaseModel):
     # strategy and start a fresh record, while an edit would keep the old version's reputation.
     agent_edits: bool = False
     log_level: LogLevel = "INFO"
+    # Claude Code hooks: False makes `memp-mcp hook` do nothing; the namespace they use instead
+    # of the project's own (see memp_mcp.project).
+    hooks: bool = True
+    hook_namespace: str | None = None
 
     @field_validator("namespace")
     @classmethod
     def _namespace_is_plain(cls, value: str) -> str:
         return validate_namespace(value)
+
+    @field_validator("hook_namespace")
+    @classmethod
+    def _hook_namespace_is_plain(cls, value: str | None) -> str | None:
+        return None if value is None else validate_namespace(value)
 
     @field_validator("db_path", "model_dir", "model_cache_dir")
     @classmethod
@@ -132,6 +141,8 @@ ENV_VARS: dict[str, str] = {
     "MEMP_HTTP_ALLOW_NO_TOKEN": "http_allow_no_token",
     "MEMP_AGENT_EDITS": "agent_edits",
     "MEMP_LOG_LEVEL": "log_level",
+    "MEMP_HOOKS": "hooks",
+    "MEMP_HOOK_NAMESPACE": "hook_namespace",
 }
 
 

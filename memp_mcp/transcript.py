@@ -200,8 +200,8 @@ def turn_task(turn: Turn) -> str:
     return _clip(" ".join(turn.prompt.split()), MAX_TASK_CHARS)
 
 
-def infer_success(turn: Turn) -> bool | None:
-    """True or False when the transcript shows it, None when it does not.
+def infer_outcome(turn: Turn) -> tuple[bool | None, str]:
+    """(True or False when the transcript shows it, else None; the evidence in words).
 
     - The last test run decides when there is one and nothing failed after it: passed -> True,
       failed -> False.
@@ -209,15 +209,22 @@ def infer_success(turn: Turn) -> bool | None:
     - Anything else (no commands, an error at the end, an interrupted call) -> None.
     """
     calls = [call for call in turn.calls if call.name not in SKIPPED_TOOLS]
-    if not calls or not all(call.answered for call in calls):
-        return None
+    if not calls:
+        return None, "no tool calls"
+    if not all(call.answered for call in calls):
+        return None, "a tool call was interrupted"
     tests = [i for i, call in enumerate(calls) if call.is_test_run]
     if tests:
-        last = tests[-1]
-        if calls[last].failed:
-            return False
-        return None if any(call.failed for call in calls[last + 1 :]) else True
+        last = calls[tests[-1]]
+        command = _clip(" ".join(last.command.split()), 120)
+        if last.failed:
+            return False, f"the last test run ({command}) failed"
+        if any(call.failed for call in calls[tests[-1] + 1 :]):
+            return None, f"the last test run ({command}) passed but a later call failed"
+        return True, f"the last test run ({command}) passed"
     commands = [i for i, call in enumerate(calls) if call.command]
-    if commands and not any(call.failed for call in calls[commands[-1] :]):
-        return True
-    return None
+    if not commands:
+        return None, "no shell command was run"
+    if any(call.failed for call in calls[commands[-1] :]):
+        return None, "the last shell command or a call after it failed"
+    return True, "no tests were run; the last shell command and every call after it succeeded"

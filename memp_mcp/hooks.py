@@ -1,0 +1,362 @@
+"""`memp-mcp hook`: Claude Code command hooks that recall before a prompt and record after a turn.
+
+Claude Code starts the command once per event with one JSON object on stdin: `session_id`,
+`transcript_path`, `cwd`, `hook_event_name`, and per event `prompt` (UserPromptSubmit), `source`
+(SessionStart: startup, resume, clear or compact), `stop_hook_active` (Stop), `reason`
+(SessionEnd). On exit 0 it reads stdout as JSON; `{"hookSpecificOutput": {"hookEventName": ...,
+"additionalContext": "..."}}` adds the text to the model's context (UserPromptSubmit, SessionStart).
+
+- UserPromptSubmit: recall for the prompt in the project's namespace and inject the best procedure
+  (steps, pitfalls, recall_id, and how to report) within INJECTION_CHARS; nothing when nothing fits.
+  Recall here is keyword-only: a hook is a new process per prompt and loading the embedding model
+  would cost about a second each time (see `memp-mcp bench hook`).
+- Stop and SessionEnd: the transcript's last prompt and the tool calls made for it become a
+  trajectory in the project's namespace; where the transcript shows the outcome, it is reported
+  against this session's recall for that prompt (else the trajectory is only recorded).
+- SessionStart after a compaction: the procedure injected for the current prompt is injected again,
+  since compaction drops it.
+
+A hook must never break the session: every failure is logged to `hooks.log` beside the database and
+the command exits 0 without output; the work runs under a deadline well inside Claude Code's timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from memp_mcp.config import Settings, load_settings
+from memp_mcp.models import MAX_TASK_CHARS
+
+logger = logging.getLogger("memp_mcp.hooks")
+
+PROMPT_DEADLINE_SECONDS = 3.0
+RECORD_DEADLINE_SECONDS = 20.0
+INJECTION_CHARS = 2_000
+MAX_INPUT_BYTES = 1_000_000
+# A prompt with fewer content words than this ("yes", "go on") is not a task to recall for.
+MIN_PROMPT_KEYWORDS = 2
+RECALL_K = 2
+STATE_MAX_AGE_SECONDS = 14 * 24 * 3600
+AGENT = "claude-code"
+
+
+@dataclass
+class SessionState:
+    """What this session's hooks remember between events (one small JSON file per session)."""
+
+    namespace: str | None = None
+    task: str | None = None
+    recall_id: str | None = None
+    procedure_id: int | None = None
+    injection: str | None = None
+    recorded_prompt_id: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> SessionState:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (OSError, ValueError, TypeError):
+            return cls()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(asdict(self)), encoding="utf-8")
+        partial.replace(path)
+
+
+def state_path(settings: Settings, session_id: object) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(session_id or ""))[:100] or "unknown"
+    return settings.db_path.parent / "hook-sessions" / f"{name}.json"
+
+
+def namespace_for(settings: Settings, cwd: object) -> str:
+    from memp_mcp.project import project_namespace
+
+    if settings.hook_namespace:
+        return settings.hook_namespace
+    return project_namespace(Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd())
+
+
+def _open_memory(settings: Settings, namespace: str) -> Any:
+    from memp_mcp.memory import Memory, Strategies
+    from memp_mcp.store import SQLiteStore
+
+    return Memory(
+        SQLiteStore(settings.db_path),
+        None,
+        namespace=namespace,
+        strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
+        read_only_namespaces=settings.read_only_namespaces,
+    )
+
+
+# -- the prompt ----------------------------------------------------------------------------
+
+
+def on_prompt(data: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    from memp_mcp.text import keywords
+
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str):
+        return None
+    task = " ".join(prompt.split())[:MAX_TASK_CHARS]
+    if task.startswith("/") or len(keywords(task)) < MIN_PROMPT_KEYWORDS:
+        return None
+    if not settings.db_path.exists():
+        return None  # nothing recorded yet; the stop hook creates the database
+    namespace = namespace_for(settings, data.get("cwd"))
+    memory = _open_memory(settings, namespace)
+    try:
+        result = memory.recall(task, RECALL_K, namespace=namespace, wait_for_model=0.0)
+    finally:
+        memory.store.close()
+    state = SessionState(namespace=namespace, task=task)
+    if result.procedures:
+        state.recall_id = result.recall_id
+        state.procedure_id = result.procedures[0].id
+        state.injection = render_injection(result.procedures, result.recall_id)
+    state.save(state_path(settings, data.get("session_id")))
+    logger.info("prompt in %s: %d procedures (%s)", namespace, len(result.procedures), result.retrieval)
+    if not state.injection:
+        return None
+    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": state.injection}}
+
+
+def _clean(text: str, limit: int) -> str:
+    """One line of stored text, clipped, unable to close the block it is shown in."""
+    text = " ".join(text.split()).replace("</", "<\\/")
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _attribute(text: str, limit: int) -> str:
+    return _clean(text, limit).replace('"', "'").replace("<", "(").replace(">", ")")
+
+
+def render_injection(procedures: list[Any], recall_id: str | None, budget: int = INJECTION_CHARS) -> str:
+    """The recalled procedures as compact context, best first, within `budget` characters."""
+    head = (
+        "Procedural memory (memp-mcp): a procedure recorded in this project may fit this prompt. It is "
+        "advice from earlier sessions, not the user's words; follow it only where it fits."
+    )
+    best = procedures[0]
+    tail = (
+        f'When the task is done, you may report how it went: report_outcome(recall_id="{recall_id}", '
+        f"procedure_id={best.id}, success=true or false) on the procedural-memory server."
+        if recall_id
+        else ""
+    )
+    blocks: list[str] = []
+    room = budget - len(head) - len(tail) - 4
+    for procedure in procedures:
+        block = _procedure_block(procedure, room)
+        if block is None:
+            break
+        blocks.append(block)
+        room -= len(block) + 1
+    return "\n".join([head, *blocks, tail]).strip()
+
+
+def _procedure_block(procedure: Any, room: int) -> str | None:
+    judged = f"{procedure.success_count} succeeded, {procedure.failure_count} failed"
+    opening = (
+        f'<procedure id="{procedure.id}" relevance="{procedure.relevance:.2f}" record="{judged}" '
+        f'source="{_attribute(procedure.source, 20)}, recorded by {_attribute(procedure.author or "unknown", 60)}">'
+    )
+    closing = "</procedure>"
+    lines = [opening, f"Title: {_clean(procedure.title, 200)}", f"When to use: {_clean(procedure.when_to_use, 200)}"]
+    steps = [f"{n}. {_clean(step, 240)}" for n, step in enumerate(procedure.steps, 1)]
+    pitfalls = [f"- {_clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
+    used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
+    if used + (len(steps[0]) + 1 if steps else 0) > room:
+        return None
+    lines.append("Steps:")
+    for index, step in enumerate(steps):
+        left = len(steps) - index
+        if used + len(step) + 1 + 60 > room and left > 1:
+            lines.append(f"... {left} more steps (get_procedure {procedure.id})")
+            used += 50
+            break
+        lines.append(step)
+        used += len(step) + 1
+    if pitfalls and used + len("Pitfalls:") + len(pitfalls[0]) + 2 <= room:
+        lines.append("Pitfalls:")
+        used += len("Pitfalls:") + 1
+        for pitfall in pitfalls:
+            if used + len(pitfall) + 1 > room:
+                break
+            lines.append(pitfall)
+            used += len(pitfall) + 1
+    lines.append(closing)
+    return "\n".join(lines)
+
+
+# -- the end of a turn ---------------------------------------------------------------------
+
+
+def on_turn_end(data: dict[str, Any], settings: Settings) -> None:
+    from memp_mcp.errors import MempError
+    from memp_mcp.models import Outcome
+    from memp_mcp.transcript import infer_outcome, read_last_turn, turn_steps, turn_task
+
+    if data.get("stop_hook_active") is True:
+        return  # Claude is already continuing because of a stop hook: this turn was handled
+    transcript = data.get("transcript_path")
+    if not isinstance(transcript, str) or not transcript:
+        return
+    try:
+        turn = read_last_turn(Path(transcript))
+    except OSError as exc:
+        logger.info("no transcript to read (%s): %s", transcript, exc.strerror)
+        return
+    if turn is None:
+        return
+    path = state_path(settings, data.get("session_id"))
+    state = SessionState.load(path)
+    if turn.prompt_id and state.recorded_prompt_id == turn.prompt_id:
+        return  # recorded at Stop; this is the SessionEnd after it
+    steps = turn_steps(turn)
+    if not steps:
+        return
+    task = turn_task(turn)
+    same_prompt = state.task == " ".join(turn.prompt.split())[:MAX_TASK_CHARS]
+    namespace = (
+        state.namespace if same_prompt and state.namespace else namespace_for(settings, data.get("cwd") or turn.cwd)
+    )
+    success, evidence = infer_outcome(turn)
+    agent = f"{AGENT}/{turn.model}" if turn.model else AGENT
+    memory = _open_memory(settings, namespace)
+    try:
+        reported = False
+        if same_prompt and state.recall_id and success is not None:
+            try:
+                result = memory.report_outcome(
+                    state.recall_id,
+                    success,
+                    procedure_id=state.procedure_id,
+                    notes=f"Reported by the Claude Code stop hook from the transcript: {evidence}.",
+                    trajectory=steps,
+                    agent=agent,
+                )
+                reported = True
+                logger.info("reported %s for recall %s: %s", success, state.recall_id, result.message)
+            except MempError as exc:
+                # Most often the agent reported it already through the MCP tool.
+                logger.info("recall %s not reported: %s", state.recall_id, exc)
+        if not reported:
+            outcome = Outcome.UNKNOWN if success is None else Outcome.SUCCESS if success else Outcome.FAILURE
+            recorded = memory.record(task, steps, outcome, namespace=namespace, agent=agent)
+            logger.info("recorded %s (%s: %s): %s", recorded.action, outcome.value, evidence, recorded.message)
+    finally:
+        memory.store.close()
+    state.recorded_prompt_id = turn.prompt_id
+    if same_prompt:
+        state.recall_id = None  # judged (or superseded by the record): never report it twice
+    state.save(path)
+
+
+# -- the start of a session ----------------------------------------------------------------
+
+
+def on_session_start(data: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    folder = state_path(settings, "x").parent
+    if folder.is_dir():
+        cutoff = time.time() - STATE_MAX_AGE_SECONDS
+        for old in folder.glob("*.json"):
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+    if data.get("source") != "compact":
+        return None
+    state = SessionState.load(state_path(settings, data.get("session_id")))
+    if not state.injection or not state.recall_id:
+        return None
+    return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": state.injection}}
+
+
+# -- the command ---------------------------------------------------------------------------
+
+HANDLERS = {
+    "UserPromptSubmit": on_prompt,
+    "Stop": on_turn_end,
+    "SessionEnd": on_turn_end,
+    "SessionStart": on_session_start,
+}
+
+
+def _log_to_file(settings: Settings) -> None:
+    folder = settings.db_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "hooks.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+
+
+def run_hook(raw: bytes, settings: Settings) -> str | None:
+    """The stdout reply to one hook event (None for no output). Raises on bad input and failures."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("hook input is not a JSON object")
+    handler = HANDLERS.get(str(data.get("hook_event_name")))
+    if handler is None:
+        return None
+    reply = handler(data, settings)
+    return json.dumps(reply) if reply else None
+
+
+def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
+    """Run one hook event from stdin; always exits 0, printing only a reply Claude Code reads."""
+    try:
+        settings = load_settings()
+    except Exception:  # settings a hook cannot use: stay silent rather than break the session
+        return 0
+    if not settings.hooks:
+        return 0
+    try:
+        _log_to_file(settings)
+    except OSError:
+        logging.getLogger().handlers[:] = [logging.NullHandler()]
+    raw = (stdin or sys.stdin.buffer).read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        logger.warning("hook input larger than %d bytes ignored", MAX_INPUT_BYTES)
+        return 0
+    reply: list[str | None] = []
+    started = time.perf_counter()
+
+    def work() -> None:
+        try:
+            reply.append(run_hook(raw, settings))
+        except Exception:  # the top of the hook: whatever went wrong, the session goes on
+            logger.exception("hook failed; input began %r", raw[:200])
+
+    worker = threading.Thread(target=work, name="memp-hook", daemon=True)
+    worker.start()
+    event = _event_name(raw)
+    deadline = PROMPT_DEADLINE_SECONDS if event in ("UserPromptSubmit", "SessionStart") else RECORD_DEADLINE_SECONDS
+    worker.join(deadline)
+    if worker.is_alive():
+        logger.warning("%s hook gave up after %.1f s (a locked database?)", event, deadline)
+        logging.shutdown()
+        os._exit(0)  # the worker may be stuck inside SQLite; leave without waiting for it
+    logger.debug("%s hook took %.0f ms", event, 1000 * (time.perf_counter() - started))
+    if reply and reply[0]:
+        out = stdout or sys.stdout
+        out.write(reply[0])
+        out.flush()
+    return 0
+
+
+def _event_name(raw: bytes) -> str:
+    match = re.search(rb'"hook_event_name"\s*:\s*"(\w+)"', raw)
+    return match.group(1).decode() if match else "unknown"
