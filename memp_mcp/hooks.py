@@ -125,7 +125,7 @@ def on_prompt(data: dict[str, Any], settings: Settings) -> dict[str, Any] | None
     if result.procedures:
         state.recall_id = result.recall_id
         state.procedure_id = result.procedures[0].id
-        state.injection = render_injection(result.procedures, result.recall_id)
+        state.injection = render_injection(result.procedures, result.recall_id, namespace)
     state.save(state_path(settings, data.get("session_id")))
     logger.info("prompt in %s: %d procedures (%s)", namespace, len(result.procedures), result.retrieval)
     if not state.injection:
@@ -143,7 +143,9 @@ def _attribute(text: str, limit: int) -> str:
     return _clean(text, limit).replace('"', "'").replace("<", "(").replace(">", ")")
 
 
-def render_injection(procedures: list[Any], recall_id: str | None, budget: int = INJECTION_CHARS) -> str:
+def render_injection(
+    procedures: list[Any], recall_id: str | None, namespace: str, budget: int = INJECTION_CHARS
+) -> str:
     """The recalled procedures as compact context, best first, within `budget` characters."""
     head = (
         "Procedural memory (memp-mcp): a procedure recorded in this project may fit this prompt. It is "
@@ -152,7 +154,7 @@ def render_injection(procedures: list[Any], recall_id: str | None, budget: int =
     best = procedures[0]
     tail = (
         f'When the task is done, you may report how it went: report_outcome(recall_id="{recall_id}", '
-        f"procedure_id={best.id}, success=true or false) on the procedural-memory server."
+        f'procedure_id={best.id}, namespace="{namespace}", success=true or false) on the procedural-memory server.'
         if recall_id
         else ""
     )
@@ -247,6 +249,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings) -> None:
                     notes=f"Reported by the Claude Code stop hook from the transcript: {evidence}.",
                     trajectory=steps,
                     agent=agent,
+                    namespace=namespace,
                 )
                 reported = True
                 logger.info("reported %s for recall %s: %s", success, state.recall_id, result.message)
