@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from memp_mcp import __version__
 from memp_mcp.config import Settings, load_settings
@@ -51,7 +52,8 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _fail(message: str) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    """One line on stderr (never wrapped; the message is text, not markup), then exit status 2."""
+    errors.print(Text.assemble(("error:", "bold red"), " ", " ".join(message.split())), soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
