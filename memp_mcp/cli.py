@@ -735,14 +735,24 @@ def bench_hook(
         folder.mkdir(parents=True, exist_ok=True)
         results = run_hook_bench([*launcher(), "hook"], sizes, folder, runs=runs, cold_runs=cold_runs)
     table = Table(title=f"Prompt hook, one process per prompt ({results['command'][0]})")
-    for column in ("memory", "warm p50 ms", "warm p95 ms", "cold p50 ms", "cold p95 ms", "injected", "chars mean/max"):
+    columns = ("memory", "warm p50/p95 ms", "in-process p50/p95 ms", "cold p50/p95 ms", "injected", "chars mean/max")
+    for column in columns:
         table.add_column(column, justify="right")
     for size, figures in results["sizes"].items():
-        warm, cold, chars = figures["warm_ms"], figures["cold_ms"], figures["injection_chars"]
+        warm, plain, cold = figures["warm_ms"], figures["in_process_ms"], figures["cold_ms"]
+        chars = figures["injection_chars"]
         table.add_row(
-            f"{int(size):,}", f"{warm['p50']:.0f}", f"{warm['p95']:.0f}", f"{cold['p50']:.0f}", f"{cold['p95']:.0f}",
-            f"{figures['injected']}/{warm['n']}", f"{chars['mean']}/{chars['max']}",
+            f"{int(size):,}",
+            f"{warm['p50']:.0f}/{warm['p95']:.0f}" + ("" if figures["warm_with_model"] else " (no model)"),
+            f"{plain['p50']:.0f}/{plain['p95']:.0f}",
+            f"{cold['p50']:.0f}/{cold['p95']:.0f}",
+            f"{figures['injected']}/{warm['n']}",
+            f"{chars['mean']}/{chars['max']}",
         )
+    table.caption = (
+        "warm: the warm server answers; in-process: no server (MEMP_HOOK_SERVER=0); "
+        "cold: no server and the files out of the page cache"
+    )
     console.print(table)
     startup = results["python_startup_ms"]
     console.print(f"an empty Python process takes {startup['p50']:.0f} ms (p50), {startup['p95']:.0f} ms (p95) here")

@@ -1,7 +1,8 @@
 """Settings, in one place.
 
 Every setting has a default, can be set by a `MEMP_*` environment variable, and can be
-overridden by a CLI flag. Nothing else in the package reads the environment.
+overridden by a CLI flag. Nothing else in the package reads the environment, except the prompt
+hook's fast path (memp_mcp.hook_server.client_environment), which must not import pydantic.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from memp_mcp.errors import InvalidInputError
-
-APP_NAME = "memp-mcp"
+from memp_mcp.paths import APP_NAME as APP_NAME  # re-exported: the settings' home of these names
+from memp_mcp.paths import default_cache_dir, default_db_path
+from memp_mcp.paths import default_data_dir as default_data_dir
 
 BuildStrategy = Literal["trajectory", "script", "proceduralization"]
 RetrieveStrategy = Literal["hybrid", "query", "avefact", "random"]
@@ -27,12 +28,6 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-def default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 class Settings(BaseModel):
@@ -40,7 +35,7 @@ class Settings(BaseModel):
 
     model_config = {"frozen": True, "extra": "forbid"}
 
-    db_path: Path = Field(default_factory=lambda: default_data_dir() / "memory.db")
+    db_path: Path = Field(default_factory=default_db_path)
     namespace: str = "default"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     # A directory holding a fastembed-compatible ONNX model (model.onnx + tokenizer files).
@@ -72,6 +67,8 @@ class Settings(BaseModel):
     # of the project's own (see memp_mcp.project).
     hooks: bool = True
     hook_namespace: str | None = None
+    # Whether prompt hooks may start and use a warm server (see memp_mcp.hook_server).
+    hook_server: bool = True
 
     @field_validator("namespace")
     @classmethod
@@ -143,6 +140,7 @@ ENV_VARS: dict[str, str] = {
     "MEMP_LOG_LEVEL": "log_level",
     "MEMP_HOOKS": "hooks",
     "MEMP_HOOK_NAMESPACE": "hook_namespace",
+    "MEMP_HOOK_SERVER": "hook_server",
 }
 
 

@@ -1,22 +1,43 @@
-"""The `memp-mcp` console script: `memp-mcp hook` skips the command-line framework's import.
+"""The `memp-mcp` console script. `memp-mcp hook` takes a fast path that imports little.
 
-A hook is a new process on every prompt; importing the CLI (typer, rich) would add to the
-latency the prompt hook is measured by. Every other command goes to memp_mcp.cli.
+A hook is a new process on every prompt, so its cost is start-up: a prompt or session-start event
+is first offered to the warm server (memp_mcp.hook_server) using the standard library alone; only
+without one does the hook import the engine and answer itself. Every other command goes to
+memp_mcp.cli.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
     if sys.argv[1:] == ["hook"]:
-        from memp_mcp.hooks import main as hook_main
-
-        sys.exit(hook_main())
+        sys.exit(_hook())
     from memp_mcp.cli import main as cli_main
 
     cli_main()
+
+
+def _hook() -> int:
+    from memp_mcp.hook_server import ask, client_environment, socket_path
+
+    raw = sys.stdin.buffer.read(1_000_001)
+    db_path, use_server = client_environment(os.environ)
+    warm_event = b'"UserPromptSubmit"' in raw or b'"SessionStart"' in raw
+    if use_server and warm_event:
+        if db_path is None:
+            from memp_mcp.paths import default_db_path
+
+            db_path = default_db_path()
+        reply = ask(socket_path(db_path), raw)
+        if reply is not None:
+            sys.stdout.write(reply[3:].decode("utf-8"))
+            return 0
+    from memp_mcp.hooks import main as hook_main
+
+    return hook_main(raw, start_server=use_server and warm_event)
 
 
 if __name__ == "__main__":

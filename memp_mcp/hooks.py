@@ -29,9 +29,11 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.models import MAX_TASK_CHARS
@@ -47,6 +49,12 @@ MIN_PROMPT_KEYWORDS = 2
 RECALL_K = 2
 STATE_MAX_AGE_SECONDS = 14 * 24 * 3600
 AGENT = "claude-code"
+
+
+class Memories(Protocol):
+    """Where an event's Memory comes from: fresh per event, or kept open by the warm server."""
+
+    def open(self, namespace: str) -> AbstractContextManager[Any]: ...
 
 
 @dataclass
@@ -88,23 +96,91 @@ def namespace_for(settings: Settings, cwd: object) -> str:
     return project_namespace(Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd())
 
 
-def _open_memory(settings: Settings, namespace: str) -> Any:
-    from memp_mcp.memory import Memory, Strategies
-    from memp_mcp.store import SQLiteStore
+class FreshMemories:
+    """A Memory per event, closed after it: what a hook process uses (keyword recall, no model)."""
 
-    return Memory(
-        SQLiteStore(settings.db_path),
-        None,
-        namespace=namespace,
-        strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
-        read_only_namespaces=settings.read_only_namespaces,
-    )
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @contextmanager
+    def open(self, namespace: str) -> Iterator[Any]:
+        from memp_mcp.memory import Memory
+        from memp_mcp.store import SQLiteStore
+
+        memory = Memory(SQLiteStore(self.settings.db_path), None, **_memory_options(self.settings, namespace))
+        try:
+            yield memory
+        finally:
+            memory.store.close()
+
+
+class KeptMemories:
+    """One open store and, once loaded, the embedding model: what the warm server uses between events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._store: Any = None
+        self._model: Any = None
+        self._memories: dict[str, Any] = {}
+
+    def _opened_store(self) -> Any:
+        from memp_mcp.store import SQLiteStore
+
+        if self._store is None:
+            self._store = SQLiteStore(self.settings.db_path)
+        return self._store
+
+    def load_model(self) -> None:
+        """Load the model, bind it and embed keys stored without vectors, then recall with it."""
+        from memp_mcp.embedding import resolve_embedder
+        from memp_mcp.errors import MempError
+        from memp_mcp.memory import Memory
+
+        if not self.settings.embeddings:
+            return
+        try:
+            model = resolve_embedder(self.settings, allow_download=False)
+            with self._lock:
+                store = self._opened_store()
+            # Bound (and backfilled) off the lock, so prompts keep their keyword answers meanwhile.
+            if Memory(store, model, **_memory_options(self.settings, "default")).embedder(0.0) is None:
+                logger.warning("the model does not fit this database; the warm server stays on keywords")
+                return
+        except MempError as exc:
+            logger.warning("the warm server stays on keyword recall: %s", exc)
+            return
+        with self._lock:
+            self._model = model
+            self._memories.clear()
+        logger.info("warm server recalls with %s", model.identity)
+
+    @contextmanager
+    def open(self, namespace: str) -> Iterator[Any]:
+        from memp_mcp.memory import Memory
+
+        with self._lock:
+            memory = self._memories.get(namespace)
+            if memory is None:
+                memory = Memory(self._opened_store(), self._model, **_memory_options(self.settings, namespace))
+                self._memories[namespace] = memory
+            yield memory
+
+
+def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
+    from memp_mcp.memory import Strategies
+
+    return {
+        "namespace": namespace,
+        "strategies": Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
+        "read_only_namespaces": settings.read_only_namespaces,
+    }
 
 
 # -- the prompt ----------------------------------------------------------------------------
 
 
-def on_prompt(data: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
     from memp_mcp.text import keywords
 
     prompt = data.get("prompt")
@@ -116,11 +192,8 @@ def on_prompt(data: dict[str, Any], settings: Settings) -> dict[str, Any] | None
     if not settings.db_path.exists():
         return None  # nothing recorded yet; the stop hook creates the database
     namespace = namespace_for(settings, data.get("cwd"))
-    memory = _open_memory(settings, namespace)
-    try:
+    with memories.open(namespace) as memory:
         result = memory.recall(task, RECALL_K, namespace=namespace, wait_for_model=0.0)
-    finally:
-        memory.store.close()
     state = SessionState(namespace=namespace, task=task)
     if result.procedures:
         state.recall_id = result.recall_id
@@ -206,7 +279,7 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
 # -- the end of a turn ---------------------------------------------------------------------
 
 
-def on_turn_end(data: dict[str, Any], settings: Settings) -> None:
+def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) -> None:
     from memp_mcp.errors import MempError
     from memp_mcp.models import Outcome
     from memp_mcp.transcript import infer_outcome, read_last_turn, turn_steps, turn_task
@@ -237,8 +310,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings) -> None:
     )
     success, evidence = infer_outcome(turn)
     agent = f"{AGENT}/{turn.model}" if turn.model else AGENT
-    memory = _open_memory(settings, namespace)
-    try:
+    with memories.open(namespace) as memory:
         reported = False
         if same_prompt and state.recall_id and success is not None:
             try:
@@ -260,8 +332,6 @@ def on_turn_end(data: dict[str, Any], settings: Settings) -> None:
             outcome = Outcome.UNKNOWN if success is None else Outcome.SUCCESS if success else Outcome.FAILURE
             recorded = memory.record(task, steps, outcome, namespace=namespace, agent=agent)
             logger.info("recorded %s (%s: %s): %s", recorded.action, outcome.value, evidence, recorded.message)
-    finally:
-        memory.store.close()
     state.recorded_prompt_id = turn.prompt_id
     if same_prompt:
         state.recall_id = None  # judged (or superseded by the record): never report it twice
@@ -271,7 +341,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings) -> None:
 # -- the start of a session ----------------------------------------------------------------
 
 
-def on_session_start(data: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+def on_session_start(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
     folder = state_path(settings, "x").parent
     if folder.is_dir():
         cutoff = time.time() - STATE_MAX_AGE_SECONDS
@@ -296,7 +366,7 @@ HANDLERS = {
 }
 
 
-def _log_to_file(settings: Settings) -> None:
+def log_to_file(settings: Settings) -> None:
     folder = settings.db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(folder / "hooks.log", encoding="utf-8")
@@ -306,7 +376,7 @@ def _log_to_file(settings: Settings) -> None:
     root.setLevel(settings.log_level)
 
 
-def run_hook(raw: bytes, settings: Settings) -> str | None:
+def run_hook(raw: bytes, settings: Settings, memories: Memories | None = None) -> str | None:
     """The stdout reply to one hook event (None for no output). Raises on bad input and failures."""
     data = json.loads(raw)
     if not isinstance(data, dict):
@@ -314,12 +384,15 @@ def run_hook(raw: bytes, settings: Settings) -> str | None:
     handler = HANDLERS.get(str(data.get("hook_event_name")))
     if handler is None:
         return None
-    reply = handler(data, settings)
+    reply = handler(data, settings, memories or FreshMemories(settings))
     return json.dumps(reply) if reply else None
 
 
-def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
-    """Run one hook event from stdin; always exits 0, printing only a reply Claude Code reads."""
+def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
+    """Run one hook event (`raw`, else stdin); always exits 0, printing only a reply Claude Code reads.
+
+    With `start_server`, a prompt or session-start event also starts the warm server for the next one.
+    """
     try:
         settings = load_settings()
     except Exception:  # settings a hook cannot use: stay silent rather than break the session
@@ -327,10 +400,11 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     if not settings.hooks:
         return 0
     try:
-        _log_to_file(settings)
+        log_to_file(settings)
     except OSError:
         logging.getLogger().handlers[:] = [logging.NullHandler()]
-    raw = (stdin or sys.stdin.buffer).read(MAX_INPUT_BYTES + 1)
+    if raw is None:
+        raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     if len(raw) > MAX_INPUT_BYTES:
         logger.warning("hook input larger than %d bytes ignored", MAX_INPUT_BYTES)
         return 0
@@ -354,9 +428,15 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
         os._exit(0)  # the worker may be stuck inside SQLite; leave without waiting for it
     logger.debug("%s hook took %.0f ms", event, 1000 * (time.perf_counter() - started))
     if reply and reply[0]:
-        out = stdout or sys.stdout
-        out.write(reply[0])
-        out.flush()
+        sys.stdout.write(reply[0])
+        sys.stdout.flush()
+    if start_server and event in ("UserPromptSubmit", "SessionStart") and settings.db_path.exists():
+        from memp_mcp.hook_server import start_in_background
+
+        try:
+            start_in_background(settings.db_path)
+        except OSError as exc:
+            logger.warning("warm server not started: %s", exc)
     return 0
 
 

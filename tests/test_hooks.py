@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from memp_mcp.hook_server import server_pid, socket_path
 from memp_mcp.hooks import INJECTION_CHARS, render_injection
 from memp_mcp.memory import Memory, RecalledProcedure
 from memp_mcp.project import project_namespace
@@ -32,7 +37,22 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "MEMP_DB_PATH": str(tmp_path / "data" / "memory.db"), "MEMP_LOG_LEVEL": "DEBUG"}
+    # No warm server here (it would outlive the test); test_a_warm_server_answers_later_prompts starts one.
+    return {
+        **os.environ,
+        "MEMP_DB_PATH": str(tmp_path / "data" / "memory.db"),
+        "MEMP_LOG_LEVEL": "DEBUG",
+        "MEMP_HOOK_SERVER": "0",
+    }
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll `condition` until it holds; fail after `seconds` (a bound on a wait, not a timing assertion)."""
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"still waiting after {seconds} s")
+        time.sleep(0.1)
 
 
 def hook(payload: dict[str, Any] | bytes, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -330,7 +350,8 @@ def test_the_project_namespace_is_the_git_root_and_stays_apart_from_a_namesake(t
     Memory(SQLiteStore(tmp_path / "x.db"), None, namespace=project_namespace(one))  # a valid namespace
 
 
-def test_the_hook_benchmark_prints_warm_and_cold_figures(tmp_path: Path) -> None:
+@pytest.mark.real_model
+def test_the_hook_benchmark_prints_warm_and_cold_figures(tmp_path: Path, real_model_dir: Path) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -350,11 +371,50 @@ def test_the_hook_benchmark_prints_warm_and_cold_figures(tmp_path: Path) -> None
         ],
         capture_output=True,
         text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200", "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)},
     )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.splitlines()[-1])["sizes"]["50"]
-    assert figures["warm_ms"]["n"] == 5 and figures["cold_ms"]["n"] == 1
-    assert 0 < figures["warm_ms"]["p50"] <= figures["warm_ms"]["max"]
+    assert figures["warm_ms"]["n"] == figures["in_process_ms"]["n"] == 5 and figures["cold_ms"]["n"] == 1
+    assert 0 < figures["warm_ms"]["p50"] <= figures["warm_ms"]["max"] and figures["warm_with_model"]
     assert figures["injected"] >= 1 and 0 < figures["injection_chars"]["max"] <= INJECTION_CHARS
+    assert server_pid(tmp_path / "hook-50" / "memory.db") is None, "the benchmark stops the server it started"
+
+
+@pytest.mark.real_model
+def test_a_warm_server_answers_later_prompts_with_the_model(
+    project: Path, env: dict[str, str], tmp_path: Path, real_model_dir: Path
+) -> None:
+    first = Transcript(tmp_path / "s1.jsonl", "s1", project)
+    first.prompt(FIRST_PROMPT)
+    fix_the_bug(first)
+    hook(event("Stop", "s1", first.path, project), env)
+    warm_env = {**env, "MEMP_HOOK_SERVER": "1", "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
+    db = Path(env["MEMP_DB_PATH"])
+    log = db.parent / "hooks.log"
+    in_process = hook(event("UserPromptSubmit", "s2", first.path, project, prompt=REWORDED_PROMPT), warm_env).stdout
+    server_pid = None
+    try:
+        wait_until(lambda: "warm server recalls with" in log.read_text(), 90)
+        server_pid = int(re.findall(r"warm server for .* \(pid (\d+)\)", log.read_text())[-1])
+        warm = hook(event("UserPromptSubmit", "s3", first.path, project, prompt=REWORDED_PROMPT), warm_env).stdout
+
+        # The same procedure, steps and pitfalls; the relevance differs, now that vectors take part.
+        def body(reply: str) -> str:
+            context = json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+            return re.sub(r'relevance="[0-9.]+"', "", context.split("report_outcome")[0])
+
+        assert body(warm) == body(in_process)
+        assert re.search(
+            rf"^.* {server_pid} INFO prompt in project/cachelib-\w+: 1 procedures \(vector\+keyword\)",
+            log.read_text(),
+            re.M,
+        )
+        # The session state written by the server is the one the stop hook reads.
+        state = json.loads((db.parent / "hook-sessions" / "s3.json").read_text())
+        assert state["recall_id"] and state["procedure_id"] == 1
+    finally:
+        if server_pid is not None:
+            os.kill(server_pid, signal.SIGTERM)
+            wait_until(lambda: not socket_path(db).exists(), 10)

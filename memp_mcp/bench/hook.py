@@ -1,9 +1,8 @@
 """What the prompt hook adds to a prompt: `memp-mcp hook` timed as Claude Code runs it, one process per prompt.
 
-Warm: the files it reads are in the page cache (every prompt after the first few). Cold: before each
-run the page cache is told to drop the interpreter's standard library, the installed packages and
-the database (posix_fadvise DONTNEED, file by file, so other programs' caches are left alone), as
-after a reboot. Prompts are rewordings of stored tasks and unrelated requests, in a memory of
+Cold runs drop the interpreter's standard library, the installed packages and the database from
+the page cache first (posix_fadvise DONTNEED, file by file, so other programs' caches are left
+alone), as after a reboot. Prompts are rewordings of stored tasks and unrelated requests, in a memory of
 synthetic procedures in one project's namespace.
 """
 
@@ -12,15 +11,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from memp_mcp.bench.latency import percentile
 from memp_mcp.bench.synthetic import build_database, paraphrase
+from memp_mcp.hook_server import server_pid
 from memp_mcp.project import project_namespace
 from memp_mcp.store import SQLiteStore
 
@@ -86,48 +89,86 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def _stop_server(db: Path) -> None:
+    pid = server_pid(db)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        _wait(lambda: server_pid(db) is None, 10)
+
+
+def _says(log: Path, text: str) -> bool:
+    return log.exists() and text in log.read_text()
+
+
+def _wait(condition: Callable[[], bool], seconds: float) -> bool:
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def run_hook_bench(
     command: list[str], sizes: list[int], workdir: Path, *, runs: int = 40, cold_runs: int = 5, seed: int = 0
 ) -> dict[str, Any]:
-    """Warm and cold latency of the prompt hook per memory size, the interpreter's start-up, and injection sizes."""
+    """Prompt-hook latency per memory size: cold, warm without a server, warm with one; and injection sizes.
+
+    - cold: no warm server and the files dropped from the page cache (the first prompt after a
+      reboot or an idle half hour): the hook answers itself and starts the server;
+    - in-process: no server (MEMP_HOOK_SERVER=0), files cached;
+    - warm: the warm server running with its model loaded (every later prompt).
+    """
     rng = random.Random(seed)
     project = workdir / "project"
     (project / ".git").mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"command": command, "sizes": {}}
-    bare = [sys.executable, "-c", "pass"]
     startup = []
     for _ in range(10):
         started = time.perf_counter()
-        subprocess.run(bare, check=True)
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
         startup.append(1000 * (time.perf_counter() - started))
     results["python_startup_ms"] = _summary(startup)
     for size in sizes:
-        db = workdir / f"hook-{size}.db"
-        if not db.exists():
+        folder = workdir / f"hook-{size}"
+        db = folder / "memory.db"
+        if not (folder / "tasks.json").exists():
+            folder.mkdir(exist_ok=True)
+            db.unlink(missing_ok=True)
             with SQLiteStore(db) as store:
                 tasks = build_database(store, None, size, seed, namespace=project_namespace(project))
-            (workdir / f"hook-{size}.tasks.json").write_text(json.dumps(tasks))
-        tasks = json.loads((workdir / f"hook-{size}.tasks.json").read_text())
-        env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_LOG_LEVEL": "WARNING"}
+            (folder / "tasks.json").write_text(json.dumps(tasks))
+        tasks = json.loads((folder / "tasks.json").read_text())
+        log = folder / "hooks.log"
+        log.unlink(missing_ok=True)
+        env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_LOG_LEVEL": "INFO", "MEMP_HOOK_SERVER": "1"}
+        plain = {**env, "MEMP_HOOK_SERVER": "0"}
 
         def prompt(tasks: list[str] = tasks) -> str:
             return rng.choice(UNRELATED) if rng.random() < 0.25 else paraphrase(rng, rng.choice(tasks))
 
-        for _ in range(3):
-            _time_one(command, prompt(), project, env)
-        warm, injected = [], []
-        for _ in range(runs):
-            elapsed, chars = _time_one(command, prompt(), project, env)
-            warm.append(elapsed)
-            if chars is not None:
-                injected.append(chars)
-        cold = []
-        for _ in range(cold_runs):
-            _evict(_cache_roots(db))
-            cold.append(_time_one(command, prompt(), project, env)[0])
+        try:
+            _stop_server(db)
+            in_process = [_time_one(command, prompt(), project, plain)[0] for _ in range(runs)]
+            cold = []
+            for _ in range(cold_runs):
+                _stop_server(db)
+                _evict(_cache_roots(db))
+                cold.append(_time_one(command, prompt(), project, env)[0])
+            ready = _wait(partial(_says, log, "warm server recalls with"), 600)
+            warm, injected = [], []
+            for _ in range(runs):
+                elapsed, chars = _time_one(command, prompt(), project, env)
+                warm.append(elapsed)
+                if chars is not None:
+                    injected.append(chars)
+        finally:
+            _stop_server(db)
         results["sizes"][str(size)] = {
-            "warm_ms": _summary(warm),
             "cold_ms": _summary(cold),
+            "in_process_ms": _summary(in_process),
+            "warm_ms": _summary(warm),
+            "warm_with_model": ready,
             "injected": len(injected),
             "injection_chars": {
                 "mean": round(sum(injected) / len(injected)) if injected else 0,
