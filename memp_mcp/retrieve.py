@@ -15,6 +15,7 @@ This module scores; it does not write. The engine records the recall.
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 from memp_mcp.embedding import Embedder
 from memp_mcp.models import Procedure
 from memp_mcp.store import SQLiteStore
-from memp_mcp.text import compounds, fts_match_query, fts_terms, keywords, words
+from memp_mcp.text import compounds, fts_match_query, fts_terms, keywords, stem, words
 
 
 @dataclass(frozen=True)
@@ -98,24 +99,13 @@ def _cosines(query: np.ndarray, keyed: dict[int, list[tuple[str, bytes]]]) -> di
 def _vocabulary(text: str) -> frozenset[str]:
     """Stemmed words and joined pairs of a text (cached: key texts recur across recalls)."""
     tokens = words(text)
-    stems = {_stem(t) for t in tokens}
-    return frozenset(stems | {_stem(c) for c in compounds(tokens)})
-
-
-def _stem(word: str) -> str:
-    """A crude plural fold, enough for "cups" / "cup" and "knives" / "knife"."""
-    if len(word) > 4 and word.endswith("ves"):
-        return word[:-3] + "f"
-    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+    stems = {stem(t) for t in tokens}
+    return frozenset(stems | {stem(c) for c in compounds(tokens)})
 
 
 def query_terms(task: str) -> list[str]:
     """The task's keywords, with adjacent pairs joined when the pair is the way a name is spelt."""
-    return [_stem(w) for w in keywords(task)]
+    return [stem(w) for w in keywords(task)]
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -129,11 +119,13 @@ def keyword_coverage(terms: Sequence[str], document: str) -> float:
     if not terms:
         return 0.0
     vocabulary = _vocabulary(document)
-    joined = {a + b for a, b in zip(terms, terms[1:], strict=False)} & vocabulary
+    joined = {a + b for a, b in itertools.pairwise(terms)} & vocabulary
     found = 0
     for index, term in enumerate(terms):
-        if term in vocabulary or (index + 1 < len(terms) and term + terms[index + 1] in joined) or (
-            index > 0 and terms[index - 1] + term in joined
+        if (
+            term in vocabulary
+            or (index + 1 < len(terms) and term + terms[index + 1] in joined)
+            or (index > 0 and terms[index - 1] + term in joined)
         ):
             found += 1
     return found / len(terms)
@@ -147,9 +139,7 @@ class Retriever:
         self.tuning = tuning or RetrievalTuning()
         self._rng = random.Random(seed)
 
-    def retrieve(
-        self, task: str, namespace: str, k: int, strategy: str, embedder: Embedder | None
-    ) -> list[Scored]:
+    def retrieve(self, task: str, namespace: str, k: int, strategy: str, embedder: Embedder | None) -> list[Scored]:
         if strategy == "random":
             ids = self.store.random_procedures(namespace, k, self._rng)
             return [Scored(p, 0.0, 0.0, p.source_trajectory_ids) for p in self.store.get_procedures(ids)]
@@ -188,9 +178,7 @@ class Retriever:
         best = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
         procedures = self.store.get_procedures(best)
         tasks = self._source_tasks(procedures)
-        return [
-            Scored(p, relevance[p.id], scores[p.id], _rank_sources(p, key_scores[p.id], tasks)) for p in procedures
-        ]
+        return [Scored(p, relevance[p.id], scores[p.id], _rank_sources(p, key_scores[p.id], tasks)) for p in procedures]
 
     def _by_cosine(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
+
+import snowballstemmer
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -20,6 +23,22 @@ STOPWORDS = frozenset(
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (letters and digits), in order."""
     return [w.lower() for w in _WORD.findall(text)]
+
+
+_PORTER = snowballstemmer.stemmer("porter")
+# FTS5's porter tokenizer passes through tokens shorter than 3 or longer than 64 characters.
+_PORTER_MIN, _PORTER_MAX = 3, 64
+
+
+@functools.lru_cache(maxsize=65_536)
+def stem(word: str) -> str:
+    """`word`'s stem as the full-text index (FTS5 `porter unicode61`) stores it, so that a term
+    keyword search found is a term keyword scoring counts: "cups" -> "cup", "using" -> "us"."""
+    # unicode61 drops diacritics ("über" -> "uber") before the porter step sees the token.
+    folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    if not folded.isascii() or not _PORTER_MIN <= len(folded) <= _PORTER_MAX:
+        return folded
+    return str(_PORTER.stemWord(folded))
 
 
 def keywords(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memp_mcp.store import driver
-from memp_mcp.text import compounds, fts_document, fts_match_query, keywords, words
+from memp_mcp.text import compounds, fts_document, fts_match_query, keywords, stem, words
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,30 @@ def test_any_text_gives_a_valid_query_or_none(text: str) -> None:
             match(conn, query)  # must not raise
     finally:
         conn.close()
+
+
+# Words a coding or household agent writes, chosen where stemmers differ: Porter2 (Snowball's
+# "english") disagrees with FTS5's porter on "using", "deployed", "has", "generously", "spray".
+STEMMER_WORDS = (
+    "cups knives mugs dishes boxes glasses tests testing tested running runs dependencies dependency "
+    "supported support versions deployed deploying deployment using used uses has was this is as gas "
+    "news analysis generously generous relational quickly spray sprayed caresses ponies installed "
+    "installing configures configuration migrations databases upgraded requirements builds failures "
+    "fixes patched python py3 ci i18n x über naïve café résumés 数据库 mañana"
+).split()
+
+
+def test_stemmer_agrees_with_the_full_text_index_word_for_word() -> None:
+    conn = driver.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE one USING fts5(body, tokenize = 'porter unicode61')")
+    conn.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(one, 'row')")
+    disagreements = []
+    for word in STEMMER_WORDS:
+        conn.execute("DELETE FROM one")
+        conn.execute("INSERT INTO one (body) VALUES (?)", (word,))
+        (indexed,) = conn.execute("SELECT term FROM terms").fetchone()
+        if stem(word) != indexed:
+            disagreements.append((word, stem(word), indexed))
+    conn.close()
+    assert disagreements == []
+    assert stem("cups") == stem("cup") and stem("tests") == stem("testing") == "test"
