@@ -30,15 +30,20 @@ from memp_mcp.text import compounds, fts_match_query, fts_terms, keywords, stem,
 
 @dataclass(frozen=True)
 class RetrievalTuning:
-    """Weights and thresholds; the defaults were tuned on the public benchmark (see README)."""
+    """Weights and thresholds; the defaults were tuned on the benchmark's tuning sets (see README)."""
 
     # How many candidates each retriever contributes before scoring (at least k). 20 and 40 give
     # the same figures on the public benchmark; fewer candidates scan and load less.
     candidates: int = 20
-    # relevance = vector_weight * cosine + (1 - vector_weight) * keyword coverage
+    # Ranking: vector_weight * cosine + (1 - vector_weight) * keyword coverage, per key.
     vector_weight: float = 0.6
-    # Below this relevance a procedure is noise, not an answer.
-    relevance_floor: float = 0.45
+    # Whether a procedure fits at all is decided on the semantic score alone (the best cosine of
+    # its keys), so a rewording that shares no word with the stored task is judged as fairly as
+    # one that repeats it. The floor is calibrated, not chosen: it is the 90th percentile of the
+    # best cosine that tasks no procedure serves reach (the benchmark's unrelated tuning set,
+    # `memp-mcp bench retrieval` prints it), so nine unrelated tasks in ten get nothing. It
+    # belongs to the model: all-MiniLM-L6-v2's cosines are lower than many models'.
+    semantic_floor: float = 0.37
     # Keyword-only mode (no model): the share of the task's keywords a procedure must contain.
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
@@ -170,7 +175,7 @@ class Retriever:
         cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
-        fitting = [pid for pid, value in relevance.items() if value >= tuning.relevance_floor]
+        fitting = self._semantic_fit({pid: max(by_text.values()) for pid, by_text in cosines.items() if by_text})
         scores = {
             pid: relevance[pid] * utility_prior_from(successes, failures, tuning.utility_weight)
             for pid, (successes, failures) in self.store.outcome_counts(fitting).items()
@@ -239,6 +244,10 @@ class Retriever:
         return _best(scored, k)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _semantic_fit(self, semantic: dict[int, float]) -> list[int]:
+        """The candidates whose best key cosine reaches the semantic floor."""
+        return [pid for pid, value in semantic.items() if value >= self.tuning.semantic_floor]
 
     def _selective_terms(self, task: str) -> list[str]:
         """The task's search terms, rarest first while their postings fit the budget (all of them in a

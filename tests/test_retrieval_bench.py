@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,12 @@ import pytest
 from memp_mcp.bench.retrieval import load_dataset, query_metrics, run_benchmark
 from memp_mcp.embedding import FastEmbedEmbedder
 
-DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "proced_mem_bench"
+# Beside the repository, as in CI; MEMP_BENCH_DATASET points elsewhere (a worktree's checkout).
+DATASET = Path(
+    os.environ.get(
+        "MEMP_BENCH_DATASET", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "proced_mem_bench"
+    )
+)
 
 
 def test_metrics_follow_the_benchmark_definitions() -> None:

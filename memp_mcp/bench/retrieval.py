@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memp_mcp.bench.retrieval_sets import CorpusTask, EvalSet, coding_corpus, own_sets
 from memp_mcp.embedding import Embedder
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.memory import MAX_RECALL_K, Memory
@@ -116,19 +117,26 @@ def aggregate(per_query: list[tuple[Query, dict[str, float]]]) -> dict[str, Any]
 # -- the run ---------------------------------------------------------------------------------
 
 
-def record_all(memory: Memory, trajectories: Sequence[BenchTrajectory], progress: Callable[[int], None] | None) -> dict[int, str]:
+def record_all(
+    memory: Memory,
+    trajectories: Sequence[BenchTrajectory | CorpusTask],
+    progress: Callable[[int], None] | None,
+    namespace: str | None = None,
+) -> dict[int, str]:
     """Record every trajectory as a success; returns database trajectory id -> benchmark id."""
     mapping: dict[int, str] = {}
     for trajectory in trajectories:
-        result = memory.record(trajectory.task, trajectory.steps, "success", agent="alfworld-expert")
+        result = memory.record(trajectory.task, trajectory.steps, "success", agent="bench", namespace=namespace)
         mapping[result.trajectory_id] = trajectory.id
         if progress:
             progress(1)
     return mapping
 
 
-def ranked_trajectories(memory: Memory, text: str, strategy: str, mapping: dict[int, str]) -> list[str]:
-    recalled = memory.recall(text, k=MAX_RECALL_K, strategy=strategy, log=False)  # type: ignore[arg-type]
+def ranked_trajectories(
+    memory: Memory, text: str, strategy: str, mapping: dict[int, str], namespace: str | None = None
+) -> list[str]:
+    recalled = memory.recall(text, k=MAX_RECALL_K, strategy=strategy, log=False, namespace=namespace)  # type: ignore[arg-type]
     ranked: list[str] = []
     for procedure in recalled.procedures:
         for trajectory_id in procedure.source_trajectory_ids:
@@ -177,53 +185,88 @@ def run_benchmark(
     limit_trajectories: int | None = None,
     limit_queries: int | None = None,
     baselines: bool = True,
+    own: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; returns {"strategies": {name: metrics}, "baselines": {...}, "timing": {...}}."""
+    """Run the benchmark: the public set ("strategies", "baselines"), then this project's own sets
+    ("sets": {name: {"tuning", "queries", "methods": {method: metrics}}}), with "timing"."""
     trajectories, queries = load_dataset(dataset)
     if limit_trajectories is not None:
         trajectories = trajectories[:limit_trajectories]
         kept = {t.id for t in trajectories}
-        queries = [
-            Query(q.id, q.tier, q.text, {t: s for t, s in q.relevance.items() if t in kept}) for q in queries
-        ]
+        queries = [Query(q.id, q.tier, q.text, {t: s for t, s in q.relevance.items() if t in kept}) for q in queries]
         queries = [q for q in queries if q.relevance]
     if limit_queries is not None:
         queries = queries[:limit_queries]
-    results: dict[str, Any] = {"strategies": {}, "baselines": {}, "timing": {}, "counts": {}}
+    results: dict[str, Any] = {"strategies": {}, "baselines": {}, "sets": {}, "timing": {}, "counts": {}}
+    sets = _trimmed(own_sets({t.id: t.task for t in trajectories}), limit_queries) if own else []
+    corpora: dict[str, list[BenchTrajectory | CorpusTask]] = {"alfworld": list(trajectories)}
+    if own:
+        corpora["coding"] = list(coding_corpus())
+        corpora["both"] = [*trajectories, *coding_corpus()]
     with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
         store = SQLiteStore(Path(tmp) / "bench.db")
-        memory = Memory(store, embedder, namespace="bench", seed=7)
+        memory = Memory(store, embedder, namespace="alfworld", seed=7)
         done = 0
+        total = sum(len(c) for c in corpora.values())
 
         def tick(n: int) -> None:
             nonlocal done
             done += n
             if progress:
-                progress("record", done, len(trajectories))
+                progress("record", done, total)
 
         started = time.perf_counter()
-        mapping = record_all(memory, trajectories, tick)
+        mappings = {name: record_all(memory, corpus, tick, namespace=name) for name, corpus in corpora.items()}
         results["timing"]["record_seconds"] = round(time.perf_counter() - started, 2)
         results["counts"] = {
             "trajectories": len(trajectories),
             "queries": len(queries),
-            "procedures": store.count_procedures("bench"),
+            "procedures": store.count_procedures("alfworld"),
         }
         for strategy in strategies:
             started = time.perf_counter()
-            per_query = [(q, query_metrics(ranked_trajectories(memory, q.text, strategy, mapping), q.relevance)) for q in queries]
-            results["timing"][f"recall_{strategy}_ms"] = round(1000 * (time.perf_counter() - started) / max(1, len(queries)), 1)
+            per_query = [
+                (q, query_metrics(ranked_trajectories(memory, q.text, strategy, mappings["alfworld"]), q.relevance))
+                for q in queries
+            ]
+            elapsed = time.perf_counter() - started
+            results["timing"][f"recall_{strategy}_ms"] = round(1000 * elapsed / max(1, len(queries)), 1)
             results["strategies"][strategy] = aggregate(per_query)
             if progress:
                 progress(strategy, len(queries), len(queries))
+        for eval_set in sets:
+            methods = {
+                f"memp {strategy}": _set_metrics(
+                    eval_set,
+                    [
+                        ranked_trajectories(memory, q.text, strategy, mappings[eval_set.corpus], eval_set.corpus)
+                        for q in eval_set.queries
+                    ],
+                )
+                for strategy in strategies
+                if strategy != "random"
+            }
+            results["sets"][eval_set.name] = {
+                "tuning": eval_set.tuning,
+                "unrelated": eval_set.unrelated,
+                "queries": len(eval_set.queries),
+                "methods": methods,
+            }
+            if eval_set.unrelated and eval_set.tuning and embedder is not None:
+                results["calibrated_floor"] = calibrated_floor(
+                    [best_cosine(memory, q.text, eval_set.corpus) for q in eval_set.queries]
+                )
         store.close()
     if baselines and embedder is not None:
         query_vectors = _normalise(embedder.embed([q.text for q in queries]))
         task_vectors = _normalise(embedder.embed([t.task for t in trajectories]))
         task_corpus = list(zip([t.id for t in trajectories], task_vectors, strict=True))
         results["baselines"]["task-only cosine"] = aggregate(
-            [(q, query_metrics(cosine_ranking(v, task_corpus), q.relevance)) for q, v in zip(queries, query_vectors, strict=True)]
+            [
+                (q, query_metrics(cosine_ranking(v, task_corpus), q.relevance))
+                for q, v in zip(queries, query_vectors, strict=True)
+            ]
         )
         state_texts = [
             t.task + " " + " ".join(f"{s} {a}" for s, a in zip(t.states, t.actions, strict=True)) for t in trajectories
@@ -231,6 +274,64 @@ def run_benchmark(
         state_vectors = _normalise(embedder.embed(truncate_tokens(state_texts, model_dir, 128)))
         state_corpus = list(zip([t.id for t in trajectories], state_vectors, strict=True))
         results["baselines"]["state-aware cosine @128 tokens"] = aggregate(
-            [(q, query_metrics(cosine_ranking(v, state_corpus), q.relevance)) for q, v in zip(queries, query_vectors, strict=True)]
+            [
+                (q, query_metrics(cosine_ranking(v, state_corpus), q.relevance))
+                for q, v in zip(queries, query_vectors, strict=True)
+            ]
         )
+        for eval_set in sets:
+            if eval_set.unrelated:
+                continue
+            corpus = corpora[eval_set.corpus]
+            vectors = _normalise(embedder.embed([t.task for t in corpus]))
+            indexed = list(zip([t.id for t in corpus], vectors, strict=True))
+            set_queries = _normalise(embedder.embed([q.text for q in eval_set.queries]))
+            results["sets"][eval_set.name]["methods"][PLAIN_COSINE] = _set_metrics(
+                eval_set, [cosine_ranking(v, indexed) for v in set_queries]
+            )
     return results
+
+
+# The share of tasks no procedure serves that the calibrated floor answers with nothing.
+CALIBRATION_EMPTY_SHARE = 0.9
+
+
+def best_cosine(memory: Memory, text: str, namespace: str) -> float:
+    """The best cosine any stored key reaches for `text` (0 when the memory is empty)."""
+    recalled = memory.recall(text, k=1, strategy="query", log=False, namespace=namespace)
+    return recalled.procedures[0].relevance if recalled.procedures else 0.0
+
+
+def calibrated_floor(unrelated_best: Sequence[float], share: float = CALIBRATION_EMPTY_SHARE) -> float:
+    """The lowest semantic floor (to 0.01) under which at least `share` of these unrelated tasks'
+    best cosines fall: the relevance floor read off the model's own scores for tasks nothing serves."""
+    ordered = sorted(unrelated_best)
+    kept_below = math.ceil(share * len(ordered))
+    return math.floor(ordered[kept_below - 1] * 100 + 1) / 100 if ordered else 0.0
+
+
+# The baseline every own set is reported against: cosine similarity of the request with each
+# stored task's text, with the same model, no floor.
+PLAIN_COSINE = "plain cosine"
+
+
+def _trimmed(sets: list[EvalSet], limit_queries: int | None) -> list[EvalSet]:
+    """Sets without queries that nothing judged relevant in a sliced corpus, cut to `limit_queries`."""
+    out = []
+    for eval_set in sets:
+        kept = eval_set.queries if eval_set.unrelated else [q for q in eval_set.queries if q.relevance]
+        kept = kept[:limit_queries] if limit_queries is not None else kept
+        if kept:
+            out.append(EvalSet(eval_set.name, eval_set.corpus, kept, eval_set.tuning))
+    return out
+
+
+def _set_metrics(eval_set: EvalSet, rankings: list[list[str]]) -> dict[str, float]:
+    """Mean metrics of a judged set, plus `answered` (share of queries given anything); for an
+    unrelated set, `empty` (share given nothing, which is right)."""
+    if eval_set.unrelated:
+        return {"empty": round(sum(not r for r in rankings) / len(rankings), 4)}
+    rows = [query_metrics(ranked, q.relevance) for q, ranked in zip(eval_set.queries, rankings, strict=True)]
+    figures = {key: round(statistics.fmean(r[key] for r in rows), 4) for key in rows[0]}
+    figures["answered"] = round(sum(bool(r) for r in rankings) / len(rankings), 4)
+    return figures
