@@ -605,8 +605,10 @@ def bench_retrieval(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
 ) -> None:
-    """The public procedural-memory retrieval benchmark: P@1, P@5, nDCG@10, MAP per strategy and tier."""
+    """Retrieval quality: the public benchmark per strategy and tier, then this project's own sets
+    (paraphrases, coding, non-English, unrelated) beside the plain-cosine baseline."""
     from memp_mcp.bench.retrieval import STRATEGIES, run_benchmark
+    from memp_mcp.retrieve import RetrievalTuning
     from memp_mcp.embedding import resolve_embedder
     from memp_mcp.model_fetch import minilm_dir
 
@@ -643,6 +645,23 @@ def bench_retrieval(
             *(f"{m['tiers'][tier].get('map', 0):.3f}" for tier in ("EASY", "MEDIUM", "HARD")),
         )
     console.print(table)
+    own = Table(title="Own sets (tuning: the defaults were set on it; held out: never looked at while tuning)")
+    for column in ("set", "queries", "method", "MAP", "P@1", "P@5", "nDCG@10", "answered", "empty"):
+        own.add_column(column, justify="left" if column in ("set", "method") else "right")
+    for name, figures in results["sets"].items():
+        for method, m in figures["methods"].items():
+            own.add_row(
+                name,
+                str(figures["queries"]),
+                method,
+                *(f"{m[key]:.3f}" if key in m else "" for key in ("map", "p@1", "p@5", "ndcg@10", "answered", "empty")),
+            )
+    console.print(own)
+    if "calibrated_floor" in results:
+        console.print(
+            f"semantic floor calibrated on the unrelated tuning set: {results['calibrated_floor']:.2f} "
+            f"(in use: {RetrievalTuning().semantic_floor:.2f})"
+        )
     console.print(f"timing: {results['timing']}")
     if as_json:
         print(json.dumps(results))
