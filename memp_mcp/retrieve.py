@@ -44,6 +44,9 @@ class RetrievalTuning:
     # `memp-mcp bench retrieval` prints it), so nine unrelated tasks in ten get nothing. It
     # belongs to the model: all-MiniLM-L6-v2's cosines are lower than many models'.
     semantic_floor: float = 0.37
+    # A candidate with a key holding at least this share of the task's keywords fits whatever its
+    # cosine: names the model does not know (a library, an error code) still find their procedure.
+    keyword_fit: float = 0.8
     # Keyword-only mode (no model): the share of the task's keywords a procedure must contain.
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
@@ -175,7 +178,7 @@ class Retriever:
         cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
-        fitting = self._semantic_fit({pid: max(by_text.values()) for pid, by_text in cosines.items() if by_text})
+        fitting = self._fitting(cosines, terms)
         scores = {
             pid: relevance[pid] * utility_prior_from(successes, failures, tuning.utility_weight)
             for pid, (successes, failures) in self.store.outcome_counts(fitting).items()
@@ -245,9 +248,19 @@ class Retriever:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _semantic_fit(self, semantic: dict[int, float]) -> list[int]:
-        """The candidates whose best key cosine reaches the semantic floor."""
-        return [pid for pid, value in semantic.items() if value >= self.tuning.semantic_floor]
+    def _fitting(self, cosines: dict[int, dict[str, float]], terms: tuple[str, ...]) -> list[int]:
+        """The candidates whose best key cosine reaches the semantic floor, or one of whose keys
+        holds nearly all the task's keywords."""
+        tuning = self.tuning
+        return [
+            pid
+            for pid, by_text in cosines.items()
+            if by_text
+            and (
+                max(by_text.values()) >= tuning.semantic_floor
+                or max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
+            )
+        ]
 
     def _selective_terms(self, task: str) -> list[str]:
         """The task's search terms, rarest first while their postings fit the budget (all of them in a
