@@ -608,9 +608,9 @@ def bench_retrieval(
     """Retrieval quality: the public benchmark per strategy and tier, then this project's own sets
     (paraphrases, coding, non-English, unrelated) beside the plain-cosine baseline."""
     from memp_mcp.bench.retrieval import STRATEGIES, run_benchmark
-    from memp_mcp.retrieve import RetrievalTuning
     from memp_mcp.embedding import resolve_embedder
     from memp_mcp.model_fetch import minilm_dir
+    from memp_mcp.retrieve import RetrievalTuning
 
     chosen = strategy or list(STRATEGIES)
     unknown = [s for s in chosen if s not in STRATEGIES]
