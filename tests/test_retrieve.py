@@ -1,0 +1,67 @@
+"""The relevance decision of hybrid retrieval, with an embedder whose similarities the test sets."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from memp_mcp.memory import Memory
+from memp_mcp.retrieve import RetrievalTuning
+from memp_mcp.store import SQLiteStore
+
+STEPS = [{"action": "run the thing", "observation": "done"}]
+DIM = 64
+
+
+class TableEmbedder:
+    """Every text gets its own axis (cosine 0 with any other text), except the texts the test
+    places on a shared axis with a chosen cosine."""
+
+    identity = "table@1"
+    dim = DIM
+
+    def __init__(self, similar: dict[str, tuple[str, float]] | None = None) -> None:
+        # text -> (the text it resembles, cosine between them)
+        self.similar = similar or {}
+
+    def _axis(self, text: str) -> int:
+        return 1 + int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") % (DIM - 1)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            vector = [0.0] * DIM
+            if text in self.similar:
+                other, cosine = self.similar[text]
+                vector[self._axis(other)] = cosine
+                vector[0] = math.sqrt(1 - cosine * cosine)
+            else:
+                vector[self._axis(text)] = 1.0
+            out.append(vector)
+        return out
+
+
+def _memory(tmp_path: Path, embedder: TableEmbedder) -> Memory:
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), embedder)
+    memory.record("raise the minimum supported python version", STEPS, "success")
+    return memory
+
+
+def test_a_rewording_sharing_no_word_fits_on_its_cosine_alone(tmp_path: Path) -> None:
+    floor = RetrievalTuning().semantic_floor
+    request = "drop support for old interpreters"
+    close = TableEmbedder({request: ("raise the minimum supported python version", floor + 0.02)})
+    assert [p.exemplar_task for p in _memory(tmp_path / "a", close).recall(request).procedures] == [
+        "raise the minimum supported python version"
+    ]
+    far = TableEmbedder({request: ("raise the minimum supported python version", floor - 0.02)})
+    assert _memory(tmp_path / "b", far).recall(request).procedures == []
+
+
+def test_a_request_holding_the_stored_words_fits_even_when_the_model_scores_it_low(tmp_path: Path) -> None:
+    memory = _memory(tmp_path, TableEmbedder())
+    assert memory.recall("python: raise minimum supported version").procedures
+    # Half the keywords is not enough without the model's say-so.
+    assert memory.recall("raise the python cage door minimum height").procedures == []
