@@ -244,6 +244,8 @@ def render_injection(
 
 def _procedure_block(procedure: Any, room: int) -> str | None:
     judged = f"{procedure.success_count} succeeded, {procedure.failure_count} failed"
+    if procedure.provisional:
+        judged += ", provisional: not yet proven"
     opening = (
         f'<procedure id="{procedure.id}" relevance="{procedure.relevance:.2f}" record="{judged}" '
         f'source="{_attribute(procedure.source, 20)}, recorded by {_attribute(procedure.author or "unknown", 60)}">'

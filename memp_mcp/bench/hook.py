@@ -156,12 +156,14 @@ def run_hook_bench(
                 _evict(_cache_roots(db))
                 cold.append(_time_one(command, prompt(), project, env)[0])
             ready = _wait(partial(_says, log, "warm server recalls with"), 600)
-            warm, injected = [], []
+            warm, injected, unrelated_injected = [], [], 0
             for _ in range(runs):
-                elapsed, chars = _time_one(command, prompt(), project, env)
+                text = prompt()
+                elapsed, chars = _time_one(command, text, project, env)
                 warm.append(elapsed)
                 if chars is not None:
                     injected.append(chars)
+                    unrelated_injected += text in UNRELATED
         finally:
             _stop_server(db)
         results["sizes"][str(size)] = {
@@ -170,6 +172,7 @@ def run_hook_bench(
             "warm_ms": _summary(warm),
             "warm_with_model": ready,
             "injected": len(injected),
+            "injected_for_unrelated_prompts": unrelated_injected,
             "injection_chars": {
                 "mean": round(sum(injected) / len(injected)) if injected else 0,
                 "max": max(injected, default=0),
