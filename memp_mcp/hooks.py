@@ -122,7 +122,6 @@ class KeptMemories:
         self._lock = threading.Lock()
         self._store: Any = None
         self._model: Any = None
-        self._memories: dict[str, Any] = {}
 
     def _opened_store(self) -> Any:
         from memp_mcp.store import SQLiteStore
@@ -152,7 +151,6 @@ class KeptMemories:
             return
         with self._lock:
             self._model = model
-            self._memories.clear()
         logger.info("warm server recalls with %s", model.identity)
 
     @contextmanager
@@ -160,11 +158,9 @@ class KeptMemories:
         from memp_mcp.memory import Memory
 
         with self._lock:
-            memory = self._memories.get(namespace)
-            if memory is None:
-                memory = Memory(self._opened_store(), self._model, **_memory_options(self.settings, namespace))
-                self._memories[namespace] = memory
-            yield memory
+            # A new Memory per event: binding the model on first use embeds the keys that hook
+            # processes recorded without vectors since the last event, so vector search sees them.
+            yield Memory(self._opened_store(), self._model, **_memory_options(self.settings, namespace))
 
 
 def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:

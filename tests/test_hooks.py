@@ -415,6 +415,16 @@ def test_a_warm_server_answers_later_prompts_with_the_model(
         # The session state written by the server is the one the stop hook reads.
         state = json.loads((db.parent / "hook-sessions" / "s3.json").read_text())
         assert state["recall_id"] and state["procedure_id"] == 1
+        # A turn recorded by another process meanwhile is found by the running server.
+        other = Transcript(tmp_path / "s4.jsonl", "s4", project)
+        other.prompt("Add retries with exponential backoff to the netlib HTTP client's GET requests")
+        other.tool("Edit", {"file_path": "src/netlib/http.py", "old_string": "get(", "new_string": "retry(get)("}, "ok")
+        other.tool("Bash", {"command": "pytest tests/test_http.py -q"}, "3 passed")
+        hook(event("Stop", "s4", other.path, project), warm_env)
+        later = "netlib HTTP client: retry GET requests with exponential backoff"
+        reply = hook(event("UserPromptSubmit", "s5", other.path, project, prompt=later), warm_env).stdout
+        assert '<procedure id="2"' in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+        assert len(re.findall(rf"^.* {server_pid} INFO prompt in ", log.read_text(), re.M)) == 2
     finally:
         if server_pid is not None:
             os.kill(server_pid, signal.SIGTERM)
