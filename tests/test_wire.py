@@ -32,18 +32,17 @@ def read_reply(process: subprocess.Popen[bytes], seconds: float = 30.0) -> dict[
 
 
 def test_a_lone_surrogate_in_a_request_gets_an_error_reply_and_the_server_goes_on(tmp_path: Path) -> None:
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "memp_mcp.cli", "serve"], env=keyword_env(tmp_path),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    assert process.stdin is not None
+    ) as process:
+        assert process.stdin is not None and process.stderr is not None
 
-    def send(line: str) -> None:
-        assert process.stdin is not None
-        process.stdin.write(line.encode() + b"\n")
-        process.stdin.flush()
+        def send(line: str) -> None:
+            assert process.stdin is not None
+            process.stdin.write(line.encode() + b"\n")
+            process.stdin.flush()
 
-    try:
         send(json.dumps(INITIALIZE))
         assert read_reply(process)["id"] == 1
         send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
@@ -55,8 +54,6 @@ def test_a_lone_surrogate_in_a_request_gets_an_error_reply_and_the_server_goes_o
         send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
             "name": "recall_procedure", "arguments": {"task": "deploy the \U0001f680"}}}))
         assert read_reply(process)["id"] == 3
-    finally:
         process.stdin.close()
         process.wait(30)
-    assert process.stderr is not None
-    assert "unreadable request" in process.stderr.read().decode()
+        assert "unreadable request" in process.stderr.read().decode()
