@@ -22,6 +22,7 @@ from rich.text import Text
 from memp_mcp import __version__
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.errors import MempError
+from memp_mcp.text import one_line
 
 app = typer.Typer(
     name="memp-mcp",
@@ -93,6 +94,8 @@ def serve(
     """Run the MCP server (stdio by default)."""
     if transport not in ("stdio", "streamable-http"):
         _fail(f"--transport must be stdio or streamable-http, not {transport!r}")
+    if not 1 <= port <= 65535:
+        _fail(f"--port {port} is not a TCP port; give one from 1 to 65535")
     if project_namespace and namespace is None:
         from memp_mcp.project import project_namespace as namespace_of
 
@@ -104,6 +107,8 @@ def serve(
         run_server(settings, transport=transport, host=host, port=port)
     except MempError as exc:
         _fail(str(exc))
+    except OSError as exc:  # the port is taken, or not ours to bind
+        _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 
 
 # -- hook ----------------------------------------------------------------------------------
@@ -242,14 +247,20 @@ def recall(
         print(result.model_dump_json(indent=2))
         return
     if not result.procedures:
-        console.print(f"No procedure fits this task (namespace {result.namespace}, {result.retrieval}).")
+        console.print(
+            Text(f"No procedure fits this task (namespace {result.namespace}, {result.retrieval}).")
+        )
         return
+    # Stored text is printed as Text, never parsed as Rich markup: "[/]" in a step would crash the
+    # command, and "[tool.pytest.ini_options]" would vanish.
     for procedure in result.procedures:
-        console.rule(f"[bold]#{procedure.id} {procedure.title}[/]  relevance {procedure.relevance:.2f}")
+        status = " (provisional)" if procedure.provisional else ""
+        heading = (f"#{procedure.id} {one_line(procedure.title)}", "bold")
+        console.rule(Text.assemble(heading, f"{status}  relevance {procedure.relevance:.2f}"))
         for number, step in enumerate(procedure.steps, 1):
-            console.print(f"  {number}. {step}", highlight=False)
+            console.print(Text(f"  {number}. {one_line(step)}"), highlight=False)
         for pitfall in procedure.pitfalls:
-            console.print(f"  [yellow]pitfall:[/] {pitfall}", highlight=False)
+            console.print(Text.assemble("  ", ("pitfall:", "yellow"), f" {one_line(pitfall)}"), highlight=False)
 
 
 @app.command()
@@ -357,8 +368,8 @@ def list_command(
         table.add_column(column)
     for p in procedures:
         table.add_row(
-            str(p.id), p.title, str(len(p.steps)), p.status.value, str(p.version), str(p.retrieved_count),
-            str(p.success_count), str(p.failure_count), p.author or p.source,
+            str(p.id), Text(one_line(p.title)), str(len(p.steps)), p.status.value, str(p.version),
+            str(p.retrieved_count), str(p.success_count), str(p.failure_count), Text(one_line(p.author or p.source)),
         )
     console.print(table)
 
@@ -502,9 +513,14 @@ def export_command(
             print(line)
         return
     temporary = output.with_name(output.name + ".partial")
-    with temporary.open("w", encoding="utf-8") as handle:
-        count = sum(1 for line in lines if handle.write(line + "\n"))
-    temporary.replace(output)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            count = sum(1 for line in lines if handle.write(line + "\n"))
+        temporary.replace(output)
+    except OSError as exc:
+        if temporary.parent.is_dir():
+            temporary.unlink(missing_ok=True)
+        _fail(f"cannot write {output}: {exc.strerror or exc}; check that its folder exists and is writable")
     errors.print(f"exported {count - 1} procedures to {output}")
 
 
@@ -550,7 +566,7 @@ def import_command(
         f"imported {report.created} new procedures, merged {report.merged}, with {report.trajectories} trajectories"
     )
     for conflict in report.conflicts:
-        console.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+        console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from memp_mcp.cli import app
 from memp_mcp.library import FORMAT_VERSION
 from memp_mcp.memory import Memory
+from memp_mcp.models import ProcedureDraft
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP, HEAT_EGG
@@ -227,3 +228,38 @@ def test_an_edit_in_the_editor_is_refused_when_a_failure_revised_the_procedure_m
     procedure = SQLiteStore(db).get_procedure(1)
     assert procedure.version == 2 and "unlock it first" in procedure.pitfalls
     assert "look around" not in procedure.steps
+
+
+MARKUP_STEPS = ["edit [tool.pytest.ini_options] in pyproject.toml", "close the tag [/] and [bold]run[/bold] it"]
+
+
+def test_stored_text_is_printed_as_text_not_rich_markup(db: Path) -> None:
+    memory = Memory(SQLiteStore(db), FakeEmbedder())
+    draft = ProcedureDraft(title="Configure [red]pytest[/]", steps=MARKUP_STEPS, pitfalls=["[/] is not a tag"])
+    memory.record("configure pytest markers in pyproject", [{"action": "edit pyproject.toml"}], "success",
+                  draft=draft, agent="[link=https://evil.example]me[/link]")
+    code, out = run("list")
+    assert code == 0, out
+    cells = "".join(out.replace("│", "").split())
+    assert "[red]pytest[" in cells and "[link=" in cells  # the table shortens long cells with "…"
+    code, out = run("recall", "configure pytest markers in pyproject")
+    assert code == 0, out
+    for text in (*MARKUP_STEPS, "[/] is not a tag", "Configure [red]pytest[/]"):
+        assert text in out, text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", "-o", "missing/library.jsonl"], "cannot write missing/library.jsonl"),
+        (["serve", "--port", "99999"], "--port 99999 is not a TCP port"),
+        (["serve", "--transport", "streamable-http", "--port", "99999"], "--port 99999 is not a TCP port"),
+    ],
+)
+def test_failures_are_one_line_and_exit_2(db: Path, tmp_path: Path, args: list[str], message: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "memp_mcp.cli", *args], capture_output=True, text=True,
+                            timeout=60, env=os.environ.copy())
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
