@@ -573,9 +573,8 @@ async def _answer_unreadable(error: Exception, write_stream: Any) -> None:
         logger.warning("ignored an unreadable message that is not a request: %s", reason)
         return
     logger.warning("answered an unreadable request with an error: %s", reason)
-    reply = JSONRPCError(
-        jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_PARAMS, message=UNREADABLE_REQUEST.format(reason=reason))
-    )
+    error_data = ErrorData(code=INVALID_PARAMS, message=UNREADABLE_REQUEST.format(reason=reason))
+    reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=error_data)
     await write_stream.send(SessionMessage(reply))
 
 
