@@ -407,7 +407,6 @@ def write_drift_plot(report: dict[str, Any], path: Path) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise RuntimeError("plots need matplotlib: pip install 'memp-mcp[plot]'") from None
     first = report["runs"][0]
@@ -429,7 +428,7 @@ def write_drift_plot(report: dict[str, Any], path: Path) -> None:
     for axis in (success_axis, steps_axis):
         axis.axvline(at / size + 0.5, color="#b2182b", linestyle=":", linewidth=2)
         axis.axvspan(at / size + 0.5, (at + window) / size + 0.5, color="#f4a582", alpha=0.25)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xticks(range(1, first["episodes"] // size + 1))
         axis.set_xlabel(f"task group ({size} tasks each)")
         axis.grid(alpha=0.3)
     success_axis.text(at / size + 0.6, 4, "rules change; shaded: the window", color="#b2182b", fontsize=9)
