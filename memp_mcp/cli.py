@@ -796,17 +796,29 @@ def bench_hook(
 
 
 def _lifelong_table(report: dict[str, Any]) -> Table:
-    table = Table(title=f"Lifelong: {report['episodes']} tasks (seed {report['seed']}), strong agent unless noted")
+    """The lifelong figures in 80 columns: short names, success per group as plain percentages."""
+    table = Table(title=f"Lifelong: {report['episodes']} tasks (seed {report['seed']})", title_justify="left")
     table.add_column("configuration", no_wrap=True)
-    for column in ("success", "steps", "failed", "memory chars", "success by group"):
-        table.add_column(column, justify="right")
+    for column in ("success", "steps", "failed", "chars", "% by group"):
+        table.add_column(column, justify="right", no_wrap=True)
+    short = {"proceduralization": "proc.", "weak + strong's memory": "weak + strong mem"}
     rows = {name: (f["overall"], f["curve"]) for name, f in report["configurations"].items()}
-    rows.update({f"transfer: {name}": (figures, []) for name, figures in report.get("transfer", {}).items()})
-    table.caption = "failed = actions answered 'Nothing happens.'; memory chars = recalled text per task"
+    rows.update({name: (figures, []) for name, figures in report.get("transfer", {}).items()})
+    table.caption = (
+        "strong agent unless noted (weak: new tasks); failed = actions answered 'Nothing happens.'; "
+        "chars = memory text recalled per task; proc. = proceduralization"
+    )
+    table.caption_justify = "left"
     for name, (overall, groups) in rows.items():
+        for long, abbreviation in short.items():
+            name = name.replace(long, abbreviation)
         table.add_row(
-            name, f"{overall['success_rate']:.0%}", f"{overall['mean_steps']:.1f}", f"{overall['mean_failed_actions']:.2f}",
-            f"{overall['mean_memory_chars']:.0f}", " ".join(f"{g.get('success_rate', 0):.0%}" for g in groups),
+            name,
+            f"{overall['success_rate']:.0%}",
+            f"{overall['mean_steps']:.1f}",
+            f"{overall['mean_failed_actions']:.2f}",
+            f"{overall['mean_memory_chars']:.0f}",
+            " ".join(f"{100 * g.get('success_rate', 0):.0f}" for g in groups),
         )
     return table
 

@@ -289,3 +289,15 @@ def test_bench_lifelong_drift_command_runs_through_real_servers(tmp_path: Path) 
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(report["runs"][0]["configurations"]) == {"no memory", "vanilla", "validation", "adjustment"}
     assert all(len(line) <= 80 for line in done.stdout.splitlines()[:-1])
+
+
+def test_where_other_things_were_found_says_what_kind_of_place_to_search_first() -> None:
+    other = {"steps": ["go to drawer 3", "take {object} from drawer 3"], "exemplar_task": "put a hot potato in desk 1"}
+    knowledge = read_procedure(other, HOT_EGG)
+    assert knowledge.places == [] and knowledge.storage == {"drawer"}
+    world = World.generate(HOT_EGG, 21)
+    port = RecordingPort([other])
+    anyio.run(Agent(STRONG, 3).run, world, port)
+    searched = [s["action"][6:] for s in port.records[0][1] if s["action"].startswith("go to ")]
+    drawers_first = [p for p in searched if p.startswith("drawer")]
+    assert searched[: len(drawers_first)] == drawers_first and drawers_first

@@ -109,6 +109,7 @@ class Knowledge:
     avoid: set[tuple[str, str]] = field(default_factory=set)  # (verb, device) that did not work once
     stale: set[tuple[str, str]] = field(default_factory=set)  # (verb, device) that no longer works
     gone_from: set[str] = field(default_factory=set)  # places the object is no longer kept in
+    storage: set[str] = field(default_factory=set)  # kinds of place other things were found in
     use_lamp: bool = False
 
 
@@ -188,15 +189,15 @@ def read_procedure(procedure: dict[str, Any], task: Task, knowledge: Knowledge |
                 knowledge.devices.setdefault(verb, []).append(device)
             continue
         about_it = task.thing in re.findall(r"[a-z]+", text) and ("{" not in raw or same_object)
+        taken = re.search(r"\b(take|took|pick|picked|get|got|grab|find|found|fetch|look)\b", text)
+        if named and not verb and not failed and taken and not about_it:
+            # Where other things were found says what kind of place things are kept in.
+            knowledge.storage.update(receptacle_name(n) for n in named if n in HIDING_PLACES)
         if named and about_it and not verb:
             place = named[-1]
             if failed:
                 knowledge.gone_from.add(place)
-            elif (
-                re.search(r"\b(take|took|pick|picked|get|got|grab|find|found|fetch|look)\b", text)
-                and place in HIDING_PLACES
-                and place not in knowledge.places
-            ):
+            elif taken and place in HIDING_PLACES and place not in knowledge.places:
                 knowledge.places.append(place)
         if LAMP in named and not failed and re.search(r"\b(use|turn on|switch on)\b", text):
             knowledge.use_lamp = True
@@ -394,12 +395,13 @@ class Agent:
         places = [p for p in HIDING_PLACES if p != world.task.target]
         places = self.rng.sample(places, len(places))  # a newcomer has no reason to prefer any place
         remembered = [p for p in knowledge.places if p in places and p not in knowledge.gone_from]
-        order = remembered + [p for p in places if p not in remembered]
+        storage = [p for p in places if receptacle_name(p) in knowledge.storage and p not in remembered]
+        order = remembered + storage + [p for p in places if p not in remembered and p not in storage]
         for place in order:
             observation = step(f"go to {place}")
             if place in world.closed:
-                if not self.skill.systematic and self.rng.random() < 0.3:
-                    continue  # a careless agent walks past closed doors
+                if not self.skill.systematic and place not in remembered and self.rng.random() < 0.3:
+                    continue  # a careless agent walks past closed doors, unless told what is behind one
                 observation = step(f"open {place}")
             for seen in re.findall(r"a ([a-z]+ \d+)", observation):
                 if receptacle_name(seen) == world.task.thing and step(f"take {seen} from {place}") != NOTHING:
