@@ -36,6 +36,8 @@ class Settings(BaseModel):
     model_config = {"frozen": True, "extra": "forbid"}
 
     db_path: Path = Field(default_factory=default_db_path)
+    # A PostgreSQL database (with pgvector) shared by several servers; when set, db_path is unused.
+    database_url: str | None = None
     namespace: str = "default"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     # A directory holding a fastembed-compatible ONNX model (model.onnx + tokenizer files).
@@ -86,6 +88,16 @@ class Settings(BaseModel):
         # "~" is not expanded by the shell in a JSON client config (Claude Desktop's `env`).
         return None if value is None else value.expanduser()
 
+    @field_validator("database_url")
+    @classmethod
+    def _is_postgresql_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a PostgreSQL URL, postgresql://user:password@host:5432/database")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -122,6 +134,7 @@ def validate_namespace(value: str) -> str:
 # Environment variable -> settings field.
 ENV_VARS: dict[str, str] = {
     "MEMP_DB_PATH": "db_path",
+    "MEMP_DATABASE_URL": "database_url",
     "MEMP_NAMESPACE": "namespace",
     "MEMP_EMBEDDING_MODEL": "embedding_model",
     "MEMP_MODEL_DIR": "model_dir",
@@ -145,7 +158,7 @@ ENV_VARS: dict[str, str] = {
 
 
 # Never echoed back in error messages.
-_SECRET_FIELDS = frozenset({"http_token"})
+_SECRET_FIELDS = frozenset({"http_token", "database_url"})
 
 
 def load_settings(

@@ -46,7 +46,7 @@ from memp_mcp.models import (
     Step,
 )
 from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text
-from memp_mcp.store import SQLiteStore
+from memp_mcp.store import Store, open_store
 from memp_mcp.text import one_line
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class Memory:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         embedder: Embedder | BackgroundEmbedder | None,
         *,
         namespace: str = "default",
@@ -818,7 +818,7 @@ class Memory:
 
 def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder | None = None) -> Memory:
     """A Memory on the settings' database; the model loads in the background unless one is given."""
-    store = SQLiteStore(settings.db_path)
+    store = open_store(settings.db_path, settings.database_url)
     if embedder is None:
         embedder = BackgroundEmbedder(settings)
     return Memory(

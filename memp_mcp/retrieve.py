@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +26,8 @@ import numpy as np
 
 from memp_mcp.embedding import Embedder
 from memp_mcp.models import Procedure
-from memp_mcp.store import SQLiteStore
-from memp_mcp.text import compounds, fts_match_query, fts_terms, keywords, stem, words
+from memp_mcp.store import Store
+from memp_mcp.text import compounds, fts_terms, keywords, stem, words
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class RetrievalTuning:
 # term rare enough, the vector side alone finds the candidates (both are scored the same way).
 SELECTIVE_SEARCH_MIN_CORPUS = 2_000
 KEYWORD_POSTINGS_BUDGET = 2_000
+# How long a term's document frequency (and the memory's size) is reused: they change slowly, and a
+# stale count only changes which very common words a keyword search skips.
+TERM_STATISTICS_TTL_SECONDS = 300.0
 
 
 @dataclass
@@ -139,13 +144,44 @@ def keyword_coverage(terms: Sequence[str], document: str) -> float:
     return found / len(terms)
 
 
+class TermStatistics:
+    """The store's document frequencies and size, each reused for a while (thread-safe)."""
+
+    def __init__(self, store: Store, ttl: float = TERM_STATISTICS_TTL_SECONDS) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._frequencies: dict[str, tuple[int, float]] = {}
+        self._size: tuple[int, float] = (0, -ttl)
+
+    def document_frequency(self, term: str) -> int:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._frequencies.get(term)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        count = self._store.document_frequency(term)
+        with self._lock:
+            if len(self._frequencies) > 50_000:
+                self._frequencies.clear()
+            self._frequencies[term] = (count, now)
+        return count
+
+    def indexed_count(self) -> int:
+        now = time.monotonic()
+        if now - self._size[1] >= self._ttl:
+            self._size = (self._store.indexed_count(), now)
+        return self._size[0]
+
+
 class Retriever:
     """Scores a store's procedures for a task with one strategy."""
 
-    def __init__(self, store: SQLiteStore, tuning: RetrievalTuning | None = None, seed: int | None = None) -> None:
+    def __init__(self, store: Store, tuning: RetrievalTuning | None = None, seed: int | None = None) -> None:
         self.store = store
         self.tuning = tuning or RetrievalTuning()
         self._rng = random.Random(seed)
+        self._statistics = TermStatistics(store)
 
     def retrieve(self, task: str, namespace: str, k: int, strategy: str, embedder: Embedder | None) -> list[Scored]:
         if strategy == "random":
@@ -167,9 +203,9 @@ class Retriever:
         tuning = self.tuning
         wanted = max(k, tuning.candidates)
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, wanted)]
-        match = fts_match_query(task, self._selective_terms(task))
-        if match:
-            ids += [pid for pid, _ in self.store.keyword_search(namespace, match, wanted)]
+        selected = self._selective_terms(task)
+        if selected:
+            ids += [pid for pid, _ in self.store.keyword_search(namespace, selected, wanted)]
         ids = list(dict.fromkeys(ids))
         terms = tuple(query_terms(task))
         # Each key (a task the procedure served, or its family) is scored by cosine blended with
@@ -225,10 +261,10 @@ class Retriever:
 
     def _keyword_only(self, task: str, namespace: str, k: int) -> list[Scored]:
         """No model: FTS5 candidates, scored by keyword coverage, floor on coverage."""
-        match = fts_match_query(task)
-        if not match:
+        search_terms = fts_terms(task)
+        if not search_terms:
             return []
-        ids = [pid for pid, _ in self.store.keyword_search(namespace, match, max(k, self.tuning.candidates))]
+        ids = [pid for pid, _ in self.store.keyword_search(namespace, search_terms, max(k, self.tuning.candidates))]
         terms = query_terms(task)
         texts = self.store.procedure_texts(ids)
         procedures = self.store.get_procedures(ids)
@@ -266,9 +302,9 @@ class Retriever:
         """The task's search terms, rarest first while their postings fit the budget (all of them in a
         small memory); empty when even the rarest is too common to be worth a keyword search."""
         terms = fts_terms(task)
-        if self.store.indexed_count() < SELECTIVE_SEARCH_MIN_CORPUS:
+        if self._statistics.indexed_count() < SELECTIVE_SEARCH_MIN_CORPUS:
             return terms
-        frequency = {term: self.store.document_frequency(term) for term in terms}
+        frequency = {term: self._statistics.document_frequency(term) for term in terms}
         chosen: set[str] = set()
         postings = 0
         for term in sorted(terms, key=lambda t: frequency[t]):

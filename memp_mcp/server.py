@@ -343,7 +343,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
             stats=memory.stats(namespace),
             namespaces=memory.store.namespaces(),
             model=redact(memory.model_status()),
-            database=memory.store.path.name if remote else str(memory.store.path),
+            database=memory.store.name if remote else memory.store.location,
             strategies={
                 "build": memory.strategies.build,
                 "retrieve": memory.strategies.retrieve,

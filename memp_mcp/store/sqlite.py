@@ -42,16 +42,16 @@ from memp_mcp.models import (
     Trajectory,
 )
 from memp_mcp.store import driver
+from memp_mcp.store import rows as mapping
+from memp_mcp.store.base import ProgressCallback, Vector, check_dimension
 from memp_mcp.store.bit_index import BitIndex
 from memp_mcp.store.migrations import LATEST_VERSION, MIGRATIONS
-from memp_mcp.text import fts_document
+from memp_mcp.text import fts_document, fts_match_query
 
 logger = logging.getLogger(__name__)
 
-Vector = Sequence[float]
 # The largest k sqlite-vec accepts in a KNN query.
 MAX_KNN = 4096
-DOCUMENT_FREQUENCY_TTL_SECONDS = 300.0
 # Keys fetched by the coarse (binary) search per procedure wanted, before exact rescoring.
 COARSE_OVERSAMPLING = 3
 # Changed by the database's triggers (migration 003) whenever a stored vector changes other than by a
@@ -63,13 +63,6 @@ STATUS_EPOCH_KEY = "status_epoch"
 # needs it, the rest in the background (sqlite-vec answers until it is whole), each batch holding
 # the store's lock for a few milliseconds only.
 BIT_INDEX_BATCH = 5_000
-ProgressCallback = Callable[[int, int], None]
-
-_PROCEDURE_COLUMNS = (
-    "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
-    "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
-    "created_at, updated_at, version_success_count, version_failure_count, candidate_of"
-)
 
 
 class _Result:
@@ -103,8 +96,6 @@ class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self._document_frequency: dict[str, tuple[int, float]] = {}
-        self._indexed: tuple[int, float] = (0, -DOCUMENT_FREQUENCY_TTL_SECONDS)
         self._errors = driver.database_errors()
         self._conn = self._open()
         # The thread whose transaction is open, if any: the store is shared by threads, and a
@@ -116,6 +107,14 @@ class SQLiteStore:
         self._bits_epoch: str | None = None
         self._bits_status_epoch: str | None = None
         self._bits_ready = False
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
     # -- opening -------------------------------------------------------------------------
 
@@ -467,29 +466,16 @@ class SQLiteStore:
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory:
         row = self._execute(
-            "SELECT id, namespace, task, steps_json, outcome, score, agent, created_at "
-            "FROM trajectories WHERE id = ?",
-            (trajectory_id,),
+            f"SELECT {mapping.TRAJECTORY_COLUMNS} FROM trajectories WHERE id = ?", (trajectory_id,)
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no trajectory with id {trajectory_id}")
-        return Trajectory(
-            id=row[0],
-            namespace=row[1],
-            task=row[2],
-            steps=[Step(**s) for s in json.loads(row[3])],
-            outcome=Outcome(row[4]),
-            score=row[5],
-            agent=row[6],
-            created_at=datetime.fromisoformat(row[7]),
-        )
+        return mapping.trajectory(row)
 
     def count_trajectories(self, namespace: str | None = None) -> int:
         if namespace is None:
             return int(self._execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
-        return int(
-            self._execute("SELECT COUNT(*) FROM trajectories WHERE namespace = ?", (namespace,)).fetchone()[0]
-        )
+        return int(self._execute("SELECT COUNT(*) FROM trajectories WHERE namespace = ?", (namespace,)).fetchone()[0])
 
     # -- procedures ----------------------------------------------------------------------
 
@@ -603,7 +589,7 @@ class SQLiteStore:
 
     def get_procedure(self, procedure_id: int) -> Procedure:
         row = self._execute(
-            f"SELECT {_PROCEDURE_COLUMNS} FROM procedures WHERE id = ?", (procedure_id,)
+            f"SELECT {mapping.PROCEDURE_COLUMNS} FROM procedures WHERE id = ?", (procedure_id,)
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no procedure with id {procedure_id}")
@@ -611,10 +597,10 @@ class SQLiteStore:
 
     def candidates_of(self, procedure_id: int) -> list[Procedure]:
         """The candidates proposed to replace a procedure's steps, oldest first."""
-        rows = self._execute(
+        found = self._execute(
             "SELECT id FROM procedures WHERE candidate_of = ? ORDER BY id", (procedure_id,)
         ).fetchall()
-        return self.get_procedures([int(r[0]) for r in rows])
+        return self.get_procedures([int(r[0]) for r in found])
 
     def get_procedures(self, procedure_ids: Sequence[int]) -> list[Procedure]:
         """Procedures in the order of `procedure_ids`; unknown ids are skipped."""
@@ -622,7 +608,7 @@ class SQLiteStore:
             return []
         marks = ",".join("?" * len(procedure_ids))
         rows = self._execute(
-            f"SELECT {_PROCEDURE_COLUMNS} FROM procedures WHERE id IN ({marks})", tuple(procedure_ids)
+            f"SELECT {mapping.PROCEDURE_COLUMNS} FROM procedures WHERE id IN ({marks})", tuple(procedure_ids)
         ).fetchall()
         by_id = {int(r[0]): r for r in rows}
         sources = self._sources_for([int(r[0]) for r in rows])
@@ -643,44 +629,20 @@ class SQLiteStore:
     def _sources_for(self, procedure_ids: Sequence[int]) -> dict[int, list[int]]:
         if not procedure_ids:
             return {}
-        marks = ",".join("?" * len(procedure_ids))
-        rows = self._execute(
-            f"SELECT procedure_id, trajectory_id FROM procedure_sources WHERE procedure_id IN ({marks}) "
-            "ORDER BY procedure_id, trajectory_id",
-            tuple(procedure_ids),
-        ).fetchall()
-        result: dict[int, list[int]] = {}
-        for procedure_id, trajectory_id in rows:
-            result.setdefault(int(procedure_id), []).append(int(trajectory_id))
-        return result
+        marks = mapping.placeholders(len(procedure_ids))
+        return mapping.grouped(
+            self._execute(
+                "SELECT procedure_id, trajectory_id FROM procedure_sources "
+                f"WHERE procedure_id IN ({marks}) ORDER BY procedure_id, trajectory_id",
+                tuple(procedure_ids),
+            ).fetchall()
+        )
 
     def _procedure(self, row: Sequence[Any], sources: list[int] | None = None) -> Procedure:
         procedure_id = int(row[0])
         if sources is None:
             sources = self._sources_for([procedure_id]).get(procedure_id, [])
-        return Procedure(
-            id=procedure_id,
-            namespace=row[1],
-            title=row[2],
-            when_to_use=row[3],
-            steps=json.loads(row[4]),
-            pitfalls=json.loads(row[5]),
-            status=ProcedureStatus(row[6]),
-            version=row[7],
-            source=row[8],
-            author=row[9],
-            exemplar_trajectory_id=row[10],
-            retrieved_count=row[11],
-            success_count=row[12],
-            failure_count=row[13],
-            support_count=row[14],
-            source_trajectory_ids=sources,
-            created_at=datetime.fromisoformat(row[15]),
-            updated_at=datetime.fromisoformat(row[16]),
-            version_success_count=row[17],
-            version_failure_count=row[18],
-            candidate_of=row[19],
-        )
+        return mapping.procedure(row, sources)
 
     def list_procedures(
         self,
@@ -779,26 +741,11 @@ class SQLiteStore:
         return self.get_procedure(procedure_id)
 
     def versions(self, procedure_id: int) -> list[ProcedureVersion]:
-        rows = self._execute(
-            "SELECT version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, "
-            "success_count, failure_count FROM procedure_versions WHERE procedure_id = ? ORDER BY version",
+        found = self._execute(
+            f"SELECT {mapping.VERSION_COLUMNS} FROM procedure_versions WHERE procedure_id = ? ORDER BY version",
             (procedure_id,),
         ).fetchall()
-        return [
-            ProcedureVersion(
-                version=r[0],
-                title=r[1],
-                when_to_use=r[2],
-                steps=json.loads(r[3]),
-                pitfalls=json.loads(r[4]),
-                reason=r[5],
-                changed_by=r[6],
-                created_at=datetime.fromisoformat(r[7]),
-                success_count=r[8],
-                failure_count=r[9],
-            )
-            for r in rows
-        ]
+        return [mapping.version(r) for r in found]
 
     def set_status(self, procedure_id: int, status: ProcedureStatus) -> None:
         self._write()
@@ -1031,36 +978,27 @@ class SQLiteStore:
         return {int(r[0]): str(r[1]) for r in rows}
 
     def document_frequency(self, term: str) -> int:
-        """How many procedures' indexed text contains `term` (cached for a while: it changes slowly,
-        and a stale count only changes which very common words a search skips)."""
-        now = time.monotonic()
-        cached = self._document_frequency.get(term)
-        if cached is not None and now - cached[1] < DOCUMENT_FREQUENCY_TTL_SECONDS:
-            return cached[0]
+        """How many procedures' indexed text contains `term`."""
         quoted = '"' + term.replace('"', '""') + '"'
         try:
-            count = int(self._execute(
-                "SELECT COUNT(*) FROM procedure_fts WHERE procedure_fts MATCH ?", (quoted,)
-            ).fetchone()[0])
+            return int(
+                self._execute("SELECT COUNT(*) FROM procedure_fts WHERE procedure_fts MATCH ?", (quoted,)).fetchone()[0]
+            )
         except self._errors:
-            count = 0
-        if len(self._document_frequency) > 50_000:
-            self._document_frequency.clear()
-        self._document_frequency[term] = (count, now)
-        return count
+            return 0
 
     def indexed_count(self) -> int:
-        """Procedures in the full-text index (all namespaces), cached like document frequencies."""
-        now = time.monotonic()
-        if now - self._indexed[1] >= DOCUMENT_FREQUENCY_TTL_SECONDS:
-            self._indexed = (int(self._execute("SELECT COUNT(*) FROM procedures").fetchone()[0]), now)
-        return self._indexed[0]
+        """Procedures in the full-text index (all namespaces)."""
+        return int(self._execute("SELECT COUNT(*) FROM procedures").fetchone()[0])
 
-    def keyword_search(self, namespace: str, match_query: str, k: int) -> list[tuple[int, float]]:
-        """Active procedures matching an FTS5 expression (see text.fts_match_query): (id, score), best first.
+    def keyword_search(self, namespace: str, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Active procedures whose indexed text holds any of `terms`: (id, score), best first.
 
         The score is the negated bm25 rank, so larger is better.
         """
+        match_query = fts_match_query("", list(terms))
+        if match_query is None:
+            return []
         # FTS5 ranks fastest on its own (ORDER BY rank); the best few times k matches are ranked
         # there and filtered by namespace and status after. When the filter leaves too few, the
         # whole match is ranked with the filter inside.
@@ -1115,22 +1053,11 @@ class SQLiteStore:
 
     def get_recall_event(self, event_id: str) -> RecallEvent:
         row = self._execute(
-            "SELECT id, namespace, task, procedure_ids_json, strategy, created_at, reported, success "
-            "FROM recall_events WHERE id = ?",
-            (event_id,),
+            f"SELECT {mapping.RECALL_EVENT_COLUMNS} FROM recall_events WHERE id = ?", (event_id,)
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no recall with id {event_id!r}; pass the recall_id that recall_procedure returned")
-        return RecallEvent(
-            id=row[0],
-            namespace=row[1],
-            task=row[2],
-            procedure_ids=json.loads(row[3]),
-            strategy=row[4],
-            created_at=datetime.fromisoformat(row[5]),
-            reported=bool(row[6]),
-            success=None if row[7] is None else bool(row[7]),
-        )
+        return mapping.recall_event(row)
 
     def mark_recall_reported(self, event_id: str, success: bool) -> bool:
         """Mark a recall reported; False when it already was (another report came first)."""
@@ -1172,8 +1099,7 @@ class SQLiteStore:
 
 def _serialized(vector: Vector, dim: int) -> bytes:
     """A key's exact vector as stored (float32), after checking it has the database's dimension."""
-    if len(vector) != dim:
-        raise InvalidInputError(f"vector has {len(vector)} dimensions, the database uses {dim}")
+    check_dimension(vector, dim)
     return bytes(sqlite_vec.serialize_float32(vector))
 
 

@@ -1,0 +1,225 @@
+"""The storage interface the engine depends on, whichever database is behind it.
+
+Two stores implement it: `SQLiteStore` (one file, the embedded default) and `PostgresStore` (a
+shared PostgreSQL database with pgvector, for several servers). Both keep these promises:
+
+- every write runs inside `transaction()`, which is re-entrant within a thread and commits all of
+  a logical write or none of it; a write outside one raises RuntimeError (a bug, not bad input);
+- writes are serialised, one transaction at a time across every process sharing the database, so
+  a check-then-write inside a transaction (is this task already known?) sees no other writer;
+- reads outside a transaction see what other transactions (any process) have committed;
+- ids are positive integers given by the database, and never reused for another row.
+
+Scoring, blending and caching of statistics are the engine's (memp_mcp.retrieve); a store answers
+the questions below exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from memp_mcp.errors import InvalidInputError
+from memp_mcp.models import (
+    NamespaceStats,
+    Outcome,
+    Procedure,
+    ProcedureStatus,
+    ProcedureVersion,
+    RecallEvent,
+    Step,
+    Trajectory,
+)
+
+Vector = Sequence[float]
+ProgressCallback = Callable[[int, int], None]
+
+__all__ = ["ProgressCallback", "Store", "Vector", "check_dimension"]
+
+
+def check_dimension(vector: Vector, dim: int, what: str = "vector") -> None:
+    """Raise InvalidInputError unless `vector` has the database's dimension."""
+    if len(vector) != dim:
+        raise InvalidInputError(f"{what} has {len(vector)} dimensions, the database uses {dim}")
+
+
+class Store(Protocol):
+    """Procedures, trajectories and recall events, with vector and keyword search over procedures."""
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for messages (a file path, or a database URL without its password)."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The database's name without saying where it is (the file's name, or the PostgreSQL database's)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One logical write: all of it is committed, or none of it. Re-entrant within a thread."""
+        ...
+
+    # -- schema and embedding model ----------------------------------------------------------
+
+    def schema_version(self) -> int: ...
+
+    def embedding_model(self) -> tuple[str, int] | None:
+        """The (model name, dimension) the stored vectors were made with, if any."""
+        ...
+
+    def bind_embedding_model(self, name: str, dim: int) -> None:
+        """Record the model, or raise EmbeddingModelMismatchError when the vectors come from another."""
+        ...
+
+    def reindex(
+        self,
+        name: str,
+        dim: int,
+        embed: Callable[[list[str]], Sequence[Vector]],
+        progress: ProgressCallback | None = None,
+        batch_size: int = 64,
+    ) -> int:
+        """Replace every vector with one from model `name` (embedding outside any transaction)."""
+        ...
+
+    def keys_without_vectors(self, limit: int = 10_000) -> list[tuple[int, str]]: ...
+
+    def store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None: ...
+
+    # -- namespaces and trajectories ---------------------------------------------------------
+
+    def namespaces(self) -> list[str]: ...
+
+    def add_trajectory(
+        self,
+        namespace: str,
+        task: str,
+        steps: Sequence[Step],
+        outcome: Outcome,
+        agent: str | None = None,
+        score: float | None = None,
+    ) -> int: ...
+
+    def get_trajectory(self, trajectory_id: int) -> Trajectory: ...
+
+    def count_trajectories(self, namespace: str | None = None) -> int: ...
+
+    def trajectory_tasks(self, trajectory_ids: Sequence[int]) -> dict[int, str]: ...
+
+    # -- procedures ----------------------------------------------------------------------------
+
+    def add_procedure(
+        self,
+        namespace: str,
+        title: str,
+        when_to_use: str,
+        steps: Sequence[str],
+        pitfalls: Sequence[str],
+        source: str,
+        author: str | None,
+        source_trajectory_ids: Sequence[int],
+        exemplar_trajectory_id: int | None,
+        keys: Sequence[tuple[str, Vector | None]],
+        *,
+        candidate_of: int | None = None,
+    ) -> int:
+        """Insert a procedure with its sources and keys; `candidate_of` names the procedure whose steps
+        it proposes to replace. Returns its id."""
+        ...
+
+    def add_keys(self, procedure_id: int, keys: Sequence[tuple[str, Vector | None]]) -> int: ...
+
+    def keys(self, procedure_id: int) -> list[str]: ...
+
+    def add_sources(self, procedure_id: int, trajectory_ids: Sequence[int]) -> None: ...
+
+    def get_procedure(self, procedure_id: int) -> Procedure: ...
+
+    def get_procedures(self, procedure_ids: Sequence[int]) -> list[Procedure]: ...
+
+    def candidates_of(self, procedure_id: int) -> list[Procedure]:
+        """The candidates proposed to replace a procedure's steps, oldest first."""
+        ...
+
+    def outcome_counts(self, procedure_ids: Sequence[int]) -> dict[int, tuple[int, int]]: ...
+
+    def list_procedures(
+        self,
+        namespace: str | None = None,
+        status: ProcedureStatus | None = None,
+        text: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Procedure]: ...
+
+    def count_procedures(self, namespace: str | None = None, status: ProcedureStatus | None = None) -> int: ...
+
+    def revise_procedure(
+        self,
+        procedure_id: int,
+        *,
+        reason: str,
+        changed_by: str | None,
+        title: str | None = None,
+        when_to_use: str | None = None,
+        steps: Sequence[str] | None = None,
+        pitfalls: Sequence[str] | None = None,
+        source: str | None = None,
+        fresh_record: bool = False,
+    ) -> Procedure: ...
+
+    def versions(self, procedure_id: int) -> list[ProcedureVersion]: ...
+
+    def set_status(self, procedure_id: int, status: ProcedureStatus) -> None: ...
+
+    def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None: ...
+
+    # -- search --------------------------------------------------------------------------------
+
+    def vector_search(self, namespace: str, vector: Vector, k: int) -> list[tuple[int, float]]:
+        """Active procedures nearest to `vector` by their nearest key: (id, cosine), best first."""
+        ...
+
+    def keys_with_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
+        """Each procedure's embedded keys as (text, float32 vector bytes)."""
+        ...
+
+    def procedures_with_key(self, namespace: str, text: str, *, include_deprecated: bool = False) -> list[int]: ...
+
+    def procedure_texts(self, procedure_ids: Sequence[int]) -> dict[int, str]:
+        """The text each procedure is indexed by for keyword search."""
+        ...
+
+    def keyword_search(self, namespace: str, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Active procedures whose indexed text holds any of `terms` (plain words, never query
+        syntax): (id, score), best first, the score larger for a better match."""
+        ...
+
+    def document_frequency(self, term: str) -> int:
+        """How many procedures' indexed text holds `term` (all namespaces)."""
+        ...
+
+    def indexed_count(self) -> int:
+        """Procedures in the keyword index (all namespaces)."""
+        ...
+
+    def random_procedures(self, namespace: str, k: int, rng: random.Random) -> list[int]: ...
+
+    # -- recall events, statistics, checks -----------------------------------------------------
+
+    def add_recall_event(
+        self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str
+    ) -> None: ...
+
+    def get_recall_event(self, event_id: str) -> RecallEvent: ...
+
+    def mark_recall_reported(self, event_id: str, success: bool) -> bool: ...
+
+    def stats(self, namespace: str) -> NamespaceStats: ...
+
+    def integrity_problems(self) -> list[str]: ...

@@ -1,0 +1,120 @@
+"""Rows to models, written once for every store.
+
+Both stores select the same columns in the same order (the constants below). They differ only in
+how values come back: SQLite gives JSON and times as text, PostgreSQL gives decoded JSON (jsonb),
+datetimes and booleans; the helpers accept either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from memp_mcp.models import Outcome, Procedure, ProcedureStatus, ProcedureVersion, RecallEvent, Step, Trajectory
+
+PROCEDURE_COLUMNS = (
+    "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
+    "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
+    "created_at, updated_at, version_success_count, version_failure_count, candidate_of"
+)
+TRAJECTORY_COLUMNS = "id, namespace, task, steps_json, outcome, score, agent, created_at"
+RECALL_EVENT_COLUMNS = "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success"
+VERSION_COLUMNS = (
+    "version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, success_count, "
+    "failure_count"
+)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def from_json(value: Any) -> Any:
+    """A JSON column's value: parsed from text (SQLite), or as the driver decoded it (jsonb)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def placeholders(count: int, mark: str = "?") -> str:
+    """`?, ?, ?` for an `IN (...)` of `count` values (PostgreSQL's driver takes `%s`)."""
+    return ", ".join([mark] * count)
+
+
+def procedure(row: Sequence[Any], sources: list[int]) -> Procedure:
+    return Procedure(
+        id=int(row[0]),
+        namespace=row[1],
+        title=row[2],
+        when_to_use=row[3],
+        steps=from_json(row[4]),
+        pitfalls=from_json(row[5]),
+        status=ProcedureStatus(row[6]),
+        version=row[7],
+        source=row[8],
+        author=row[9],
+        exemplar_trajectory_id=row[10],
+        retrieved_count=row[11],
+        success_count=row[12],
+        failure_count=row[13],
+        support_count=row[14],
+        source_trajectory_ids=sources,
+        created_at=_time(row[15]),
+        updated_at=_time(row[16]),
+        version_success_count=row[17],
+        version_failure_count=row[18],
+        candidate_of=row[19],
+    )
+
+
+def trajectory(row: Sequence[Any]) -> Trajectory:
+    return Trajectory(
+        id=int(row[0]),
+        namespace=row[1],
+        task=row[2],
+        steps=[Step(**s) for s in from_json(row[3])],
+        outcome=Outcome(row[4]),
+        score=row[5],
+        agent=row[6],
+        created_at=_time(row[7]),
+    )
+
+
+def recall_event(row: Sequence[Any]) -> RecallEvent:
+    return RecallEvent(
+        id=row[0],
+        namespace=row[1],
+        task=row[2],
+        procedure_ids=from_json(row[3]),
+        strategy=row[4],
+        created_at=_time(row[5]),
+        reported=bool(row[6]),
+        success=None if row[7] is None else bool(row[7]),
+    )
+
+
+def version(row: Sequence[Any]) -> ProcedureVersion:
+    return ProcedureVersion(
+        version=row[0],
+        title=row[1],
+        when_to_use=row[2],
+        steps=from_json(row[3]),
+        pitfalls=from_json(row[4]),
+        reason=row[5],
+        changed_by=row[6],
+        created_at=_time(row[7]),
+        success_count=row[8],
+        failure_count=row[9],
+    )
+
+
+def grouped(rows: Sequence[Sequence[Any]]) -> dict[int, list[Any]]:
+    """(owner id, value) rows as {owner id: [values in row order]}."""
+    result: dict[int, list[Any]] = {}
+    for owner, value in rows:
+        result.setdefault(int(owner), []).append(value)
+    return result
