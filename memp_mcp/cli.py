@@ -42,6 +42,14 @@ console = Console()
 errors = Console(stderr=True)
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="Database file (default: MEMP_DB_PATH or the data dir).")]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="A PostgreSQL database (postgresql://...) shared by several servers, instead of the file "
+        "(default: MEMP_DATABASE_URL).",
+    ),
+]
 NamespaceOption = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (default: MEMP_NAMESPACE).")]
 
 
@@ -82,6 +90,7 @@ def serve(
     host: Annotated[str, typer.Option(help="HTTP host; loopback unless you mean to share it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8765,
     db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
     namespace: NamespaceOption = None,
     project_namespace: Annotated[
         bool,
@@ -100,7 +109,7 @@ def serve(
         from memp_mcp.project import project_namespace as namespace_of
 
         namespace = namespace_of(Path.cwd())
-    settings = _settings(db_path=db, namespace=namespace)
+    settings = _settings(db_path=db, namespace=namespace, database_url=database_url)
     from memp_mcp.server import run_server
 
     try:
@@ -217,12 +226,12 @@ def model_check() -> None:
 # -- inspect -------------------------------------------------------------------------------
 
 
-def _memory(db: Path | None, namespace: str | None, need_model: bool = True) -> Any:
+def _memory(db: Path | None, namespace: str | None, need_model: bool = True, database_url: str | None = None) -> Any:
     """The memory on the configured database; commands that never embed skip loading the model."""
     from memp_mcp.embedding import BackgroundEmbedder
     from memp_mcp.memory import open_memory
 
-    settings = _settings(db_path=db, namespace=namespace)
+    settings = _settings(db_path=db, namespace=namespace, database_url=database_url)
     try:
         return open_memory(settings, embedder=None if need_model else BackgroundEmbedder(None))
     except MempError as exc:
@@ -234,11 +243,12 @@ def recall(
     task: Annotated[str, typer.Argument(help="What you are about to do.")],
     k: Annotated[int, typer.Option(help="How many procedures.")] = 3,
     db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
     namespace: NamespaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the procedures memory would give an agent for TASK."""
-    memory = _memory(db, namespace)
+    memory = _memory(db, namespace, database_url=database_url)
     try:
         result = memory.recall(task, k, wait_for_model=60.0, log=False)
     except MempError as exc:
@@ -264,9 +274,9 @@ def recall(
 
 
 @app.command()
-def stats(db: DbOption = None, namespace: NamespaceOption = None) -> None:
+def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace: NamespaceOption = None) -> None:
     """Counts of trajectories, procedures and recalls in a namespace."""
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     figures = memory.stats()
     console.print_json(figures.model_dump_json())
 
@@ -274,12 +284,13 @@ def stats(db: DbOption = None, namespace: NamespaceOption = None) -> None:
 @app.command()
 def smoke(
     db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Record a trajectory and recall it through the real store and the real model (a self-check)."""
     from memp_mcp.memory import open_memory
 
     with tempfile.TemporaryDirectory(prefix="memp-smoke-") as tmp:
-        settings = _settings(db_path=db or Path(tmp) / "smoke.db", namespace="smoke")
+        settings = _settings(db_path=db or Path(tmp) / "smoke.db", namespace="smoke", database_url=database_url)
         started = time.perf_counter()
         try:
             memory = open_memory(settings)
@@ -321,15 +332,15 @@ def smoke(
 
 
 @app.command()
-def reindex(db: DbOption = None) -> None:
+def reindex(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
     """Re-embed every procedure key with the configured model (after changing MEMP_EMBEDDING_MODEL)."""
     from memp_mcp.embedding import resolve_embedder
-    from memp_mcp.store import SQLiteStore
+    from memp_mcp.store import open_store
 
-    settings = _settings(db_path=db)
+    settings = _settings(db_path=db, database_url=database_url)
     try:
         embedder = resolve_embedder(settings)
-        store = SQLiteStore(settings.db_path)
+        store = open_store(settings.db_path, settings.database_url)
         with Progress(TextColumn("re-embedding"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors) as bar:
             task = bar.add_task("keys", total=None)
             count = store.reindex(
@@ -350,11 +361,12 @@ def list_command(
     text: Annotated[str | None, typer.Option(help="Only procedures whose title or when-to-use contains this.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
     db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
     namespace: NamespaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List procedures."""
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     try:
         procedures = memory.list_procedures(memory.default_namespace, status, text, limit)
     except MempError as exc:
@@ -379,12 +391,13 @@ def show(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
     db: DbOption = None,
     namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
 ) -> None:
     """Show one procedure as Markdown."""
     from memp_mcp.markdown import render_procedure
 
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     try:
         detail = memory.get_procedure(procedure_id)
     except MempError as exc:
@@ -407,6 +420,7 @@ def edit(
     ] = None,
     db: DbOption = None,
     namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Edit a procedure: with field options, or in $EDITOR as Markdown. The old version is kept.
 
@@ -414,7 +428,7 @@ def edit(
     """
     from memp_mcp.markdown import parse_procedure, render_procedure
 
-    memory = _memory(db, namespace)
+    memory = _memory(db, namespace, database_url=database_url)
     try:
         fields: dict[str, Any] = {"title": title, "when_to_use": when_to_use, "steps": step, "pitfalls": pitfall}
         if all(value is None for value in fields.values()):
@@ -458,9 +472,10 @@ def forget(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
     db: DbOption = None,
     namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Deprecate a procedure: recall stops returning it. Nothing is deleted; `restore` undoes it."""
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     try:
         procedure = memory.forget(procedure_id)
     except MempError as exc:
@@ -473,9 +488,10 @@ def restore(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
     db: DbOption = None,
     namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Make a deprecated procedure active again."""
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     try:
         procedure = memory.restore(procedure_id)
     except MempError as exc:
@@ -493,6 +509,7 @@ def export_command(
         str, typer.Option("--format", help="jsonl (a library file) or skills (one Agent Skills folder per procedure).")
     ] = "jsonl",
     db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Export a namespace's procedures: a JSON Lines library, or Agent Skills (SKILL.md folders)."""
@@ -501,12 +518,12 @@ def export_command(
     if export_format == "skills":
         if destination is None or output is not None:
             _fail("--format skills writes a folder; give it as the argument: `memp-mcp export --format skills DIR`")
-        _export_skills(destination, db, namespace)
+        _export_skills(destination, db, namespace, database_url)
         return
     from memp_mcp.library import export_library
 
     output = output or destination
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     lines = export_library(memory, memory.default_namespace)
     if output is None:
         for line in lines:
@@ -524,12 +541,12 @@ def export_command(
     errors.print(f"exported {count - 1} procedures to {output}")
 
 
-def _export_skills(directory: Path, db: Path | None, namespace: str | None) -> None:
+def _export_skills(directory: Path, db: Path | None, namespace: str | None, database_url: str | None) -> None:
     from memp_mcp.skills import export_skills
 
     if directory.exists() and not directory.is_dir():
         _fail(f"{directory} exists and is not a folder")
-    memory = _memory(db, namespace, need_model=False)
+    memory = _memory(db, namespace, need_model=False, database_url=database_url)
     try:
         written = export_skills(memory, memory.default_namespace, directory)
     except OSError as exc:
@@ -543,6 +560,7 @@ def import_command(
         Path, typer.Argument(help="A file written by `memp-mcp export`, or a folder of Agent Skills (SKILL.md).")
     ],
     db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Import a library or a folder of skills: everything is validated before anything is written."""
@@ -551,7 +569,7 @@ def import_command(
 
     if not source.is_file() and not source.is_dir():
         _fail(f"{source} is neither a library file nor a folder of skills")
-    memory = _memory(db, None)
+    memory = _memory(db, None, database_url=database_url)
     try:
         if source.is_dir():
             report = import_skills(memory, source, namespace)
@@ -570,13 +588,47 @@ def import_command(
 
 
 @app.command()
-def doctor(db: DbOption = None) -> None:
-    """Check the SQLite driver, sqlite-vec, the model and the database, and say what to fix."""
-    from memp_mcp.embedding import resolve_embedder
-    from memp_mcp.store import SQLiteStore
-    from memp_mcp.store.driver import driver_name, stdlib_can_load_extensions
+def migrate(
+    to: Annotated[
+        str, typer.Option("--to", help="The empty PostgreSQL database to move the memory into (postgresql://...).")
+    ],
+    db: DbOption = None,
+) -> None:
+    """Copy the SQLite memory into PostgreSQL: every row with its id, history, statistics and vectors."""
+    from memp_mcp.store import SQLiteStore, open_store
+    from memp_mcp.store.postgres import PostgresStore
+    from memp_mcp.store.transfer import copy_sqlite_to_postgres
 
-    settings = _settings(db_path=db)
+    settings = _settings(db_path=db, database_url=to)
+    if not settings.db_path.is_file():
+        _fail(f"no SQLite memory at {settings.db_path}; pass --db with the file to move")
+    assert settings.database_url is not None
+    try:
+        source = SQLiteStore(settings.db_path)
+        try:
+            target = open_store(settings.db_path, settings.database_url)
+            assert isinstance(target, PostgresStore)
+            try:
+                report = copy_sqlite_to_postgres(source, target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+    except MempError as exc:
+        _fail(f"nothing migrated: {exc}")
+    for table, count in report.copied.items():
+        console.print(f"{table}: {count}")
+    console.print(f"moved {settings.db_path} into {target.location}; point the servers at it with MEMP_DATABASE_URL")
+
+
+@app.command()
+def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
+    """Check the database (SQLite driver and sqlite-vec, or the PostgreSQL connection and pgvector),
+    its schema, and the model, and say what to fix."""
+    from memp_mcp.embedding import resolve_embedder
+    from memp_mcp.store import open_store
+
+    settings = _settings(db_path=db, database_url=database_url)
     problems = 0
 
     def report(ok: bool, what: str, fix: str = "") -> None:
@@ -585,18 +637,27 @@ def doctor(db: DbOption = None) -> None:
         mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
         console.print(f"{mark} {what}" + (f"\n      fix: {fix}" if fix and not ok else ""), highlight=False)
 
-    report(True, f"SQLite driver: {driver_name()}" + ("" if stdlib_can_load_extensions() else
-           " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"))
+    if settings.database_url:
+        fix = "check MEMP_DATABASE_URL (or --database-url) and that the server has pgvector installed"
+    else:
+        from memp_mcp.store.driver import driver_name, stdlib_can_load_extensions
+
+        fix = "point MEMP_DB_PATH at a writable file"
+        report(True, f"SQLite driver: {driver_name()}" + ("" if stdlib_can_load_extensions() else
+               " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"))
+    bound = None
     try:
-        store = SQLiteStore(settings.db_path)
-        problems_found = store.integrity_problems()
-        bound = store.embedding_model()
-        report(not problems_found, f"database {settings.db_path} (schema {store.schema_version()}, "
-               f"vectors from {bound[0] if bound else 'no model yet'})", "; ".join(problems_found))
-        store.close()
+        store = open_store(settings.db_path, settings.database_url)
+        try:
+            report(True, f"database engine: {store.engine_description()}")
+            problems_found = store.integrity_problems()
+            bound = store.embedding_model()
+            report(not problems_found, f"database {store.location} (schema {store.schema_version()}, "
+                   f"vectors from {bound[0] if bound else 'no model yet'})", "; ".join(problems_found))
+        finally:
+            store.close()
     except MempError as exc:
-        report(False, f"database {settings.db_path}: {exc}", "point MEMP_DB_PATH at a writable file")
-        bound = None
+        report(False, f"database: {exc}", fix)
     try:
         embedder = resolve_embedder(settings, allow_download=False)
         report(True, f"embedding model {embedder.identity}")

@@ -185,16 +185,14 @@ def test_a_database_from_before_per_version_records_keeps_its_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import memp_mcp.store.sqlite as sqlite_module
-    from memp_mcp.store import migrations
+    from memp_mcp.store import migrations, rows
 
     path = tmp_path / "old.db"
     version_records = next(m[0] for m in migrations.MIGRATIONS if m[1] == "version_records")
     before = [m for m in migrations.MIGRATIONS if m[0] < version_records]
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", before)
     monkeypatch.setattr(sqlite_module, "LATEST_VERSION", before[-1][0])
-    monkeypatch.setattr(
-        sqlite_module, "_PROCEDURE_COLUMNS", sqlite_module._PROCEDURE_COLUMNS.split(", version_success")[0]
-    )
+    monkeypatch.setattr(rows, "PROCEDURE_COLUMNS", rows.PROCEDURE_COLUMNS.split(", version_success")[0])
     old = sqlite_module.SQLiteStore(path)
     with old.transaction():
         old._execute("INSERT INTO namespaces VALUES ('default', '2026-01-01T00:00:00')")

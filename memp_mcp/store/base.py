@@ -60,6 +60,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def engine_description(self) -> str:
+        """The database engine and its vector extension, with versions (for `doctor`)."""
+        ...
+
     def transaction(self) -> AbstractContextManager[None]:
         """One logical write: all of it is committed, or none of it. Re-entrant within a thread."""
         ...

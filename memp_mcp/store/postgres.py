@@ -211,6 +211,13 @@ class PostgresStore:
                 "in this database as its owner or a superuser"
             ) from None
 
+    def engine_description(self) -> str:
+        row = self._one(
+            "SELECT current_setting('server_version'), (SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+        )
+        assert row is not None
+        return f"PostgreSQL {row[0]} with pgvector {row[1]}"
+
     def close(self) -> None:
         self._pool.close()
 
@@ -322,10 +329,7 @@ class PostgresStore:
         self._modify(f"ALTER TABLE procedure_keys ALTER COLUMN embedding TYPE vector({int(dim)})")
 
     def _index_vectors(self) -> None:
-        self._modify(
-            "CREATE INDEX procedure_keys_embedding ON procedure_keys "
-            "USING hnsw (embedding vector_cosine_ops)"
-        )
+        self._modify("CREATE INDEX procedure_keys_embedding ON procedure_keys USING hnsw (embedding vector_cosine_ops)")
 
     def reindex(
         self,

@@ -234,6 +234,10 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
 
+    def engine_description(self) -> str:
+        vec_version = self._execute("SELECT vec_version()").fetchone()[0]
+        return f"{driver.driver_name()} with sqlite-vec {vec_version}"
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
