@@ -757,6 +757,14 @@ def bench_latency(
         Path | None,
         typer.Option(help="Keep the built databases here and reuse them next time (100,000 takes ~25 min to build)."),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Also measure on PostgreSQL: a server where this user may create databases (one per size, "
+            "holding a copy of the SQLite one, dropped after).",
+        ),
+    ] = None,
 ) -> None:
     """Latency through the MCP protocol (stdio): recall, record, report, start-up, RSS, size on disk."""
     from memp_mcp.bench.latency import run_latency
@@ -765,7 +773,7 @@ def bench_latency(
     sizes = procedures or [1000, 10_000]
     if any(size < 10 or size > 1_000_000 for size in sizes) or runs < 1 or recalls < 10 or records < 1:
         _fail("--procedures must be 10..1,000,000, --runs >= 1, --recalls >= 10, --records >= 1")
-    settings = _settings()
+    settings = _settings(database_url=database_url)
     try:
         embedder = resolve_embedder(settings)
     except MempError as exc:
@@ -789,21 +797,27 @@ def bench_latency(
             )
 
         results = run_latency(sizes, embedder, env=env, runs=runs, recalls=recalls, records=records,
-                              cache_dir=cache_dir, on_build=on_build, on_run=on_run)
+                              cache_dir=cache_dir, database_url=settings.database_url, on_build=on_build,
+                              on_run=on_run)
+    columns = [(f"N={int(size):,}", figures) for size, figures in results["sizes"].items()]
+    if "postgresql" in results:
+        columns = [(f"{label} sqlite", figures) for label, figures in columns] + [
+            (f"N={int(size):,} postgresql", figures) for size, figures in results["postgresql"]["sizes"].items()
+        ]
     table = Table(title=f"Latency over stdio (median [min-max] of {runs} runs)")
     keys = ["recall_p50_ms", "recall_p95_ms", "recall_p99_ms", "record_p50_ms", "record_p95_ms", "report_p50_ms",
             "initialize_s", "first_recall_s", "peak_rss_mb"]
     table.add_column("figure")
-    for size in results["sizes"]:
-        table.add_column(f"N={int(size):,}", justify="right")
+    for label, _ in columns:
+        table.add_column(label, justify="right")
     for key in keys:
         cells = []
-        for figures in results["sizes"].values():
+        for _, figures in columns:
             value = figures.get(key)
             cells.append("n/a" if value is None else f"{value['median']:.2f} [{value['min']:.2f}-{value['max']:.2f}]")
         table.add_row(key, *cells)
-    table.add_row("db size MB", *(str(f["db_mb_after_runs"]) for f in results["sizes"].values()))
-    table.add_row("build s", *("reused" if f["build_s"] is None else str(f["build_s"]) for f in results["sizes"].values()))
+    table.add_row("db size MB", *(str(f["db_mb_after_runs"]) for _, f in columns))
+    table.add_row("build s", *("reused" if f["build_s"] is None else str(f["build_s"]) for _, f in columns))
     console.print(table)
     if as_json:
         print(json.dumps(results))
@@ -854,6 +868,38 @@ def bench_hook(
     console.print(f"an empty Python process takes {startup['p50']:.0f} ms (p50), {startup['p95']:.0f} ms (p95) here")
     if as_json:
         print(json.dumps(results))
+
+
+@bench_app.command("multi-server")
+def bench_multi_server(
+    database_url: DatabaseUrlOption = None,
+    servers: Annotated[int, typer.Option(help="HTTP server processes on the one database.")] = 3,
+    clients: Annotated[int, typer.Option(help="MCP clients at once, spread across the servers.")] = 12,
+    writes: Annotated[int, typer.Option(help="record_trajectory calls per client (each followed by a recall).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+) -> None:
+    """Several streamable-HTTP servers on one PostgreSQL database, clients spread across them: errors,
+    anything lost, and whether every server sees every other's writes. Use an empty database."""
+    from memp_mcp.bench.multi_server import run_multi_server
+
+    settings = _settings(database_url=database_url)
+    if not settings.database_url:
+        _fail("give the PostgreSQL database with --database-url (or MEMP_DATABASE_URL); it should be empty")
+    if not 1 <= servers <= 32 or not 1 <= clients <= 1000 or not 1 <= writes <= 10_000:
+        _fail("--servers must be 1..32, --clients 1..1000, --writes 1..10000")
+    env = {"MEMP_DATABASE_URL": settings.database_url, "MEMP_LOG_LEVEL": "WARNING",
+           "MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir)}
+    if settings.model_dir:
+        env["MEMP_MODEL_DIR"] = str(settings.model_dir)
+    if not settings.embeddings:
+        env["MEMP_EMBEDDINGS"] = "0"
+    figures = run_multi_server(env, servers=servers, clients=clients, writes=writes).as_dict()
+    for key, value in figures.items():
+        console.print(f"{key}: {value}", highlight=False)
+    if as_json:
+        print(json.dumps(figures))
+    if figures["errors"] or figures["missing_trajectories"] or figures["unseen_procedures"]:
+        raise typer.Exit(1)
 
 
 def _lifelong_table(report: dict[str, Any]) -> Table:

@@ -32,6 +32,9 @@ HEAT_EGG = [
     {"action": "put egg 1 in/on garbagecan 1", "observation": "You put the egg 1 in/on the garbagecan 1."},
 ]
 
+# The engine on each store backend (tests that open their own SQLite file run on SQLite only).
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 def memory_for(store: SQLiteStore, **strategies: str) -> Memory:
     return Memory(store, FakeEmbedder(), strategies=Strategies(**strategies))  # type: ignore[arg-type]

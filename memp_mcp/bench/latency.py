@@ -5,6 +5,10 @@ then `memp-mcp serve` is started over stdio several times; each run measures the
 process start to the `initialize` answer and to the first recall (model load included), then
 recall, record_trajectory and report_outcome latencies, the server's peak RSS and the database
 size. Figures are medians over runs, with min and max to show the machine's noise.
+
+Given a PostgreSQL server, each size is measured there too, in the same run: the SQLite database
+built for that size is copied into a new PostgreSQL database (store.transfer, so both hold the
+same rows and vectors), the servers run on it with MEMP_DATABASE_URL, and it is dropped after.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -69,12 +75,15 @@ def _db_size_mb(path: Path) -> float:
     return total / (1024 * 1024)
 
 
-async def _one_run(db: Path, tasks: list[str], env: dict[str, str], recalls: int, records: int, seed: int) -> dict[str, Any]:
+async def _one_run(
+    database: dict[str, str], tasks: list[str], env: dict[str, str], recalls: int, records: int, seed: int
+) -> dict[str, Any]:
+    """One server run on `database` (MEMP_DB_PATH or MEMP_DATABASE_URL and its value)."""
     from mcp import Client, StdioServerParameters
 
     rng = random.Random(seed)
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env={**os.environ, **env, "MEMP_DB_PATH": str(db)}
+        command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env={**os.environ, **env, **database}
     )
     started = time.perf_counter()
     async with Client(params) as client:
@@ -83,7 +92,7 @@ async def _one_run(db: Path, tasks: list[str], env: dict[str, str], recalls: int
         first_recall = time.perf_counter() - started
         if first.is_error:
             raise RuntimeError(f"recall failed: {first.content}")
-        pid = _server_pid(str(db))
+        pid = _server_pid(next(iter(database.values())))
         recall_ms: list[float] = []
         recall_ids: list[str] = []
         for _ in range(recalls):
@@ -195,35 +204,100 @@ def run_latency(
     seed: int = 0,
     workdir: Path | None = None,
     cache_dir: Path | None = None,
+    database_url: str | None = None,
     on_build: Callable[[int, int], None] | None = None,
     on_run: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Build (or reuse from `cache_dir`) each database, then measure `runs` server runs; figures per size."""
+    """Build (or reuse from `cache_dir`) each database, then measure `runs` server runs; figures per size.
+
+    With `database_url` (a PostgreSQL server where this user may create databases), the same
+    figures on PostgreSQL go under results["postgresql"]["sizes"].
+    """
     results: dict[str, Any] = {"runs": runs, "recalls_per_run": recalls, "records_per_run": records, "sizes": {}}
+    if database_url:
+        results["postgresql"] = {"sizes": {}}
     with tempfile.TemporaryDirectory(prefix="memp-latency-", dir=workdir) as tmp:
         for size in sizes:
             db, tasks, build_seconds = _built_database(size, seed, embedder, Path(tmp), cache_dir, on_build)
+            if database_url:
+                with _postgres_copy(db, database_url, size) as (url, size_of):
+                    size_mb = size_of()
+                    per_run = _runs({"MEMP_DATABASE_URL": url}, tasks, env, runs, recalls, records, seed, size, on_run)
+                    summary = _summary(per_run, None, size_mb, size_of())
+                results["postgresql"]["sizes"][str(size)] = summary
             size_mb = _db_size_mb(db)
-            per_run = []
-            for run in range(runs):
-                figures = anyio.run(_one_run, db, tasks, env, recalls, records, seed + run)
-                per_run.append(figures)
-                if on_run:
-                    on_run(size, run, figures)
-            summary: dict[str, Any] = {
-                "build_s": None if build_seconds is None else round(build_seconds, 1),
-                "db_mb_before_runs": round(size_mb, 1),
-            }
-            for key in per_run[0]:
-                values = [r[key] for r in per_run if r[key] is not None]
-                if values:
-                    summary[key] = {
-                        "median": round(statistics.median(values), 3),
-                        "min": round(min(values), 3),
-                        "max": round(max(values), 3),
-                    }
-            summary["db_mb_after_runs"] = round(_db_size_mb(db), 1)
-            results["sizes"][str(size)] = summary
+            per_run = _runs({"MEMP_DB_PATH": str(db)}, tasks, env, runs, recalls, records, seed, size, on_run)
+            results["sizes"][str(size)] = _summary(per_run, build_seconds, size_mb, _db_size_mb(db))
             for leftover in db.parent.glob(db.name + "*"):
                 leftover.unlink()
     return results
+
+
+def _runs(
+    database: dict[str, str],
+    tasks: list[str],
+    env: dict[str, str],
+    runs: int,
+    recalls: int,
+    records: int,
+    seed: int,
+    size: int,
+    on_run: Callable[[int, int, dict[str, Any]], None] | None,
+) -> list[dict[str, Any]]:
+    per_run = []
+    for run in range(runs):
+        figures = anyio.run(_one_run, database, tasks, env, recalls, records, seed + run)
+        per_run.append(figures)
+        if on_run:
+            on_run(size, run, figures)
+    return per_run
+
+
+def _summary(
+    per_run: list[dict[str, Any]], build_seconds: float | None, mb_before: float, mb_after: float
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "build_s": None if build_seconds is None else round(build_seconds, 1),
+        "db_mb_before_runs": round(mb_before, 1),
+    }
+    for key in per_run[0]:
+        values = [r[key] for r in per_run if r[key] is not None]
+        if values:
+            summary[key] = {
+                "median": round(statistics.median(values), 3),
+                "min": round(min(values), 3),
+                "max": round(max(values), 3),
+            }
+    summary["db_mb_after_runs"] = round(mb_after, 1)
+    return summary
+
+
+@contextmanager
+def _postgres_copy(db: Path, server_url: str, size: int) -> Iterator[tuple[str, Callable[[], float]]]:
+    """A new PostgreSQL database holding a copy of the SQLite `db`: its URL and a function giving its
+    size in MB. Dropped afterwards."""
+    import psycopg
+
+    from memp_mcp.store.postgres import PostgresStore
+    from memp_mcp.store.transfer import copy_sqlite_to_postgres
+
+    name = f"memp_latency_{size}_{os.getpid()}"
+    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+
+    def size_mb() -> float:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return float(row[0]) / (1024 * 1024) if row else float("nan")
+
+    try:
+        with SQLiteStore(db) as source, PostgresStore(url) as target:
+            copy_sqlite_to_postgres(source, target)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        yield url, size_mb
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
