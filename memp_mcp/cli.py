@@ -681,6 +681,13 @@ def bench_retrieval(
         list[str] | None, typer.Option("--strategy", help="Retrieve strategies to run (default: all).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Run on PostgreSQL: a server where this user may create databases (a scratch one, dropped after).",
+        ),
+    ] = None,
 ) -> None:
     """Retrieval quality: the public benchmark per strategy and tier, then this project's own sets
     (paraphrases, coding, non-English, unrelated) beside the plain-cosine baseline."""
@@ -695,7 +702,7 @@ def bench_retrieval(
         _fail(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
     if not dataset.is_dir():
         _fail(f"dataset directory {dataset} not found; pass --dataset path/to/proced_mem_bench")
-    settings = _settings()
+    settings = _settings(database_url=database_url)
     try:
         embedder = resolve_embedder(settings)
         model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
@@ -707,11 +714,21 @@ def bench_retrieval(
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done)
 
-            results = run_benchmark(dataset, embedder, strategies=chosen, model_dir=model_dir, progress=report)
+            results = run_benchmark(
+                dataset,
+                embedder,
+                strategies=chosen,
+                model_dir=model_dir,
+                progress=report,
+                database_url=settings.database_url,
+            )
     except MempError as exc:
         _fail(str(exc))
     results["model"] = embedder.identity
-    table = Table(title=f"Retrieval on {dataset.name} ({results['counts']['queries']} queries, {embedder.identity})")
+    backend = "PostgreSQL" if settings.database_url else "SQLite"
+    table = Table(
+        title=f"Retrieval on {dataset.name} ({results['counts']['queries']} queries, {embedder.identity}, {backend})"
+    )
     for column in ("method", "MAP", "AP@10", "P@1", "P@5", "nDCG@10", "EASY MAP", "MEDIUM MAP", "HARD MAP"):
         table.add_column(column, justify="right" if column != "method" else "left")
     rows = {**{f"memp {k}": v for k, v in results["strategies"].items()}, **results["baselines"]}

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -278,26 +277,18 @@ def _postgres_copy(db: Path, server_url: str, size: int) -> Iterator[tuple[str, 
     size in MB. Dropped afterwards."""
     import psycopg
 
+    from memp_mcp.bench.postgres import scratch_database
     from memp_mcp.store.postgres import PostgresStore
     from memp_mcp.store.transfer import copy_sqlite_to_postgres
 
-    name = f"memp_latency_{size}_{os.getpid()}"
-    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.execute(f"CREATE DATABASE {name}")
-
-    def size_mb() -> float:
+    def size_mb(url: str) -> float:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         return float(row[0]) / (1024 * 1024) if row else float("nan")
 
-    try:
+    with scratch_database(server_url, f"latency_{size}") as url:
         with SQLiteStore(db) as source, PostgresStore(url) as target:
             copy_sqlite_to_postgres(source, target)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
-        yield url, size_mb
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        yield url, lambda: size_mb(url)

@@ -13,6 +13,7 @@ normalised by min(R, 10).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import statistics
@@ -28,7 +29,7 @@ from memp_mcp.embedding import Embedder
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.memory import MAX_RECALL_K, Memory
 from memp_mcp.models import Step
-from memp_mcp.store import SQLiteStore
+from memp_mcp.store import SQLiteStore, Store
 
 TOP = 10
 TIERS = ("EASY", "MEDIUM", "HARD")
@@ -176,6 +177,17 @@ def truncate_tokens(texts: list[str], model_dir: Path | None, max_tokens: int) -
     return [" ".join(t.split()[: int(max_tokens * 0.75)]) for t in texts]
 
 
+def _bench_store(cleanup: contextlib.ExitStack, database_url: str | None) -> Store:
+    """An empty store for one benchmark run, removed when `cleanup` closes."""
+    if database_url:
+        from memp_mcp.bench.postgres import scratch_database
+        from memp_mcp.store.postgres import PostgresStore
+
+        return PostgresStore(cleanup.enter_context(scratch_database(database_url, "retrieval")))
+    folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="memp-bench-"))
+    return SQLiteStore(Path(folder) / "bench.db")
+
+
 def run_benchmark(
     dataset: Path,
     embedder: Embedder | None,
@@ -187,9 +199,14 @@ def run_benchmark(
     baselines: bool = True,
     own: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark: the public set ("strategies", "baselines"), then this project's own sets
-    ("sets": {name: {"tuning", "queries", "methods": {method: metrics}}}), with "timing"."""
+    ("sets": {name: {"tuning", "queries", "methods": {method: metrics}}}), with "timing".
+
+    The memory is a SQLite file, or with `database_url` (a PostgreSQL server where this user may
+    create databases) a scratch PostgreSQL database, dropped after.
+    """
     trajectories, queries = load_dataset(dataset)
     if limit_trajectories is not None:
         trajectories = trajectories[:limit_trajectories]
@@ -204,8 +221,8 @@ def run_benchmark(
     if own:
         corpora["coding"] = list(coding_corpus())
         corpora["both"] = [*trajectories, *coding_corpus()]
-    with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
-        store = SQLiteStore(Path(tmp) / "bench.db")
+    with contextlib.ExitStack() as cleanup:
+        store = _bench_store(cleanup, database_url)
         memory = Memory(store, embedder, namespace="alfworld", seed=7)
         done = 0
         total = sum(len(c) for c in corpora.values())

@@ -259,15 +259,16 @@ class PostgresStore:
             raise RuntimeError("store writes must run inside store.transaction()")
         return conn
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A statement's rows, on this thread's transaction when it has one."""
+    def _rows(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[tuple[Any, ...]]:
+        """A statement's rows, on this thread's transaction when it has one. `binary` results for
+        vectors: parsing their text form costs ~0.4 ms per vector, their binary form next to nothing."""
         cleaned = [_clean(p) for p in params]
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is not None:
-            return conn.execute(sql, cleaned).fetchall()
+            return conn.execute(sql, cleaned, binary=binary).fetchall()
         try:
             with self._pool.connection() as pooled:
-                return pooled.execute(sql, cleaned).fetchall()
+                return pooled.execute(sql, cleaned, binary=binary).fetchall()
         except PoolTimeout:
             raise StoreError(f"no connection to {self.location} came free; try again") from None
 
@@ -720,6 +721,7 @@ class PostgresStore:
             "SELECT procedure_id, text, embedding FROM procedure_keys "
             "WHERE procedure_id = ANY(%s) AND embedding IS NOT NULL ORDER BY id",
             (list(procedure_ids),),
+            binary=True,
         )
         return mapping.grouped(
             [(r[0], (str(r[1]), np.asarray(r[2].to_numpy(), dtype=np.float32).tobytes())) for r in found]
