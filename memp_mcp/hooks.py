@@ -105,9 +105,10 @@ class FreshMemories:
     @contextmanager
     def open(self, namespace: str) -> Iterator[Any]:
         from memp_mcp.memory import Memory
-        from memp_mcp.store import SQLiteStore
+        from memp_mcp.store import open_store
 
-        memory = Memory(SQLiteStore(self.settings.db_path), None, **_memory_options(self.settings, namespace))
+        store = open_store(self.settings.db_path, self.settings.database_url)
+        memory = Memory(store, None, **_memory_options(self.settings, namespace))
         try:
             yield memory
         finally:
@@ -124,10 +125,10 @@ class KeptMemories:
         self._model: Any = None
 
     def _opened_store(self) -> Any:
-        from memp_mcp.store import SQLiteStore
+        from memp_mcp.store import open_store
 
         if self._store is None:
-            self._store = SQLiteStore(self.settings.db_path)
+            self._store = open_store(self.settings.db_path, self.settings.database_url)
         return self._store
 
     def load_model(self) -> None:
