@@ -194,7 +194,9 @@ def test_migrate_moves_a_sqlite_memory_into_postgresql_with_nothing_lost(postgre
     memory.record("heat an egg for the garbagecan", HEAT_EGG, "success", namespace="team")
     recalled = memory.recall("clean the soapbar and put it in the cabinet", 2)
     assert recalled.recall_id is not None
-    memory.report_outcome(recalled.recall_id, False, notes="the cabinet was locked", correction="open the cabinet first")
+    memory.report_outcome(
+        recalled.recall_id, False, notes="the cabinet was locked", correction="open the cabinet first"
+    )
     assert soap.procedure_id is not None
     memory.forget(soap.procedure_id)
     memory.restore(soap.procedure_id)
