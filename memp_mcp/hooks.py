@@ -311,7 +311,12 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     agent = f"{AGENT}/{turn.model}" if turn.model else AGENT
     with memories.open(namespace) as memory:
         reported = False
-        if same_prompt and state.recall_id and success is not None:
+        if same_prompt and state.recall_id and _reported_by_the_agent(memory, state.recall_id):
+            # The agent judged its own work through the MCP tool (with or without the trajectory):
+            # its word stands, and recording the turn again would count it twice.
+            logger.info("recall %s was reported by the agent; the turn is not recorded again", state.recall_id)
+            reported = True
+        elif same_prompt and state.recall_id and success is not None:
             try:
                 result = memory.report_outcome(
                     state.recall_id,
@@ -335,6 +340,15 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     if same_prompt:
         state.recall_id = None  # judged (or superseded by the record): never report it twice
     state.save(path)
+
+
+def _reported_by_the_agent(memory: Any, recall_id: str) -> bool:
+    from memp_mcp.errors import MempError
+
+    try:
+        return bool(memory.store.get_recall_event(recall_id).reported)
+    except MempError:
+        return False
 
 
 # -- the start of a session ----------------------------------------------------------------

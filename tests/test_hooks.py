@@ -203,6 +203,28 @@ def test_a_failing_last_test_run_reports_a_failure_and_revises_the_procedure(
     assert procedure.failure_count == 1 and procedure.version == 2
 
 
+def test_a_turn_the_agent_reported_itself_is_not_recorded_again(
+    project: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    first = Transcript(tmp_path / "s1.jsonl", "s1", project)
+    first.prompt(FIRST_PROMPT)
+    fix_the_bug(first)
+    hook(event("Stop", "s1", first.path, project), env)
+    second = Transcript(tmp_path / "s2.jsonl", "s2", project)
+    second.prompt(REWORDED_PROMPT)
+    reply = hook(event("UserPromptSubmit", "s2", second.path, project, prompt=REWORDED_PROMPT), env).stdout
+    context = json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+    recall_id = re.findall(r'recall_id="(\w+)"', context)[0]
+    fix_the_bug(second)
+    # The agent follows the injected line and reports through the MCP tool before it stops.
+    db = Path(env["MEMP_DB_PATH"])
+    Memory(SQLiteStore(db), None, namespace=project_namespace(project)).report_outcome(recall_id, True, procedure_id=1)
+    hook(event("Stop", "s2", second.path, project), env)
+    store = SQLiteStore(db)
+    assert store.count_trajectories(project_namespace(project)) == 1
+    assert (store.get_procedure(1).success_count, store.count_procedures()) == (1, 1)
+
+
 @pytest.mark.parametrize(
     "payload",
     [
