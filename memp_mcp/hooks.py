@@ -186,7 +186,7 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
     task = " ".join(prompt.split())[:MAX_TASK_CHARS]
     if task.startswith("/") or len(keywords(task)) < MIN_PROMPT_KEYWORDS:
         return None
-    if not settings.db_path.exists():
+    if settings.database_url is None and not settings.db_path.exists():
         return None  # nothing recorded yet; the stop hook creates the database
     namespace = namespace_for(settings, data.get("cwd"))
     with memories.open(namespace) as memory:
@@ -443,7 +443,8 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
     if reply and reply[0]:
         sys.stdout.write(reply[0])
         sys.stdout.flush()
-    if start_server and event in ("UserPromptSubmit", "SessionStart") and settings.db_path.exists():
+    has_memory = settings.database_url is not None or settings.db_path.exists()
+    if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory:
         from memp_mcp.hook_server import start_in_background
 
         try:
