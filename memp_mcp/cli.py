@@ -694,7 +694,7 @@ def bench_retrieval(
     from memp_mcp.bench.retrieval import STRATEGIES, run_benchmark
     from memp_mcp.embedding import resolve_embedder
     from memp_mcp.model_fetch import minilm_dir
-    from memp_mcp.retrieve import RetrievalTuning
+    from memp_mcp.retrieve import tuning_for
 
     chosen = strategy or list(STRATEGIES)
     unknown = [s for s in chosen if s not in STRATEGIES]
@@ -706,6 +706,7 @@ def bench_retrieval(
     try:
         embedder = resolve_embedder(settings)
         model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
+        tuning = tuning_for(settings)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors) as bar:
             tasks: dict[str, Any] = {}
 
@@ -719,6 +720,7 @@ def bench_retrieval(
                 embedder,
                 strategies=chosen,
                 model_dir=model_dir,
+                tuning=tuning,
                 progress=report,
                 database_url=settings.database_url,
             )
@@ -754,7 +756,7 @@ def bench_retrieval(
     if "calibrated_floor" in results:
         console.print(
             f"semantic floor calibrated on the unrelated tuning set: {results['calibrated_floor']:.2f} "
-            f"(in use: {RetrievalTuning().semantic_floor:.2f})"
+            f"(in use: {tuning.semantic_floor:.2f}; MEMP_RELEVANCE_FLOOR sets it)"
         )
     console.print(f"timing: {results['timing']}")
     if as_json:

@@ -52,6 +52,10 @@ class Settings(BaseModel):
     build_strategy: BuildStrategy = "proceduralization"
     retrieve_strategy: RetrieveStrategy = "hybrid"
     update_strategy: UpdateStrategy = "adjustment"
+    # The cosine a procedure's best key must reach for hybrid recall to return it. Unset: the
+    # floor calibrated for all-MiniLM-L6-v2; another model needs its own, which `memp-mcp bench
+    # retrieval` prints (calibrated on tasks no procedure serves).
+    relevance_floor: float | None = Field(default=None, ge=-1.0, le=1.0)
     # Namespaces no client may write to (a shared, curated library).
     read_only_namespaces: frozenset[str] = frozenset()
     http_token: str | None = None
@@ -145,6 +149,7 @@ ENV_VARS: dict[str, str] = {
     "MEMP_BUILD_STRATEGY": "build_strategy",
     "MEMP_RETRIEVE_STRATEGY": "retrieve_strategy",
     "MEMP_UPDATE_STRATEGY": "update_strategy",
+    "MEMP_RELEVANCE_FLOOR": "relevance_floor",
     "MEMP_READ_ONLY_NAMESPACES": "read_only_namespaces",
     "MEMP_HTTP_TOKEN": "http_token",
     "MEMP_ALLOWED_HOSTS": "allowed_hosts",

@@ -166,11 +166,13 @@ class KeptMemories:
 
 def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
     from memp_mcp.memory import Strategies
+    from memp_mcp.retrieve import tuning_for
 
     return {
         "namespace": namespace,
         "strategies": Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         "read_only_namespaces": settings.read_only_namespaces,
+        "tuning": tuning_for(settings),
     }
 
 

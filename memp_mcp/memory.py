@@ -45,7 +45,7 @@ from memp_mcp.models import (
     ProcedureVersion,
     Step,
 )
-from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text
+from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text, tuning_for
 from memp_mcp.store import Store, open_store
 from memp_mcp.text import one_line
 
@@ -827,6 +827,7 @@ def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder |
         namespace=settings.namespace,
         strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         read_only_namespaces=settings.read_only_namespaces,
+        tuning=tuning_for(settings),
     )
 
 

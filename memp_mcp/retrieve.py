@@ -14,6 +14,7 @@ This module scores; it does not write. The engine records the recall.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import random
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memp_mcp.config import Settings
 from memp_mcp.embedding import Embedder
 from memp_mcp.models import Procedure
 from memp_mcp.store import Store
@@ -53,6 +55,13 @@ class RetrievalTuning:
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
     utility_weight: float = 0.1
+
+
+def tuning_for(settings: Settings) -> RetrievalTuning:
+    """The defaults, with the relevance floor the settings name (one calibrated for their model)."""
+    if settings.relevance_floor is None:
+        return RetrievalTuning()
+    return dataclasses.replace(RetrievalTuning(), semantic_floor=settings.relevance_floor)
 
 
 # Keyword search reads the posting list of every term it looks for, so its cost grows with how many

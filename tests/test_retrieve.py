@@ -7,7 +7,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from memp_mcp.memory import Memory
+import pytest
+
+from memp_mcp.config import load_settings
+from memp_mcp.errors import InvalidInputError
+from memp_mcp.memory import Memory, open_memory
 from memp_mcp.retrieve import RetrievalTuning
 from memp_mcp.store import SQLiteStore
 
@@ -65,3 +69,18 @@ def test_a_request_holding_the_stored_words_fits_even_when_the_model_scores_it_l
     assert memory.recall("python: raise minimum supported version").procedures
     # Half the keywords is not enough without the model's say-so.
     assert memory.recall("raise the python cage door minimum height").procedures == []
+
+
+def test_the_relevance_floor_setting_reaches_recall_and_bad_values_name_it(tmp_path: Path) -> None:
+    request = "drop support for old interpreters"
+    embedder = TableEmbedder({request: ("raise the minimum supported python version", 0.30)})
+    by_default = open_memory(load_settings(environ={"MEMP_DB_PATH": str(tmp_path / "a.db")}), embedder=embedder)
+    by_default.record("raise the minimum supported python version", STEPS, "success")
+    assert by_default.recall(request).procedures == []
+    lowered = load_settings(environ={"MEMP_DB_PATH": str(tmp_path / "a.db"), "MEMP_RELEVANCE_FLOOR": "0.25"})
+    assert [p.exemplar_task for p in open_memory(lowered, embedder=embedder).recall(request).procedures] == [
+        "raise the minimum supported python version"
+    ]
+    for bad in ("high", "1.5"):
+        with pytest.raises(InvalidInputError, match="MEMP_RELEVANCE_FLOOR"):
+            load_settings(environ={"MEMP_RELEVANCE_FLOOR": bad})

@@ -29,6 +29,7 @@ from memp_mcp.embedding import Embedder
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.memory import MAX_RECALL_K, Memory
 from memp_mcp.models import Step
+from memp_mcp.retrieve import RetrievalTuning
 from memp_mcp.store import SQLiteStore, Store
 
 TOP = 10
@@ -198,6 +199,7 @@ def run_benchmark(
     limit_queries: int | None = None,
     baselines: bool = True,
     own: bool = True,
+    tuning: RetrievalTuning | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     database_url: str | None = None,
 ) -> dict[str, Any]:
@@ -223,7 +225,7 @@ def run_benchmark(
         corpora["both"] = [*trajectories, *coding_corpus()]
     with contextlib.ExitStack() as cleanup:
         store = _bench_store(cleanup, database_url)
-        memory = Memory(store, embedder, namespace="alfworld", seed=7)
+        memory = Memory(store, embedder, namespace="alfworld", seed=7, tuning=tuning)
         done = 0
         total = sum(len(c) for c in corpora.values())
 
