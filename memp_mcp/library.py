@@ -190,6 +190,8 @@ def import_library(memory: Memory, lines: Iterable[str], namespace: str | None =
     created = merged = trajectory_count = 0
     conflicts: list[str] = []
     with store.transaction():
+        if vectors and not memory.fits_database(model):
+            vectors = {}  # the database was re-embedded with another model meanwhile: backfilled later
         for procedure, keys in zip(procedures, key_lists, strict=True):
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
             twin = _same_task(memory, target, procedure)

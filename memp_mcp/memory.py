@@ -153,7 +153,6 @@ class _Embedding:
     """The state of the embedding model as the engine sees it."""
 
     source: BackgroundEmbedder
-    bound: bool = False
     problem: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -183,28 +182,40 @@ class Memory:
     # -- the embedding model -------------------------------------------------------------
 
     def embedder(self, wait: float | None = 0.0) -> Embedder | None:
-        """The model, once loaded and bound to the database; None while loading or unusable."""
+        """The model, once loaded and bound to the database; None while loading or unusable.
+
+        The database's model is read on every call (two rows of a small table), not remembered: another
+        process may have run `reindex` with another model since, and vectors from this one would then
+        land in the wrong space. Keys another process stored without a vector (no model there, or one
+        still loading) are embedded here as soon as they are seen, not at the next restart.
+        """
         state = self._embedding
         model = state.source.get(wait)
-        if model is None or state.problem is not None:
+        if model is None:
             return None
-        if not state.bound:
-            with state.lock:
-                if not state.bound and state.problem is None:
-                    try:
-                        self.store.bind_embedding_model(model.identity, model.dim)
-                        self._backfill(model)
-                        state.bound = True
-                    except EmbeddingModelMismatchError as exc:
-                        state.problem = str(exc)
-                        logger.warning("vector search is off: %s", exc)
-                        return None
-                    except StoreError as exc:
-                        # Cannot write the binding or the missing vectors now (read-only file, full
-                        # disk, a long lock): keywords for this call, try again on the next.
-                        logger.warning("vector search unavailable for now: %s", exc)
-                        return None
+        with state.lock:
+            try:
+                self.store.check_embedding_model(model.identity, model.dim)
+                if self.store.embedding_model() is None:
+                    self.store.bind_embedding_model(model.identity, model.dim)
+                if self.store.has_keys_without_vectors():
+                    self._backfill(model)
+            except EmbeddingModelMismatchError as exc:
+                if state.problem != str(exc):
+                    logger.warning("vector search is off: %s", exc)
+                state.problem = str(exc)
+                return None
+            except StoreError as exc:
+                # Cannot write the binding or the missing vectors now (read-only file, full
+                # disk, a long lock): keywords for this call, try again on the next.
+                logger.warning("vector search unavailable for now: %s", exc)
+                return None
+            state.problem = None
         return model
+
+    def fits_database(self, model: Embedder | None) -> bool:
+        """Inside a write: whether vectors from `model` still belong in this database."""
+        return model is not None and self.store.embedding_model() == (model.identity, model.dim)
 
     def model_status(self) -> str:
         if self._embedding.problem:
@@ -242,6 +253,8 @@ class Memory:
         if planned is not None and model is not None:
             vectors = model.embed([planned.family, key_text(task)])
         with self.store.transaction():
+            if vectors and not self.fits_database(model):
+                vectors = []  # another process re-embedded with another model meanwhile: backfilled later
             trajectory_id = self.store.add_trajectory(namespace, task, parsed_steps, outcome, agent)
             if planned is None:
                 why = (
@@ -716,6 +729,8 @@ class Memory:
         model = self.embedder(0.0)
         key_vector = model.embed([when_to_use])[0] if model and when_to_use else None
         with self.store.transaction():
+            if key_vector is not None and not self.fits_database(model):
+                key_vector = None
             procedure = self.store.get_procedure(peek.id)
             if expected_version is not None and procedure.version != expected_version:
                 raise EditConflictError(self._changes_since(procedure, expected_version))

@@ -325,17 +325,21 @@ class SQLiteStore:
         Raises EmbeddingModelMismatchError when the database's vectors come from another model.
         """
         with self.transaction():
-            bound = self.embedding_model()
-            if bound is None:
+            if self.embedding_model() is None:
                 self._set_meta("embedding_model", name)
                 self._set_meta("embedding_dim", str(dim))
                 self._create_vector_table(dim)
-            elif bound != (name, dim):
-                raise EmbeddingModelMismatchError(
-                    f"{self.path} holds vectors from {bound[0]} ({bound[1]} dimensions), not from the "
-                    f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
-                    f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
-                )
+            self.check_embedding_model(name, dim)
+
+    def check_embedding_model(self, name: str, dim: int) -> None:
+        """Raise EmbeddingModelMismatchError unless the database's vectors come from model `name` (or none)."""
+        bound = self.embedding_model()
+        if bound is not None and bound != (name, dim):
+            raise EmbeddingModelMismatchError(
+                f"{self.path} holds vectors from {bound[0]} ({bound[1]} dimensions), not from the "
+                f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
+                f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
+            )
 
     def _create_vector_table(self, dim: int) -> None:
         self._write()
@@ -376,6 +380,10 @@ class SQLiteStore:
             self._create_vector_table(dim)
             self._store_key_vectors(embedded)
         return len(rows)
+
+    def has_keys_without_vectors(self) -> bool:
+        """Whether any key waits for a vector (an index keeps this cheap enough for every recall)."""
+        return self._execute("SELECT 1 FROM procedure_keys WHERE has_vector = 0 LIMIT 1").fetchone() is not None
 
     def keys_without_vectors(self, limit: int = 10_000) -> list[tuple[int, str]]:
         rows = self._execute(
