@@ -171,3 +171,47 @@ async def test_a_read_only_database_file_still_answers_recalls_and_refuses_write
         assert "read" in recorded.content[0].text.lower()  # type: ignore[union-attr]
         assert str(read_only_database) in recorded.content[0].text  # type: ignore[union-attr]
     assert read_only_database.read_bytes() == before
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A memp-mcp database in a folder nobody may write (a read-only mount): chmod, or chattr for root."""
+    import shutil
+    import subprocess as sp
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    db = folder / "locked.db"
+    with SQLiteStore(db) as store:
+        Memory(store, FakeEmbedder()).record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    if os.geteuid() != 0:
+        db.chmod(0o444)
+        folder.chmod(0o555)
+        yield db
+        folder.chmod(0o755)
+        db.chmod(0o644)
+        return
+    if shutil.which("chattr") is None or sp.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a working chattr: cannot make a file read-only")
+    sp.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield db
+    finally:
+        sp.run(["chattr", "-i", str(folder)], check=False)
+        sp.run(["chattr", "-i", str(db)], check=False)
+
+
+async def test_a_read_only_database_in_a_read_only_folder_still_answers_recalls(read_only_folder: Path) -> None:
+    before = read_only_folder.read_bytes()
+    settings = load_settings({"db_path": read_only_folder}, environ={})
+    memory = Memory(SQLiteStore(read_only_folder), FakeEmbedder())
+    async with Client(build_server(settings, memory=memory)) as client:
+        recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
+        assert not recalled.is_error
+        assert [p["title"] for p in recalled.structured_content["procedures"]] == ["Put a clean {object} in {target}"]
+        assert "not logged" in recalled.structured_content["retrieval"]
+        recorded = await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP,
+                                                                "outcome": "success"})
+        assert recorded.is_error and "read" in recorded.content[0].text.lower()  # type: ignore[union-attr]
+    assert read_only_folder.read_bytes() == before
+    assert sorted(p.name for p in read_only_folder.parent.iterdir()) == ["locked.db"]

@@ -39,17 +39,20 @@ def driver_name() -> str:
     return f"{module.__name__} (SQLite {module.sqlite_version})"
 
 
-def connect(path: Path | str) -> Any:
+def connect(path: Path | str, *, immutable: bool = False) -> Any:
     """A connection with sqlite-vec loaded, in autocommit mode (transactions are explicit).
 
+    `immutable`: open a file that nobody can change (neither it nor its folder is writable) for
+    reading only, without the WAL index and lock files SQLite would otherwise need to create beside it.
     Raises the driver's own errors; the store turns them into StoreError with context.
     """
     module = driver_module()
+    target = f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1" if immutable else str(path)
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write transaction takes the
     # write lock up front and waits (busy timeout) instead of failing half-way through.
     # check_same_thread=False: the store serialises access with its own lock (see SQLiteStore).
     conn = module.connect(
-        str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False, uri=immutable
     )
     try:
         conn.enable_load_extension(True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -128,10 +129,39 @@ class SQLiteStore:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
         try:
-            conn = driver.connect(path)
+            return self._prepare(driver.connect(path))
+        except self._errors as exc:
+            error = self._open_error(str(exc))
+        except StoreError as exc:
+            error = exc
+        if not self._unwritable_where_it_is():
+            raise error
+        # A file in a folder nobody may write (a shared library on a read-only mount): SQLite cannot
+        # create the journal files beside it, yet the file can still be read, unchanged, for recalls.
+        logger.warning("%s cannot be written where it is: opened read-only (recalls work, writes are refused)", path)
+        try:
+            return self._prepare(driver.connect(path, immutable=True), read_only=True)
         except self._errors as exc:
             raise self._open_error(str(exc)) from None
+
+    def _unwritable_where_it_is(self) -> bool:
+        """An existing database in a folder this process may not write (not even as root: immutable)."""
+        path = self.path
+        return str(path) != ":memory:" and path.is_file() and not os.access(path.parent, os.W_OK)
+
+    def _prepare(self, conn: Any, *, read_only: bool = False) -> Any:
+        """Set up a new connection: pragmas, checks, WAL and migrations (only checks when read-only)."""
+        path = self.path
         try:
+            if read_only:
+                self._check_existing(conn)
+                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+                if int(current) < LATEST_VERSION:
+                    raise StoreError(
+                        f"{path} is read-only and from an older memp-mcp (schema {current}, this one needs "
+                        f"{LATEST_VERSION}); open it once where it can be written to upgrade it"
+                    )
+                return conn
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(driver.BUSY_TIMEOUT_SECONDS * 1000)}")
             # Read-only checks first: a file that is not ours, or is from a newer memp-mcp, must be
