@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from memp_mcp.errors import InvalidInputError
+from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError
 from memp_mcp.models import (
     NamespaceStats,
     Outcome,
@@ -36,13 +36,22 @@ from memp_mcp.models import (
 Vector = Sequence[float]
 ProgressCallback = Callable[[int, int], None]
 
-__all__ = ["ProgressCallback", "Store", "Vector", "check_dimension"]
+__all__ = ["ProgressCallback", "Store", "Vector", "check_dimension", "model_mismatch"]
 
 
 def check_dimension(vector: Vector, dim: int, what: str = "vector") -> None:
     """Raise InvalidInputError unless `vector` has the database's dimension."""
     if len(vector) != dim:
         raise InvalidInputError(f"{what} has {len(vector)} dimensions, the database uses {dim}")
+
+
+def model_mismatch(location: str, bound: tuple[str, int], name: str, dim: int) -> EmbeddingModelMismatchError:
+    """The error for a database whose vectors come from model `bound`, not from `name`."""
+    return EmbeddingModelMismatchError(
+        f"{location} holds vectors from {bound[0]} ({bound[1]} dimensions), not from the "
+        f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
+        f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
+    )
 
 
 class Store(Protocol):
@@ -89,6 +98,14 @@ class Store(Protocol):
         batch_size: int = 64,
     ) -> int:
         """Replace every vector with one from model `name` (embedding outside any transaction)."""
+        ...
+
+    def check_embedding_model(self, name: str, dim: int) -> None:
+        """Raise EmbeddingModelMismatchError unless the vectors come from model `name` (or there are none)."""
+        ...
+
+    def has_keys_without_vectors(self) -> bool:
+        """Whether any key waits for a vector (cheap enough to ask on every recall)."""
         ...
 
     def keys_without_vectors(self, limit: int = 10_000) -> list[tuple[int, str]]: ...

@@ -30,7 +30,7 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from memp_mcp.errors import EmbeddingModelMismatchError, NotFoundError, SchemaTooNewError, StoreError
+from memp_mcp.errors import NotFoundError, SchemaTooNewError, StoreError
 from memp_mcp.models import (
     NamespaceStats,
     Outcome,
@@ -42,7 +42,7 @@ from memp_mcp.models import (
     Trajectory,
 )
 from memp_mcp.store import rows as mapping
-from memp_mcp.store.base import ProgressCallback, Vector, check_dimension
+from memp_mcp.store.base import ProgressCallback, Vector, check_dimension, model_mismatch
 from memp_mcp.store.postgres_migrations import LATEST_VERSION, MIGRATIONS
 from memp_mcp.text import fts_document
 
@@ -317,11 +317,15 @@ class PostgresStore:
                 self._prepare_vectors(dim)
                 self._index_vectors()
             elif bound != (name, dim):
-                raise EmbeddingModelMismatchError(
-                    f"{self.location} holds vectors from {bound[0]} ({bound[1]} dimensions), not from the "
-                    f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
-                    f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
-                )
+                raise model_mismatch(self.location, bound, name, dim)
+
+    def check_embedding_model(self, name: str, dim: int) -> None:
+        bound = self.embedding_model()
+        if bound is not None and bound != (name, dim):
+            raise model_mismatch(self.location, bound, name, dim)
+
+    def has_keys_without_vectors(self) -> bool:
+        return self._one("SELECT 1 FROM procedure_keys WHERE embedding IS NULL LIMIT 1") is not None
 
     def _prepare_vectors(self, dim: int) -> None:
         """Empty the vector column and give it `dim` dimensions (the HNSW index needs a fixed one)."""

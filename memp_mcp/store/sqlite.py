@@ -26,7 +26,6 @@ import numpy as np
 import sqlite_vec
 
 from memp_mcp.errors import (
-    EmbeddingModelMismatchError,
     InvalidInputError,
     NotFoundError,
     SchemaTooNewError,
@@ -44,7 +43,7 @@ from memp_mcp.models import (
 )
 from memp_mcp.store import driver
 from memp_mcp.store import rows as mapping
-from memp_mcp.store.base import ProgressCallback, Vector, check_dimension
+from memp_mcp.store.base import ProgressCallback, Vector, check_dimension, model_mismatch
 from memp_mcp.store.bit_index import BitIndex
 from memp_mcp.store.migrations import LATEST_VERSION, MIGRATIONS
 from memp_mcp.text import fts_document, fts_match_query
@@ -362,14 +361,9 @@ class SQLiteStore:
             self.check_embedding_model(name, dim)
 
     def check_embedding_model(self, name: str, dim: int) -> None:
-        """Raise EmbeddingModelMismatchError unless the database's vectors come from model `name` (or none)."""
         bound = self.embedding_model()
         if bound is not None and bound != (name, dim):
-            raise EmbeddingModelMismatchError(
-                f"{self.path} holds vectors from {bound[0]} ({bound[1]} dimensions), not from the "
-                f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
-                f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
-            )
+            raise model_mismatch(self.location, bound, name, dim)
 
     def _create_vector_table(self, dim: int) -> None:
         self._write()
