@@ -301,3 +301,35 @@ def test_where_other_things_were_found_says_what_kind_of_place_to_search_first()
     searched = [s["action"][6:] for s in port.records[0][1] if s["action"].startswith("go to ")]
     drawers_first = [p for p in searched if p.startswith("drawer")]
     assert searched[: len(drawers_first)] == drawers_first and drawers_first
+
+
+async def retired_after_repeated_failures(update: str, db: Path) -> tuple[str, list[int]]:
+    """Learn the hot-egg task, then fail it three times after the heater drift; returns the
+    procedure's status and the ids a new recall returns."""
+    configuration = next(c for c in DRIFT_CONFIGURATIONS if c.update == update and c.memory)
+    from memp_mcp.bench.agents import McpMemory
+
+    async with connect(server_env(db, configuration, {"MEMP_EMBEDDINGS": "0"}), "in-process") as client:
+        before = World.generate(HOT_EGG, 5)
+        steps = [{"action": a, "observation": before.act(a)} for a in oracle_actions(before)]
+        recorded = await client.call_tool(
+            "record_trajectory", {"task": HOT_EGG.text, "steps": steps, "outcome": "success"}
+        )
+        procedure_id = recorded.structured_content["procedure_id"]
+        memory = McpMemory(client.call_tool, k=1, attribute=True)
+        for seed in (11, 12, 13):
+            await Agent(HURRIED, seed).run(World.generate(HOT_EGG, seed, drifted(["heater"])), memory)
+        detail = await client.call_tool("get_procedure", {"procedure_id": procedure_id})
+        recalled = await client.call_tool("recall_procedure", {"task": HOT_EGG.text})
+        ids = [p["id"] for p in recalled.structured_content["procedures"]]
+        return detail.structured_content["procedure"]["status"], [i for i in ids if i == procedure_id]
+
+
+@pytest.mark.parametrize(
+    ("update", "status", "served"), [("validation", "deprecated", False), ("vanilla", "active", True)]
+)
+def test_validation_stops_serving_a_procedure_that_keeps_failing_and_vanilla_keeps_it(
+    tmp_path: Path, update: str, status: str, served: bool
+) -> None:
+    got_status, still_served = anyio.run(retired_after_repeated_failures, update, tmp_path / "m.db")
+    assert got_status == status and bool(still_served) == served
