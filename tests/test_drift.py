@@ -25,6 +25,11 @@ from memp_mcp.bench.world import (
     oracle_actions,
     task_stream,
 )
+from memp_mcp.config import UpdateStrategy
+from memp_mcp.memory import Memory, Strategies
+from memp_mcp.models import ProcedureDraft
+from memp_mcp.store import SQLiteStore
+from tests.conftest import FakeEmbedder
 
 HOT_EGG = Task("heat", "egg", "shelf 1")
 # Finds the egg, wastes its steps on the stale microwave, finds the stove, then runs out of steps.
@@ -333,3 +338,23 @@ def test_validation_stops_serving_a_procedure_that_keeps_failing_and_vanilla_kee
 ) -> None:
     got_status, still_served = anyio.run(retired_after_repeated_failures, update, tmp_path / "m.db")
     assert got_status == status and bool(still_served) == served
+
+
+@pytest.mark.parametrize(("update", "revised"), [("adjustment", True), ("validation", False), ("vanilla", False)])
+def test_a_success_reported_with_a_correction_revises_the_procedure_only_under_adjustment(
+    tmp_path: Path, fake_embedder: FakeEmbedder, update: UpdateStrategy, revised: bool
+) -> None:
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), fake_embedder, strategies=Strategies(update=update))
+    world = World.generate(HOT_EGG, 5)
+    steps = [{"action": a, "observation": world.act(a)} for a in oracle_actions(world)]
+    procedure_id = memory.record(HOT_EGG.text, steps, "success").procedure_id
+    recall = memory.recall(HOT_EGG.text)
+    correction = ProcedureDraft(
+        title="Put a hot {object} in {target}",
+        steps=["go to stoveburner 1", "turn on stoveburner 1", "heat the {object} with stoveburner 1"],
+        pitfalls=['"heat the {object} with microwave 1" no longer works'],
+    )
+    result = memory.report_outcome(str(recall.recall_id), True, procedure_id=procedure_id, correction=correction)
+    assert result.adjusted_procedure_ids == ([procedure_id] if revised else [])
+    procedure = memory.get_procedure(procedure_id).procedure
+    assert ("turn on stoveburner 1" in procedure.steps) == revised
