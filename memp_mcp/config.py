@@ -30,6 +30,12 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 
+# A recall answer's size in characters (structured content and text together): about 2,000 tokens,
+# room for three coding procedures with their pitfalls. Clients cut tool results near 25,000 tokens.
+DEFAULT_RECALL_BUDGET = 8_000
+MIN_RECALL_BUDGET = 3_000  # the top procedure always fits, abridged to its first steps
+
+
 class Settings(BaseModel):
     """The resolved configuration of one memp-mcp process."""
 
@@ -68,6 +74,8 @@ class Settings(BaseModel):
     # default: a model changes memory through report_outcome, whose corrections go through the update
     # strategy and start a fresh record, while an edit would keep the old version's reputation.
     agent_edits: bool = False
+    # Characters one recall may return, its structured content and text rendering together.
+    recall_budget: int = Field(default=DEFAULT_RECALL_BUDGET, ge=MIN_RECALL_BUDGET, le=1_000_000)
     log_level: LogLevel = "INFO"
     # Claude Code hooks: False makes `memp-mcp hook` do nothing; the namespace they use instead
     # of the project's own (see memp_mcp.project).
@@ -155,6 +163,7 @@ ENV_VARS: dict[str, str] = {
     "MEMP_ALLOWED_HOSTS": "allowed_hosts",
     "MEMP_HTTP_ALLOW_NO_TOKEN": "http_allow_no_token",
     "MEMP_AGENT_EDITS": "agent_edits",
+    "MEMP_RECALL_BUDGET": "recall_budget",
     "MEMP_LOG_LEVEL": "log_level",
     "MEMP_HOOKS": "hooks",
     "MEMP_HOOK_NAMESPACE": "hook_namespace",

@@ -10,19 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
 
+from memp_mcp.budget import fit
 from memp_mcp.build import (
+    REPRODUCES_NOTE,
     abstract_task,
     extract_procedure,
     failure_pitfalls,
     step_skeleton,
     trajectory_as_procedure,
 )
-from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
+from memp_mcp.config import DEFAULT_RECALL_BUDGET, BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
 from memp_mcp.errors import (
     EditConflictError,
@@ -65,6 +67,8 @@ MERGE_SKELETON_OVERLAP = 0.5
 DEPRECATE_MIN_JUDGED = 3
 DEPRECATE_BELOW_RATE = 0.5
 EXEMPLAR_STEPS = 12
+# Trajectory ids a recall lists per procedure (the closest first); get_procedure lists them all.
+RECALLED_SOURCES = 5
 # How long a recall waits for a model that is still loading before using keywords alone.
 MODEL_WAIT_SECONDS = 5.0
 
@@ -103,6 +107,9 @@ class RecalledProcedure(BaseModel):
     candidate_of: int | None = Field(
         default=None, description="Set when these steps were proposed to replace another procedure's."
     )
+    abridged: bool = Field(
+        default=False, description="Long steps or pitfalls were cut to fit the recall budget: get_procedure has them."
+    )
 
 
 class RecallResult(BaseModel):
@@ -111,6 +118,9 @@ class RecallResult(BaseModel):
     strategy: str
     retrieval: str = Field(description="'vector+keyword', 'keyword only (...reason)', or 'random'.")
     procedures: list[RecalledProcedure]
+    left_out: str | None = Field(
+        default=None, description="What the recall budget shortened or left out, and how to get it in full."
+    )
 
 
 class RecordResult(BaseModel):
@@ -170,8 +180,10 @@ class Memory:
         read_only_namespaces: frozenset[str] = frozenset(),
         tuning: RetrievalTuning | None = None,
         seed: int | None = None,
+        recall_budget: int = DEFAULT_RECALL_BUDGET,
     ) -> None:
         self.store = store
+        self.recall_budget = recall_budget
         source = embedder if isinstance(embedder, BackgroundEmbedder) else BackgroundEmbedder(embedder=embedder)
         self._embedding = _Embedding(source)
         self.default_namespace = validate_namespace(namespace)
@@ -434,8 +446,17 @@ class Memory:
         strategy: RetrieveStrategy | None = None,
         wait_for_model: float = MODEL_WAIT_SECONDS,
         log: bool = True,
+        budget: int | None = None,
+        cost: Callable[[RecalledProcedure], int] | None = None,
+        overhead: int = 0,
     ) -> RecallResult:
-        """The procedures that fit `task`, best first; an empty list when nothing fits."""
+        """The procedures that fit `task`, best first; an empty list when nothing fits.
+
+        The answer is fitted to `budget` characters (the memory's recall budget by default), where
+        `cost` says what one procedure adds to the answer as the caller sends it (by default twice
+        its JSON: a structured copy and a text rendering) and `overhead` what the caller adds to any
+        answer (a text header). See budget.fit.
+        """
         task = _check_task(task)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
             raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")
@@ -451,7 +472,10 @@ class Memory:
         else:
             retrieval = f"keyword only (embedding model {self.model_status()})"
         scored = self._retrieve_trusted(task, namespace, k, strategy, model)
-        procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+        found = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+        empty = RecallResult(recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[])
+        fitted = fit(found, budget or self.recall_budget, cost or _json_cost, _json_cost(empty) + overhead)
+        procedures = fitted.procedures
         recall_id = None
         if procedures and log:
             try:
@@ -467,7 +491,12 @@ class Memory:
                 logger.warning("recall not logged: %s", exc)
                 retrieval += f"; not logged, so no outcome can be reported ({exc})"
         return RecallResult(
-            recall_id=recall_id, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=procedures
+            recall_id=recall_id,
+            namespace=namespace,
+            strategy=strategy,
+            retrieval=retrieval,
+            procedures=procedures,
+            left_out=fitted.left_out,
         )
 
     def _retrieve_trusted(
@@ -497,10 +526,13 @@ class Memory:
         if self.strategies.build == "proceduralization" and ranked_sources:
             trajectory = self.store.get_trajectory(ranked_sources[0])
             exemplar_task = trajectory.task
-            exemplar = [
-                ExemplarStep(action=s.action[:300], observation=(s.observation or "")[:200] or None)
-                for s in trajectory.steps[:EXEMPLAR_STEPS]
-            ]
+            # A worked example whose actions are the steps themselves (nothing was abstracted, as in
+            # coding work) repeats them: only the task it came from is worth the space.
+            if not _repeats(trajectory.steps, procedure.steps):
+                exemplar = [
+                    ExemplarStep(action=s.action[:300], observation=(s.observation or "")[:200] or None)
+                    for s in trajectory.steps[:EXEMPLAR_STEPS]
+                ]
         return RecalledProcedure(
             id=procedure.id,
             title=procedure.title,
@@ -515,7 +547,7 @@ class Memory:
             version=procedure.version,
             source=procedure.source,
             author=procedure.author,
-            source_trajectory_ids=ranked_sources,
+            source_trajectory_ids=ranked_sources[:RECALLED_SOURCES],
             exemplar=exemplar,
             exemplar_task=exemplar_task,
             provisional=procedure.provisional,
@@ -843,6 +875,7 @@ def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder |
         strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         read_only_namespaces=settings.read_only_namespaces,
         tuning=tuning_for(settings),
+        recall_budget=settings.recall_budget,
     )
 
 
@@ -851,6 +884,16 @@ class _Planned:
     draft: ProcedureDraft
     source: str
     family: str
+
+
+def _json_cost(model: BaseModel) -> int:
+    """What a model adds to an answer sent as JSON and again as text of about the same length."""
+    return 2 * len(model.model_dump_json())
+
+
+def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -> bool:
+    actions = {" ".join(s.action.split()) for s in trajectory_steps}
+    return all(step.removesuffix(REPRODUCES_NOTE) in actions for step in procedure_steps)
 
 
 def _merge_lists(old: Sequence[str], new: Sequence[str], limit: int) -> list[str]:

@@ -1,0 +1,136 @@
+"""The recall budget: how much of what was found fits in one answer.
+
+Every character a recall returns is context the agent pays for, and clients cut long tool results.
+A recall is filled best-first within a character budget: every procedure that fits gets its steps
+and pitfalls (long ones abridged) before any gets a worked example; procedures that do not fit
+even abridged are left out; and the answer says what was left out and how to get it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+# Smaller and smaller forms a procedure is tried in when it does not fit whole: (longest step or
+# pitfall kept, most pitfalls kept). The last form also keeps only the leading steps that fit.
+ABRIDGED_FORMS = ((240, 5), (100, 2), (100, 0))
+ABRIDGED_MARK = " [...abridged]"
+# The exemplar is given whole or not at all: half a worked example misleads.
+
+# A recalled procedure: a model with `id`, `steps`, `pitfalls`, `exemplar` and `abridged` fields.
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass
+class Fitted(Generic[P]):
+    procedures: list[P]
+    left_out: str | None  # what was shortened or left out, for the agent to read; None when nothing
+
+
+def abridge(procedure: P, text_chars: int, max_pitfalls: int, max_steps: int | None = None) -> P:
+    """The procedure without its worked example, its steps and pitfalls cut to `text_chars` (its
+    when-to-use to twice that), at most
+    `max_pitfalls` pitfalls and (when given) `max_steps` steps, the last saying how many more there are."""
+    old_steps: list[str] = getattr(procedure, "steps")
+    old_pitfalls: list[str] = getattr(procedure, "pitfalls")
+    steps = [_cut(s, text_chars) for s in old_steps]
+    if max_steps is not None and max_steps < len(steps):
+        steps = [*steps[:max_steps], f"(... {len(steps) - max_steps} more steps: get_procedure has them)"]
+    pitfalls = [_cut(p, text_chars) for p in old_pitfalls[:max_pitfalls]]
+    old_when: str = getattr(procedure, "when_to_use")
+    when_to_use = _cut(old_when, 2 * text_chars)
+    changed = steps != old_steps or pitfalls != old_pitfalls or when_to_use != old_when
+    update = {"steps": steps, "pitfalls": pitfalls, "when_to_use": when_to_use, "exemplar": None, "abridged": changed}
+    return procedure.model_copy(update=update)
+
+
+def without_exemplar(procedure: P) -> P:
+    return procedure.model_copy(update={"exemplar": None})
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(ABRIDGED_MARK)] + ABRIDGED_MARK
+
+
+def fit(procedures: Sequence[P], budget: int, cost: Callable[[P], int], base: int) -> Fitted[P]:
+    """The procedures, best first, shortened to fit `budget` characters in all.
+
+    `cost` is what one procedure adds to the answer (all its renderings), `base` what the answer
+    costs without any. Each procedure is first placed in the largest of its abridged forms that
+    fits (no worked example, long texts cut, then fewer pitfalls, then only its leading steps), in
+    rank order, until one does not fit at all; then, in rank order, each is given back its whole
+    steps and pitfalls, and then its worked example, where the rest allows.
+    """
+    reserve = 700  # for the note saying what was left out, sent in both renderings
+    remaining = budget - base - reserve
+    placed: list[P] = []
+    for procedure in procedures:
+        smallest = _smallest_that_fits(procedure, cost, remaining)
+        if smallest is None:
+            break
+        placed.append(smallest)
+        remaining -= cost(smallest)
+    full_forms: list[Callable[[P], P]] = [without_exemplar, lambda p: p]
+    for grow in full_forms:
+        for index, current in enumerate(placed):
+            richer = grow(procedures[index])
+            if richer == current:
+                continue
+            extra = cost(richer) - cost(current)
+            if extra <= remaining:
+                placed[index] = richer
+                remaining -= extra
+    return Fitted(placed, _left_out(procedures, placed, budget))
+
+
+def _smallest_that_fits(procedure: P, cost: Callable[[P], int], room: int) -> P | None:
+    """The first abridged form of `procedure` that fits in `room` characters, or None."""
+    for text_chars, max_pitfalls in ABRIDGED_FORMS:
+        form = abridge(procedure, text_chars, max_pitfalls)
+        if cost(form) <= room:
+            return form
+    steps: list[str] = getattr(procedure, "steps")
+    low, high = 0, len(steps)  # the most leading steps that fit: at least one, or nothing
+    while low < high:
+        middle = (low + high + 1) // 2
+        if cost(abridge(procedure, *ABRIDGED_FORMS[-1], max_steps=middle)) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return abridge(procedure, *ABRIDGED_FORMS[-1], max_steps=low) if low else None
+
+
+def _left_out(found: Sequence[P], placed: Sequence[P], budget: int) -> str | None:
+    abridged = [_id(p) for p in placed if getattr(p, "abridged", False)]
+    no_example = [
+        _id(p) for p, whole in zip(placed, found, strict=False) if _has_exemplar(whole) and not _has_exemplar(p)
+    ]
+    dropped = [_id(p) for p in found[len(placed) :]]
+    if not (abridged or no_example or dropped):
+        return None
+    parts = []
+    if dropped:
+        parts.append(f"procedures {_ids(dropped)} left out")
+    if abridged:
+        parts.append(f"steps or pitfalls of {_ids(abridged)} abridged")
+    if no_example:
+        parts.append(f"worked examples of {_ids(no_example)} left out")
+    return (
+        f"To stay within {budget:,} characters: {'; '.join(parts)}. "
+        "get_procedure(procedure_id) returns any of them in full."
+    )
+
+
+def _has_exemplar(procedure: BaseModel) -> bool:
+    return bool(getattr(procedure, "exemplar", None))
+
+
+def _id(procedure: BaseModel) -> int:
+    return int(getattr(procedure, "id"))
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(f"#{i}" for i in ids)
