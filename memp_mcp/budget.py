@@ -8,11 +8,9 @@ even abridged are left out; and the answer says what was left out and how to get
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 # Smaller and smaller forms a procedure is tried in when it does not fit whole: (longest step or
 # pitfall kept, most pitfalls kept). The last form also keeps only the leading steps that fit.
@@ -20,8 +18,21 @@ ABRIDGED_FORMS = ((240, 5), (100, 2), (100, 0))
 ABRIDGED_MARK = " [...abridged]"
 # The exemplar is given whole or not at all: half a worked example misleads.
 
-# A recalled procedure: a model with `id`, `steps`, `pitfalls`, `exemplar` and `abridged` fields.
-P = TypeVar("P", bound=BaseModel)
+
+class Shortenable(Protocol):
+    """What the budget reads and shortens of a recalled procedure (memory.RecalledProcedure)."""
+
+    id: int
+    when_to_use: str
+    steps: list[str]
+    pitfalls: list[str]
+    exemplar: Any
+    abridged: bool
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...
+
+
+P = TypeVar("P", bound=Shortenable)
 
 
 @dataclass
@@ -34,13 +45,12 @@ def abridge(procedure: P, text_chars: int, max_pitfalls: int, max_steps: int | N
     """The procedure without its worked example, its steps and pitfalls cut to `text_chars` (its
     when-to-use to twice that), at most
     `max_pitfalls` pitfalls and (when given) `max_steps` steps, the last saying how many more there are."""
-    old_steps: list[str] = getattr(procedure, "steps")
-    old_pitfalls: list[str] = getattr(procedure, "pitfalls")
+    old_steps, old_pitfalls = procedure.steps, procedure.pitfalls
     steps = [_cut(s, text_chars) for s in old_steps]
     if max_steps is not None and max_steps < len(steps):
         steps = [*steps[:max_steps], f"(... {len(steps) - max_steps} more steps: get_procedure has them)"]
     pitfalls = [_cut(p, text_chars) for p in old_pitfalls[:max_pitfalls]]
-    old_when: str = getattr(procedure, "when_to_use")
+    old_when = procedure.when_to_use
     when_to_use = _cut(old_when, 2 * text_chars)
     changed = steps != old_steps or pitfalls != old_pitfalls or when_to_use != old_when
     update = {"steps": steps, "pitfalls": pitfalls, "when_to_use": when_to_use, "exemplar": None, "abridged": changed}
@@ -92,8 +102,7 @@ def _smallest_that_fits(procedure: P, cost: Callable[[P], int], room: int) -> P 
         form = abridge(procedure, text_chars, max_pitfalls)
         if cost(form) <= room:
             return form
-    steps: list[str] = getattr(procedure, "steps")
-    low, high = 0, len(steps)  # the most leading steps that fit: at least one, or nothing
+    low, high = 0, len(procedure.steps)  # the most leading steps that fit: at least one, or nothing
     while low < high:
         middle = (low + high + 1) // 2
         if cost(abridge(procedure, *ABRIDGED_FORMS[-1], max_steps=middle)) <= room:
@@ -104,7 +113,7 @@ def _smallest_that_fits(procedure: P, cost: Callable[[P], int], room: int) -> P 
 
 
 def _left_out(found: Sequence[P], placed: Sequence[P], budget: int) -> str | None:
-    abridged = [_id(p) for p in placed if getattr(p, "abridged", False)]
+    abridged = [_id(p) for p in placed if p.abridged]
     no_example = [
         _id(p) for p, whole in zip(placed, found, strict=False) if _has_exemplar(whole) and not _has_exemplar(p)
     ]
@@ -124,12 +133,12 @@ def _left_out(found: Sequence[P], placed: Sequence[P], budget: int) -> str | Non
     )
 
 
-def _has_exemplar(procedure: BaseModel) -> bool:
-    return bool(getattr(procedure, "exemplar", None))
+def _has_exemplar(procedure: Shortenable) -> bool:
+    return bool(procedure.exemplar)
 
 
-def _id(procedure: BaseModel) -> int:
-    return int(getattr(procedure, "id"))
+def _id(procedure: Shortenable) -> int:
+    return procedure.id
 
 
 def _ids(ids: list[int]) -> str:

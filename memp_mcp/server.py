@@ -259,7 +259,9 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         """Call this BEFORE starting a multi-step task. Returns the stored procedures that best fit the task,
         best first: title, when to use, ordered steps with {placeholders} to fill with this task's entities,
         pitfalls, a relevance score, success statistics, provenance, and a worked example. An empty list means
-        nothing fits. Keep the returned recall_id and pass it to report_outcome when the task is over."""
+        nothing fits. The answer has a size budget: what it shortened or left out is named in left_out, and
+        get_procedure returns any procedure in full. Keep the returned recall_id and pass it to report_outcome,
+        with the id of the procedure you followed, when the task is over."""
         started = time.perf_counter()
         result = call(lambda: memory.recall(
             task, k, namespace=namespace, cost=recall_cost, overhead=len(_recall_header("0" * 16, "vector+keyword"))
