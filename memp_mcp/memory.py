@@ -23,6 +23,7 @@ from memp_mcp.build import (
     failure_pitfalls,
     step_skeleton,
     trajectory_as_procedure,
+    why_nothing_to_build,
 )
 from memp_mcp.config import DEFAULT_RECALL_BUDGET, BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
@@ -35,6 +36,8 @@ from memp_mcp.errors import (
     StoreError,
 )
 from memp_mcp.models import (
+    MAX_NAME_CHARS,
+    MAX_PITFALL_CHARS,
     MAX_PITFALLS,
     MAX_STEPS,
     MAX_TASK_CHARS,
@@ -245,7 +248,7 @@ class Memory:
     def record(
         self,
         task: str,
-        steps: Sequence[Step | dict[str, object]],
+        steps: Sequence[Step | dict[str, object] | str],
         outcome: Outcome | str,
         *,
         namespace: str | None = None,
@@ -257,9 +260,10 @@ class Memory:
         task = _check_task(task)
         parsed_steps = _check_steps(steps)
         outcome = _check_outcome(outcome)
+        agent = _check_agent(agent)
         namespace = self.writable_namespace(namespace)
-        builds = outcome == Outcome.SUCCESS or (self.strategies.update == "vanilla" and parsed_steps)
-        planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if builds else None
+        why_not = self._why_no_procedure(parsed_steps, outcome, draft)
+        planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if why_not is None else None
         model = self.embedder(0.0)
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
@@ -269,18 +273,12 @@ class Memory:
                 vectors = []  # another process re-embedded with another model meanwhile: backfilled later
             trajectory_id = self.store.add_trajectory(namespace, task, parsed_steps, outcome, agent)
             if planned is None:
-                why = (
-                    "only successful trajectories build procedures (update strategy "
-                    f"'{self.strategies.update}')"
-                    if parsed_steps
-                    else "the trajectory has no steps"
-                )
                 return RecordResult(
                     action="stored_only",
                     trajectory_id=trajectory_id,
                     procedure_id=None,
                     namespace=namespace,
-                    message=f"Stored trajectory {trajectory_id}; no procedure built: {why}.",
+                    message=f"Stored trajectory {trajectory_id}; no procedure built: {why_not}.",
                 )
             keys = [(planned.family, vectors[0] if vectors else None), (key_text(task), vectors[1] if vectors else None)]
             twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
@@ -325,6 +323,23 @@ class Memory:
             f"('{planned.draft.title}', {len(planned.draft.steps)} steps, from {planned.source}).",
         )
 
+    def _why_no_procedure(self, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None) -> str | None:
+        """Why this record builds no procedure, or None when it builds one.
+
+        Only successes build (failures too under the 'vanilla' update strategy). The agent's own
+        draft is enough; without one the steps must hold at least one action that worked, so an
+        empty or all-failed "success" never becomes a procedure made of a placeholder sentence.
+        """
+        if outcome != Outcome.SUCCESS and not (self.strategies.update == "vanilla" and steps):
+            return f"only successful trajectories build procedures (update strategy '{self.strategies.update}')"
+        if draft is not None and self.strategies.build != "trajectory":
+            return None
+        if not steps:
+            return "the trajectory has no steps (send them, or your own procedure draft)"
+        if self.strategies.build != "trajectory" and (reason := why_nothing_to_build(steps)):
+            return f"{reason}; send a procedure draft if the task was done another way"
+        return None
+
     def _plan(
         self, task: str, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None, draft_source: str
     ) -> _Planned:
@@ -334,7 +349,7 @@ class Memory:
         if draft is not None:
             draft = _check_draft(draft)
             if not draft.when_to_use:
-                draft = draft.model_copy(update={"when_to_use": f"Tasks like: {family}"})
+                draft = draft.model_copy(update={"when_to_use": f"Tasks like: {family}"[:MAX_TEXT_CHARS]})
             return _Planned(draft, draft_source if draft_source in _SOURCE_RANK else "agent", family)
         return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
 
@@ -564,7 +579,7 @@ class Memory:
         procedure_id: int | None = None,
         notes: str | None = None,
         correction: ProcedureDraft | str | None = None,
-        trajectory: Sequence[Step | dict[str, object]] | None = None,
+        trajectory: Sequence[Step | dict[str, object] | str] | None = None,
         agent: str | None = None,
         namespace: str | None = None,
     ) -> OutcomeResult:
@@ -590,14 +605,17 @@ class Memory:
                 "each recall is reported once - call recall_procedure again for a new attempt"
             )
         self.writable_namespace(event.namespace)
+        agent = _check_agent(agent)
         followed, attribution = _attribute(event.procedure_ids, procedure_id, event.id)
         if notes is not None and len(notes) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"notes is too long: at most {MAX_TEXT_CHARS} characters")
         steps = _check_steps(trajectory) if trajectory is not None else None
         if isinstance(correction, ProcedureDraft):
             correction = _check_draft(correction)
-        elif correction is not None and (not isinstance(correction, str) or len(correction) > MAX_TEXT_CHARS):
-            raise InvalidInputError(f"correction must be a procedure draft or a text of at most {MAX_TEXT_CHARS} characters")
+        elif correction is not None and (not isinstance(correction, str) or len(correction) > MAX_PITFALL_CHARS):
+            raise InvalidInputError(
+                f"correction must be a procedure draft or a text of at most {MAX_PITFALL_CHARS} characters"
+            )
         adjusted: list[int] = []
         deprecated: list[int] = []
         trajectory_id = None
@@ -694,7 +712,7 @@ class Memory:
             reason=f"adjusted after {'a correction on a success' if succeeded else 'a failure'} on '{task[:120]}'",
             changed_by=agent,
             steps=new_steps,
-            pitfalls=_merge_lists(procedure.pitfalls, pitfalls, MAX_PITFALLS),
+            pitfalls=_merge_lists(procedure.pitfalls, [p[:MAX_PITFALL_CHARS] for p in pitfalls], MAX_PITFALLS),
             source=source,
             fresh_record=bool(correction),
         )
@@ -935,6 +953,14 @@ def _check_task(task: object) -> str:
     return " ".join(task.split())
 
 
+def _check_agent(agent: object) -> str | None:
+    if agent is None:
+        return None
+    if not isinstance(agent, str) or len(agent) > MAX_NAME_CHARS:
+        raise InvalidInputError(f"agent must be a name of at most {MAX_NAME_CHARS} characters")
+    return " ".join(agent.split()) or None
+
+
 def _check_outcome(outcome: object) -> Outcome:
     try:
         return Outcome(str(outcome))
@@ -943,13 +969,16 @@ def _check_outcome(outcome: object) -> Outcome:
 
 
 def _check_steps(steps: object) -> list[Step]:
+    """Steps as Step models; a plain string is an action whose result was not recorded."""
     if not isinstance(steps, list | tuple):
-        raise InvalidInputError("steps must be a list of {action, observation?, thought?} objects")
+        raise InvalidInputError("steps must be a list of {action, observation?, ok?, exit_code?} objects or strings")
     if len(steps) > MAX_STEPS:
         raise InvalidInputError(f"{len(steps)} steps is too many: at most {MAX_STEPS} per trajectory (keep the last ones)")
     parsed = []
     for index, step in enumerate(steps):
         try:
+            if isinstance(step, str):
+                step = {"action": step}
             parsed.append(step if isinstance(step, Step) else Step.model_validate(step))
         except ValidationError as exc:
             error = exc.errors()[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,13 @@ MAX_OBSERVATION_CHARS = 20_000
 MAX_PROCEDURE_STEPS = 60
 MAX_PITFALLS = 30
 MAX_TEXT_CHARS = 2_000
+MAX_TITLE_CHARS = 200
+MAX_STEP_CHARS = MAX_ACTION_CHARS  # an extracted step is an action
+MAX_PITFALL_CHARS = 1_000
+MAX_NAME_CHARS = 100  # agent and model names
+
+ProcedureStepText = Annotated[str, Field(min_length=1, max_length=MAX_STEP_CHARS)]
+PitfallText = Annotated[str, Field(min_length=1, max_length=MAX_PITFALL_CHARS)]
 
 
 class Outcome(StrEnum):
@@ -36,29 +44,48 @@ class ProcedureStatus(StrEnum):
 class Step(BaseModel):
     """One step of a trajectory: what the agent did and what it saw."""
 
-    action: str = Field(min_length=1, max_length=MAX_ACTION_CHARS, description="The action taken.")
+    action: str = Field(
+        min_length=1,
+        max_length=MAX_ACTION_CHARS,
+        description="The action or command, as issued (a tool call or shell line).",
+    )
     observation: str | None = Field(
-        default=None, max_length=MAX_OBSERVATION_CHARS, description="What the environment returned."
+        default=None,
+        max_length=MAX_OBSERVATION_CHARS,
+        description="What came back: output, error, test summary (the end of a long output is enough).",
     )
     thought: str | None = Field(
-        default=None, max_length=MAX_TEXT_CHARS, description="The agent's reasoning before acting."
+        default=None,
+        max_length=MAX_TEXT_CHARS,
+        description="Why the agent did it, e.g. 'reproduce the bug' (optional).",
     )
+    ok: bool | None = Field(
+        default=None, description="false when the action was rejected or failed, true when it worked (optional)."
+    )
+    exit_code: int | None = Field(default=None, description="The command's exit code, for shell commands (optional).")
 
 
 class ProcedureDraft(BaseModel):
     """A procedure written by the calling agent (or by sampling) for the memory to store."""
 
-    title: str = Field(min_length=1, max_length=200, description="Short name of the procedure.")
-    steps: list[str] = Field(
+    title: str = Field(
+        min_length=1,
+        max_length=MAX_TITLE_CHARS,
+        description="The task family in plain words, e.g. 'Fix a failing pytest test'.",
+    )
+    steps: list[ProcedureStepText] = Field(
         min_length=1,
         max_length=MAX_PROCEDURE_STEPS,
-        description="Ordered, reusable steps; use {placeholders} for task-specific entities.",
+        description="The actions that worked, in order. Use {placeholders} only for names that change from task "
+        "to task; keep commands, code and paths exact.",
     )
     when_to_use: str | None = Field(
         default=None, max_length=MAX_TEXT_CHARS, description="The family of tasks this procedure serves."
     )
-    pitfalls: list[str] = Field(
-        default_factory=list, max_length=MAX_PITFALLS, description="Mistakes to avoid, learned from failures."
+    pitfalls: list[PitfallText] = Field(
+        default_factory=list,
+        max_length=MAX_PITFALLS,
+        description="What failed and what to do instead.",
     )
 
 

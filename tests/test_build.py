@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from memp_mcp.build import abstract_task, extract_procedure, task_entities, useful_actions
+from memp_mcp.build import (
+    abstract_task,
+    extract_procedure,
+    lift,
+    placeholders_in_literal_text,
+    task_entities,
+    useful_actions,
+)
 from memp_mcp.models import Outcome, Step
 
 
@@ -65,3 +72,26 @@ def test_failed_actions_become_pitfalls_and_a_failed_run_says_so() -> None:
 def test_a_trajectory_with_nothing_useful_still_gives_a_valid_draft() -> None:
     draft = extract_procedure("do something", steps(("dance", "Nothing happens.")), Outcome.SUCCESS)
     assert len(draft.steps) == 1 and draft.steps[0].startswith("(no successful action")
+
+
+def test_placeholders_never_go_inside_quotes_paths_code_or_command_lines() -> None:
+    assert lift("take mug 1 from desk 1, then echo 'mug 1' into mug/notes.txt", ["mug"]) == (
+        "take {object} from desk 1, then echo 'mug 1' into mug/notes.txt"
+    )
+    assert lift("grep -n mug 1 src/cups.py", ["mug"]) == "grep -n mug 1 src/cups.py"
+    assert lift("replace `cup.mug` with cup_mug in the mug 2 handler", ["mug"]) == (
+        "replace `cup.mug` with cup_mug in the {object} handler"
+    )
+    assert placeholders_in_literal_text("cat src/{object}/store.py") == ["object"]
+    assert placeholders_in_literal_text("take {object} from desk 1") == []
+
+
+def test_a_word_that_also_appears_in_code_is_not_an_entity() -> None:
+    actions = ["take deadline 1 from desk 1", "apply_patch store.py: replace 'item.deadline < now' with 'x <= now'"]
+    assert task_entities("fix the deadline check", actions) == []
+    assert task_entities("fix the deadline check", actions[:1]) == ["deadline"]
+
+
+def test_ordinary_words_of_a_coding_task_stay_words() -> None:
+    actions = ["edit pyproject.toml: add httpx to the dependencies table", "pip install -e ."]
+    assert task_entities("add httpx to the dependencies table", actions) == []
