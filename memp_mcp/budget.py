@@ -69,35 +69,39 @@ def fit(procedures: Sequence[P], budget: int, cost: Callable[[P], int], base: in
     """The procedures, best first, shortened to fit `budget` characters in all.
 
     `cost` is what one procedure adds to the answer (all its renderings), `base` what the answer
-    costs without any. Each procedure is first placed in the largest of its abridged forms that
-    fits (no worked example, long texts cut, then fewer pitfalls, then only its leading steps), in
-    rank order, until one does not fit at all; then, in rank order, each is given back its whole
-    steps and pitfalls, and then its worked example, where the rest allows.
+    costs without any. First each procedure, in rank order, is placed in the largest of its
+    abridged forms (no worked example; long texts cut, then fewer pitfalls, then only its leading
+    steps) that fits its fair share of the room left, or else the room left, until one does not
+    fit at all. Then, in rank order, each is given back as much of its steps and pitfalls as the
+    rest allows, and then, in rank order again, its worked example. So no worked example is sent
+    while a procedure that would fit abridged is left out.
     """
     reserve = 700  # for the note saying what was left out, sent in both renderings
     remaining = budget - base - reserve
     placed: list[P] = []
-    for procedure in procedures:
-        smallest = _smallest_that_fits(procedure, cost, remaining)
-        if smallest is None:
+    for index, procedure in enumerate(procedures):
+        share = remaining // (len(procedures) - index)
+        form = _largest_abridged_form(procedure, cost, share) or _largest_abridged_form(procedure, cost, remaining)
+        if form is None:
             break
-        placed.append(smallest)
-        remaining -= cost(smallest)
-    full_forms: list[Callable[[P], P]] = [without_exemplar, lambda p: p]
-    for grow in full_forms:
-        for index, current in enumerate(placed):
-            richer = grow(procedures[index])
-            if richer == current:
-                continue
-            extra = cost(richer) - cost(current)
-            if extra <= remaining:
-                placed[index] = richer
-                remaining -= extra
+        placed.append(form)
+        remaining -= cost(form)
+    for index, current in enumerate(placed):
+        room = cost(current) + remaining
+        whole = without_exemplar(procedures[index])
+        richer = whole if cost(whole) <= room else _largest_abridged_form(procedures[index], cost, room)
+        if richer is not None and cost(richer) > cost(current):
+            placed[index] = richer
+            remaining = room - cost(richer)
+    for index, current in enumerate(placed):
+        if current == without_exemplar(procedures[index]) and cost(procedures[index]) - cost(current) <= remaining:
+            remaining -= cost(procedures[index]) - cost(current)
+            placed[index] = procedures[index]
     return Fitted(placed, _left_out(procedures, placed, budget))
 
 
-def _smallest_that_fits(procedure: P, cost: Callable[[P], int], room: int) -> P | None:
-    """The first abridged form of `procedure` that fits in `room` characters, or None."""
+def _largest_abridged_form(procedure: P, cost: Callable[[P], int], room: int) -> P | None:
+    """The largest abridged form of `procedure` that fits in `room` characters, or None."""
     for text_chars, max_pitfalls in ABRIDGED_FORMS:
         form = abridge(procedure, text_chars, max_pitfalls)
         if cost(form) <= room:

@@ -974,6 +974,44 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
         print(json.dumps(report))
 
 
+@bench_app.command("coding")
+def bench_coding(
+    k: Annotated[int, typer.Option(help="Procedures per recall.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+) -> None:
+    """The coding-agent corpus through the MCP server: steps kept, failures, placeholders, recall sizes."""
+    import anyio
+
+    from memp_mcp.bench.coding import run_coding_benchmark
+    from memp_mcp.embedding import resolve_embedder
+
+    try:
+        embedder = resolve_embedder(_settings())
+    except MempError as exc:
+        errors.print(f"no embedding model ({exc}); keyword retrieval only", highlight=False)
+        embedder = None
+    results = anyio.run(run_coding_benchmark, embedder, k)
+    table = Table(title=f"Coding corpus ({results['model']})")
+    columns = ("case", "actions", "steps kept", "as expected", "failed actions", "kept as reproduction",
+               "failed kept otherwise", "pitfalls", "placeholders in code")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for case in results["cases"]:
+        table.add_row(case["case"], str(case["actions"]), str(case["steps_kept"]), str(case["matches_expected"]),
+                      str(case["failed_actions"]), str(case["failed_kept_as_reproduction"]),
+                      str(case["failed_kept_otherwise"]), str(case["pitfalls"]), str(case["placeholders_in_code"]))
+    console.print(table)
+    sizes = Table(title=f"k={k} recalls: characters received (text + structured), budget {results['budget']:,}")
+    for column in ("query", "chars", "procedures", "left out"):
+        sizes.add_column(column, justify="right" if column in ("chars", "procedures") else "left")
+    for recall in results["recalls"]:
+        sizes.add_row(recall["query"], str(recall["chars"]), str(recall["procedures"]), recall["left_out"] or "")
+    console.print(sizes)
+    console.print(f"largest k={k} recall: {results['largest_recall_chars']:,} characters")
+    if as_json:
+        print(json.dumps(results))
+
+
 @bench_app.command("lifelong")
 def bench_lifelong(
     episodes: Annotated[

@@ -25,7 +25,7 @@ from memp_mcp.build import (
     trajectory_as_procedure,
     why_nothing_to_build,
 )
-from memp_mcp.config import DEFAULT_RECALL_BUDGET, BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
+from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
 from memp_mcp.errors import (
     EditConflictError,
@@ -183,10 +183,8 @@ class Memory:
         read_only_namespaces: frozenset[str] = frozenset(),
         tuning: RetrievalTuning | None = None,
         seed: int | None = None,
-        recall_budget: int = DEFAULT_RECALL_BUDGET,
     ) -> None:
         self.store = store
-        self.recall_budget = recall_budget
         source = embedder if isinstance(embedder, BackgroundEmbedder) else BackgroundEmbedder(embedder=embedder)
         self._embedding = _Embedding(source)
         self.default_namespace = validate_namespace(namespace)
@@ -467,10 +465,11 @@ class Memory:
     ) -> RecallResult:
         """The procedures that fit `task`, best first; an empty list when nothing fits.
 
-        The answer is fitted to `budget` characters (the memory's recall budget by default), where
-        `cost` says what one procedure adds to the answer as the caller sends it (by default twice
-        its JSON: a structured copy and a text rendering) and `overhead` what the caller adds to any
-        answer (a text header). See budget.fit.
+        With a `budget`, the answer is fitted to that many characters (see budget.fit), where `cost`
+        says what one procedure adds to the answer as the caller sends it (by default twice its JSON:
+        a structured copy and a text rendering) and `overhead` what the caller adds to any answer (a
+        text header); each procedure then lists only its closest source trajectories. Without one
+        (evaluation, or a caller with its own limit) every procedure found is returned whole.
         """
         task = _check_task(task)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
@@ -487,10 +486,15 @@ class Memory:
         else:
             retrieval = f"keyword only (embedding model {self.model_status()})"
         scored = self._retrieve_trusted(task, namespace, k, strategy, model)
-        found = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
-        empty = RecallResult(recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[])
-        fitted = fit(found, budget or self.recall_budget, cost or _json_cost, _json_cost(empty) + overhead)
-        procedures = fitted.procedures
+        procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+        left_out = None
+        if budget is not None:
+            for p in procedures:
+                p.source_trajectory_ids = p.source_trajectory_ids[:RECALLED_SOURCES]
+            empty = RecallResult(recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval,
+                                 procedures=[])
+            fitted = fit(procedures, budget, cost or _json_cost, _json_cost(empty) + overhead)
+            procedures, left_out = fitted.procedures, fitted.left_out
         recall_id = None
         if procedures and log:
             try:
@@ -511,7 +515,7 @@ class Memory:
             strategy=strategy,
             retrieval=retrieval,
             procedures=procedures,
-            left_out=fitted.left_out,
+            left_out=left_out,
         )
 
     def _retrieve_trusted(
@@ -562,7 +566,7 @@ class Memory:
             version=procedure.version,
             source=procedure.source,
             author=procedure.author,
-            source_trajectory_ids=ranked_sources[:RECALLED_SOURCES],
+            source_trajectory_ids=ranked_sources,
             exemplar=exemplar,
             exemplar_task=exemplar_task,
             provisional=procedure.provisional,
@@ -893,7 +897,6 @@ def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder |
         strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         read_only_namespaces=settings.read_only_namespaces,
         tuning=tuning_for(settings),
-        recall_budget=settings.recall_budget,
     )
 
 

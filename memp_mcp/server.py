@@ -272,7 +272,8 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         with the id of the procedure you followed, when the task is over."""
         started = time.perf_counter()
         result = call(lambda: memory.recall(
-            task, k, namespace=namespace, cost=recall_cost, overhead=len(_recall_header("0" * 16, "vector+keyword"))
+            task, k, namespace=namespace, budget=settings.recall_budget, cost=recall_cost,
+            overhead=len(_recall_header("0" * 16, "vector+keyword")),
         ))
         result.retrieval = redact(result.retrieval)
         logger.debug("recall in %.1f ms", 1000 * (time.perf_counter() - started))

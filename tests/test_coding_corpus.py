@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from memp_mcp.bench.coding_corpus import CORPUS, FIX_FAILING_TEST, CodingCase
 from memp_mcp.build import Verdict, placeholders_in_literal_text, verdict
 from memp_mcp.config import load_settings
 from memp_mcp.embedding import FastEmbedEmbedder
@@ -16,7 +17,6 @@ from memp_mcp.memory import Memory
 from memp_mcp.models import Step
 from memp_mcp.server import build_server
 from memp_mcp.store import SQLiteStore
-from tests.coding_corpus import CORPUS, FIX_FAILING_TEST, CodingCase
 from tests.conftest import FakeEmbedder
 
 pytestmark = pytest.mark.anyio
@@ -213,3 +213,16 @@ async def test_a_reworded_request_finds_the_coding_procedure(tmp_path: Path, rea
             recalled = await call(client, "recall_procedure", {"task": case.reworded, "k": 3})
             assert recalled["procedures"], case.reworded
             assert recalled["procedures"][0]["id"] == ids[case.name], case.reworded
+
+
+async def test_the_coding_benchmark_reports_what_the_builder_kept_and_what_recalls_cost() -> None:
+    from memp_mcp.bench.coding import run_coding_benchmark
+
+    results = await run_coding_benchmark(FakeEmbedder())
+    assert [c["case"] for c in results["cases"]] == [c.name for c in CORPUS]
+    assert all(c["matches_expected"] and c["placeholders_in_code"] == 0 for c in results["cases"])
+    assert all(c["failed_kept_otherwise"] == 0 for c in results["cases"])
+    assert results["largest_recall_chars"] <= results["budget"]
+    # The agent-written procedures at the size limits come back together, abridged.
+    long_recalls = [r for r in results["recalls"] if r["query"].startswith("long ")]
+    assert all(r["procedures"] == 3 and "abridged" in r["left_out"] for r in long_recalls)

@@ -11,11 +11,11 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
+from memp_mcp.bench.coding_corpus import CORPUS, long_procedure
 from memp_mcp.config import DEFAULT_RECALL_BUDGET, MIN_RECALL_BUDGET, load_settings
 from memp_mcp.memory import Memory
 from memp_mcp.server import build_server
 from memp_mcp.store import SQLiteStore
-from tests.coding_corpus import CORPUS
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP
 
@@ -29,7 +29,7 @@ def anyio_backend() -> str:
 
 async def connect(tmp_path: Path, budget: int = DEFAULT_RECALL_BUDGET) -> AsyncIterator[Client]:
     settings = load_settings({"db_path": tmp_path / "server.db", "recall_budget": budget}, environ={})
-    memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder(), recall_budget=settings.recall_budget)
+    memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder())
     async with Client(build_server(settings, memory=memory), raise_exceptions=True) as connected:
         yield connected
 
@@ -57,18 +57,6 @@ async def call(client: Client, tool: str, arguments: dict[str, Any]) -> CallTool
     result = await client.call_tool(tool, arguments)
     assert not result.is_error, result.content
     return result
-
-
-LONG_STEP = "python - <<'EOF'\n" + "\n".join(f"print('line {i}', {i} * 2)" for i in range(120)) + "\nEOF"
-
-
-def long_procedure(topic: str) -> dict[str, Any]:
-    """An agent-written procedure at the limits: many long steps and pitfalls."""
-    return {
-        "title": f"Profile the {topic} service under load",
-        "steps": [f"{LONG_STEP[:1900]} # {topic} step {i}" for i in range(60)],
-        "pitfalls": [f"{topic}: " + "the load generator must warm up first; " * 20 for _ in range(30)],
-    }
 
 
 async def test_one_enormous_procedure_cannot_bloat_every_recall(client: Client) -> None:

@@ -1,8 +1,9 @@
 """Coding-agent trajectories as agents send them: software work with the failed attempts left in.
 
-Each case says what a careful engineer would keep as the procedure (`expected_steps`), which
-failed actions must come back as pitfalls (`pitfall_actions`, each with what worked instead when
-there was one), and a reworded request that should find it.
+Used by the test suite and by `memp-mcp bench coding`. Each case says what a careful engineer
+would keep as the procedure (`expected_steps`), which failed actions must come back as pitfalls
+(`pitfall_actions`, each with what worked instead when there was one), and a reworded request
+that should find it.
 """
 
 from __future__ import annotations
@@ -277,3 +278,15 @@ PLAIN_STRINGS = CodingCase(
 )
 
 CORPUS = [FIX_FAILING_TEST, ADD_DEPENDENCY, WRITE_MIGRATION, DEBUG_CRASH, SERVICE_DOWN, PLAIN_STRINGS]
+
+
+LONG_STEP = "python - <<'EOF'\n" + "\n".join(f"print('line {i}', {i} * 2)" for i in range(120)) + "\nEOF"
+
+
+def long_procedure(topic: str) -> dict[str, Any]:
+    """An agent-written procedure at the size limits: 60 long steps and 30 long pitfalls."""
+    return {
+        "title": f"Profile the {topic} service under load",
+        "steps": [f"{LONG_STEP[:1900]} # {topic} step {i}" for i in range(60)],
+        "pitfalls": [f"{topic}: " + "the load generator must warm up first; " * 20 for _ in range(30)],
+    }
