@@ -79,24 +79,30 @@ def fit(procedures: Sequence[P], budget: int, cost: Callable[[P], int], base: in
     reserve = 700  # for the note saying what was left out, sent in both renderings
     remaining = budget - base - reserve
     placed: list[P] = []
+    sizes: list[int] = []
     for index, procedure in enumerate(procedures):
         share = remaining // (len(procedures) - index)
         form = _largest_abridged_form(procedure, cost, share) or _largest_abridged_form(procedure, cost, remaining)
         if form is None:
             break
         placed.append(form)
-        remaining -= cost(form)
+        sizes.append(cost(form))
+        remaining -= sizes[-1]
     for index, current in enumerate(placed):
-        room = cost(current) + remaining
+        room = sizes[index] + remaining
         whole = without_exemplar(procedures[index])
-        richer = whole if cost(whole) <= room else _largest_abridged_form(procedures[index], cost, room)
-        if richer is not None and cost(richer) > cost(current):
-            placed[index] = richer
-            remaining = room - cost(richer)
+        whole_size = cost(whole)
+        richer = whole if whole_size <= room else _largest_abridged_form(procedures[index], cost, room)
+        richer_size = whole_size if richer is whole else (cost(richer) if richer is not None else 0)
+        if richer is not None and richer_size > sizes[index]:
+            placed[index], sizes[index] = richer, richer_size
+            remaining = room - richer_size
     for index, current in enumerate(placed):
-        if current == without_exemplar(procedures[index]) and cost(procedures[index]) - cost(current) <= remaining:
-            remaining -= cost(procedures[index]) - cost(current)
-            placed[index] = procedures[index]
+        if procedures[index].exemplar and current == without_exemplar(procedures[index]):
+            full_size = cost(procedures[index])
+            if full_size - sizes[index] <= remaining:
+                remaining -= full_size - sizes[index]
+                placed[index], sizes[index] = procedures[index], full_size
     return Fitted(placed, _left_out(procedures, placed, budget))
 
 

@@ -1012,6 +1012,48 @@ def bench_coding(
         print(json.dumps(results))
 
 
+@bench_app.command("peer")
+def bench_peer(
+    peer_command: Annotated[
+        str, typer.Option(help="How to start mcp-server-qdrant over stdio (installed apart, in a venv of its own).")
+    ] = "mcp-server-qdrant",
+    size: Annotated[list[int] | None, typer.Option("--size", help="Documents; repeat (default 336 and 5000).")] = None,
+    queries: Annotated[int, typer.Option(help="Timed queries per server and size.")] = 100,
+    k: Annotated[int, typer.Option(help="Results per query, both servers.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")] = False,
+) -> None:
+    """memp-mcp's recall side by side with mcp-server-qdrant over stdio: same model, documents and queries."""
+    import shlex
+
+    import anyio
+
+    from memp_mcp.bench.peer import run_peer_comparison
+    from memp_mcp.embedding import resolve_embedder
+    from memp_mcp.model_fetch import minilm_dir
+
+    settings = _settings()
+    try:
+        embedder = resolve_embedder(settings)
+    except MempError as exc:
+        _fail(str(exc))
+    model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
+    sizes = tuple(size or (336, 5000))
+    results = anyio.run(
+        lambda: run_peer_comparison(shlex.split(peer_command), embedder, model_dir, sizes, queries, k)
+    )
+    table = Table(title=f"recall over stdio, k={k}, {queries} queries ({results['model']})")
+    for column in ("documents", "server", "p50 ms", "p95 ms", "answer chars p50"):
+        table.add_column(column, justify="left" if column in ("documents", "server") else "right")
+    for documents, figures in results["sizes"].items():
+        for name in ("memp", "peer"):
+            f = figures[name]
+            label = "memp-mcp" if name == "memp" else "mcp-server-qdrant"
+            table.add_row(documents, label, f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", f"{f['chars_p50']:.0f}")
+    console.print(table)
+    if as_json:
+        print(json.dumps(results))
+
+
 @bench_app.command("lifelong")
 def bench_lifelong(
     episodes: Annotated[

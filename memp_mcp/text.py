@@ -85,5 +85,7 @@ def one_line(text: str) -> str:
     included) become one space, and other control, format and surrogate characters (terminal
     escapes, bidirectional overrides, zero-width marks) are dropped, so that text written by one
     agent cannot start a heading, a list item or a delimiter line in what another agent reads."""
+    if text.isprintable() and "  " not in text and text == text.strip():
+        return text  # nothing to change (no control, format or separator characters but single spaces)
     kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
     return " ".join(kept.split())

@@ -226,3 +226,18 @@ async def test_the_coding_benchmark_reports_what_the_builder_kept_and_what_recal
     # The agent-written procedures at the size limits come back together, abridged.
     long_recalls = [r for r in results["recalls"] if r["query"].startswith("long ")]
     assert all(r["procedures"] == 3 and "abridged" in r["left_out"] for r in long_recalls)
+
+
+def test_the_peer_benchmark_lays_out_the_local_model_where_fastembed_looks(tmp_path: Path) -> None:
+    from memp_mcp.bench.peer import PEER_HF_REPO, peer_model_cache
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "config.json"):
+        (model / name).write_text(name)
+    cache = peer_model_cache(model, tmp_path / "cache")
+    snapshot = cache / PEER_HF_REPO / "snapshots" / ("0" * 40)
+    assert (cache / PEER_HF_REPO / "refs" / "main").read_text() == "0" * 40
+    assert sorted(p.name for p in snapshot.iterdir()) == ["config.json", "model.onnx", "tokenizer.json"]
+    assert (snapshot / "model.onnx").read_text() == "model.onnx"
+    assert peer_model_cache(model, tmp_path / "cache") == cache  # a second call reuses the layout
