@@ -163,18 +163,21 @@ class TermStatistics:
         self._frequencies: dict[str, tuple[int, float]] = {}
         self._size: tuple[int, float] = (0, -ttl)
 
-    def document_frequency(self, term: str) -> int:
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """Each term's document frequency; the ones not known recently are asked of the store at once."""
         now = time.monotonic()
         with self._lock:
-            cached = self._frequencies.get(term)
-        if cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
-        count = self._store.document_frequency(term)
-        with self._lock:
-            if len(self._frequencies) > 50_000:
-                self._frequencies.clear()
-            self._frequencies[term] = (count, now)
-        return count
+            known = {t: self._frequencies.get(t) for t in terms}
+        fresh = {t: c[0] for t, c in known.items() if c is not None and now - c[1] < self._ttl}
+        missing = [t for t in dict.fromkeys(terms) if t not in fresh]
+        if missing:
+            counted = self._store.document_frequencies(missing)
+            with self._lock:
+                if len(self._frequencies) > 50_000:
+                    self._frequencies.clear()
+                self._frequencies.update({t: (counted.get(t, 0), now) for t in missing})
+            fresh.update({t: counted.get(t, 0) for t in missing})
+        return fresh
 
     def indexed_count(self) -> int:
         now = time.monotonic()
@@ -313,7 +316,7 @@ class Retriever:
         terms = fts_terms(task)
         if self._statistics.indexed_count() < SELECTIVE_SEARCH_MIN_CORPUS:
             return terms
-        frequency = {term: self._statistics.document_frequency(term) for term in terms}
+        frequency = self._statistics.document_frequencies(terms)
         chosen: set[str] = set()
         postings = 0
         for term in sorted(terms, key=lambda t: frequency[t]):

@@ -270,6 +270,14 @@ def test_keyword_search_with_hostile_text_does_not_raise(store: SQLiteStore, hos
     assert store.integrity_problems() == []
 
 
+def test_document_frequencies_count_the_procedures_holding_each_term(store: SQLiteStore) -> None:
+    for task in TASKS.values():
+        _add(store, None, task)
+    assert store.document_frequencies(["coffee", "put", "zebra"]) == {"coffee": 1, "put": 2, "zebra": 0}
+    assert store.document_frequencies([]) == {}
+    assert store.indexed_count() == 3
+
+
 def test_keyword_search_reads_query_syntax_as_plain_words(store: SQLiteStore) -> None:
     mug = _add(store, None, TASKS["mug"])
     found = store.keyword_search(NS, ['"AND (', "NOT", "coffee", "mug* OR"], k=5)

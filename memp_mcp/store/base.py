@@ -221,8 +221,8 @@ class Store(Protocol):
         syntax): (id, score), best first, the score larger for a better match."""
         ...
 
-    def document_frequency(self, term: str) -> int:
-        """How many procedures' indexed text holds `term` (all namespaces)."""
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many procedures' indexed text holds each term (all namespaces)."""
         ...
 
     def indexed_count(self) -> int:

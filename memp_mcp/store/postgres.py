@@ -301,8 +301,9 @@ class PostgresStore:
         return self._count("SELECT MAX(version) FROM schema_migrations")
 
     def embedding_model(self) -> tuple[str, int] | None:
-        name, dim = self.get_meta("embedding_model"), self.get_meta("embedding_dim")
-        return None if name is None or dim is None else (name, int(dim))
+        found = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'embedding_dim')"))
+        name, dim = found.get("embedding_model"), found.get("embedding_dim")
+        return None if name is None or dim is None else (str(name), int(dim))
 
     def bind_embedding_model(self, name: str, dim: int) -> None:
         """Record the model for this database, or check it is the one already recorded.
@@ -761,10 +762,15 @@ class PostgresStore:
         )
         return [(int(r[0]), float(r[1])) for r in found]
 
-    def document_frequency(self, term: str) -> int:
-        return self._count(
-            f"SELECT COUNT(*) FROM procedures WHERE search @@ plainto_tsquery('{TEXT_SEARCH_CONFIG}', %s)", (term,)
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        if not terms:
+            return {}
+        found = self._rows(
+            "SELECT t, (SELECT COUNT(*) FROM procedures "
+            f"WHERE search @@ plainto_tsquery('{TEXT_SEARCH_CONFIG}', t)) FROM unnest(%s::text[]) AS t",
+            ([_clean(t) for t in terms],),
         )
+        return {str(r[0]): int(r[1]) for r in found}
 
     def indexed_count(self) -> int:
         return self._count("SELECT COUNT(*) FROM procedures")

@@ -1013,8 +1013,11 @@ class SQLiteStore:
         ).fetchall()
         return {int(r[0]): str(r[1]) for r in rows}
 
-    def document_frequency(self, term: str) -> int:
-        """How many procedures' indexed text contains `term`."""
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many procedures' indexed text contains each term."""
+        return {term: self._document_frequency(term) for term in terms}
+
+    def _document_frequency(self, term: str) -> int:
         quoted = '"' + term.replace('"', '""') + '"'
         try:
             return int(
