@@ -30,7 +30,7 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from memp_mcp.errors import NotFoundError, SchemaTooNewError, StoreError
+from memp_mcp.errors import InvalidInputError, NotFoundError, SchemaTooNewError, StoreError
 from memp_mcp.models import (
     NamespaceStats,
     Outcome,
@@ -237,8 +237,10 @@ class PostgresStore:
             return
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                # One round trip for both (no parameters: sent as one simple query).
+                conn.execute(
+                    f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                )
                 self._local.conn = conn
                 try:
                     yield
@@ -567,16 +569,14 @@ class PostgresStore:
         if not procedure_ids:
             return []
         wanted = [i for i in procedure_ids if 0 < i < 2**63]
-        found = self._rows(f"SELECT {mapping.PROCEDURE_COLUMNS} FROM procedures WHERE id = ANY(%s)", (wanted,))
-        by_id = {int(r[0]): r for r in found}
-        sources = mapping.grouped(
-            self._rows(
-                "SELECT procedure_id, trajectory_id FROM procedure_sources WHERE procedure_id = ANY(%s) "
-                "ORDER BY procedure_id, trajectory_id",
-                (list(by_id),),
-            )
+        # With each procedure's sources in the same round trip.
+        found = self._rows(
+            f"SELECT {mapping.PROCEDURE_COLUMNS}, ARRAY(SELECT s.trajectory_id FROM procedure_sources s "
+            "WHERE s.procedure_id = procedures.id ORDER BY s.trajectory_id) FROM procedures WHERE id = ANY(%s)",
+            (wanted,),
         )
-        return [mapping.procedure(by_id[i], sources.get(i, [])) for i in procedure_ids if i in by_id]
+        by_id = {int(r[0]): r for r in found}
+        return [mapping.procedure(by_id[i][:-1], [int(t) for t in by_id[i][-1]]) for i in procedure_ids if i in by_id]
 
     def outcome_counts(self, procedure_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """(successes, failures) of each known procedure's current version."""
@@ -697,17 +697,26 @@ class PostgresStore:
 
         A procedure's similarity is that of its nearest key.
         """
-        bound = self.embedding_model()
-        if bound is None:
-            return []
-        query = _vector(vector, bound[1], what="query vector")
-        found = self._rows(
-            "SELECT procedure_id, MIN(distance) AS nearest FROM ("
-            "  SELECT procedure_id, embedding <=> %s AS distance FROM procedure_keys"
-            "  WHERE namespace = %s AND active AND embedding IS NOT NULL ORDER BY distance LIMIT %s"
-            ") keys GROUP BY procedure_id ORDER BY nearest, procedure_id LIMIT %s",
-            (query, namespace, max(1, k) * KEYS_PER_PROCEDURE, k),
-        )
+        if getattr(self._local, "conn", None) is not None:
+            # In a transaction a failed statement would abort it: check the dimension first. Outside
+            # one, pgvector's own check saves the round trip.
+            bound = self.embedding_model()
+            if bound is None:
+                return []
+            check_dimension(vector, bound[1], "query vector")
+        try:
+            found = self._rows(
+                "SELECT procedure_id, MIN(distance) AS nearest FROM ("
+                "  SELECT procedure_id, embedding <=> %s AS distance FROM procedure_keys"
+                "  WHERE namespace = %s AND active AND embedding IS NOT NULL ORDER BY distance LIMIT %s"
+                ") keys GROUP BY procedure_id ORDER BY nearest, procedure_id LIMIT %s",
+                (np.asarray(vector, dtype=np.float32), namespace, max(1, k) * KEYS_PER_PROCEDURE, k),
+            )
+        except psycopg.errors.DataException:
+            bound = self.embedding_model()
+            raise InvalidInputError(
+                f"query vector has {len(vector)} dimensions, the database uses {bound[1] if bound else 'none'}"
+            ) from None
         # A zero vector has no direction: its cosine distance is NaN, taken as unrelated (0).
         return [(int(r[0]), 0.0 if math.isnan(r[1]) else 1.0 - float(r[1])) for r in found]
 
@@ -790,14 +799,11 @@ class PostgresStore:
         self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str
     ) -> None:
         self._modify(
-            "INSERT INTO recall_events (id, namespace, task, procedure_ids_json, strategy, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (event_id, namespace, task, _json(list(procedure_ids)), strategy, _now()),
+            "WITH event AS (INSERT INTO recall_events (id, namespace, task, procedure_ids_json, strategy, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)) "
+            "UPDATE procedures SET retrieved_count = retrieved_count + 1 WHERE id = ANY(%s)",
+            (event_id, namespace, task, _json(list(procedure_ids)), strategy, _now(), list(procedure_ids)),
         )
-        if procedure_ids:
-            self._modify(
-                "UPDATE procedures SET retrieved_count = retrieved_count + 1 WHERE id = ANY(%s)", (list(procedure_ids),)
-            )
 
     def get_recall_event(self, event_id: str) -> RecallEvent:
         row = self._one(f"SELECT {mapping.RECALL_EVENT_COLUMNS} FROM recall_events WHERE id = %s", (event_id,))
