@@ -359,9 +359,8 @@ def drift_table(report: dict[str, Any], what: str) -> Any:
 
     metric = "success_rate" if what == "success" else "mean_steps"
     first = report["runs"][0]
-    seeds = ", ".join(str(s) for s in report["seeds"])
     title = "Success %" if what == "success" else "Mean steps"
-    table = Table(title=f"{title} through the change (seeds {seeds}; median (range))", title_justify="left")
+    table = Table(title=f"{title} through the change ({_seeds_label(report)})", title_justify="left")
     table.add_column("configuration", no_wrap=True)
     for label in PHASE_COLUMNS.values():
         table.add_column(label, justify="right", no_wrap=True)
@@ -377,10 +376,15 @@ def drift_table(report: dict[str, Any], what: str) -> Any:
     return table
 
 
+def _seeds_label(report: dict[str, Any]) -> str:
+    seeds = report["seeds"]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}; median (range)"
+
+
 def transfer_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    table = Table(title="Weak agent on new tasks (median (range))", title_justify="left")
+    table = Table(title=f"Weak agent on new tasks ({_seeds_label(report)})", title_justify="left")
     table.add_column("agent", no_wrap=True)
     table.add_column("success %", justify="right")
     table.add_column("mean steps", justify="right")
