@@ -64,3 +64,15 @@ def test_benchmark_slice_runs_and_hybrid_beats_random(real_embedder: FastEmbedEm
     assert set(hybrid) >= {"map", "ap@10", "p@1", "p@5", "ndcg@10", "tiers"}
     assert hybrid["map"] > random_["map"] + 0.3
     assert hybrid["map"] >= results["baselines"]["task-only cosine"]["map"] - 0.05
+    # Every own set is reported, each judged one with the plain-cosine baseline beside the default.
+    sets = results["sets"]
+    assert {"coding and operations", "non-English", "unrelated (held out)"} <= set(sets)
+    assert any(name.startswith("household paraphrases") for name in sets)
+    for name, figures in sets.items():
+        methods = figures["methods"]
+        if figures["unrelated"]:
+            assert 0.0 <= methods["memp hybrid"]["empty"] <= 1.0, name
+        else:
+            assert {"memp hybrid", "plain cosine"} <= set(methods), name
+            assert set(methods["plain cosine"]) >= {"map", "p@1", "ndcg@10", "answered"}, name
+    assert 0.0 < results["calibrated_floor"] < 1.0
