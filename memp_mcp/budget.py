@@ -88,7 +88,7 @@ def fit(procedures: Sequence[P], budget: int, cost: Callable[[P], int], base: in
         placed.append(form)
         sizes.append(cost(form))
         remaining -= sizes[-1]
-    for index, current in enumerate(placed):
+    for index in range(len(placed)):
         room = sizes[index] + remaining
         whole = without_exemplar(procedures[index])
         whole_size = cost(whole)

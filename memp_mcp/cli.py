@@ -220,7 +220,10 @@ def model_check() -> None:
     for _ in range(20):
         embedder.embed(["put a clean mug in the coffee machine"])
     per_text = (time.perf_counter() - started) / 20
-    console.print(f"{embedder.identity}: {embedder.dim} dimensions, loaded in {loaded:.2f} s, {per_text * 1000:.1f} ms per short text")
+    console.print(
+        f"{embedder.identity}: {embedder.dim} dimensions, loaded in {loaded:.2f} s, "
+        f"{per_text * 1000:.1f} ms per short text"
+    )
 
 
 # -- inspect -------------------------------------------------------------------------------
@@ -257,9 +260,7 @@ def recall(
         print(result.model_dump_json(indent=2))
         return
     if not result.procedures:
-        console.print(
-            Text(f"No procedure fits this task (namespace {result.namespace}, {result.retrieval}).")
-        )
+        console.print(Text(f"No procedure fits this task (namespace {result.namespace}, {result.retrieval})."))
         return
     # Stored text is printed as Text, never parsed as Rich markup: "[/]" in a step would crash the
     # command, and "[tool.pytest.ini_options]" would vanish.
@@ -341,7 +342,9 @@ def reindex(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None
     try:
         embedder = resolve_embedder(settings)
         store = open_store(settings.db_path, settings.database_url)
-        with Progress(TextColumn("re-embedding"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors) as bar:
+        with Progress(
+            TextColumn("re-embedding"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors
+        ) as bar:
             task = bar.add_task("keys", total=None)
             count = store.reindex(
                 embedder.identity,
@@ -380,8 +383,15 @@ def list_command(
         table.add_column(column)
     for p in procedures:
         table.add_row(
-            str(p.id), Text(one_line(p.title)), str(len(p.steps)), p.status.value, str(p.version),
-            str(p.retrieved_count), str(p.success_count), str(p.failure_count), Text(one_line(p.author or p.source)),
+            str(p.id),
+            Text(one_line(p.title)),
+            str(len(p.steps)),
+            p.status.value,
+            str(p.version),
+            str(p.retrieved_count),
+            str(p.success_count),
+            str(p.failure_count),
+            Text(one_line(p.author or p.source)),
         )
     console.print(table)
 
@@ -643,8 +653,15 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
         from memp_mcp.store.driver import driver_name, stdlib_can_load_extensions
 
         fix = "point MEMP_DB_PATH at a writable file"
-        report(True, f"SQLite driver: {driver_name()}" + ("" if stdlib_can_load_extensions() else
-               " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"))
+        report(
+            True,
+            f"SQLite driver: {driver_name()}"
+            + (
+                ""
+                if stdlib_can_load_extensions()
+                else " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"
+            ),
+        )
     bound = None
     try:
         store = open_store(settings.db_path, settings.database_url)
@@ -652,8 +669,12 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
             report(True, f"database engine: {store.engine_description()}")
             problems_found = store.integrity_problems()
             bound = store.embedding_model()
-            report(not problems_found, f"database {store.location} (schema {store.schema_version()}, "
-                   f"vectors from {bound[0] if bound else 'no model yet'})", "; ".join(problems_found))
+            report(
+                not problems_found,
+                f"database {store.location} (schema {store.schema_version()}, "
+                f"vectors from {bound[0] if bound else 'no model yet'})",
+                "; ".join(problems_found),
+            )
         finally:
             store.close()
     except MempError as exc:
@@ -707,7 +728,9 @@ def bench_retrieval(
         embedder = resolve_embedder(settings)
         model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
         tuning = tuning_for(settings)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors) as bar:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors
+        ) as bar:
             tasks: dict[str, Any] = {}
 
             def report(stage: str, done: int, total: int) -> None:
@@ -766,7 +789,8 @@ def bench_retrieval(
 @bench_app.command("latency")
 def bench_latency(
     procedures: Annotated[
-        list[int] | None, typer.Option("--procedures", help="Database size; repeat for several (default 1000 and 10000).")
+        list[int] | None,
+        typer.Option("--procedures", help="Database size; repeat for several (default 1000 and 10000)."),
     ] = None,
     runs: Annotated[int, typer.Option(help="Server runs per size (figures are medians).")] = 3,
     recalls: Annotated[int, typer.Option(help="Recalls per run.")] = 200,
@@ -800,8 +824,13 @@ def bench_latency(
     env = {"MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir), "MEMP_LOG_LEVEL": "WARNING"}
     if settings.model_dir:
         env["MEMP_MODEL_DIR"] = str(settings.model_dir)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=errors) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=errors,
+    ) as bar:
         bars: dict[int, Any] = {}
 
         def on_build(done: int, total: int) -> None:
@@ -815,17 +844,35 @@ def bench_latency(
                 f"record p95 {figures['record_p95_ms']:.1f} ms, initialize {figures['initialize_s']:.2f} s"
             )
 
-        results = run_latency(sizes, embedder, env=env, runs=runs, recalls=recalls, records=records,
-                              cache_dir=cache_dir, database_url=settings.database_url, on_build=on_build,
-                              on_run=on_run)
+        results = run_latency(
+            sizes,
+            embedder,
+            env=env,
+            runs=runs,
+            recalls=recalls,
+            records=records,
+            cache_dir=cache_dir,
+            database_url=settings.database_url,
+            on_build=on_build,
+            on_run=on_run,
+        )
     columns = [(f"N={int(size):,}", figures) for size, figures in results["sizes"].items()]
     if "postgresql" in results:
         columns = [(f"{label} sqlite", figures) for label, figures in columns] + [
             (f"N={int(size):,} postgresql", figures) for size, figures in results["postgresql"]["sizes"].items()
         ]
     table = Table(title=f"Latency over stdio (median [min-max] of {runs} runs)")
-    keys = ["recall_p50_ms", "recall_p95_ms", "recall_p99_ms", "record_p50_ms", "record_p95_ms", "report_p50_ms",
-            "initialize_s", "first_recall_s", "peak_rss_mb"]
+    keys = [
+        "recall_p50_ms",
+        "recall_p95_ms",
+        "recall_p99_ms",
+        "record_p50_ms",
+        "record_p95_ms",
+        "report_p50_ms",
+        "initialize_s",
+        "first_recall_s",
+        "peak_rss_mb",
+    ]
     table.add_column("figure")
     for label, _ in columns:
         table.add_column(label, justify="right")
@@ -906,8 +953,11 @@ def bench_multi_server(
         _fail("give the PostgreSQL database with --database-url (or MEMP_DATABASE_URL); it should be empty")
     if not 1 <= servers <= 32 or not 1 <= clients <= 1000 or not 1 <= writes <= 10_000:
         _fail("--servers must be 1..32, --clients 1..1000, --writes 1..10000")
-    env = {"MEMP_DATABASE_URL": settings.database_url, "MEMP_LOG_LEVEL": "WARNING",
-           "MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir)}
+    env = {
+        "MEMP_DATABASE_URL": settings.database_url,
+        "MEMP_LOG_LEVEL": "WARNING",
+        "MEMP_MODEL_CACHE_DIR": str(settings.model_cache_dir),
+    }
     if settings.model_dir:
         env["MEMP_MODEL_DIR"] = str(settings.model_dir)
     if not settings.embeddings:
@@ -953,8 +1003,9 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
     from memp_mcp.bench.lifelong import run_lifelong, write_plot
 
     env = _bench_env()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  console=errors) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors
+    ) as bar:
         bars: dict[str, Any] = {}
 
         def report_progress(name: str, done: int) -> None:
@@ -992,14 +1043,31 @@ def bench_coding(
         embedder = None
     results = anyio.run(run_coding_benchmark, embedder, k)
     table = Table(title=f"Coding corpus ({results['model']})")
-    columns = ("case", "actions", "steps kept", "as expected", "failed actions", "kept as reproduction",
-               "failed kept otherwise", "pitfalls", "placeholders in code")
+    columns = (
+        "case",
+        "actions",
+        "steps kept",
+        "as expected",
+        "failed actions",
+        "kept as reproduction",
+        "failed kept otherwise",
+        "pitfalls",
+        "placeholders in code",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "case" else "right")
     for case in results["cases"]:
-        table.add_row(case["case"], str(case["actions"]), str(case["steps_kept"]), str(case["matches_expected"]),
-                      str(case["failed_actions"]), str(case["failed_kept_as_reproduction"]),
-                      str(case["failed_kept_otherwise"]), str(case["pitfalls"]), str(case["placeholders_in_code"]))
+        table.add_row(
+            case["case"],
+            str(case["actions"]),
+            str(case["steps_kept"]),
+            str(case["matches_expected"]),
+            str(case["failed_actions"]),
+            str(case["failed_kept_as_reproduction"]),
+            str(case["failed_kept_otherwise"]),
+            str(case["pitfalls"]),
+            str(case["placeholders_in_code"]),
+        )
     console.print(table)
     sizes = Table(title=f"k={k} recalls: characters received (text + structured), budget {results['budget']:,}")
     for column in ("query", "chars", "procedures", "left out"):
@@ -1038,9 +1106,7 @@ def bench_peer(
         _fail(str(exc))
     model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
     sizes = tuple(size or (336, 5000))
-    results = anyio.run(
-        lambda: run_peer_comparison(shlex.split(peer_command), embedder, model_dir, sizes, queries, k)
-    )
+    results = anyio.run(lambda: run_peer_comparison(shlex.split(peer_command), embedder, model_dir, sizes, queries, k))
     table = Table(title=f"recall over stdio, k={k}, {queries} queries ({results['model']})")
     for column in ("documents", "server", "p50 ms", "p95 ms", "answer chars p50"):
         table.add_column(column, justify="left" if column in ("documents", "server") else "right")

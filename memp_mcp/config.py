@@ -28,8 +28,6 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-
-
 # A recall answer's size in characters (structured content and text together): about 2,000 tokens,
 # room for three coding procedures with their pitfalls. Clients cut tool results near 25,000 tokens.
 DEFAULT_RECALL_BUDGET = 8_000
@@ -175,9 +173,7 @@ ENV_VARS: dict[str, str] = {
 _SECRET_FIELDS = frozenset({"http_token", "database_url"})
 
 
-def load_settings(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment, with `overrides` (CLI flags; None values ignored) on top.
 
     Raises InvalidInputError naming the variable or flag when a value is not acceptable.

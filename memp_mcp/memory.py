@@ -278,7 +278,10 @@ class Memory:
                     namespace=namespace,
                     message=f"Stored trajectory {trajectory_id}; no procedure built: {why_not}.",
                 )
-            keys = [(planned.family, vectors[0] if vectors else None), (key_text(task), vectors[1] if vectors else None)]
+            keys = [
+                (planned.family, vectors[0] if vectors else None),
+                (key_text(task), vectors[1] if vectors else None),
+            ]
             twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
             if twin is not None:
                 candidate = self._merge(twin, planned, trajectory_id, keys, agent)
@@ -351,11 +354,14 @@ class Memory:
             return _Planned(draft, draft_source if draft_source in _SOURCE_RANK else "agent", family)
         return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
 
-    def _find_twin(self, namespace: str, planned: _Planned, task: str, task_vector: list[float] | None) -> Procedure | None:
+    def _find_twin(
+        self, namespace: str, planned: _Planned, task: str, task_vector: list[float] | None
+    ) -> Procedure | None:
         """An active procedure for the same task that does the same kinds of steps.
 
         The same task means the same key text, or (with a model) a task embedding this close that
-        it is a rewording, provided the steps also do the same kinds of things. Tasks that share a family but not their entities ("clean a mug" and
+        it is a rewording, provided the steps also do the same kinds of things. Tasks that share a
+        family but not their entities ("clean a mug" and
         "clean a plate") keep separate procedures: merging them was measured to blur retrieval
         (see README, benchmarks).
         """
@@ -366,7 +372,9 @@ class Memory:
                 return procedure
         if task_vector is None:
             return None
-        candidates = [pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY]
+        candidates = [
+            pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY
+        ]
         skeleton = step_skeleton(planned.draft.steps)
         for procedure in self.store.get_procedures(candidates):
             if procedure.source == "trajectory" or procedure.candidate_of is not None:
@@ -402,7 +410,8 @@ class Memory:
         if better and planned.draft.steps != twin.steps:
             self.store.revise_procedure(
                 twin.id,
-                reason=f"merged trajectory {trajectory_id}: its steps are {'more trusted' if new_rank > old_rank else 'shorter'}",
+                reason=f"merged trajectory {trajectory_id}: its steps are "
+                f"{'more trusted' if new_rank > old_rank else 'shorter'}",
                 changed_by=agent,
                 steps=planned.draft.steps,
                 pitfalls=_merge_lists(twin.pitfalls, planned.draft.pitfalls, MAX_PITFALLS),
@@ -491,8 +500,9 @@ class Memory:
         if budget is not None:
             for p in procedures:
                 p.source_trajectory_ids = p.source_trajectory_ids[:RECALLED_SOURCES]
-            empty = RecallResult(recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval,
-                                 procedures=[])
+            empty = RecallResult(
+                recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
+            )
             fitted = fit(procedures, budget, cost or _json_cost, _json_cost(empty) + overhead)
             procedures, left_out = fitted.procedures, fitted.left_out
         recall_id = None
@@ -535,7 +545,8 @@ class Memory:
         if not candidates:
             return set()
         serving = {
-            p.id for p in self.store.get_procedures([c.candidate_of or 0 for c in candidates])
+            p.id
+            for p in self.store.get_procedures([c.candidate_of or 0 for c in candidates])
             if p.status == ProcedureStatus.ACTIVE
         }
         return {c.id for c in candidates if c.candidate_of in serving}
@@ -976,7 +987,9 @@ def _check_steps(steps: object) -> list[Step]:
     if not isinstance(steps, list | tuple):
         raise InvalidInputError("steps must be a list of {action, observation?, ok?, exit_code?} objects or strings")
     if len(steps) > MAX_STEPS:
-        raise InvalidInputError(f"{len(steps)} steps is too many: at most {MAX_STEPS} per trajectory (keep the last ones)")
+        raise InvalidInputError(
+            f"{len(steps)} steps is too many: at most {MAX_STEPS} per trajectory (keep the last ones)"
+        )
     parsed = []
     for index, step in enumerate(steps):
         try:

@@ -98,7 +98,9 @@ M = TypeVar("M", bound=BaseModel)
 
 def _result(model: M, text: str) -> CallToolResult:
     """Structured content for programs, a readable rendering for the model."""
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+    )
 
 
 def _call(action: Callable[[], M], redact: Callable[[str], str] = str) -> M:
@@ -210,8 +212,9 @@ def distill_with_client_model(task: Any, steps: Any, outcome: Any, procedure: An
         observation = getattr(step, "observation", None) or (step.get("observation") if isinstance(step, dict) else "")
         lines.append(f"- {action} -> {(observation or '')[:200]}")
     text = DISTILL_PROMPT.format(task=task, steps="\n".join(lines)[:SAMPLED_TRAJECTORY_CHARS])
-    return Sample([SamplingMessage(role="user", content=TextContent(type="text", text=text))], max_tokens=1000,
-                  temperature=0.0)
+    return Sample(
+        [SamplingMessage(role="user", content=TextContent(type="text", text=text))], max_tokens=1000, temperature=0.0
+    )
 
 
 def parse_sampled_draft(result: CreateMessageResult | None) -> ProcedureDraft | None:
@@ -271,10 +274,16 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         get_procedure returns any procedure in full. Keep the returned recall_id and pass it to report_outcome,
         with the id of the procedure you followed, when the task is over."""
         started = time.perf_counter()
-        result = call(lambda: memory.recall(
-            task, k, namespace=namespace, budget=settings.recall_budget, cost=recall_cost,
-            overhead=len(_recall_header("0" * 16, "vector+keyword")),
-        ))
+        result = call(
+            lambda: memory.recall(
+                task,
+                k,
+                namespace=namespace,
+                budget=settings.recall_budget,
+                cost=recall_cost,
+                overhead=len(_recall_header("0" * 16, "vector+keyword")),
+            )
+        )
         result.retrieval = redact(result.retrieval)
         logger.debug("recall in %.1f ms", 1000 * (time.perf_counter() - started))
         return _result(result, _render_recall(result))  # type: ignore[return-value]
@@ -284,9 +293,12 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         task: Annotated[str, Field(max_length=MAX_TASK_CHARS, description="The task that was attempted.")],
         steps: Annotated[
             list[Step | str],
-            Field(max_length=MAX_STEPS, description=f"What was done, in order (at most {MAX_STEPS}): "
-                  "{action, observation, ok, exit_code} objects, or plain action strings. Include the failed "
-                  "attempts with what they said (or ok: false): they become pitfalls, not steps."),
+            Field(
+                max_length=MAX_STEPS,
+                description=f"What was done, in order (at most {MAX_STEPS}): "
+                "{action, observation, ok, exit_code} objects, or plain action strings. Include the failed "
+                "attempts with what they said (or ok: false): they become pitfalls, not steps.",
+            ),
         ],
         outcome: Annotated[Literal["success", "failure", "unknown"], Field(description="How the task ended.")],
         namespace: Annotated[
@@ -294,10 +306,12 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         ] = None,
         procedure: Annotated[
             ProcedureDraft | None,
-            Field(description="Recommended: your own procedure for next time, the best source there is. title: "
-                  "the task family in plain words; steps: the actions that worked, in order, with {placeholders} "
-                  "only for names that change from task to task (never inside commands, code or paths); "
-                  "pitfalls: what failed and what to do instead. Without it the server extracts one from the steps."),
+            Field(
+                description="Recommended: your own procedure for next time, the best source there is. title: "
+                "the task family in plain words; steps: the actions that worked, in order, with {placeholders} "
+                "only for names that change from task to task (never inside commands, code or paths); "
+                "pitfalls: what failed and what to do instead. Without it the server extracts one from the steps."
+            ),
         ] = None,
         agent: Annotated[
             str | None,
@@ -314,9 +328,11 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         draft, source = procedure, "agent"
         if draft is None and (distilled := parse_sampled_draft(sampled)) is not None:
             draft, source = distilled, "sampling"
-        result = call(lambda: memory.record(
-            task, raw_steps, outcome, namespace=namespace, draft=draft, draft_source=source, agent=agent
-        ))
+        result = call(
+            lambda: memory.record(
+                task, raw_steps, outcome, namespace=namespace, draft=draft, draft_source=source, agent=agent
+            )
+        )
         return _result(result, result.message)  # type: ignore[return-value]
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
@@ -325,16 +341,20 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         success: Annotated[bool, Field(description="Did the task succeed?")],
         procedure_id: Annotated[
             int | None,
-            Field(description="The id of the procedure you followed, from that recall. Only it is credited or "
-                  "blamed. Omitted: the recall's top-ranked procedure is assumed."),
+            Field(
+                description="The id of the procedure you followed, from that recall. Only it is credited or "
+                "blamed. Omitted: the recall's top-ranked procedure is assumed."
+            ),
         ] = None,
         notes: Annotated[
             str | None, Field(max_length=MAX_TEXT_CHARS, description="What went wrong or right, briefly.")
         ] = None,
         correction: Annotated[
             ProcedureDraft | Annotated[str, Field(max_length=MAX_PITFALL_CHARS)] | None,
-            Field(description="On failure: what should be done instead - a sentence, or a corrected procedure "
-                  "(its steps replace the old ones)."),
+            Field(
+                description="On failure: what should be done instead - a sentence, or a corrected procedure "
+                "(its steps replace the old ones)."
+            ),
         ] = None,
         trajectory: Annotated[
             list[Step | str] | None,
@@ -349,10 +369,17 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         revises it (a new version with your correction or the failure as a pitfall; the old version is
         kept). A corrected version starts a fresh record; a version that keeps failing is retired."""
         raw = [s if isinstance(s, str) else s.model_dump() for s in trajectory] if trajectory is not None else None
-        result = call(lambda: memory.report_outcome(
-            recall_id, success, procedure_id=procedure_id, notes=notes, correction=correction, trajectory=raw,
-            namespace=namespace,
-        ))
+        result = call(
+            lambda: memory.report_outcome(
+                recall_id,
+                success,
+                procedure_id=procedure_id,
+                notes=notes,
+                correction=correction,
+                trajectory=raw,
+                namespace=namespace,
+            )
+        )
         return _result(result, result.message)  # type: ignore[return-value]
 
     @tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -377,11 +404,12 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
     ) -> ProcedureList:
         """List stored procedures (id, title, steps, status, statistics), to inspect or clean up memory."""
         chosen = namespace or memory.default_namespace
-        procedures = call(lambda: ProcedureList(
-            namespace=chosen, procedures=memory.list_procedures(chosen, status, text, limit)
-        ))
+        procedures = call(
+            lambda: ProcedureList(namespace=chosen, procedures=memory.list_procedures(chosen, status, text, limit))
+        )
         lines = [
-            f"#{p.id} [{p.status.value}] {p.title} - {len(p.steps)} steps, {p.success_count} ok / {p.failure_count} failed"
+            f"#{p.id} [{p.status.value}] {p.title} - {len(p.steps)} steps, "
+            f"{p.success_count} ok / {p.failure_count} failed"
             for p in procedures.procedures
         ]
         return _result(procedures, "\n".join(lines) or "No procedures.")  # type: ignore[return-value]
@@ -428,15 +456,15 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         """How to work with procedural memory on a task: recall, follow, record, report."""
         subject = f" The task: {task}" if task else ""
         return (
-            "You have a procedural memory server.{subject}\n"
+            f"You have a procedural memory server.{subject}\n"
             "1. Before acting, call recall_procedure with the task. If procedures come back, pick the best fit, "
-            "replace its {{placeholders}} with this task's entities, and follow its steps, heeding the pitfalls. "
+            "replace its {placeholders} with this task's entities, and follow its steps, heeding the pitfalls. "
             "Procedures are advice written by agents: check each step's result, and adapt when one fails.\n"
             "2. When the task is over, call record_trajectory with the task, the steps you took (action and "
             "observation) and the outcome; add your own distilled procedure if you can write a better one.\n"
             "3. If recall gave you a recall_id, call report_outcome with it: success true or false, notes, and on "
             "failure a correction saying what to do instead."
-        ).format(subject=subject)
+        )
 
     return mcp
 
@@ -449,8 +477,13 @@ def _register_edit_tools(
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def edit_procedure(
         procedure_id: Annotated[int, Field(description="The procedure's id.")],
-        version: Annotated[int, Field(description="The version you read (get_procedure) and are editing; an "
-                                      "edit based on an older version is refused and told what changed.")],
+        version: Annotated[
+            int,
+            Field(
+                description="The version you read (get_procedure) and are editing; an "
+                "edit based on an older version is refused and told what changed."
+            ),
+        ],
         title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS, description="New title.")] = None,
         when_to_use: Annotated[
             str | None, Field(max_length=MAX_TEXT_CHARS, description="New when-to-use text.")
@@ -467,10 +500,18 @@ def _register_edit_tools(
         ] = None,
     ) -> Procedure:
         """Fix a procedure by hand. The previous version is kept in its history; new steps start a fresh record."""
-        revised = call(lambda: memory.edit(
-            procedure_id, namespace=namespace, expected_version=version, title=title, when_to_use=when_to_use,
-            steps=steps, pitfalls=pitfalls, agent="mcp client",
-        ))
+        revised = call(
+            lambda: memory.edit(
+                procedure_id,
+                namespace=namespace,
+                expected_version=version,
+                title=title,
+                when_to_use=when_to_use,
+                steps=steps,
+                pitfalls=pitfalls,
+                agent="mcp client",
+            )
+        )
         return _result(revised, render_procedure(revised))  # type: ignore[return-value]
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
@@ -579,10 +620,17 @@ class BearerTokenMiddleware:
             scheme, _, given = dict(scope.get("headers") or []).get(b"authorization", b"").strip().partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.expected):
                 body = b'{"error": "missing or wrong bearer token (set Authorization: Bearer <MEMP_HTTP_TOKEN>)"}'
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                    (b"content-length", str(len(body)).encode()),
-                ]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

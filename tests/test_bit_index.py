@@ -16,8 +16,10 @@ from memp_mcp.store.bit_index import BitIndex
 from tests.conftest import FakeEmbedder
 from tests.test_store import NS, _add
 
-THINGS = ("mug apple pen key lamp book vase egg plate knife sponge towel candle pillow remote soap "
-          "bowl cup fork spoon glass kettle watch phone wallet scarf glove sock shoe hat").split()
+THINGS = (
+    "mug apple pen key lamp book vase egg plate knife sponge towel candle pillow remote soap "
+    "bowl cup fork spoon glass kettle watch phone wallet scarf glove sock shoe hat"
+).split()
 
 # -- the index alone -----------------------------------------------------------------------
 

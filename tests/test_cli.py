@@ -44,7 +44,10 @@ def test_list_and_show(db: Path) -> None:
     code, out = run("list", "--json")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["title"] for r in rows] == ["Put a clean {object} in {target}", "Heat some {object} and put it in {target}"]
+    assert [r["title"] for r in rows] == [
+        "Put a clean {object} in {target}",
+        "Heat some {object} and put it in {target}",
+    ]
     code, out = run("show", "1")
     assert code == 0 and out.startswith("# Put a clean {object} in {target}") and "recorded by agent-a" in out
 
@@ -53,7 +56,10 @@ def test_edit_with_fields_and_with_an_editor(db: Path, tmp_path: Path, monkeypat
     code, out = run("edit", "1", "--step", "find {object}", "--step", "wash it", "--pitfall", "not the bathtub")
     assert code == 0 and "version 2" in out
     script = tmp_path / "editor.py"
-    script.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\np.write_text(p.read_text().replace('wash it', 'rinse it at the sink'))\n")
+    script.write_text(
+        "import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+        "p.write_text(p.read_text().replace('wash it', 'rinse it at the sink'))\n"
+    )
     monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
     monkeypatch.setenv("VISUAL", f"{sys.executable} {script}")
     code, out = run("edit", "1")
@@ -81,7 +87,9 @@ def test_unknown_ids_and_bad_options_fail_clearly(db: Path) -> None:
     assert code != 0
 
 
-def test_export_import_round_trip_recalls_the_same_procedures(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_import_round_trip_recalls_the_same_procedures(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     library = tmp_path / "library.jsonl"
     assert run("export", "--output", str(library))[0] == 0
     header = json.loads(library.read_text().splitlines()[0])
@@ -141,8 +149,14 @@ def test_bad_settings_are_reported_not_raised(db: Path, monkeypatch: pytest.Monk
 @pytest.mark.slow
 @pytest.mark.real_model
 def test_every_command_runs_as_a_real_subprocess(db: Path, tmp_path: Path, real_model_dir: Path) -> None:
-    env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0", "EDITOR": "true", "VISUAL": "true",
-           "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
+    env = {
+        **os.environ,
+        "MEMP_DB_PATH": str(db),
+        "MEMP_EMBEDDINGS": "0",
+        "EDITOR": "true",
+        "VISUAL": "true",
+        "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent),
+    }
     library = tmp_path / "lib.jsonl"
     commands = [
         (["--help"], 0),
@@ -195,12 +209,13 @@ def test_import_merges_only_the_same_task_is_idempotent_and_keeps_statistics(
     target = SQLiteStore(tmp_path / "other.db")
 
     def snapshot() -> list[tuple[object, ...]]:
-        return [(p.title, p.steps, p.pitfalls, p.version, p.support_count, p.success_count, p.retrieved_count)
-                for p in target.list_procedures()] + [("trajectories", target.count_trajectories())]
+        return [
+            (p.title, p.steps, p.pitfalls, p.version, p.support_count, p.success_count, p.retrieved_count)
+            for p in target.list_procedures()
+        ] + [("trajectories", target.count_trajectories())]
 
     first = snapshot()
-    assert sorted(p.steps for p in target.list_procedures()) == sorted(
-        p.steps for p in source.store.list_procedures())
+    assert sorted(p.steps for p in target.list_procedures()) == sorted(p.steps for p in source.store.list_procedures())
     copied = next(p for p in target.list_procedures() if "wring {object}" in p.steps)
     assert (copied.success_count, copied.retrieved_count) == (1, 1)
     code, out = run("import", str(library))
@@ -236,8 +251,13 @@ MARKUP_STEPS = ["edit [tool.pytest.ini_options] in pyproject.toml", "close the t
 def test_stored_text_is_printed_as_text_not_rich_markup(db: Path) -> None:
     memory = Memory(SQLiteStore(db), FakeEmbedder())
     draft = ProcedureDraft(title="Configure [red]pytest[/]", steps=MARKUP_STEPS, pitfalls=["[/] is not a tag"])
-    memory.record("configure pytest markers in pyproject", [{"action": "edit pyproject.toml"}], "success",
-                  draft=draft, agent="[link=https://evil.example]me[/link]")
+    memory.record(
+        "configure pytest markers in pyproject",
+        [{"action": "edit pyproject.toml"}],
+        "success",
+        draft=draft,
+        agent="[link=https://evil.example]me[/link]",
+    )
     code, out = run("list")
     assert code == 0, out
     cells = "".join(out.replace("│", "").split())
@@ -256,10 +276,12 @@ def test_stored_text_is_printed_as_text_not_rich_markup(db: Path) -> None:
         (["serve", "--transport", "streamable-http", "--port", "99999"], "--port 99999 is not a TCP port"),
     ],
 )
-def test_failures_are_one_line_and_exit_2(db: Path, tmp_path: Path, args: list[str], message: str,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failures_are_one_line_and_exit_2(
+    db: Path, tmp_path: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "memp_mcp.cli", *args], capture_output=True, text=True,
-                            timeout=60, env=os.environ.copy())
+    result = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.cli", *args], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr

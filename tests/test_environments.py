@@ -57,8 +57,12 @@ def test_serve_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'later')")
     done = subprocess.run(
-        [sys.executable, "-m", "memp_mcp.cli", "serve"], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0"}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "memp_mcp.cli", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0"},
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2
     assert "newer than this memp-mcp understands" in done.stderr and "Traceback" not in done.stderr
@@ -71,8 +75,9 @@ async def test_a_broken_model_directory_degrades_to_keywords_and_says_so(tmp_pat
     settings = load_settings({"db_path": tmp_path / "m.db", "model_dir": broken}, environ={})
     memory = Memory(SQLiteStore(settings.db_path), BackgroundEmbedder(settings))
     async with Client(build_server(settings, memory=memory)) as client:
-        await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
-                                                     "outcome": "success"})
+        await client.call_tool(
+            "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+        )
         recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
         assert not recalled.is_error
         assert recalled.structured_content["retrieval"].startswith("keyword only")
@@ -165,8 +170,7 @@ async def test_a_read_only_database_file_still_answers_recalls_and_refuses_write
     async with Client(build_server(settings, memory=memory)) as client:
         recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
         assert not recalled.is_error
-        recorded = await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP,
-                                                                "outcome": "success"})
+        recorded = await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP, "outcome": "success"})
         assert recorded.is_error
         assert "read" in recorded.content[0].text.lower()  # type: ignore[union-attr]
         assert str(read_only_database) in recorded.content[0].text  # type: ignore[union-attr]
@@ -210,8 +214,7 @@ async def test_a_read_only_database_in_a_read_only_folder_still_answers_recalls(
         assert not recalled.is_error
         assert [p["title"] for p in recalled.structured_content["procedures"]] == ["Put a clean {object} in {target}"]
         assert "not logged" in recalled.structured_content["retrieval"]
-        recorded = await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP,
-                                                                "outcome": "success"})
+        recorded = await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP, "outcome": "success"})
         assert recorded.is_error and "read" in recorded.content[0].text.lower()  # type: ignore[union-attr]
     assert read_only_folder.read_bytes() == before
     assert sorted(p.name for p in read_only_folder.parent.iterdir()) == ["locked.db"]

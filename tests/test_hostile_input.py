@@ -19,25 +19,71 @@ from memp_mcp.server import build_server
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 
-TOOLS = ["recall_procedure", "record_trajectory", "report_outcome", "get_procedure", "list_procedures",
-         "edit_procedure", "forget_procedure", "restore_procedure", "memory_stats"]
+TOOLS = [
+    "recall_procedure",
+    "record_trajectory",
+    "report_outcome",
+    "get_procedure",
+    "list_procedures",
+    "edit_procedure",
+    "forget_procedure",
+    "restore_procedure",
+    "memory_stats",
+]
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=200),
-    st.sampled_from(['"AND (', "NEAR(a b)", "*", "'; DROP TABLE procedures; --", "\x00\x01\x1b[2J", "\ud800",
-                     "a" * 30_000, "SELECT * FROM meta", "{object}", "../../etc/passwd"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=200),
+    st.sampled_from(
+        [
+            '"AND (',
+            "NEAR(a b)",
+            "*",
+            "'; DROP TABLE procedures; --",
+            "\x00\x01\x1b[2J",
+            "\ud800",
+            "a" * 30_000,
+            "SELECT * FROM meta",
+            "{object}",
+            "../../etc/passwd",
+        ]
+    ),
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(st.text(max_size=10), children,
-                                                                               max_size=5)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 arguments = st.dictionaries(
-    st.sampled_from(["task", "steps", "outcome", "k", "namespace", "procedure", "agent", "recall_id", "success",
-                     "notes", "correction", "trajectory", "procedure_id", "status", "text", "limit", "title",
-                     "pitfalls", "when_to_use", "junk"]),
+    st.sampled_from(
+        [
+            "task",
+            "steps",
+            "outcome",
+            "k",
+            "namespace",
+            "procedure",
+            "agent",
+            "recall_id",
+            "success",
+            "notes",
+            "correction",
+            "trajectory",
+            "procedure_id",
+            "status",
+            "text",
+            "limit",
+            "title",
+            "pitfalls",
+            "when_to_use",
+            "junk",
+        ]
+    ),
     json_values,
     max_size=6,
 )
@@ -55,8 +101,15 @@ HAND_PICKED: list[tuple[str, dict[str, Any]]] = [
     ("record_trajectory", {"task": "t", "steps": [deeply_nested(200)], "outcome": "success"}),
     ("record_trajectory", {"task": "t", "steps": [{"action": "a" * 3_000_000}], "outcome": "success"}),
     ("record_trajectory", {"task": "t" * 10_000, "steps": [{"action": "a"}], "outcome": "success"}),
-    ("record_trajectory", {"task": "t", "steps": [{"action": "a"}], "outcome": "success",
-                           "procedure": {"title": "x", "steps": ["s"] * 1000}}),
+    (
+        "record_trajectory",
+        {
+            "task": "t",
+            "steps": [{"action": "a"}],
+            "outcome": "success",
+            "procedure": {"title": "x", "steps": ["s"] * 1000},
+        },
+    ),
     ("record_trajectory", {"task": "t", "steps": [{"action": "a"}], "outcome": "success", "namespace": "../x"}),
     ("recall_procedure", {"task": "x", "k": -5}),
     ("recall_procedure", {"task": "x", "k": 1.5}),

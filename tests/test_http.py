@@ -37,9 +37,21 @@ def serving(tmp_path: Path, host: str, reach: str, port: int, **env: str) -> Ite
     log = tmp_path / f"server-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "memp_mcp.cli", "serve", "--transport", "streamable-http", "--host", host,
-             "--port", str(port)],
-            env=keyword_env(tmp_path, **env), stdout=subprocess.DEVNULL, stderr=sink,
+            [
+                sys.executable,
+                "-m",
+                "memp_mcp.cli",
+                "serve",
+                "--transport",
+                "streamable-http",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
+            env=keyword_env(tmp_path, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
         )
     family = socket.AF_INET6 if ":" in reach else socket.AF_INET
     deadline = time.monotonic() + 30
@@ -92,8 +104,14 @@ def test_a_server_bound_to_every_address_answers_clients_by_any_name(tmp_path: P
 
 def test_allowed_hosts_setting_limits_the_names_a_server_answers(tmp_path: Path) -> None:
     port = free_port()
-    with serving(tmp_path, "0.0.0.0", "127.0.0.1", port, MEMP_HTTP_TOKEN=TOKEN,
-                 MEMP_ALLOWED_HOSTS="memp.internal.example, 127.0.0.1") as url:
+    with serving(
+        tmp_path,
+        "0.0.0.0",
+        "127.0.0.1",
+        port,
+        MEMP_HTTP_TOKEN=TOKEN,
+        MEMP_ALLOWED_HOSTS="memp.internal.example, 127.0.0.1",
+    ) as url:
         assert ping(url) == 200
         assert ping(url, host=f"MEMP.internal.example:{port}".lower()) == 200
         assert ping(url, host=f"evil.example:{port}") == 421
@@ -136,13 +154,28 @@ def test_default_allowed_hosts_follow_the_bind_address() -> None:
     assert allowed_hosts("Memp.Example.org", 8765) == ["memp.example.org", "memp.example.org:8765", *loopback]
     assert allowed_hosts("fd00::5", 80)[:2] == ["[fd00::5]", "[fd00::5]:80"]
     assert allowed_hosts("0.0.0.0", 80, ["a.example", "b.example:8443", "fd00::5"]) == [
-        "a.example", "a.example:80", "b.example:8443", "[fd00::5]", "[fd00::5]:80"]
+        "a.example",
+        "a.example:80",
+        "b.example:8443",
+        "[fd00::5]",
+        "[fd00::5]:80",
+    ]
     assert allowed_hosts("127.0.0.1", 80, ["*"]) is None
 
 
 def test_serving_beyond_loopback_without_a_token_is_refused_unless_allowed(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "memp_mcp.cli", "serve", "--transport", "streamable-http", "--host", "0.0.0.0",
-               "--port", str(free_port())]
+    command = [
+        sys.executable,
+        "-m",
+        "memp_mcp.cli",
+        "serve",
+        "--transport",
+        "streamable-http",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(free_port()),
+    ]
     refused = subprocess.run(command, env=keyword_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "MEMP_HTTP_TOKEN" in refused.stderr, refused.stderr

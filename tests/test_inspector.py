@@ -27,9 +27,19 @@ def inspector() -> Path:
     if not binary.exists():
         prefix.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix),
-             f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
-            capture_output=True, text=True, timeout=300,
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(prefix),
+                f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if done.returncode != 0:
             pytest.fail(f"npm could not install the MCP Inspector: {done.stderr[-2000:]}")
@@ -41,8 +51,9 @@ def inspect(inspector: Path, tmp_path: Path, *args: str) -> dict[str, object]:
     # The Inspector starts the server with a minimal environment of its own; settings go through -e.
     settings = {"MEMP_DB_PATH": str(tmp_path / "inspected.db"), "MEMP_EMBEDDINGS": "0", "MEMP_LOG_LEVEL": "WARNING"}
     env_args = [part for key, value in settings.items() for part in ("-e", f"{key}={value}")]
-    done = subprocess.run([str(inspector), "--cli", *env_args, *server, *args], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [str(inspector), "--cli", *env_args, *server, *args], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
@@ -52,22 +63,53 @@ def test_inspector_lists_tools_and_calls_the_three_main_ones(inspector: Path, tm
     names = {tool["name"] for tool in listed["tools"]}  # type: ignore[attr-defined, index]
     assert {"recall_procedure", "record_trajectory", "report_outcome"} <= names
 
-    steps = json.dumps([
-        {"action": "go to shelf 1", "observation": "On the shelf 1, you see a mug 1."},
-        {"action": "take mug 1 from shelf 1", "observation": "You pick up the mug 1."},
-        {"action": "put mug 1 in/on desk 1", "observation": "You put the mug 1 in/on the desk 1."},
-    ])
-    recorded = inspect(inspector, tmp_path, "--method", "tools/call", "--tool-name", "record_trajectory",
-                       "--tool-arg", "task=put a mug on the desk", "--tool-arg", f"steps={steps}",
-                       "--tool-arg", "outcome=success")
+    steps = json.dumps(
+        [
+            {"action": "go to shelf 1", "observation": "On the shelf 1, you see a mug 1."},
+            {"action": "take mug 1 from shelf 1", "observation": "You pick up the mug 1."},
+            {"action": "put mug 1 in/on desk 1", "observation": "You put the mug 1 in/on the desk 1."},
+        ]
+    )
+    recorded = inspect(
+        inspector,
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "record_trajectory",
+        "--tool-arg",
+        "task=put a mug on the desk",
+        "--tool-arg",
+        f"steps={steps}",
+        "--tool-arg",
+        "outcome=success",
+    )
     assert recorded["isError"] is False and recorded["structuredContent"]["action"] == "created"  # type: ignore[index]
 
-    recalled = inspect(inspector, tmp_path, "--method", "tools/call", "--tool-name", "recall_procedure",
-                       "--tool-arg", "task=put the mug on the desk")
+    recalled = inspect(
+        inspector,
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "recall_procedure",
+        "--tool-arg",
+        "task=put the mug on the desk",
+    )
     structured = recalled["structuredContent"]
     assert recalled["isError"] is False and structured["procedures"], recalled  # type: ignore[index]
 
-    reported = inspect(inspector, tmp_path, "--method", "tools/call", "--tool-name", "report_outcome",
-                       "--tool-arg", f"recall_id={structured['recall_id']}", "--tool-arg", "success=true")  # type: ignore[index]
+    reported = inspect(
+        inspector,
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "report_outcome",
+        "--tool-arg",
+        f"recall_id={structured['recall_id']}",
+        "--tool-arg",
+        "success=true",
+    )  # type: ignore[index]
     assert reported["isError"] is False, reported
     assert reported["structuredContent"]["credited_procedure_ids"] == [1]  # type: ignore[index]

@@ -53,13 +53,38 @@ def test_an_unfinished_build_is_built_again(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_latency_command_measures_a_real_server_and_ends_with_json(tmp_path: Path, real_model_dir: Path) -> None:
     env = {**os.environ, "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
-    command = [sys.executable, "-m", "memp_mcp.cli", "bench", "latency", "--procedures", "40", "--runs", "1",
-               "--recalls", "10", "--records", "2", "--json", "--cache-dir", str(tmp_path / "cache")]
+    command = [
+        sys.executable,
+        "-m",
+        "memp_mcp.cli",
+        "bench",
+        "latency",
+        "--procedures",
+        "40",
+        "--runs",
+        "1",
+        "--recalls",
+        "10",
+        "--records",
+        "2",
+        "--json",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])["sizes"]["40"]
-    for key in ("recall_p50_ms", "recall_p95_ms", "recall_p99_ms", "record_p50_ms", "record_p95_ms",
-                "report_p50_ms", "initialize_s", "first_recall_s", "peak_rss_mb"):
+    for key in (
+        "recall_p50_ms",
+        "recall_p95_ms",
+        "recall_p99_ms",
+        "record_p50_ms",
+        "record_p95_ms",
+        "report_p50_ms",
+        "initialize_s",
+        "first_recall_s",
+        "peak_rss_mb",
+    ):
         assert figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"], key
     assert 0 < figures["recall_p50_ms"]["median"] <= figures["recall_p99_ms"]["median"]
     assert figures["initialize_s"]["median"] < figures["first_recall_s"]["median"]

@@ -258,8 +258,10 @@ def test_keyword_search_looks_only_for_rare_terms_in_a_large_memory(
     import memp_mcp.retrieve as retrieve
 
     memory = memory_for(store)
-    topics = ("sales budget hiring travel legal audit payroll roadmap security pricing marketing support "
-              "inventory shipping training compliance benefits research design quality").split()
+    topics = (
+        "sales budget hiring travel legal audit payroll roadmap security pricing marketing support "
+        "inventory shipping training compliance benefits research design quality"
+    ).split()
     for topic in topics:
         memory.record(f"put the {topic} report in the shared drive", HEAT_EGG, "success")
     assert store.count_procedures() == len(topics)

@@ -33,16 +33,19 @@ async def test_a_server_stops_using_its_model_when_another_process_re_embeds_wit
     path = tmp_path / "m.db"
     memory = Memory(SQLiteStore(path), FakeEmbedder(identity="model-a"))
     async with serving(memory) as client:
-        await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
-                                                     "outcome": "success"})
+        await client.call_tool(
+            "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+        )
         # Another process re-embeds everything with a model of the same size.
         other = SQLiteStore(path)
         other.reindex("model-b", 64, FakeEmbedder(identity="model-b").embed)
         recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
         assert recalled.structured_content["retrieval"].startswith("keyword only")
         assert "model-b" in recalled.structured_content["retrieval"]
-        await client.call_tool("record_trajectory", {"task": "heat some egg and put it in garbagecan",
-                                                     "steps": HEAT_EGG, "outcome": "success"})
+        await client.call_tool(
+            "record_trajectory",
+            {"task": "heat some egg and put it in garbagecan", "steps": HEAT_EGG, "outcome": "success"},
+        )
         stats = await client.call_tool("memory_stats", {})
         assert "reindex" in stats.structured_content["model"]
     # Nothing model-a made went in after the switch: the new keys wait for a model-b process.
@@ -56,12 +59,14 @@ async def test_keys_stored_without_vectors_elsewhere_are_embedded_without_a_rest
     path = tmp_path / "m.db"
     memory = Memory(SQLiteStore(path), FakeEmbedder())
     async with serving(memory) as client:
-        await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
-                                                     "outcome": "success"})
+        await client.call_tool(
+            "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+        )
         # A process without a model (MEMP_EMBEDDINGS=0, or its model still loading) records a task.
         elsewhere = SQLiteStore(path)
-        Memory(elsewhere, BackgroundEmbedder(None)).record("heat some egg and put it in garbagecan", HEAT_EGG,
-                                                           "success")
+        Memory(elsewhere, BackgroundEmbedder(None)).record(
+            "heat some egg and put it in garbagecan", HEAT_EGG, "success"
+        )
         assert elsewhere.keys_without_vectors()
         recalled = await client.call_tool("recall_procedure", {"task": "heat some egg and put it in garbagecan"})
         assert recalled.structured_content["retrieval"] == "vector+keyword"

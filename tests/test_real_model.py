@@ -17,7 +17,9 @@ from tests.test_memory import CLEAN_SOAP, HEAT_EGG
 pytestmark = pytest.mark.real_model
 
 
-def test_paraphrase_is_recalled_and_unrelated_task_gets_nothing(tmp_path: Path, real_embedder: FastEmbedEmbedder) -> None:
+def test_paraphrase_is_recalled_and_unrelated_task_gets_nothing(
+    tmp_path: Path, real_embedder: FastEmbedEmbedder
+) -> None:
     memory = Memory(SQLiteStore(tmp_path / "m.db"), real_embedder)
     soap = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
     memory.record("heat some egg and put it in garbagecan", HEAT_EGG, "success")

@@ -35,8 +35,13 @@ def anyio_backend() -> str:
 
 
 def server(db: Path, marker: str) -> StdioServerParameters:
-    env = {**os.environ, "MEMP_DB_PATH": str(db), "MEMP_EMBEDDINGS": "0", "MEMP_LOG_LEVEL": "WARNING",
-           "MEMP_TEST_MARKER": marker}
+    env = {
+        **os.environ,
+        "MEMP_DB_PATH": str(db),
+        "MEMP_EMBEDDINGS": "0",
+        "MEMP_LOG_LEVEL": "WARNING",
+        "MEMP_TEST_MARKER": marker,
+    }
     return StdioServerParameters(command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env=env)
 
 
@@ -62,7 +67,9 @@ async def test_four_servers_share_one_database(tmp_path: Path) -> None:
             count = 0
             while time.monotonic() < deadline:
                 task = f"put mug {number}-{count} on the shelf"
-                result = await client.call_tool("record_trajectory", {"task": task, "steps": STEPS, "outcome": "success"})
+                result = await client.call_tool(
+                    "record_trajectory", {"task": task, "steps": STEPS, "outcome": "success"}
+                )
                 if result.is_error:
                     errors.append(str(result.content))
                 else:

@@ -51,8 +51,14 @@ def text_of(result: Any) -> str:
 
 async def test_tools_are_listed_with_descriptions_and_schemas(client: Client) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert MAIN_TOOLS | {"get_procedure", "list_procedures", "edit_procedure", "forget_procedure",
-                         "restore_procedure", "memory_stats"} <= set(tools)
+    assert MAIN_TOOLS | {
+        "get_procedure",
+        "list_procedures",
+        "edit_procedure",
+        "forget_procedure",
+        "restore_procedure",
+        "memory_stats",
+    } <= set(tools)
     for name in MAIN_TOOLS:
         assert tools[name].description and len(tools[name].description) > 80
         assert tools[name].output_schema is not None
@@ -67,22 +73,29 @@ async def test_record_recall_report_round_trip(client: Client) -> None:
     )
     assert not recorded.is_error, text_of(recorded)
     assert recorded.structured_content["action"] == "created"
-    await client.call_tool("record_trajectory", {"task": "heat some egg and put it in garbagecan", "steps": HEAT_EGG,
-                                                 "outcome": "success"})
+    await client.call_tool(
+        "record_trajectory", {"task": "heat some egg and put it in garbagecan", "steps": HEAT_EGG, "outcome": "success"}
+    )
 
     recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in the cabinet", "k": 2})
     assert not recalled.is_error
     data = recalled.structured_content
     best = data["procedures"][0]
     assert best["id"] == recorded.structured_content["procedure_id"]
-    assert best["author"] == "tester" and best["source_trajectory_ids"] == [recorded.structured_content["trajectory_id"]]
+    assert best["author"] == "tester" and best["source_trajectory_ids"] == [
+        recorded.structured_content["trajectory_id"]
+    ]
     assert {"steps", "pitfalls", "relevance", "success_rate", "exemplar", "when_to_use"} <= set(best)
     assert data["recall_id"] in text_of(recalled) and "1. go to countertop 1" in text_of(recalled)
 
     reported = await client.call_tool(
         "report_outcome",
-        {"recall_id": data["recall_id"], "success": False, "notes": "the cabinet was locked",
-         "correction": "unlock the cabinet before putting anything in it"},
+        {
+            "recall_id": data["recall_id"],
+            "success": False,
+            "notes": "the cabinet was locked",
+            "correction": "unlock the cabinet before putting anything in it",
+        },
     )
     assert not reported.is_error
     assert reported.structured_content["adjusted_procedure_ids"] == [best["id"]]
@@ -93,8 +106,9 @@ async def test_record_recall_report_round_trip(client: Client) -> None:
 
 
 async def test_management_tools(client: Client) -> None:
-    await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
-                                                 "outcome": "success"})
+    await client.call_tool(
+        "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+    )
     listed = await client.call_tool("list_procedures", {})
     assert [p["id"] for p in listed.structured_content["procedures"]] == [1]
     edited = await client.call_tool("edit_procedure", {"procedure_id": 1, "version": 1, "steps": ["do a", "do b"]})
@@ -111,8 +125,9 @@ async def test_management_tools(client: Client) -> None:
 
 
 async def test_resources_and_prompt(client: Client) -> None:
-    await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
-                                                 "outcome": "success"})
+    await client.call_tool(
+        "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+    )
     read = await client.read_resource("memp://procedures/1")
     (contents,) = read.contents
     assert isinstance(contents, TextResourceContents)
@@ -130,12 +145,18 @@ async def test_resources_and_prompt(client: Client) -> None:
     [
         ("record_trajectory", {"task": "", "steps": CLEAN_SOAP, "outcome": "success"}, "task must be a non-empty"),
         ("record_trajectory", {"task": "t", "steps": [{"action": "a"}] * 10_000, "outcome": "success"}, "at most 500"),
-        ("record_trajectory", {"task": "t", "steps": [{"action": "a", "observation": "o" * 5_000_000}],
-                               "outcome": "success"}, "at most 20000 characters"),
+        (
+            "record_trajectory",
+            {"task": "t", "steps": [{"action": "a", "observation": "o" * 5_000_000}], "outcome": "success"},
+            "at most 20000 characters",
+        ),
         ("record_trajectory", {"task": "t", "steps": CLEAN_SOAP, "outcome": "maybe"}, "outcome"),
         ("record_trajectory", {"task": "t", "steps": "not a list", "outcome": "success"}, "steps"),
-        ("record_trajectory", {"task": "t", "steps": CLEAN_SOAP, "outcome": "success", "namespace": "library"},
-         "read-only"),
+        (
+            "record_trajectory",
+            {"task": "t", "steps": CLEAN_SOAP, "outcome": "success", "namespace": "library"},
+            "read-only",
+        ),
         ("recall_procedure", {"task": "x", "k": 0}, "k must be an integer from 1 to 20"),
         ("recall_procedure", {"task": "x", "k": 10**6}, "k must be an integer from 1 to 20"),
         ("recall_procedure", {"task": "   "}, "task must be a non-empty"),
@@ -155,8 +176,9 @@ async def test_bad_input_is_an_error_result_and_the_server_keeps_serving(
 
 
 async def test_full_text_syntax_is_searched_as_text(client: Client) -> None:
-    await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP,
-                                                 "outcome": "success"})
+    await client.call_tool(
+        "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+    )
     for task in ['"AND (', "NEAR(soapbar cabinet, 2)", "soap* cabinet", "cabinet:soapbar OR )"]:
         result = await client.call_tool("recall_procedure", {"task": task})
         assert not result.is_error, text_of(result)
@@ -176,8 +198,10 @@ async def test_real_model_recalls_a_paraphrase_and_nothing_for_an_unrelated_task
     settings = load_settings({"db_path": tmp_path / "real.db"}, environ={})
     memory = Memory(SQLiteStore(settings.db_path), real_embedder)
     async with Client(build_server(settings, memory=memory)) as client:
-        for task, steps in (("put a clean soapbar in cabinet", CLEAN_SOAP), ("heat some egg and put it in garbagecan",
-                                                                             HEAT_EGG)):
+        for task, steps in (
+            ("put a clean soapbar in cabinet", CLEAN_SOAP),
+            ("heat some egg and put it in garbagecan", HEAT_EGG),
+        ):
             await client.call_tool("record_trajectory", {"task": task, "steps": steps, "outcome": "success"})
         found = await client.call_tool("recall_procedure", {"task": "warm an egg up and throw it in the trash"})
         assert found.structured_content["procedures"][0]["title"].startswith("Heat some {object}")
@@ -189,29 +213,37 @@ async def test_real_model_recalls_a_paraphrase_and_nothing_for_an_unrelated_task
 
 
 def keyword_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "MEMP_DB_PATH": str(tmp_path / "t.db"), "MEMP_EMBEDDINGS": "0", "MEMP_LOG_LEVEL": "WARNING",
-            **extra}
+    return {
+        **os.environ,
+        "MEMP_DB_PATH": str(tmp_path / "t.db"),
+        "MEMP_EMBEDDINGS": "0",
+        "MEMP_LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 async def round_trip(client: Client) -> None:
     tools = {t.name for t in (await client.list_tools()).tools}
     assert tools >= MAIN_TOOLS
-    recorded = await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet",
-                                                            "steps": CLEAN_SOAP, "outcome": "success"})
+    recorded = await client.call_tool(
+        "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+    )
     assert not recorded.is_error, text_of(recorded)
     recalled = await client.call_tool("recall_procedure", {"task": "clean the soapbar and put it in the cabinet"})
     assert recalled.structured_content["retrieval"].startswith("keyword only")
     assert recalled.structured_content["procedures"][0]["id"] == recorded.structured_content["procedure_id"]
-    reported = await client.call_tool("report_outcome", {"recall_id": recalled.structured_content["recall_id"],
-                                                         "success": True})
+    reported = await client.call_tool(
+        "report_outcome", {"recall_id": recalled.structured_content["recall_id"], "success": True}
+    )
     assert not reported.is_error
     bad = await client.call_tool("recall_procedure", {"task": "x", "k": 0})
     assert bad.is_error
 
 
 async def test_stdio_subprocess_round_trip(tmp_path: Path) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "memp_mcp.cli", "serve"],
-                                   env=keyword_env(tmp_path))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "memp_mcp.cli", "serve"], env=keyword_env(tmp_path)
+    )
     with anyio.fail_after(60):
         async with Client(params) as client:
             await round_trip(client)
@@ -230,7 +262,9 @@ def http_server(tmp_path: Path) -> Iterator[str]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "memp_mcp.cli", "serve", "--transport", "streamable-http", "--port", str(port)],
-            env=keyword_env(tmp_path, MEMP_HTTP_TOKEN="s3cret"), stdout=subprocess.DEVNULL, stderr=sink,
+            env=keyword_env(tmp_path, MEMP_HTTP_TOKEN="s3cret"),
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
         )
     url = f"http://127.0.0.1:{port}/mcp"
     deadline = time.monotonic() + 30
@@ -251,8 +285,12 @@ def http_server(tmp_path: Path) -> Iterator[str]:
 
 def post(url: str, headers: dict[str, str]) -> int:
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}'
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
@@ -280,12 +318,14 @@ async def test_sampling_distills_the_procedure_when_the_client_offers_it(tmp_pat
     from mcp.types import CreateMessageResult
 
     prompts: list[str] = []
-    replies = iter([
-        'Here it is: {"title": "Clean and store soap", "when_to_use": "soap goes in a cupboard",'
-        ' "steps": ["take {object}", "rinse {object} at the sink", "put {object} in {target}"],'
-        ' "pitfalls": ["the bathtub does not clean"]}',
-        "I cannot help with that.",
-    ])
+    replies = iter(
+        [
+            'Here it is: {"title": "Clean and store soap", "when_to_use": "soap goes in a cupboard",'
+            ' "steps": ["take {object}", "rinse {object} at the sink", "put {object} in {target}"],'
+            ' "pitfalls": ["the bathtub does not clean"]}',
+            "I cannot help with that.",
+        ]
+    )
 
     async def sample(context: Any, params: Any) -> CreateMessageResult:
         prompts.append(params.messages[0].content.text)
@@ -294,19 +334,24 @@ async def test_sampling_distills_the_procedure_when_the_client_offers_it(tmp_pat
     settings = load_settings({"db_path": tmp_path / "s.db"}, environ={})
     memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder())
     async with Client(build_server(settings, memory=memory), sampling_callback=sample) as client:
-        first = await client.call_tool("record_trajectory", {"task": "put a clean soapbar in cabinet",
-                                                             "steps": CLEAN_SOAP, "outcome": "success"})
+        first = await client.call_tool(
+            "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+        )
         procedure = memory.store.get_procedure(first.structured_content["procedure_id"])
         assert procedure.source == "sampling" and procedure.steps[1] == "rinse {object} at the sink"
         assert "put a clean soapbar in cabinet" in prompts[0] and "clean soapbar 1 with sinkbasin 1" in prompts[0]
         # A reply that is not a procedure: the extractive builder takes over.
-        second = await client.call_tool("record_trajectory", {"task": "heat some egg and put it in garbagecan",
-                                                              "steps": HEAT_EGG, "outcome": "success"})
+        second = await client.call_tool(
+            "record_trajectory",
+            {"task": "heat some egg and put it in garbagecan", "steps": HEAT_EGG, "outcome": "success"},
+        )
         assert memory.store.get_procedure(second.structured_content["procedure_id"]).source == "extractive"
         # The caller's own draft is never replaced by sampling, and failures are not distilled.
         draft = {"title": "mine", "steps": ["a", "b"]}
-        third = await client.call_tool("record_trajectory", {"task": "water the plants", "steps": CLEAN_SOAP,
-                                                             "outcome": "success", "procedure": draft})
+        third = await client.call_tool(
+            "record_trajectory",
+            {"task": "water the plants", "steps": CLEAN_SOAP, "outcome": "success", "procedure": draft},
+        )
         assert memory.store.get_procedure(third.structured_content["procedure_id"]).source == "agent"
         await client.call_tool("record_trajectory", {"task": "t", "steps": CLEAN_SOAP, "outcome": "failure"})
     assert len(prompts) == 2

@@ -12,8 +12,12 @@ from typing import Any
 
 from tests.test_server import keyword_env
 
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+}
 
 
 def read_reply(process: subprocess.Popen[bytes], seconds: float = 30.0) -> dict[str, Any]:
@@ -33,8 +37,11 @@ def read_reply(process: subprocess.Popen[bytes], seconds: float = 30.0) -> dict[
 
 def test_a_lone_surrogate_in_a_request_gets_an_error_reply_and_the_server_goes_on(tmp_path: Path) -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "memp_mcp.cli", "serve"], env=keyword_env(tmp_path),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "memp_mcp.cli", "serve"],
+        env=keyword_env(tmp_path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     ) as process:
         assert process.stdin is not None and process.stderr is not None
 
@@ -47,12 +54,22 @@ def test_a_lone_surrogate_in_a_request_gets_an_error_reply_and_the_server_goes_o
         assert read_reply(process)["id"] == 1
         send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         # What a client sends when it cuts a string between the two halves of an emoji.
-        send('{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "recall_procedure", '
-             '"arguments": {"task": "deploy the \\ud83d"}}}')
+        send(
+            '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "recall_procedure", '
+            '"arguments": {"task": "deploy the \\ud83d"}}}'
+        )
         reply = read_reply(process)
         assert reply["id"] == 2 and "lone surrogate" in reply["error"]["message"]
-        send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "recall_procedure", "arguments": {"task": "deploy the \U0001f680"}}}))
+        send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 3,
+                    "method": "tools/call",
+                    "params": {"name": "recall_procedure", "arguments": {"task": "deploy the \U0001f680"}},
+                }
+            )
+        )
         assert read_reply(process)["id"] == 3
         process.stdin.close()
         process.wait(30)

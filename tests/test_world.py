@@ -34,8 +34,15 @@ def test_an_invalid_action_says_nothing_happens_and_changes_nothing() -> None:
     task = Task("heat", "egg", "shelf 1")
     world = World.generate(task, seed=5)
     before = copy.deepcopy((world.contents, world.closed, world.location, world.holding, world.states))
-    for action in ["fly to the moon", "take egg 1 from shelf 2", "open shelf 1", "put egg 1 in/on shelf 1",
-                   "heat egg 1 with microwave 1", "use desklamp 1", "open"]:
+    for action in [
+        "fly to the moon",
+        "take egg 1 from shelf 2",
+        "open shelf 1",
+        "put egg 1 in/on shelf 1",
+        "heat egg 1 with microwave 1",
+        "use desklamp 1",
+        "open",
+    ]:
         assert world.act(action) == NOTHING
     assert (world.contents, world.closed, world.location, world.holding, world.states) == before
     assert world.failed_actions == 7 and world.steps == 7
@@ -65,8 +72,15 @@ def test_worlds_are_deterministic_per_seed() -> None:
 def test_an_agent_reads_devices_order_places_and_pitfalls_from_a_procedure() -> None:
     task = Task("heat", "egg", "shelf 2")
     procedure = {
-        "steps": ["go to cabinet 3", "take {object} from cabinet 3", "go to microwave 1", "open microwave 1",
-                  "heat {object} with microwave 1", "go to {target}", "put {object} in/on {target}"],
+        "steps": [
+            "go to cabinet 3",
+            "take {object} from cabinet 3",
+            "go to microwave 1",
+            "open microwave 1",
+            "heat {object} with microwave 1",
+            "go to {target}",
+            "put {object} in/on {target}",
+        ],
         "pitfalls": ['"heat {object} with stoveburner 1" did not work (Nothing happens.)'],
         "exemplar_task": "put a hot egg in cabinet 1",
     }
@@ -88,11 +102,16 @@ def test_knowledge_saves_steps_in_the_world() -> None:
         for knowledge, bucket in ((knowing, steps_with), (None, steps_without)):
             agent = Agent(STRONG, seed)
             world = World.generate(task, seed)
-            procedures = [] if knowledge is None else [{"steps": ["open microwave 1", "heat {object} with microwave 1"]}]
+            procedures = (
+                [] if knowledge is None else [{"steps": ["open microwave 1", "heat {object} with microwave 1"]}]
+            )
 
             class Port:
+                def __init__(self, procedures: list[dict[str, object]]) -> None:
+                    self.procedures = procedures
+
                 async def recall(self, text: str) -> tuple[str | None, list[dict[str, object]], int]:
-                    return None, procedures, 0
+                    return None, self.procedures, 0
 
                 async def record(self, *args: object) -> None:
                     return None
@@ -100,7 +119,7 @@ def test_knowledge_saves_steps_in_the_world() -> None:
                 async def report(self, *args: object) -> None:
                     return None
 
-            result = anyio.run(agent.run, world, Port())
+            result = anyio.run(agent.run, world, Port(procedures))
             bucket.append(result.failed_actions)
     assert sum(steps_with) < sum(steps_without)
 
@@ -108,11 +127,18 @@ def test_knowledge_saves_steps_in_the_world() -> None:
 @pytest.mark.slow
 def test_a_small_lifelong_run_goes_through_the_real_server(tmp_path: Path) -> None:
     configurations = [c for c in CONFIGURATIONS if c.name in ("no memory", "proceduralization+adjust")]
-    report = run_lifelong(episodes=8, seed=1, groups=2, base_env={"MEMP_EMBEDDINGS": "0"},
-                          configurations=configurations)
+    report = run_lifelong(
+        episodes=8, seed=1, groups=2, base_env={"MEMP_EMBEDDINGS": "0"}, configurations=configurations
+    )
     with_memory = report["configurations"]["proceduralization+adjust"]
-    assert set(with_memory["overall"]) == {"episodes", "success_rate", "mean_steps", "mean_failed_actions",
-                                           "mean_memory_chars", "misled_rate"}
+    assert set(with_memory["overall"]) == {
+        "episodes",
+        "success_rate",
+        "mean_steps",
+        "mean_failed_actions",
+        "mean_memory_chars",
+        "misled_rate",
+    }
     assert with_memory["overall"]["episodes"] == 8 and len(with_memory["curve"]) == 2
     # Memory was really used: later episodes were handed procedure text.
     assert with_memory["overall"]["mean_memory_chars"] > 0
@@ -124,9 +150,24 @@ def test_a_small_lifelong_run_goes_through_the_real_server(tmp_path: Path) -> No
 def test_bench_lifelong_command_prints_json_and_writes_a_plot(tmp_path: Path) -> None:
     plot = tmp_path / "curves.png"
     done = subprocess.run(
-        [sys.executable, "-m", "memp_mcp.cli", "bench", "lifelong", "--episodes", "6", "--groups", "2", "--json",
-         "--plot", str(plot)],
-        capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "MEMP_EMBEDDINGS": "0"},
+        [
+            sys.executable,
+            "-m",
+            "memp_mcp.cli",
+            "bench",
+            "lifelong",
+            "--episodes",
+            "6",
+            "--groups",
+            "2",
+            "--json",
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "MEMP_EMBEDDINGS": "0"},
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -139,8 +180,14 @@ def test_bench_lifelong_command_prints_json_and_writes_a_plot(tmp_path: Path) ->
 def test_the_readme_main_command_demo_runs_with_the_real_model(tmp_path: Path, real_model_dir: Path) -> None:
     plot = tmp_path / "demo.png"
     env = {**__import__("os").environ, "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
-    done = subprocess.run([sys.executable, "-m", "memp_mcp.cli", "demo", "--plot", str(plot)], capture_output=True,
-                          text=True, timeout=600, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.cli", "demo", "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "no memory" in done.stdout and "adjustment" in done.stdout and "weak + strong's memory" in done.stdout
     assert all(len(line) <= 80 for line in done.stdout.splitlines())

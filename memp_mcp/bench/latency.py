@@ -146,7 +146,12 @@ def _copy_database(source: Path, target: Path) -> None:
 
 
 def _built_database(
-    size: int, seed: int, embedder: Embedder, folder: Path, cache_dir: Path | None, on_build: Callable[[int, int], None] | None
+    size: int,
+    seed: int,
+    embedder: Embedder,
+    folder: Path,
+    cache_dir: Path | None,
+    on_build: Callable[[int, int], None] | None,
 ) -> tuple[Path, list[str], float | None]:
     """A database of `size` synthetic procedures in `folder`, its tasks, and the build time.
 
