@@ -10,6 +10,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -1015,14 +1016,7 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
 
         report = run_lifelong(episodes, seed, groups, env, progress=report_progress)
     console.print(_lifelong_table(report))
-    if plot is not None:
-        try:
-            write_plot(report, plot)
-            console.print(f"learning curves written to {plot}")
-        except RuntimeError as exc:
-            errors.print(f"no plot: {exc}")
-    if as_json:
-        print(json.dumps(report))
+    _finish_report(report, plot, write_plot, "learning curves", as_json)
 
 
 @bench_app.command("coding")
@@ -1192,15 +1186,22 @@ def _run_drift(
     console.print(drift_table(report, "steps"))
     if "transfer" in report:
         console.print(transfer_table(report))
+    _finish_report(report, plot, write_drift_plot, "plot", as_json)
+    return report
+
+
+def _finish_report(
+    report: dict[str, Any], plot: Path | None, write: Callable[[dict[str, Any], Path], None], what: str, as_json: bool
+) -> None:
+    """After a benchmark's tables: its plot when asked for (matplotlib is optional), then its JSON line."""
     if plot is not None:
         try:
-            write_drift_plot(report, plot)
-            console.print(f"plot written to {plot}")
+            write(report, plot)
+            console.print(f"{what} written to {plot}")
         except RuntimeError as exc:
             errors.print(f"no plot: {exc}")
     if as_json:
         print(json.dumps(report))
-    return report
 
 
 def _bench_env() -> dict[str, str]:

@@ -303,18 +303,7 @@ class Memory:
                     message=f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} "
                     f"('{twin.title}').",
                 )
-            procedure_id = self.store.add_procedure(
-                namespace,
-                planned.draft.title,
-                planned.draft.when_to_use or planned.family,
-                planned.draft.steps,
-                planned.draft.pitfalls,
-                planned.source,
-                agent,
-                [trajectory_id],
-                trajectory_id,
-                keys,
-            )
+            procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
         return RecordResult(
             action="created",
             trajectory_id=trajectory_id,
@@ -420,6 +409,31 @@ class Memory:
             )
         return None
 
+    def _add_planned(
+        self,
+        namespace: str,
+        planned: _Planned,
+        trajectory_id: int,
+        keys: list[tuple[str, list[float] | None]],
+        agent: str | None,
+        *,
+        candidate_of: int | None = None,
+    ) -> int:
+        """Store a planned procedure built from one trajectory, which is its source and its exemplar."""
+        return self.store.add_procedure(
+            namespace,
+            planned.draft.title,
+            planned.draft.when_to_use or planned.family,
+            planned.draft.steps,
+            planned.draft.pitfalls,
+            planned.source,
+            agent,
+            [trajectory_id],
+            trajectory_id,
+            keys,
+            candidate_of=candidate_of,
+        )
+
     def _propose(
         self,
         twin: Procedure,
@@ -431,19 +445,7 @@ class Memory:
         """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone."""
         mine = next((c for c in self.store.candidates_of(twin.id) if c.author == agent and c.provisional), None)
         if mine is None:
-            return self.store.add_procedure(
-                twin.namespace,
-                planned.draft.title,
-                planned.draft.when_to_use or planned.family,
-                planned.draft.steps,
-                planned.draft.pitfalls,
-                planned.source,
-                agent,
-                [trajectory_id],
-                trajectory_id,
-                keys,
-                candidate_of=twin.id,
-            )
+            return self._add_planned(twin.namespace, planned, trajectory_id, keys, agent, candidate_of=twin.id)
         self.store.add_sources(mine.id, [trajectory_id])
         if planned.draft.steps != mine.steps:
             self.store.revise_procedure(
