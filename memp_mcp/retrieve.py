@@ -2,8 +2,9 @@
 
 Strategies (the paper's ablations plus the default):
 - `hybrid`: candidates from vector KNN over each procedure's keys and from FTS5 keyword search,
-  scored by a blend of cosine similarity and keyword coverage, re-ranked by a smoothed utility
-  prior from outcome statistics, cut by a relevance floor;
+  kept when their cosine reaches a calibrated floor (or their words show they fit), ranked by cosine
+  with a boost from the request's keywords where a key holds enough of them, re-ranked by a
+  smoothed utility prior from outcome statistics;
 - `query`: cosine similarity of the task embedding only;
 - `avefact`: the paper's AveFact, the average over the task's keywords of each keyword's best
   similarity to a procedure's keys;
@@ -39,8 +40,13 @@ class RetrievalTuning:
     # How many candidates each retriever contributes before scoring (at least k). 20 and 40 give
     # the same figures on the public benchmark; fewer candidates scan and load less.
     candidates: int = 20
-    # Ranking: vector_weight * cosine + (1 - vector_weight) * keyword coverage, per key.
+    # Ranking: vector_weight * cosine + (1 - vector_weight) * keyword coverage, per key, where the
+    # coverage counts only when the key holds at least `keyword_boost_share` of the request's
+    # keywords. One word in common with a long request ("cup" in "warm up my coffee cup and return
+    # it to the espresso maker") is chance, and used to lift a procedure that shares it above a
+    # rewording of the right task that shares none.
     vector_weight: float = 0.6
+    keyword_boost_share: float = 0.25
     # Whether a procedure fits at all is decided on the semantic score alone (the best cosine of
     # its keys), so a rewording that shares no word with the stored task is judged as fairly as
     # one that repeats it. The floor is calibrated, not chosen: it is the 90th percentile of the
@@ -51,6 +57,16 @@ class RetrievalTuning:
     # A candidate with a key holding at least this share of the task's keywords fits whatever its
     # cosine: names the model does not know (a library, an error code) still find their procedure.
     keyword_fit: float = 0.8
+    # A candidate under the floor also fits when the words of its whole text (title, the tasks it
+    # served, its steps) hold at least `steps_evidence_share` of the request's keywords, and at least
+    # `steps_evidence_terms` of them: a request worded after what the agent did ("upload the wheel
+    # with twine") rather than after the stored task ("Publish a release to PyPI"). Only the
+    # `steps_evidence_candidates` closest candidates with a cosine of at least `steps_evidence_cosine`
+    # are read, so this costs a bounded load; one word in common is never enough.
+    steps_evidence_share: float = 0.5
+    steps_evidence_terms: int = 2
+    steps_evidence_cosine: float = 0.2
+    steps_evidence_candidates: int = 10
     # Keyword-only mode (no model): the share of the task's keywords a procedure must contain.
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
@@ -117,12 +133,15 @@ def _cosines(query: np.ndarray, keyed: dict[int, list[tuple[str, bytes]]]) -> di
     return result
 
 
-@functools.lru_cache(maxsize=65_536)
-def _vocabulary(text: str) -> frozenset[str]:
-    """Stemmed words and joined pairs of a text (cached: key texts recur across recalls)."""
+def vocabulary(text: str) -> frozenset[str]:
+    """Stemmed words and joined pairs of a text."""
     tokens = words(text)
     stems = {stem(t) for t in tokens}
     return frozenset(stems | {stem(c) for c in compounds(tokens)})
+
+
+# Cached for key texts: short, and read again by every recall that meets their procedure.
+_vocabulary = functools.lru_cache(maxsize=65_536)(vocabulary)
 
 
 def query_terms(task: str) -> list[str]:
@@ -138,9 +157,13 @@ def _cached_coverage(terms: tuple[str, ...], document: str) -> float:
 def keyword_coverage(terms: Sequence[str], document: str) -> float:
     """The share of `terms` found in `document`; a term split in the query ("desk lamp") counts
     when the document spells it joined ("desklamp")."""
+    return share_found(terms, _vocabulary(document))
+
+
+def share_found(terms: Sequence[str], vocabulary: frozenset[str]) -> float:
+    """The share of `terms` in a text's `vocabulary` (see `keyword_coverage`)."""
     if not terms:
         return 0.0
-    vocabulary = _vocabulary(document)
     joined = {a + b for a, b in itertools.pairwise(terms)} & vocabulary
     found = 0
     for index, term in enumerate(terms):
@@ -227,12 +250,16 @@ class Retriever:
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
         fitting = self._fitting(cosines, terms)
+        loaded = self._fitting_on_steps(cosines, set(fitting), terms)
+        fitting += list(loaded)
         scores = {
             pid: relevance[pid] * utility_prior_from(successes, failures, tuning.utility_weight)
             for pid, (successes, failures) in self.store.outcome_counts(fitting).items()
         }
         best = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
-        procedures = self.store.get_procedures(best)
+        missing = [pid for pid in best if pid not in loaded]
+        by_id = {**loaded, **{p.id: p for p in self.store.get_procedures(missing)}} if missing else loaded
+        procedures = [by_id[pid] for pid in best if pid in by_id]
         tasks = self._source_tasks(procedures)
         return [Scored(p, relevance[p.id], scores[p.id], _rank_sources(p, key_scores[p.id], tasks)) for p in procedures]
 
@@ -310,6 +337,30 @@ class Retriever:
             )
         ]
 
+    def _fitting_on_steps(
+        self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...]
+    ) -> dict[int, Procedure]:
+        """The candidates under the floor whose whole text holds enough of the request's keywords
+        (see `RetrievalTuning.steps_evidence_share`), loaded."""
+        tuning = self.tuning
+        if len(terms) < tuning.steps_evidence_terms:
+            return {}
+        best_cosine = {
+            pid: max(by_text.values())
+            for pid, by_text in cosines.items()
+            if by_text and pid not in fitting and max(by_text.values()) >= tuning.steps_evidence_cosine
+        }
+        below = sorted(best_cosine, key=lambda pid: (-best_cosine[pid], pid))[: tuning.steps_evidence_candidates]
+        if not below:
+            return {}
+        kept = {}
+        for procedure in self.store.get_procedures(below):
+            text = "\n".join([procedure.title, *cosines[procedure.id], *procedure.steps])
+            share = share_found(terms, vocabulary(text))
+            if share >= tuning.steps_evidence_share and round(share * len(terms)) >= tuning.steps_evidence_terms:
+                kept[procedure.id] = procedure
+        return kept
+
     def _selective_terms(self, task: str) -> list[str]:
         """The task's search terms, rarest first while their postings fit the budget (all of them in a
         small memory); empty when even the rarest is too common to be worth a keyword search."""
@@ -338,9 +389,13 @@ class Retriever:
         return max(cosines.values(), default=0.0), _rank_sources(procedure, cosines, tasks)
 
     def _blend(self, cosines: dict[str, float], terms: tuple[str, ...]) -> dict[str, float]:
-        """Each key's cosine blended with the keyword coverage of its text."""
-        weight = self.tuning.vector_weight
-        return {text: weight * c + (1 - weight) * _cached_coverage(terms, text) for text, c in cosines.items()}
+        """Each key's cosine blended with the keyword coverage of its text, where that is enough to count."""
+        weight, least = self.tuning.vector_weight, self.tuning.keyword_boost_share
+        blended = {}
+        for text, cosine in cosines.items():
+            coverage = _cached_coverage(terms, text)
+            blended[text] = weight * cosine + (1 - weight) * (coverage if coverage >= least else 0.0)
+        return blended
 
 
 def _rank_sources(procedure: Procedure, key_scores: dict[str, float], tasks: dict[int, str]) -> list[int]:

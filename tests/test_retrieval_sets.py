@@ -86,6 +86,16 @@ def test_a_reworded_coding_request_finds_its_procedure(coding_memory: Memory) ->
 
 
 @pytest.mark.real_model
+def test_a_request_naming_what_the_steps_use_finds_its_procedure(coding_memory: Memory) -> None:
+    # The model scores this request under the floor against "Publish a new release of the package
+    # to PyPI"; the procedure's steps ("twine upload dist/*") and title hold half its keywords.
+    found = coding_memory.recall("ship 2.0 to the package index with twine", k=3)
+    assert found.procedures and found.procedures[0].exemplar_task == "Publish a new release of the package to PyPI"
+    # One word in common with a procedure's steps ("upload") is not enough.
+    assert coding_memory.recall("upload the holiday photos to the family album", k=3).procedures == []
+
+
+@pytest.mark.real_model
 def test_tasks_no_procedure_serves_get_nothing(coding_memory: Memory) -> None:
     for text in ("write a haiku about autumn leaves", "book a table for two at an Italian restaurant"):
         assert coding_memory.recall(text, k=5).procedures == [], text

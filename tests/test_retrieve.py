@@ -26,9 +26,11 @@ class TableEmbedder:
     identity = "table@1"
     dim = DIM
 
-    def __init__(self, similar: dict[str, tuple[str, float]] | None = None) -> None:
-        # text -> (the text it resembles, cosine between them)
-        self.similar = similar or {}
+    def __init__(self, similar: dict[str, tuple[str, float] | dict[str, float]] | None = None) -> None:
+        # text -> the text it resembles and the cosine between them (or several such texts)
+        self.similar = {
+            text: dict([other]) if isinstance(other, tuple) else other for text, other in (similar or {}).items()
+        }
 
     def _axis(self, text: str) -> int:
         return 1 + int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") % (DIM - 1)
@@ -38,9 +40,10 @@ class TableEmbedder:
         for text in texts:
             vector = [0.0] * DIM
             if text in self.similar:
-                other, cosine = self.similar[text]
-                vector[self._axis(other)] = cosine
-                vector[0] = math.sqrt(1 - cosine * cosine)
+                for other, cosine in self.similar[text].items():
+                    assert vector[self._axis(other)] == 0.0, "two resembled texts share an axis"
+                    vector[self._axis(other)] = cosine
+                vector[0] = math.sqrt(1 - sum(c * c for c in self.similar[text].values()))
             else:
                 vector[self._axis(text)] = 1.0
             out.append(vector)
@@ -84,3 +87,49 @@ def test_the_relevance_floor_setting_reaches_recall_and_bad_values_name_it(tmp_p
     for bad in ("high", "1.5"):
         with pytest.raises(InvalidInputError, match="MEMP_RELEVANCE_FLOOR"):
             load_settings(environ={"MEMP_RELEVANCE_FLOOR": bad})
+
+
+def test_a_request_worded_after_the_steps_fits_under_the_floor(tmp_path: Path) -> None:
+    tuning = RetrievalTuning()
+    task = "publish a new release of the package"
+    steps = [
+        {"action": "python -m build", "observation": "built dist/pkg-1.5.tar.gz and the wheel"},
+        {"action": "twine upload dist/*", "observation": "uploaded"},
+    ]
+    request = "build the wheel and upload it with twine"
+    # Under the floor, but the procedure's steps hold three of the request's four keywords.
+    low = TableEmbedder({request: (task, tuning.semantic_floor - 0.1)})
+    memory = Memory(SQLiteStore(tmp_path / "a.db"), low)
+    memory.record(task, steps, "success")
+    assert [p.exemplar_task for p in memory.recall(request).procedures] == [task]
+    # The words alone do not make a procedure the model finds unrelated fit.
+    far = TableEmbedder({request: (task, tuning.steps_evidence_cosine - 0.05)})
+    memory = Memory(SQLiteStore(tmp_path / "b.db"), far)
+    memory.record(task, steps, "success")
+    assert memory.recall(request).procedures == []
+
+
+def test_one_word_in_common_does_not_lift_a_procedure_over_the_floor(tmp_path: Path) -> None:
+    floor = RetrievalTuning().semantic_floor
+    task = "publish a new release of the package"
+    steps = [{"action": "twine upload dist/*", "observation": "uploaded"}]
+    request = "upload the holiday photos to the family album"
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), TableEmbedder({request: (task, floor - 0.02)}))
+    memory.record(task, steps, "success")
+    assert memory.recall(request).procedures == []
+
+
+def test_a_word_shared_by_chance_does_not_outrank_a_closer_rewording(tmp_path: Path) -> None:
+    rewording = "warm up my coffee cup and return it to the espresso maker"
+    closer, sharing_a_word, sharing_half = (
+        "heat some mug and put it in coffeemachine",
+        "cool some cup and put it in shelf",
+        "warm the coffee in a cup on the espresso stand",
+    )
+    embedder = TableEmbedder({rewording: {closer: 0.65, sharing_a_word: 0.6, sharing_half: 0.45}})
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), embedder)
+    for task in (closer, sharing_a_word, sharing_half):
+        memory.record(task, STEPS, "success")
+    # "cup" is one of the request's six keywords: chance, not evidence; the closer rewording leads.
+    # A key holding more of them ("warm", "coffee", "cup", "espresso") still earns its boost.
+    assert [p.exemplar_task for p in memory.recall(rewording, k=3).procedures] == [sharing_half, closer, sharing_a_word]
