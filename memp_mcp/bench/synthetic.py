@@ -15,7 +15,7 @@ from memp_mcp.build import extract_procedure
 from memp_mcp.models import Outcome, Step
 
 # Bump when the generator or the build changes what a seed produces, so cached databases are rebuilt.
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 
 _DOMAINS: dict[str, dict[str, list[str]]] = {
     "household": {
@@ -256,13 +256,28 @@ def _steps(rng: random.Random, domain: str, task: str) -> list[Step]:
 
 
 def synthetic_tasks(count: int, seed: int = 0) -> Iterator[SyntheticTask]:
-    """`count` tasks with trajectories; deterministic for a seed. Tasks may repeat, as real ones do."""
+    """`count` distinct tasks with trajectories; deterministic for a seed.
+
+    The domains' vocabularies give a few thousand plain tasks; past that a task that came up before
+    is told apart by what it is for (a component, a team, a place), as a large memory's tasks are.
+    Repeats would make N procedures fewer distinct ones: a record of a task already known merges.
+    """
     rng = random.Random(seed)
     domains = list(_DOMAINS)
+    seen: set[str] = set()
     for _ in range(count):
         domain = rng.choice(domains)
         task = _task(rng, domain)
+        while task in seen:
+            task = f"{task} {_qualifier(rng)}"
+        seen.add(task)
         yield SyntheticTask(domain, task, _steps(rng, domain, task))
+
+
+def _qualifier(rng: random.Random) -> str:
+    first, second = rng.sample(_WORDS, 2)
+    form = rng.choice(["for the {a} {b} team", "in the {a}-{b} project", "on {a}-{n}", "behind the {a} {b}"])
+    return form.format(a=first, b=second, n=rng.randint(1, 99))
 
 
 def paraphrase(rng: random.Random, task: str) -> str:
