@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import memp_mcp.store.sqlite as sqlite_store
+import memp_mcp.store.sqlite.binary_codes as sqlite_store
 from memp_mcp.models import ProcedureStatus
 from memp_mcp.store import SQLiteStore
 from memp_mcp.store.bit_index import BitIndex

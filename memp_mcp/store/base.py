@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError
 from memp_mcp.models import (
@@ -36,7 +36,7 @@ from memp_mcp.models import (
 Vector = Sequence[float]
 ProgressCallback = Callable[[int, int], None]
 
-__all__ = ["ProgressCallback", "Store", "Vector", "check_dimension", "model_mismatch"]
+__all__ = ["ProgressCallback", "Store", "Vector", "check_dimension", "embed_keys", "model_mismatch"]
 
 
 def check_dimension(vector: Vector, dim: int, what: str = "vector") -> None:
@@ -52,6 +52,23 @@ def model_mismatch(location: str, bound: tuple[str, int], name: str, dim: int) -
         f"configured {name} ({dim}); run `memp-mcp reindex` to re-embed with {name}, "
         f"or set MEMP_EMBEDDING_MODEL={bound[0]}"
     )
+
+
+def embed_keys(
+    keys: Sequence[Sequence[Any]],
+    embed: Callable[[list[str]], Sequence[Vector]],
+    progress: ProgressCallback | None,
+    batch_size: int,
+) -> list[tuple[int, Vector]]:
+    """(key id, vector) for each (key id, text) row, embedded `batch_size` texts at a time (a reindex)."""
+    embedded: list[tuple[int, Vector]] = []
+    for start in range(0, len(keys), batch_size):
+        batch = keys[start : start + batch_size]
+        vectors = embed([str(text) for _, text in batch])
+        embedded += [(int(key_id), v) for (key_id, _), v in zip(batch, vectors, strict=True)]
+        if progress:
+            progress(min(start + batch_size, len(keys)), len(keys))
+    return embedded
 
 
 class Store(Protocol):

@@ -30,7 +30,7 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from memp_mcp.errors import InvalidInputError, NotFoundError, SchemaTooNewError, StoreError
+from memp_mcp.errors import InvalidInputError, NotFoundError, StoreError
 from memp_mcp.models import (
     NamespaceStats,
     Outcome,
@@ -42,8 +42,9 @@ from memp_mcp.models import (
     Trajectory,
 )
 from memp_mcp.store import rows as mapping
-from memp_mcp.store.base import ProgressCallback, Vector, check_dimension, model_mismatch
-from memp_mcp.store.postgres_migrations import LATEST_VERSION, MIGRATIONS
+from memp_mcp.store.base import ProgressCallback, Vector, check_dimension, embed_keys, model_mismatch
+from memp_mcp.store.postgres_migrations import MIGRATIONS
+from memp_mcp.store.schema import apply_pending
 from memp_mcp.text import fts_document
 
 logger = logging.getLogger(__name__)
@@ -175,26 +176,16 @@ class PostgresStore:
                             f"database {self.location} has a 'procedures' table but is not a memp-mcp database; "
                             "give memp-mcp a database of its own (CREATE DATABASE memp)"
                         )
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS schema_migrations "
-                        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+                    apply_pending(
+                        conn,
+                        MIGRATIONS,
+                        subject=f"database {self.location}",
+                        # As bytes: a script is sent whole, never read for parameters.
+                        run_script=lambda sql: conn.execute(sql.encode()),
+                        mark="%s",
+                        time_type="TIMESTAMPTZ",
+                        applied_at=_now(),
                     )
-                    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
-                    current = int(row[0]) if row else 0
-                    if current > LATEST_VERSION:
-                        raise SchemaTooNewError(
-                            f"database {self.location} has schema version {current}, newer than this memp-mcp "
-                            f"understands ({LATEST_VERSION}); upgrade memp-mcp (pip install -U memp-mcp)"
-                        )
-                    for version, name, sql in MIGRATIONS:
-                        if version <= current:
-                            continue
-                        logger.info("applying PostgreSQL migration %03d_%s to %s", version, name, self.location)
-                        conn.execute(sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                            (version, name, _now()),
-                        )
             except psycopg.Error as exc:
                 raise StoreError(f"cannot prepare the database {self.location}: {str(exc).strip()}") from None
 
@@ -354,13 +345,7 @@ class PostgresStore:
         during the embedding are left without a vector, for the engine's backfill.
         """
         keys = self._rows("SELECT id, text FROM procedure_keys ORDER BY id")
-        embedded: list[tuple[int, Vector]] = []
-        for start in range(0, len(keys), batch_size):
-            batch = keys[start : start + batch_size]
-            vectors = embed([str(text) for _, text in batch])
-            embedded += [(int(key_id), v) for (key_id, _), v in zip(batch, vectors, strict=True)]
-            if progress:
-                progress(min(start + batch_size, len(keys)), len(keys))
+        embedded = embed_keys(keys, embed, progress, batch_size)
         with self.transaction():
             self._set_meta("embedding_model", name)
             self._set_meta("embedding_dim", str(dim))
@@ -596,18 +581,16 @@ class PostgresStore:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Procedure]:
-        where, params = _filters(namespace, status)
-        if text:
-            # A plain substring filter (strpos), never pattern or search syntax.
-            where += (" AND " if where else "WHERE ") + "(strpos(title, %s) > 0 OR strpos(when_to_use, %s) > 0)"
-            params += [text, text]
+        # A plain substring filter (strpos), never pattern or search syntax.
+        matching = [("(strpos(title, %s) > 0 OR strpos(when_to_use, %s) > 0)", [text, text])] if text else []
+        where, params = mapping.procedure_filter(namespace, status, "%s", *matching)
         found = self._rows(
             f"SELECT id FROM procedures {where} ORDER BY id LIMIT %s OFFSET %s", (*params, limit, offset)
         )
         return self.get_procedures([int(r[0]) for r in found])
 
     def count_procedures(self, namespace: str | None = None, status: ProcedureStatus | None = None) -> int:
-        where, params = _filters(namespace, status)
+        where, params = mapping.procedure_filter(namespace, status, "%s")
         return self._count(f"SELECT COUNT(*) FROM procedures {where}", params)
 
     def revise_procedure(
@@ -848,18 +831,6 @@ class PostgresStore:
             if embedded and (index is None or index[0] is None):
                 problems.append("the vector index (HNSW) is missing")
         return problems
-
-
-def _filters(namespace: str | None, status: ProcedureStatus | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if namespace is not None:
-        clauses.append("namespace = %s")
-        params.append(namespace)
-    if status is not None:
-        clauses.append("status = %s")
-        params.append(status.value)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _vector(vector: Vector, dim: int, what: str = "vector") -> np.ndarray:

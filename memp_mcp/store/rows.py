@@ -45,6 +45,25 @@ def placeholders(count: int, mark: str = "?") -> str:
     return ", ".join([mark] * count)
 
 
+def procedure_filter(
+    namespace: str | None, status: ProcedureStatus | None, mark: str = "?", *extra: tuple[str, Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """`WHERE ...` over procedures by namespace and status (each when given) and `extra` (clause, its
+    parameters), with the parameters in order; empty when nothing filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if namespace is not None:
+        clauses.append(f"namespace = {mark}")
+        params.append(namespace)
+    if status is not None:
+        clauses.append(f"status = {mark}")
+        params.append(status.value)
+    for clause, values in extra:
+        clauses.append(clause)
+        params += values
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
 def procedure(row: Sequence[Any], sources: list[int]) -> Procedure:
     return Procedure(
         id=int(row[0]),

@@ -1,0 +1,63 @@
+"""The SQLite store: rows, a sqlite-vec vector table and an FTS5 table, kept in step, in one file.
+
+One class, `SQLiteStore`, assembled from a part per concern, each a mixin over the connection
+core (`connection.SQLiteConnection`: opening, migrations, transactions, statements):
+
+- `vectors` (with `binary_codes`, the in-memory coarse index): keys' vectors and their search;
+- `fulltext`: the FTS5 table and keyword search;
+- `procedures`: procedures, keys, sources, versions and status, kept in step with both indexes;
+- `history`: trajectories and recall events.
+
+Mixins rather than composed helpers: every part runs its statements on the one connection, under
+the one lock and inside the one transaction the core owns, and the engine calls ~60 methods of the
+store directly; helpers would each need the core passed in and the store would forward every call
+to them. Each mixin subclasses the core, so mypy checks what every part calls; the one part that
+calls two others (procedures writes keys to both indexes) inherits both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memp_mcp.models import NamespaceStats, ProcedureStatus
+from memp_mcp.store.migrations import LATEST_VERSION, MIGRATIONS
+from memp_mcp.store.sqlite.history import History
+from memp_mcp.store.sqlite.procedures import Procedures
+
+# The schema this release migrates files to (LATEST_VERSION is its last number).
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "SQLiteStore"]
+
+
+class SQLiteStore(Procedures, History):
+    """Procedures, trajectories and recall events in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        # Read here, when a store opens, so that a test can give it another schema to migrate to.
+        super().__init__(path, MIGRATIONS)
+
+    def stats(self, namespace: str) -> NamespaceStats:
+        return NamespaceStats(
+            namespace=namespace,
+            trajectories=self.count_trajectories(namespace),
+            procedures_active=self.count_procedures(namespace, ProcedureStatus.ACTIVE),
+            procedures_deprecated=self.count_procedures(namespace, ProcedureStatus.DEPRECATED),
+            recalls=int(
+                self._execute("SELECT COUNT(*) FROM recall_events WHERE namespace = ?", (namespace,)).fetchone()[0]
+            ),
+        )
+
+    def integrity_problems(self) -> list[str]:
+        """Disagreements between rows and indexes, plus SQLite's own integrity check. Empty when sound."""
+        problems = [str(r[0]) for r in self._execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+        fts_ids = {int(r[0]) for r in self._execute("SELECT rowid FROM procedure_fts").fetchall()}
+        row_ids = {int(r[0]) for r in self._execute("SELECT id FROM procedures").fetchall()}
+        if fts_ids != row_ids:
+            problems.append(f"full-text index covers {len(fts_ids)} procedures, table has {len(row_ids)}")
+        if self.has_vector_table():
+            vector_keys = {int(r[0]) for r in self._execute("SELECT key_id FROM key_vectors").fetchall()}
+            flagged = {
+                int(r[0]) for r in self._execute("SELECT id FROM procedure_keys WHERE has_vector = 1").fetchall()
+            }
+            if vector_keys != flagged:
+                problems.append(f"vector index holds {len(vector_keys)} keys, {len(flagged)} are marked embedded")
+        return problems

@@ -1,0 +1,140 @@
+"""The in-memory binary index of the key vectors, kept in step with the file across processes.
+
+A server keeps every key's binary code in memory (store/bit_index.py) for the coarse vector search;
+sqlite-vec answers while it loads and whenever it is not current. New keys are found by id; any
+other change to a vector, and any change of a procedure's status, is marked by the database's own
+triggers in two epochs (migration 003), read before each search, whichever process made the change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from memp_mcp.models import ProcedureStatus
+from memp_mcp.store.bit_index import BitIndex
+from memp_mcp.store.sqlite.connection import SQLiteConnection
+
+logger = logging.getLogger(__name__)
+
+VECTOR_EPOCH_KEY = "vector_epoch"
+STATUS_EPOCH_KEY = "status_epoch"
+# The in-memory binary index loads this many keys at a time: the first batch in the search that
+# needs it, the rest in the background (sqlite-vec answers until it is whole), each batch holding
+# the store's lock for a few milliseconds only.
+BIT_INDEX_BATCH = 5_000
+
+
+class InMemoryCodes(SQLiteConnection):
+    """The coarse search over binary codes held in memory."""
+
+    # Guarded by the store's lock: the index, whether every key is in (`_bits_ready`), and the
+    # epochs of the vectors and statuses it reflects.
+    _bits: BitIndex | None = None
+    _bits_epoch: str | None = None
+    _bits_status_epoch: str | None = None
+    _bits_ready = False
+
+    def _nearest_keys_in_memory(
+        self, namespace: str, query: bytes, count: int, bound: tuple[str, int] | None
+    ) -> list[int] | None:
+        """The coarse search over the in-memory codes, or None when sqlite-vec must answer: while
+        the index loads, and after a failure to load it (it is built again at the next search).
+        `bound` is the database's model, as the caller read it."""
+        with self._lock:
+            if self._conn.in_transaction:
+                return self._nearest_keys_in_transaction(namespace, query, count)
+            if bound is None:
+                return None
+            recoverable: tuple[type[BaseException], ...] = (ValueError, *self._errors)
+            try:
+                index = self._current_bit_index(bound[1])
+                if index is None:
+                    return None
+                return index.nearest(namespace, self._binary_code(query), count)
+            except recoverable as exc:
+                logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
+                self._bits = None
+                return None
+
+    def _nearest_keys_in_transaction(self, namespace: str, query: bytes, count: int) -> list[int] | None:
+        """Inside a write transaction the index is read but never loaded (what the transaction wrote
+        may yet be rolled back): its nearest committed keys, plus every key newer than it holds, for
+        the exact rescoring to judge. None (sqlite-vec answers) when the index is not current."""
+        index = self._bits
+        if index is None or not self._bits_ready:
+            return None
+        epochs = (self.get_meta(VECTOR_EPOCH_KEY) or "", self.get_meta(STATUS_EPOCH_KEY) or "")
+        if epochs != (self._bits_epoch, self._bits_status_epoch):
+            return None
+        newer = self._execute(
+            "SELECT id FROM procedure_keys WHERE id > ? AND vector IS NOT NULL LIMIT ?",
+            (index.last_key_id, count + 1),
+        ).fetchall()
+        if len(newer) > count:
+            return None  # too many keys it has not seen to pass them all to rescoring
+        return index.nearest(namespace, self._binary_code(query), count) + [int(r[0]) for r in newer]
+
+    def _binary_code(self, query: bytes) -> bytes:
+        """A float32 vector's binary code, quantised by sqlite-vec exactly as the stored keys were."""
+        return bytes(self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0])
+
+    def _current_bit_index(self, dim: int) -> BitIndex | None:
+        """The in-memory index brought up to date with the database, or None while it loads."""
+        # Each epoch is read before the data it tags: a change racing with the load costs at most
+        # one more load, never stale codes.
+        epoch = self.get_meta(VECTOR_EPOCH_KEY) or ""
+        if self._bits is None or epoch != self._bits_epoch:
+            index = BitIndex(dim // 8)
+            self._bits, self._bits_epoch, self._bits_status_epoch, self._bits_ready = index, epoch, None, False
+            if self._load_bits(index):
+                threading.Thread(
+                    target=self._load_remaining_bits, args=(index,), name="bit-index-load", daemon=True
+                ).start()
+            else:
+                self._bits_ready = True
+        if not self._bits_ready:
+            return None
+        while self._load_bits(self._bits):  # keys other processes (or this one) added since
+            pass
+        status_epoch = self.get_meta(STATUS_EPOCH_KEY) or ""
+        if status_epoch != self._bits_status_epoch:
+            inactive = self._execute(
+                "SELECT k.id FROM procedures p CROSS JOIN procedure_keys k ON k.procedure_id = p.id "
+                "WHERE p.status != 'active'"
+            ).fetchall()
+            self._bits.set_inactive([int(r[0]) for r in inactive])
+            self._bits_status_epoch = status_epoch
+        return self._bits
+
+    def _load_bits(self, index: BitIndex) -> bool:
+        """Add the next batch of keys (by id) to `index`; True when there may be more."""
+        rows = self._execute(
+            "SELECT k.id, p.namespace, vec_quantize_binary(k.vector), p.status FROM procedure_keys k "
+            "CROSS JOIN procedures p ON p.id = k.procedure_id "
+            "WHERE k.id > ? AND k.vector IS NOT NULL ORDER BY k.id LIMIT ?",
+            (index.last_key_id, BIT_INDEX_BATCH),
+        ).fetchall()
+        index.add(
+            [int(r[0]) for r in rows],
+            [str(r[1]) for r in rows],
+            [bytes(r[2]) for r in rows],
+            [r[3] == ProcedureStatus.ACTIVE for r in rows],
+        )
+        return len(rows) == BIT_INDEX_BATCH
+
+    def _load_remaining_bits(self, index: BitIndex) -> None:
+        """Fill `index` batch by batch, releasing the lock between batches so recalls go on."""
+        try:
+            while True:
+                with self._lock:
+                    if self._bits is not index:
+                        return  # the vectors changed meanwhile; a newer index has taken over
+                    if not self._load_bits(index):
+                        self._bits_ready = True
+                        return
+        except Exception as exc:  # a thread's top: whatever failed (store closed, file gone), sqlite-vec answers
+            logger.warning("in-memory vector index not loaded (sqlite-vec answers meanwhile): %s", exc)
+            with self._lock:
+                if self._bits is index:
+                    self._bits = None  # built again at the next search

@@ -1,0 +1,300 @@
+"""The SQLite file itself: opening it, its schema and migrations, transactions, statements, meta.
+
+One connection per store, shared by the threads of one process under a lock (tools run in worker
+threads; a connection per thread would multiply page caches and gain nothing, as SQLite admits one
+writer at a time anyway). Other processes share the file through WAL mode and a busy timeout. Every
+logical write runs inside `transaction()` (BEGIN IMMEDIATE), so a crash leaves either all of it or
+none of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from memp_mcp.errors import StoreError
+from memp_mcp.store import driver
+from memp_mcp.store.schema import (
+    CURRENT_VERSION_SQL,
+    Migration,
+    apply_pending,
+    latest_version,
+    refuse_too_new,
+    split_sql,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _Result:
+    """A statement's rows and counts, read in full while the store's lock was held."""
+
+    __slots__ = ("_rows", "lastrowid", "rowcount")
+
+    def __init__(self, cursor: Any) -> None:
+        self._rows: list[Any] = cursor.fetchall()
+        self.lastrowid: int = cursor.lastrowid or 0
+        self.rowcount: int = cursor.rowcount
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class SQLiteConnection:
+    """A migrated SQLite file and the one connection a store reads and writes it through."""
+
+    def __init__(self, path: Path | str, migrations: Sequence[Migration]) -> None:
+        """Open (creating it if need be) the file at `path` and bring it to the last of `migrations`."""
+        self.path = Path(path)
+        self._migrations = migrations
+        self._lock = threading.RLock()
+        self._errors = driver.database_errors()
+        self._conn = self._open()
+        # The thread whose transaction is open, if any: the store is shared by threads, and a
+        # write from one thread must not count as inside another thread's transaction.
+        self._transaction_owner: int | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def _open(self) -> Any:
+        path = self.path
+        if str(path) != ":memory:":
+            if path.is_dir():
+                raise StoreError(f"database path {path} is a directory; give a file path (MEMP_DB_PATH)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
+        try:
+            return self._prepare(driver.connect(path))
+        except self._errors as exc:
+            error = self._open_error(str(exc))
+        except StoreError as exc:
+            error = exc
+        if not self._unwritable_where_it_is():
+            raise error
+        # A file in a folder nobody may write (a shared library on a read-only mount): SQLite cannot
+        # create the journal files beside it, yet the file can still be read, unchanged, for recalls.
+        logger.warning("%s cannot be written where it is: opened read-only (recalls work, writes are refused)", path)
+        try:
+            return self._prepare(driver.connect(path, immutable=True), read_only=True)
+        except self._errors as exc:
+            raise self._open_error(str(exc)) from None
+
+    def _unwritable_where_it_is(self) -> bool:
+        """An existing database in a folder this process may not write (not even as root: immutable)."""
+        path = self.path
+        return str(path) != ":memory:" and path.is_file() and not os.access(path.parent, os.W_OK)
+
+    def _prepare(self, conn: Any, *, read_only: bool = False) -> Any:
+        """Set up a new connection: pragmas, checks, WAL and migrations (only checks when read-only)."""
+        path = self.path
+        try:
+            if read_only:
+                self._check_existing(conn)
+                current = conn.execute(CURRENT_VERSION_SQL).fetchone()[0]
+                if int(current) < latest_version(self._migrations):
+                    raise StoreError(
+                        f"{path} is read-only and from an older memp-mcp (schema {current}, this one needs "
+                        f"{latest_version(self._migrations)}); open it once where it can be written to upgrade it"
+                    )
+                return conn
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(driver.BUSY_TIMEOUT_SECONDS * 1000)}")
+            # Read-only checks first: a file that is not ours, or is from a newer memp-mcp, must be
+            # left byte for byte as it was (switching it to WAL would already rewrite its header).
+            self._check_existing(conn)
+            # WAL lets readers in other processes go on while one writes; NORMAL sync in WAL
+            # mode keeps every committed transaction through a process crash.
+            mode = self._enable_wal(conn)
+            if str(mode).lower() != "wal" and str(path) != ":memory:":
+                logger.warning("database %s is in %s journal mode, not WAL", path, mode)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(conn)
+        except StoreError:
+            conn.close()
+            raise
+        except self._errors as exc:
+            conn.close()
+            raise self._open_error(str(exc)) from None
+        return conn
+
+    def _open_error(self, message: str) -> StoreError:
+        """A StoreError saying, in words a user can act on, why the file could not be opened."""
+        path = self.path
+        if "not a database" in message or "malformed" in message:
+            return StoreError(
+                f"{path} is not a memp-mcp database or is corrupt ({message}); "
+                "move it aside or point MEMP_DB_PATH at another file"
+            )
+        if "readonly" in message or "read-only" in message:
+            return StoreError(
+                f"database {path} is read-only ({message}); make it and its folder writable, "
+                "or point MEMP_DB_PATH at another file"
+            )
+        if "unable to open" in message:
+            return StoreError(
+                f"cannot open or create the database {path} ({message}); check that its folder is writable, "
+                "or point MEMP_DB_PATH at another file"
+            )
+        return StoreError(f"cannot open the database {path}: {message}")
+
+    def _enable_wal(self, conn: Any) -> str:
+        """Switch to WAL mode, waiting while another connection holds the lock.
+
+        Switching needs an exclusive lock and SQLite reports "database is locked" at once,
+        without its busy handler, when another process is opening the same new file: retry.
+        """
+        deadline = time.monotonic() + driver.BUSY_TIMEOUT_SECONDS
+        delay = 0.005
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except self._errors as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _check_existing(self, conn: Any) -> None:
+        """Refuse, without writing anything, a database that is not memp-mcp's or is too new."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return
+        if "schema_migrations" not in tables:
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a memp-mcp one; point MEMP_DB_PATH at another file"
+            )
+        refuse_too_new(str(self.path), int(conn.execute(CURRENT_VERSION_SQL).fetchone()[0]), self._migrations)
+
+    def _migrate(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+
+            def run_script(sql: str) -> None:
+                for statement in split_sql(sql):
+                    conn.execute(statement)
+
+            apply_pending(
+                conn,
+                self._migrations,
+                subject=str(self.path),
+                run_script=run_script,
+                mark="?",
+                time_type="TEXT",
+                applied_at=now(),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def engine_description(self) -> str:
+        vec_version = self._execute("SELECT vec_version()").fetchone()[0]
+        return f"{driver.driver_name()} with sqlite-vec {vec_version}"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One logical write: all of it is committed, or none of it. Re-entrant."""
+        with self._lock:
+            if self._transaction_owner is not None:
+                # Only the owning thread can get here: the lock is held for the whole transaction.
+                yield
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except self._errors as exc:
+                raise StoreError(f"cannot write to {self.path}: {exc}") from None
+            self._transaction_owner = threading.get_ident()
+            try:
+                yield
+            except BaseException:
+                self._transaction_owner = None
+                self._rollback()
+                raise
+            self._transaction_owner = None
+            try:
+                self._conn.execute("COMMIT")
+            except self._errors as exc:
+                self._rollback()
+                raise StoreError(f"cannot write to {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so (it does after some errors)."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        with self._lock:
+            try:
+                # Read whole under the lock: a cursor stepped after the lock is released would run
+                # inside whatever transaction another thread has opened on this shared connection
+                # since, and could return its rows before they are rolled back.
+                return _Result(self._conn.execute(sql, params))
+            except self._errors as exc:
+                message = str(exc)
+                if "readonly" in message or "disk" in message or "full" in message:
+                    raise StoreError(f"cannot write to {self.path}: {message}") from None
+                raise
+
+    def _write(self) -> None:
+        if self._transaction_owner != threading.get_ident():
+            raise RuntimeError("store writes must run inside store.transaction()")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._write()
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def schema_version(self) -> int:
+        return int(self._execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0])
+
+    def ensure_namespace(self, namespace: str) -> None:
+        self._write()
+        self._execute(
+            "INSERT INTO namespaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (namespace, now()),
+        )
+
+    def namespaces(self) -> list[str]:
+        return [str(r[0]) for r in self._execute("SELECT name FROM namespaces ORDER BY name").fetchall()]
+
+    def namespace_exists(self, namespace: str) -> bool:
+        return self._execute("SELECT 1 FROM namespaces WHERE name = ?", (namespace,)).fetchone() is not None
