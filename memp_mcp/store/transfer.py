@@ -18,7 +18,8 @@ import numpy as np
 
 from memp_mcp.errors import StoreError
 from memp_mcp.store import rows
-from memp_mcp.store.postgres import PostgresStore, _clean, _json
+from memp_mcp.store.postgres import PostgresStore
+from memp_mcp.store.postgres.connection import clean, jsonb
 from memp_mcp.store.sqlite import SQLiteStore
 
 BATCH = 2_000
@@ -111,7 +112,7 @@ def _copy_keys(
                 procedure_id,
                 namespace,
                 bool(active),
-                _clean(text),
+                clean(text),
                 np.frombuffer(vector, dtype=np.float32) if vector is not None and bound is not None else None,
             )
             for key_id, procedure_id, namespace, active, text, vector in batch
@@ -130,7 +131,7 @@ def _copy_keys(
 
 def _search_texts(source: SQLiteStore) -> tuple[list[int], list[str]]:
     found = source._execute("SELECT rowid, body FROM procedure_fts").fetchall()
-    return [int(r[0]) for r in found], [_clean(str(r[1])) for r in found]
+    return [int(r[0]) for r in found], [clean(str(r[1])) for r in found]
 
 
 def _batches(source: SQLiteStore, query: str, order: str = "rowid") -> Iterator[list[Sequence[Any]]]:
@@ -145,11 +146,11 @@ def _converted(names: list[str], row: Sequence[Any]) -> list[Any]:
     values: list[Any] = []
     for name, value in zip(names, row, strict=True):
         if name.endswith("_json"):
-            values.append(_json(rows.from_json(value)))
+            values.append(jsonb(rows.from_json(value)))
         elif name in _BOOLEAN_COLUMNS:
             values.append(None if value is None else bool(value))
         else:
-            values.append(_clean(value))
+            values.append(clean(value))
     return values
 
 
