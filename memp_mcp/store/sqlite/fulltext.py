@@ -56,7 +56,7 @@ class FullTextIndex(SQLiteConnection):
         if match_query is None:
             return []
         # FTS5 ranks fastest on its own (ORDER BY rank); the best few times k matches are ranked
-        # there and filtered by namespace and status after. When the filter leaves too few, the
+        # there and filtered by namespace and status after (an index detail: k is the engine's). When the filter leaves too few, the
         # whole match is ranked with the filter inside.
         shortlist = k * 4
         ranked_first = (
