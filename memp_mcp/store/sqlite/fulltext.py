@@ -56,8 +56,8 @@ class FullTextIndex(SQLiteConnection):
         if match_query is None:
             return []
         # FTS5 ranks fastest on its own (ORDER BY rank); the best few times k matches are ranked
-        # there and filtered by namespace and status after (an index detail: k is the engine's). When the filter leaves too few, the
-        # whole match is ranked with the filter inside.
+        # there and filtered by namespace and status after (an index detail: k is the engine's).
+        # When the filter leaves too few, the whole match is ranked with the filter inside.
         shortlist = k * 4
         ranked_first = (
             "SELECT p.id, -f.rank FROM (SELECT rowid, rank FROM procedure_fts WHERE procedure_fts MATCH ? "
