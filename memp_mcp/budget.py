@@ -65,11 +65,19 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(ABRIDGED_MARK)] + ABRIDGED_MARK
 
 
-def fit(procedures: Sequence[P], budget: int, cost: Callable[[P], int], base: int) -> Fitted[P]:
+def fit(
+    procedures: Sequence[P],
+    budget: int,
+    cost: Callable[[P], int],
+    base: int,
+    with_exemplar: Callable[[P], P] | None = None,
+) -> Fitted[P]:
     """The procedures, best first, shortened to fit `budget` characters in all.
 
     `cost` is what one procedure adds to the answer (all its renderings), `base` what the answer
-    costs without any. First each procedure, in rank order, is placed in the largest of its
+    costs without any. `with_exemplar`, when given, adds a procedure's worked example (the
+    procedures come without, as loading one costs a read): it is called only for the procedures
+    placed, since the others cannot be given one. First each procedure, in rank order, is placed in the largest of its
     abridged forms (no worked example; long texts cut, then fewer pitfalls, then only its leading
     steps) that fits its fair share of the room left, or else the room left, until one does not
     fit at all. Then, in rank order, each is given back as much of its steps and pitfalls as the
@@ -78,48 +86,79 @@ def fit(procedures: Sequence[P], budget: int, cost: Callable[[P], int], base: in
     """
     reserve = 700  # for the note saying what was left out, sent in both renderings
     remaining = budget - base - reserve
+    forms = [_Forms(p, cost) for p in procedures]
     placed: list[P] = []
     sizes: list[int] = []
-    for index, procedure in enumerate(procedures):
+    for index, procedure_forms in enumerate(forms):
         share = remaining // (len(procedures) - index)
-        form = _largest_abridged_form(procedure, cost, share) or _largest_abridged_form(procedure, cost, remaining)
+        form = procedure_forms.largest_abridged(share) or procedure_forms.largest_abridged(remaining)
         if form is None:
             break
-        placed.append(form)
-        sizes.append(cost(form))
-        remaining -= sizes[-1]
+        placed.append(form[0])
+        sizes.append(form[1])
+        remaining -= form[1]
     for index in range(len(placed)):
         room = sizes[index] + remaining
-        whole = without_exemplar(procedures[index])
-        whole_size = cost(whole)
-        richer = whole if whole_size <= room else _largest_abridged_form(procedures[index], cost, room)
-        richer_size = whole_size if richer is whole else (cost(richer) if richer is not None else 0)
-        if richer is not None and richer_size > sizes[index]:
-            placed[index], sizes[index] = richer, richer_size
-            remaining = room - richer_size
+        whole, whole_size = forms[index].whole()
+        richer = (whole, whole_size) if whole_size <= room else forms[index].largest_abridged(room)
+        if richer is not None and richer[1] > sizes[index]:
+            placed[index], sizes[index] = richer
+            remaining = room - richer[1]
+    found = list(procedures)
+    if with_exemplar is not None:
+        found[: len(placed)] = [with_exemplar(p) for p in procedures[: len(placed)]]
     for index, current in enumerate(placed):
-        if procedures[index].exemplar and current == without_exemplar(procedures[index]):
-            full_size = cost(procedures[index])
+        if found[index].exemplar and current == forms[index].whole()[0]:
+            full_size = cost(found[index])
             if full_size - sizes[index] <= remaining:
                 remaining -= full_size - sizes[index]
-                placed[index], sizes[index] = procedures[index], full_size
-    return Fitted(placed, _left_out(procedures, placed, budget))
+                placed[index], sizes[index] = found[index], full_size
+    return Fitted(placed, _left_out(found, placed, budget))
 
 
-def _largest_abridged_form(procedure: P, cost: Callable[[P], int], room: int) -> P | None:
-    """The largest abridged form of `procedure` that fits in `room` characters, or None."""
-    for text_chars, max_pitfalls in ABRIDGED_FORMS:
-        form = abridge(procedure, text_chars, max_pitfalls)
-        if cost(form) <= room:
-            return form
-    low, high = 0, len(procedure.steps)  # the most leading steps that fit: at least one, or nothing
-    while low < high:
-        middle = (low + high + 1) // 2
-        if cost(abridge(procedure, *ABRIDGED_FORMS[-1], max_steps=middle)) <= room:
-            low = middle
-        else:
-            high = middle - 1
-    return abridge(procedure, *ABRIDGED_FORMS[-1], max_steps=low) if low else None
+class _Forms(Generic[P]):
+    """One procedure's shorter forms, each made and measured at most once (measuring renders it)."""
+
+    def __init__(self, procedure: P, cost: Callable[[P], int]) -> None:
+        self.procedure = procedure
+        self.cost = cost
+        self._made: dict[tuple[int, int, int | None], tuple[P, int]] = {}
+        self._whole: tuple[P, int] | None = None
+
+    def whole(self) -> tuple[P, int]:
+        """The procedure without its worked example, and its cost."""
+        if self._whole is None:
+            form = without_exemplar(self.procedure)
+            self._whole = (form, self.cost(form))
+        return self._whole
+
+    def abridged(self, text_chars: int, max_pitfalls: int, max_steps: int | None = None) -> tuple[P, int]:
+        key = (text_chars, max_pitfalls, max_steps)
+        if key not in self._made:
+            form = abridge(self.procedure, text_chars, max_pitfalls, max_steps)
+            self._made[key] = (form, self.cost(form))
+        return self._made[key]
+
+    def largest_abridged(self, room: int) -> tuple[P, int] | None:
+        """The largest abridged form that fits in `room` characters, and its cost; None if none does."""
+        first = self.abridged(*ABRIDGED_FORMS[0])
+        if first[1] <= room:
+            return first
+        # The smallest form (its first step alone) decides at once whether any form fits.
+        if self.abridged(*ABRIDGED_FORMS[-1], max_steps=1)[1] > room:
+            return None
+        for text_chars, max_pitfalls in ABRIDGED_FORMS[1:]:
+            form = self.abridged(text_chars, max_pitfalls)
+            if form[1] <= room:
+                return form
+        low, high = 1, len(self.procedure.steps)  # the most leading steps that fit: the first one does
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.abridged(*ABRIDGED_FORMS[-1], max_steps=middle)[1] <= room:
+                low = middle
+            else:
+                high = middle - 1
+        return self.abridged(*ABRIDGED_FORMS[-1], max_steps=low)
 
 
 def _left_out(found: Sequence[P], placed: Sequence[P], budget: int) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
@@ -49,6 +49,7 @@ from memp_mcp.models import (
     ProcedureStatus,
     ProcedureVersion,
     Step,
+    Trajectory,
 )
 from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text, tuning_for
 from memp_mcp.store import Store, open_store
@@ -497,15 +498,24 @@ class Memory:
         else:
             retrieval = f"keyword only (embedding model {self.model_status()})"
         scored = self._retrieve_trusted(task, namespace, k, strategy, model)
-        procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
         left_out = None
-        if budget is not None:
+        if budget is None:
+            procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+        else:
+            # Worked examples are read only for the procedures the budget places (at k=10 most
+            # procedures found do not fit, and reading each one's trajectory was a tenth of a recall).
+            closest = self.store.trajectory_tasks([s.ranked_sources[0] for s in scored if s.ranked_sources])
+            procedures = [
+                self._present(s.procedure, s.relevance, s.ranked_sources, closest_task=closest) for s in scored
+            ]
             for p in procedures:
                 p.source_trajectory_ids = p.source_trajectory_ids[:RECALLED_SOURCES]
             empty = RecallResult(
                 recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
             )
-            fitted = fit(procedures, budget, cost or _json_cost, _json_cost(empty) + overhead)
+            fitted = fit(
+                procedures, budget, cost or _json_cost, _json_cost(empty) + overhead, with_exemplar=self._with_exemplar
+            )
             procedures, left_out = fitted.procedures, fitted.left_out
         recall_id = None
         if procedures and log:
@@ -553,18 +563,23 @@ class Memory:
         }
         return {c.id for c in candidates if c.candidate_of in serving}
 
-    def _present(self, procedure: Procedure, relevance: float, ranked_sources: list[int]) -> RecalledProcedure:
+    def _present(
+        self,
+        procedure: Procedure,
+        relevance: float,
+        ranked_sources: list[int],
+        *,
+        closest_task: Mapping[int, str] | None = None,
+    ) -> RecalledProcedure:
+        """The procedure as recall returns it, with its worked example; given the tasks of the closest
+        sources (`closest_task`), with that task only, its worked example being left to `_with_exemplar`."""
         exemplar = exemplar_task = None
         if self.strategies.build == "proceduralization" and ranked_sources:
-            trajectory = self.store.get_trajectory(ranked_sources[0])
-            exemplar_task = trajectory.task
-            # A worked example whose actions are the steps themselves (nothing was abstracted, as in
-            # coding work) repeats them: only the task it came from is worth the space.
-            if not _repeats(trajectory.steps, procedure.steps):
-                exemplar = [
-                    ExemplarStep(action=s.action[:300], observation=(s.observation or "")[:200] or None)
-                    for s in trajectory.steps[:EXEMPLAR_STEPS]
-                ]
+            if closest_task is not None:
+                exemplar_task = closest_task.get(ranked_sources[0])
+            else:
+                trajectory = self.store.get_trajectory(ranked_sources[0])
+                exemplar_task, exemplar = trajectory.task, _exemplar(trajectory, procedure.steps)
         return RecalledProcedure(
             id=procedure.id,
             title=procedure.title,
@@ -585,6 +600,14 @@ class Memory:
             provisional=procedure.provisional,
             candidate_of=procedure.candidate_of,
         )
+
+    def _with_exemplar(self, recalled: RecalledProcedure) -> RecalledProcedure:
+        """`recalled` with the worked example `_present` left out when it gave only the task."""
+        if recalled.exemplar is not None or recalled.exemplar_task is None or not recalled.source_trajectory_ids:
+            return recalled
+        trajectory = self.store.get_trajectory(recalled.source_trajectory_ids[0])
+        exemplar = _exemplar(trajectory, recalled.steps)
+        return recalled.model_copy(update={"exemplar": exemplar}) if exemplar else recalled
 
     # -- update --------------------------------------------------------------------------
 
@@ -923,6 +946,17 @@ class _Planned:
 def _json_cost(model: BaseModel) -> int:
     """What a model adds to an answer sent as JSON and again as text of about the same length."""
     return 2 * len(model.model_dump_json())
+
+
+def _exemplar(trajectory: Trajectory, procedure_steps: Sequence[str]) -> list[ExemplarStep] | None:
+    """The trajectory as a worked example, abridged; None when its actions are the steps themselves
+    (nothing was abstracted, as in coding work): then only the task it came from is worth the space."""
+    if _repeats(trajectory.steps, procedure_steps):
+        return None
+    return [
+        ExemplarStep(action=s.action[:300], observation=(s.observation or "")[:200] or None)
+        for s in trajectory.steps[:EXEMPLAR_STEPS]
+    ]
 
 
 def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -> bool:
