@@ -73,6 +73,13 @@ DEPRECATE_BELOW_RATE = 0.5
 EXEMPLAR_STEPS = 12
 # Trajectory ids a recall lists per procedure (the closest first); get_procedure lists them all.
 RECALLED_SOURCES = 5
+# An outcome judges the procedure a recall returned. A recall that found nothing has no id (null),
+# and agents then send it as it came, or as a word: the answer says how to keep the work instead.
+NO_RECALL_IDS = ("", "null", "none", "undefined")
+NO_RECALL_TO_JUDGE = (
+    "When the recall found nothing (recall_id null) there is no procedure to judge: call record_trajectory "
+    "with the task, your steps and the outcome instead, so memory keeps what you did and builds a procedure from it"
+)
 # How long a recall waits for a model that is still loading before using keywords alone.
 MODEL_WAIT_SECONDS = 5.0
 
@@ -613,7 +620,7 @@ class Memory:
 
     def report_outcome(
         self,
-        recall_id: str,
+        recall_id: str | None,
         success: bool,
         *,
         procedure_id: int | None = None,
@@ -631,9 +638,14 @@ class Memory:
         """
         if not isinstance(success, bool):
             raise InvalidInputError("success must be true or false")
-        if not isinstance(recall_id, str) or not recall_id.strip():
-            raise InvalidInputError("recall_id is required: pass the recall_id that recall_procedure returned")
-        event = self.store.get_recall_event(recall_id.strip())
+        if not isinstance(recall_id, str) or recall_id.strip().lower() in NO_RECALL_IDS:
+            raise InvalidInputError(
+                f"recall_id is required: pass the recall_id that recall_procedure returned. {NO_RECALL_TO_JUDGE}"
+            )
+        try:
+            event = self.store.get_recall_event(recall_id.strip())
+        except NotFoundError as exc:
+            raise NotFoundError(f"{exc}. {NO_RECALL_TO_JUDGE}") from None
         scope = validate_namespace(namespace) if namespace is not None else self.default_namespace
         if event.namespace != scope:
             raise NotFoundError(

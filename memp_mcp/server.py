@@ -337,7 +337,14 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def report_outcome(
-        recall_id: Annotated[str, Field(description="The recall_id recall_procedure returned for this task.")],
+        recall_id: Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="The recall_id recall_procedure returned for this task. A recall that found "
+                "nothing has none: record_trajectory keeps that work.",
+            ),
+        ],
         success: Annotated[bool, Field(description="Did the task succeed?")],
         procedure_id: Annotated[
             int | None,

@@ -207,3 +207,27 @@ def test_a_database_from_before_per_version_records_keeps_its_counts(
         procedure = upgraded.get_procedure(1)
         assert (procedure.version_success_count, procedure.version_failure_count) == (4, 1)
         assert procedure.success_rate == 0.8
+
+
+async def test_a_recall_that_found_nothing_is_reported_by_recording_the_work_and_the_error_says_so(
+    client: Client,
+) -> None:
+    recalled = await call(client, "recall_procedure", {"task": "rotate the TLS certificate of the staging proxy"})
+    assert recalled["procedures"] == [] and recalled["recall_id"] is None
+    steps = ["openssl req -new -key proxy.key -out proxy.csr", "systemctl reload nginx"]
+    for recall_id in (recalled["recall_id"], "null", "f" * 16):
+        refused = await client.call_tool(
+            "report_outcome", {"recall_id": recall_id, "success": True, "trajectory": steps}
+        )
+        assert refused.is_error
+        message = refused.content[0].text  # type: ignore[union-attr]
+        assert "record_trajectory" in message and "Traceback" not in message, message
+    # What the error points to keeps the work: the next agent's recall finds it.
+    recorded = await call(
+        client,
+        "record_trajectory",
+        {"task": "rotate the TLS certificate of the staging proxy", "steps": steps, "outcome": "success"},
+    )
+    assert recorded["procedure_id"] is not None
+    again = await call(client, "recall_procedure", {"task": "rotate the TLS certificate of the staging proxy"})
+    assert [p["id"] for p in again["procedures"]] == [recorded["procedure_id"]]
