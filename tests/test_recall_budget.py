@@ -12,9 +12,10 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from memp_mcp.bench.coding_corpus import CORPUS, long_procedure
+from memp_mcp.budget import fit
 from memp_mcp.config import DEFAULT_RECALL_BUDGET, MIN_RECALL_BUDGET, load_settings
-from memp_mcp.memory import Memory
-from memp_mcp.server import build_server
+from memp_mcp.memory import ExemplarStep, Memory, RecalledProcedure
+from memp_mcp.server import build_server, recall_cost
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP
@@ -203,3 +204,42 @@ async def test_at_the_smallest_budget_the_best_procedure_still_comes_back(tmp_pa
         assert size(recalled) <= MIN_RECALL_BUDGET
         procedure = recalled.structured_content["procedures"][0]
         assert procedure["abridged"] and procedure["steps"][-1].endswith("more steps: get_procedure has them)")
+
+
+def test_worked_examples_are_read_only_for_the_procedures_that_fit() -> None:
+    procedures = [
+        RecalledProcedure(
+            id=pid,
+            title=f"Deploy service {pid}",
+            when_to_use="When a service must be deployed",
+            steps=[f"step {n} of deploying service {pid}: " + "run the deploy script " * 4 for n in range(12)],
+            pitfalls=["the deploy script needs the VPN"],
+            relevance=0.9 - pid / 100,
+            retrieved_count=0,
+            success_count=0,
+            failure_count=0,
+            success_rate=None,
+            version=1,
+            source="agent",
+            author="tester",
+            source_trajectory_ids=[pid],
+            exemplar_task=f"deploy service {pid}",
+        )
+        for pid in range(1, 11)
+    ]
+    read: list[int] = []
+
+    def with_exemplar(procedure: RecalledProcedure) -> RecalledProcedure:
+        read.append(procedure.id)
+        return procedure.model_copy(update={"exemplar": [ExemplarStep(action="./deploy.sh", observation="done")]})
+
+    placed = {}
+    for budget in (6_500, DEFAULT_RECALL_BUDGET, 100_000):
+        read.clear()
+        lazy = fit(procedures, budget, recall_cost, 400, with_exemplar=with_exemplar)
+        assert read == [p.id for p in lazy.procedures]
+        eager = fit([with_exemplar(p) for p in procedures], budget, recall_cost, 400)
+        assert lazy == eager, budget
+        placed[budget] = [p.exemplar is not None for p in lazy.procedures]
+    assert len(placed[6_500]) < 10 and not any(placed[6_500])
+    assert placed[100_000] == [True] * 10
