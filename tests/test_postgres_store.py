@@ -226,3 +226,16 @@ def test_migrate_moves_a_sqlite_memory_into_postgresql_with_nothing_lost(postgre
     again = CliRunner().invoke(app, ["migrate", "--db", str(path), "--to", postgres_url])
     assert again.exit_code == 2
     assert "already holds a memory" in again.output
+
+
+def test_integrity_check_reports_a_missing_vector_index_only_when_keys_have_vectors(
+    pg: PostgresStore, postgres_url: str, fake_embedder: FakeEmbedder
+) -> None:
+    from tests.test_store import _add
+
+    pg.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
+    _add(pg, None, "a task recorded before the model loaded")
+    _sql(postgres_url, "DROP INDEX procedure_keys_embedding")
+    assert pg.integrity_problems() == []
+    _add(pg, fake_embedder, "a task with its vector")
+    assert pg.integrity_problems() == ["the vector index (HNSW) is missing"]

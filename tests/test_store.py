@@ -285,6 +285,18 @@ def test_keyword_search_reads_query_syntax_as_plain_words(store: SQLiteStore) ->
     assert store.keyword_search(NS, ['"AND (', "*"], k=5) == []
 
 
+def test_keyword_search_reads_operator_words_as_words(store: SQLiteStore) -> None:
+    """Terms that are operators in some query language ("or", "and", "not", "NEAR") are words like
+    any other, whether they come alone, together or beside ordinary words."""
+    ids = {name: _add(store, None, task) for name, task in TASKS.items()}
+    plain = store.keyword_search(NS, ["heat", "apple"], k=5)
+    assert plain and plain[0][0] == ids["apple"]
+    for terms in (["or", "heat", "and", "apple", "not"], ["heat", "OR", "or", "apple", "NEAR", "AND"]):
+        assert [pid for pid, _ in store.keyword_search(NS, terms, k=5)] == [pid for pid, _ in plain]
+    assert store.keyword_search(NS, ["or", "not", "NEAR"], k=5) == []
+    assert store.keyword_search(NS, ["not", "coffee"], k=5)[0][0] == ids["mug"]
+
+
 def test_list_procedures_text_filter_is_literal(store: SQLiteStore) -> None:
     ids = {name: _add(store, None, task) for name, task in TASKS.items()}
     assert [p.id for p in store.list_procedures(NS, text="desk lamp")] == [ids["lamp"]]

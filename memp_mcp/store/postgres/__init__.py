@@ -45,7 +45,8 @@ class PostgresStore(Procedures, History):
         bound = self.embedding_model()
         if bound is not None:
             index = self._one("SELECT to_regclass('procedure_keys_embedding')")
-            embedded = self._count("SELECT COUNT(*) FROM procedure_keys WHERE embedding IS NOT NULL")
+            # Whether any key has a vector: the first one found answers (a count read every key).
+            embedded = self._one("SELECT 1 FROM procedure_keys WHERE embedding IS NOT NULL LIMIT 1") is not None
             if embedded and (index is None or index[0] is None):
                 problems.append("the vector index (HNSW) is missing")
         return problems

@@ -3,11 +3,14 @@ index, ranked by ts_rank."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from memp_mcp.store.postgres.connection import PostgresConnection, clean
 
 TEXT_SEARCH_CONFIG = "english"
+# A term of letters and digits only (text.keywords makes terms of these).
+_PLAIN_WORD = re.compile(r"[^\W_]+")
 
 
 class FullTextSearch(PostgresConnection):
@@ -24,12 +27,20 @@ class FullTextSearch(PostgresConnection):
         terms = [t for t in terms if t.strip()][:64]
         if not terms:
             return []
-        # plainto_tsquery reads each term as plain text (no operators), OR-ed together.
-        query = " || ".join([f"plainto_tsquery('{TEXT_SEARCH_CONFIG}', %s)"] * len(terms))
+        if all(_PLAIN_WORD.fullmatch(t) for t in terms):
+            # Words only (what the engine's terms are): one statement whatever their number, so the
+            # driver prepares it once per connection and PostgreSQL stops planning it per recall
+            # (planning an OR of a dozen tsqueries took longer than running it: ~5 ms against ~0.7
+            # at 1,000 procedures). websearch_to_tsquery gives a word exactly what plainto_tsquery
+            # gives it, and "or" between words is the only operator in the text.
+            query, params = f"websearch_to_tsquery('{TEXT_SEARCH_CONFIG}', %s)", [" or ".join(terms)]
+        else:
+            # Anything else is read by plainto_tsquery, term by term, as plain text (no operators).
+            query, params = " || ".join([f"plainto_tsquery('{TEXT_SEARCH_CONFIG}', %s)"] * len(terms)), terms
         found = self._rows(
-            f"SELECT id, ts_rank(search, q) AS score FROM procedures, ({'SELECT ' + query}) AS t(q) "
+            f"SELECT id, ts_rank(search, q) AS score FROM procedures, (SELECT {query}) AS t(q) "
             "WHERE search @@ q AND namespace = %s AND status = 'active' ORDER BY score DESC, id LIMIT %s",
-            (*terms, namespace, k),
+            (*params, namespace, k),
         )
         return [(int(r[0]), float(r[1])) for r in found]
 
