@@ -17,6 +17,7 @@ from memp_mcp.models import Outcome, Step
 from memp_mcp.store import open_store, postgres_migrations
 from memp_mcp.store.postgres import PostgresStore, redacted
 from tests.conftest import FakeEmbedder
+from tests.test_store import _add
 
 NS = "default"
 
@@ -231,8 +232,6 @@ def test_migrate_moves_a_sqlite_memory_into_postgresql_with_nothing_lost(postgre
 def test_integrity_check_reports_a_missing_vector_index_only_when_keys_have_vectors(
     pg: PostgresStore, postgres_url: str, fake_embedder: FakeEmbedder
 ) -> None:
-    from tests.test_store import _add
-
     pg.bind_embedding_model(fake_embedder.identity, fake_embedder.dim)
     _add(pg, None, "a task recorded before the model loaded")
     _sql(postgres_url, "DROP INDEX procedure_keys_embedding")
