@@ -725,3 +725,25 @@ def test_same_task_lookup_starts_from_the_key_text_index(store: SQLiteStore, fak
     )
     plan = " ".join(str(row[-1]) for row in store._execute("EXPLAIN QUERY PLAN " + sql, ("x", NS)).fetchall())
     assert "procedure_keys_by_text" in plan
+
+
+def test_a_database_from_before_full_text_merges_keeps_its_keyword_search_in_fewer_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    merges = next(m[0] for m in migrations.MIGRATIONS if m[1] == "fulltext_merges")
+    before = [m for m in migrations.MIGRATIONS if m[0] < merges]
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", before)
+    monkeypatch.setattr(sqlite_module, "LATEST_VERSION", before[-1][0])
+    with SQLiteStore(path) as old:
+        for n in range(40):  # one write each, as a memory grows: FTS5 adds a segment per write
+            _add(old, None, f"deploy service {n} to the staging cluster with helm")
+        found = old.keyword_search(NS, ["deploy", "helm", "service"], 10)
+        stored = old._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0]
+    monkeypatch.undo()
+    with SQLiteStore(path) as upgraded:
+        assert upgraded.schema_version() == merges
+        assert upgraded.keyword_search(NS, ["deploy", "helm", "service"], 10) == found
+        assert upgraded._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0] < stored
+        _add(upgraded, None, "deploy the search service with helm")
+        assert len(upgraded.keyword_search(NS, ["search"], 10)) == 1

@@ -136,6 +136,15 @@ CREATE INDEX procedures_by_candidate_of ON procedures(candidate_of) WHERE candid
 CREATE INDEX keys_without_vectors ON procedure_keys(id) WHERE has_vector = 0;
 """
 
+# FTS5 adds a segment per write and merges a level only when four segments pile up there, and a
+# search looks each term up in every segment: at 336 procedures written one by one, a recall's keyword
+# search took 0.53 ms, 0.25 ms once merged, with the same results. Merging as soon as two pile up keeps
+# fewer segments at no measurable cost per write; 'optimize' merges what a database has piled up, once.
+M007_FULLTEXT_MERGES = """
+INSERT INTO procedure_fts (procedure_fts, rank) VALUES ('automerge', 2);
+INSERT INTO procedure_fts (procedure_fts) VALUES ('optimize');
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -143,6 +152,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "key_text_index", M004_KEY_TEXT_INDEX),
     (5, "version_records", M005_VERSION_RECORDS),
     (6, "candidates", M006_CANDIDATES),
+    (7, "fulltext_merges", M007_FULLTEXT_MERGES),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
