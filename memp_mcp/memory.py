@@ -36,6 +36,7 @@ from memp_mcp.errors import (
     StoreError,
 )
 from memp_mcp.models import (
+    COMPACT_SCHEMA,
     MAX_NAME_CHARS,
     MAX_PITFALL_CHARS,
     MAX_PITFALLS,
@@ -87,12 +88,16 @@ _SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
 
 
 class ExemplarStep(BaseModel):
+    model_config = COMPACT_SCHEMA
+
     action: str
     observation: str | None = None
 
 
 class RecalledProcedure(BaseModel):
     """A procedure as recall returns it: what to do, how well it has worked, where it came from."""
+
+    model_config = COMPACT_SCHEMA
 
     id: int
     title: str
@@ -124,6 +129,8 @@ class RecalledProcedure(BaseModel):
 
 
 class RecallResult(BaseModel):
+    model_config = COMPACT_SCHEMA
+
     recall_id: str | None = Field(description="Pass this to report_outcome after the task; None when nothing matched.")
     namespace: str
     strategy: str

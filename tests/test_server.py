@@ -66,6 +66,28 @@ async def test_tools_are_listed_with_descriptions_and_schemas(client: Client) ->
     assert set(tools["recall_procedure"].output_schema["properties"]) >= {"recall_id", "procedures", "retrieval"}
 
 
+async def test_the_recall_schema_states_optional_fields_as_type_lists_and_still_checks_them(client: Client) -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = next(t for t in (await client.list_tools()).tools if t.name == "recall_procedure").output_schema
+    assert schema is not None and "anyOf" not in str(schema)
+    await client.call_tool(
+        "record_trajectory", {"task": "put a clean soapbar in cabinet", "steps": CLEAN_SOAP, "outcome": "success"}
+    )
+    recalled = await client.call_tool("recall_procedure", {"task": "put a clean soapbar in cabinet"})
+    answer = recalled.structured_content
+    assert answer is not None and answer["procedures"][0]["success_rate"] is None
+    validator = Draft202012Validator(schema)
+    assert not list(validator.iter_errors(answer))
+    wrong = {
+        **answer,
+        "recall_id": 7,
+        "procedures": [{**answer["procedures"][0], "success_rate": "high", "exemplar": {}}],
+    }
+    problems = {tuple(e.absolute_path) for e in validator.iter_errors(wrong)}
+    assert problems == {("recall_id",), ("procedures", 0, "success_rate"), ("procedures", 0, "exemplar")}
+
+
 async def test_record_recall_report_round_trip(client: Client) -> None:
     recorded = await client.call_tool(
         "record_trajectory",
