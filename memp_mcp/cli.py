@@ -842,7 +842,8 @@ def bench_latency(
         def on_run(size: int, run: int, figures: dict[str, Any]) -> None:
             errors.print(
                 f"N={size:,} run {run + 1}: recall p95 {figures['recall_p95_ms']:.1f} ms, "
-                f"record p95 {figures['record_p95_ms']:.1f} ms, initialize {figures['initialize_s']:.2f} s"
+                f"record p95 {figures['record_p95_ms']:.1f} ms, initialize {figures['initialize_s']:.2f} s, "
+                f"load average {figures['load_average']:.1f}"
             )
 
         results = run_latency(
@@ -873,6 +874,7 @@ def bench_latency(
         "initialize_s",
         "first_recall_s",
         "peak_rss_mb",
+        "load_average",
     ]
     table.add_column("figure")
     for label, _ in columns:

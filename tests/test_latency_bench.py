@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from memp_mcp.bench.latency import _built_database, percentile
+from memp_mcp.bench.synthetic import synthetic_tasks
 from memp_mcp.models import Outcome
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
@@ -21,6 +22,14 @@ def test_percentile_picks_the_nearest_rank() -> None:
     assert percentile(values, 0.5) == 51.0
     assert percentile(values, 0.95) == 95.0
     assert percentile(values, 1.0) == 100.0
+
+
+def test_synthetic_tasks_are_distinct_beyond_what_the_vocabularies_combine() -> None:
+    """Past a few thousand the plain combinations repeat; every task must still be a new one, or a
+    database of N procedures would hold fewer distinct ones (a repeated task's record merges)."""
+    tasks = [item.task for item in synthetic_tasks(25_000, 3)]
+    assert len(set(tasks)) == len(tasks)
+    assert tasks[:100] == [item.task for item in synthetic_tasks(100, 3)]  # a smaller size is a prefix
 
 
 def test_a_cached_database_is_reused_for_the_same_size_seed_and_model(tmp_path: Path) -> None:

@@ -134,6 +134,8 @@ async def _one_run(
         "record_p95_ms": percentile(record_ms, 0.95),
         "report_p50_ms": percentile(report_ms, 0.50),
         "peak_rss_mb": rss,
+        # The machine's 1-minute load average as the run ends: on a shared machine, what the times mean.
+        "load_average": os.getloadavg()[0],
     }
 
 
