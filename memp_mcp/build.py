@@ -152,12 +152,17 @@ def _writes_files(action: str) -> bool:
 
 @dataclass(frozen=True)
 class Pitfall:
-    """A failed action, what it said, and what worked in its place ("instead") or after it ("after")."""
+    """A failed action, what it said, and what worked in its place ("instead") or after it ("after").
+
+    `refused` when the action itself was refused (an action error: an unknown option, a command
+    or file that is not there, "Nothing happens."), not a check that ran and reported a failure.
+    """
 
     action: str
     said: str
     relation: str | None = None
     other: str | None = None
+    refused: bool = False
 
     def render(self, lift_action: Callable[[str], str] = str) -> str:
         text = f'"{lift_action(self.action)[:200]}" did not work ({self.said})'
@@ -244,12 +249,13 @@ def _pitfall(
     step: Step, action: str, normal: list[str], verdicts: list[Verdict], index: int, later: int | None
 ) -> Pitfall | None:
     said = _error_line(step)
+    refused = verdicts[index] == Verdict.ACTION_ERROR
     if later is not None:
         between = [a for i, a in enumerate(normal[index + 1 : later], index + 1) if verdicts[i] == Verdict.WORKED]
         # A plain retry that worked teaches nothing beyond the step itself.
-        return Pitfall(action, said, "after", between[-1]) if between else None
+        return Pitfall(action, said, "after", between[-1], refused) if between else None
     instead = _similar_success(normal, verdicts, index)
-    return Pitfall(action, said, "instead" if instead else None, instead)
+    return Pitfall(action, said, "instead" if instead else None, instead, refused)
 
 
 def _similar_success(normal: list[str], verdicts: list[Verdict], index: int, window: int = 6) -> str | None:
@@ -471,3 +477,128 @@ def step_skeleton(steps: Sequence[str]) -> set[str]:
             skeleton.add(tokens[0])
         skeleton.update(re.findall(r"\{(\w+)\}", step))
     return skeleton
+
+
+# -- lessons about the environment ---------------------------------------------------------
+
+_ARTICLES = frozenset({"a", "an", "the"})
+_SENTENCE_MARKS = ".,;:!?"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """What one run showed about its environment: an action that was refused, and what got the work done.
+
+    `instead`: another action that did the same kind of thing in its place; `first`: what had to be done
+    before (before `instead` when there is one, else before the refused action itself, which then
+    worked). Neither: nothing was found to do in its place. A lesson is about the place the work is done
+    in (a tool replaced, an option removed, a service that must be started first), so it concerns every
+    procedure that takes the same action, not only the one that was followed.
+    """
+
+    action: str
+    said: str
+    instead: str | None = None
+    first: str | None = None
+
+    @property
+    def shows_a_way(self) -> bool:
+        return bool(self.instead or self.first)
+
+
+def lessons(steps: Sequence[Step]) -> list[Lesson]:
+    """The actions a run found refused (action errors, not failing checks), with what worked in their place.
+
+    What worked instead must do the same kind of thing: name the refused action's verb or program ("uv pip
+    install" for "pip install"; "heat ... with the stove" for "heat ... with the microwave"). The next
+    thing that worked is not a replacement because it resembles the refused action ("switch on the tap"
+    after "clean ... in the sink" was refused is what cleaning needed first, or just the next step).
+    """
+    failures = distill_steps(steps).failures
+    worked_after = {f.action.lower(): f.other for f in failures if f.relation == "after" and f.other}
+    found = []
+    for failure in failures:
+        if not failure.refused:
+            continue
+        verb = _command_word(failure.action)
+        if failure.relation == "instead" and failure.other and verb in failure.other.lower().split():
+            found.append(Lesson(failure.action, failure.said, failure.other, worked_after.get(failure.other.lower())))
+        elif failure.relation == "after" and failure.other:
+            found.append(Lesson(failure.action, failure.said, first=failure.other))
+        else:
+            found.append(Lesson(failure.action, failure.said))
+    return found
+
+
+def _match_words(text: str) -> list[str]:
+    return [w.strip(_SENTENCE_MARKS) for w in text.split() if w.lower().strip(_SENTENCE_MARKS) not in _ARTICLES]
+
+
+def match_step(step: str, action: str) -> dict[str, str] | None:
+    """What a procedure step's placeholders stand for when the step says `action`; None when it does not.
+
+    Prose is compared word by word, without case, articles or sentence marks ("heat the {object} with
+    microwave 1." says "heat egg 1 with microwave 1", with {object} = "egg 1"). A command line matches
+    only as written, the whole step or a part of it in backquotes ("Install it with `pip install -e .`").
+    A step must say more than its placeholders do: "go to {target}" says too little to be any one action.
+    """
+    step = step.removesuffix(REPRODUCES_NOTE).strip()
+    action = _normal(action)
+    if not step or not action:
+        return None
+    if any(_normal(quoted) == action for quoted in re.findall(r"`([^`\n]+)`", step)):
+        return {}
+    if is_command_line(action) or is_command_line(step):
+        return {} if _normal(step) == action else None
+    groups: dict[str, str] = {}
+    pattern: list[str] = []
+    literal = 0
+    for word in _match_words(step):
+        parts = _PLACEHOLDER.split(word)
+        piece = ""
+        for index, part in enumerate(parts):
+            if index % 2 == 0:
+                piece += re.escape(part)
+            elif part in groups.values():
+                piece += f"(?P={next(g for g, name in groups.items() if name == part)})"
+            else:
+                group = f"g{len(groups)}"
+                groups[group] = part
+                piece += f"(?P<{group}>.+?)"
+        literal += len(parts) == 1
+        pattern.append(piece)
+    if literal < len(groups) + 2:
+        return None
+    found = re.fullmatch(" ".join(pattern), " ".join(_match_words(action)), re.IGNORECASE)
+    if found is None:
+        return None
+    return {name: found.group(group) for group, name in groups.items()}
+
+
+def _bind(text: str, bound: dict[str, str]) -> str:
+    """`text` in a procedure's own terms: the values its placeholders stood for put back as placeholders."""
+    if is_command_line(text):
+        return text
+    for name, value in sorted(bound.items(), key=lambda item: -len(item[1])):
+        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "{" + name + "}", text, flags=re.IGNORECASE)
+    return text
+
+
+def lesson_pitfall(steps: Sequence[str], lesson: Lesson) -> str | None:
+    """The pitfall a procedure with these steps learns from `lesson`; None when none of its steps takes
+    the refused action (or it already does first what the action turned out to need)."""
+    for index, step in enumerate(steps):
+        bound = match_step(step, lesson.action)
+        if bound is None:
+            continue
+        stale = step.removesuffix(REPRODUCES_NOTE)
+        if lesson.instead:
+            text = f'"{stale}" no longer worked in a recent run ({lesson.said}); "{_bind(lesson.instead, bound)}" '
+            return text + "worked instead" + (f', after "{_bind(lesson.first, bound)}"' if lesson.first else "")
+        if lesson.first:
+            if any(match_step(earlier, lesson.first) is not None for earlier in steps[:index]):
+                return None
+            first = _bind(lesson.first, bound)
+            return f'"{stale}" did not work in a recent run ({lesson.said}); it worked after "{first}"'
+        return f'"{stale}" was refused in a recent run ({lesson.said}) and nothing was found to do instead'
+    return None

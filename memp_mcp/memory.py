@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
@@ -18,9 +18,12 @@ from pydantic import BaseModel, Field, ValidationError
 from memp_mcp.budget import fit
 from memp_mcp.build import (
     REPRODUCES_NOTE,
+    Lesson,
     abstract_task,
     extract_procedure,
     failure_pitfalls,
+    lesson_pitfall,
+    lessons,
     step_skeleton,
     trajectory_as_procedure,
     why_nothing_to_build,
@@ -83,6 +86,9 @@ NO_RECALL_TO_JUDGE = (
 )
 # How long a recall waits for a model that is still loading before using keywords alone.
 MODEL_WAIT_SECONDS = 5.0
+
+# Procedures read per query when every active one of a namespace is looked at.
+_PAGE = 500
 
 _SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
 
@@ -147,6 +153,11 @@ class RecordResult(BaseModel):
     procedure_id: int | None
     namespace: str
     message: str
+    warned_procedure_ids: list[int] = Field(
+        default_factory=list,
+        description="Other procedures that take an action this run found refused: each got a pitfall saying "
+        "what worked instead (update strategy 'adjustment').",
+    )
 
 
 class OutcomeResult(BaseModel):
@@ -156,6 +167,11 @@ class OutcomeResult(BaseModel):
     attribution: str = Field(description="Why that procedure: the procedure_id given, or the rule used without one.")
     adjusted_procedure_ids: list[int] = Field(default_factory=list)
     deprecated_procedure_ids: list[int] = Field(default_factory=list)
+    warned_procedure_ids: list[int] = Field(
+        default_factory=list,
+        description="Other procedures that take an action this run found refused: each got a pitfall saying "
+        "what worked instead.",
+    )
     trajectory_id: int | None = None
     message: str
 
@@ -281,44 +297,67 @@ class Memory:
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
             vectors = model.embed([planned.family, key_text(task)])
+        learned = lessons(parsed_steps)
         with self.store.transaction():
             if vectors and not self.fits_database(model):
                 vectors = []  # another process re-embedded with another model meanwhile: backfilled later
             trajectory_id = self.store.add_trajectory(namespace, task, parsed_steps, outcome, agent)
             if planned is None:
-                return RecordResult(
+                result = RecordResult(
                     action="stored_only",
                     trajectory_id=trajectory_id,
                     procedure_id=None,
                     namespace=namespace,
                     message=f"Stored trajectory {trajectory_id}; no procedure built: {why_not}.",
                 )
-            keys = [
-                (planned.family, vectors[0] if vectors else None),
-                (key_text(task), vectors[1] if vectors else None),
-            ]
-            twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
-            if twin is not None:
-                candidate = self._merge(twin, planned, trajectory_id, keys, agent)
-                if candidate is not None:
-                    return RecordResult(
-                        action="candidate",
-                        trajectory_id=trajectory_id,
-                        procedure_id=candidate,
-                        namespace=namespace,
-                        message=f"Stored trajectory {trajectory_id}; its steps differ from those of procedure "
-                        f"{twin.id} ('{twin.title}'), which keep serving: they are kept as candidate procedure "
-                        f"{candidate}, which recall serves once it has a reported success.",
-                    )
+            else:
+                result = self._build(namespace, task, planned, outcome, trajectory_id, vectors, agent, learned)
+            if self.strategies.update == "adjustment":
+                skip = {result.procedure_id} if result.procedure_id is not None else set()
+                result.warned_procedure_ids = self._spread_lessons(namespace, learned, task, trajectory_id, agent, skip)
+        if result.warned_procedure_ids:
+            result.message += f" {_warned_message(result.warned_procedure_ids)}"
+        return result
+
+    def _build(
+        self,
+        namespace: str,
+        task: str,
+        planned: _Planned,
+        outcome: Outcome,
+        trajectory_id: int,
+        vectors: list[list[float]],
+        agent: str | None,
+        learned: list[Lesson],
+    ) -> RecordResult:
+        """Inside record's write: add the planned procedure, or merge it into the one for the same task."""
+        keys = [
+            (planned.family, vectors[0] if vectors else None),
+            (key_text(task), vectors[1] if vectors else None),
+        ]
+        twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
+        if twin is not None:
+            candidate = self._merge(
+                twin, planned, trajectory_id, keys, agent, learned if outcome == Outcome.SUCCESS else []
+            )
+            if candidate is not None:
                 return RecordResult(
-                    action="merged",
+                    action="candidate",
                     trajectory_id=trajectory_id,
-                    procedure_id=twin.id,
+                    procedure_id=candidate,
                     namespace=namespace,
-                    message=f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} "
-                    f"('{twin.title}').",
+                    message=f"Stored trajectory {trajectory_id}; its steps differ from those of procedure "
+                    f"{twin.id} ('{twin.title}'), which keep serving: they are kept as candidate procedure "
+                    f"{candidate}, which recall serves once it has a reported success.",
                 )
-            procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
+            return RecordResult(
+                action="merged",
+                trajectory_id=trajectory_id,
+                procedure_id=twin.id,
+                namespace=namespace,
+                message=f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} ('{twin.title}').",
+            )
+        procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
         return RecordResult(
             action="created",
             trajectory_id=trajectory_id,
@@ -396,25 +435,47 @@ class Memory:
         trajectory_id: int,
         keys: list[tuple[str, list[float] | None]],
         agent: str | None,
+        learned: Sequence[Lesson] = (),
     ) -> int | None:
         """Add a trajectory for the same task to `twin`; the id of a candidate when its steps went to one.
 
-        Better steps (a more trusted author first, then a shorter list) replace the twin's only while
-        the twin is provisional and the same agent recorded both: the twin's refinement by its own
-        author. Anything else would hand the twin's record to steps that have not earned it, so the
-        steps become a candidate procedure instead, which recall serves once it has succeeded.
+        Better steps replace the twin's: steps from a success that found some of the twin's own steps
+        refused (the tool changed, the option went away: the newest evidence wins, whatever its
+        length), else a more trusted author's, else a shorter list. They replace them in place only
+        when the same agent recorded both and the twin is provisional (its refinement by its own
+        author) or outdated (its author's newer way, the old version kept in the history). Anything
+        else would hand the twin's record to steps that have not earned it, so the steps become a
+        candidate procedure instead, which recall serves once it has succeeded; an outdated twin is
+        told meanwhile which of its steps no longer worked and what did.
         """
+        outdated = [p for lesson in learned if (p := lesson_pitfall(twin.steps, lesson))]
         new_rank, old_rank = _SOURCE_RANK.get(planned.source, 0), _SOURCE_RANK.get(twin.source, 0)
-        better = new_rank > old_rank or (new_rank == old_rank and len(planned.draft.steps) < len(twin.steps))
-        if better and planned.draft.steps != twin.steps and not (twin.provisional and twin.author == agent):
-            return self._propose(twin, planned, trajectory_id, keys, agent)
+        better = (
+            bool(outdated)
+            or new_rank > old_rank
+            or (new_rank == old_rank and len(planned.draft.steps) < len(twin.steps))
+        )
+        changed = better and planned.draft.steps != twin.steps
+        if changed and not ((twin.provisional or outdated) and twin.author == agent):
+            candidate = self._propose(twin, planned, trajectory_id, keys, agent)
+            if outdated:
+                self.store.revise_procedure(
+                    twin.id,
+                    reason=f"trajectory {trajectory_id} found steps of it refused; candidate {candidate} did the "
+                    "task another way",
+                    changed_by=agent,
+                    pitfalls=_merge_lists(twin.pitfalls, outdated, MAX_PITFALLS),
+                )
+            return candidate
         self.store.add_sources(twin.id, [trajectory_id])
         if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
             self.store.add_keys(twin.id, keys)
-        if better and planned.draft.steps != twin.steps:
+        if changed:
             self.store.revise_procedure(
                 twin.id,
-                reason=f"merged trajectory {trajectory_id}: its steps are "
+                reason=f"merged trajectory {trajectory_id}: a success that found steps of this one refused"
+                if outdated
+                else f"merged trajectory {trajectory_id}: its steps are "
                 f"{'more trusted' if new_rank > old_rank else 'shorter'}",
                 changed_by=agent,
                 steps=planned.draft.steps,
@@ -473,6 +534,47 @@ class Memory:
                 fresh_record=True,
             )
         return mine.id
+
+    def _spread_lessons(
+        self,
+        namespace: str,
+        learned: Sequence[Lesson],
+        task: str,
+        trajectory_id: int,
+        agent: str | None,
+        skip: set[int],
+    ) -> list[int]:
+        """Inside a write: give every active procedure of the namespace that takes an action this run found
+        refused, where the run also found what worked instead, a pitfall saying so. The lesson is about the
+        environment (a command replaced, a service to start first), so the next task of another kind does
+        not walk into it. A new version, not a fresh record: no step is rewritten without a run of that task.
+        """
+        useful = [lesson for lesson in learned if lesson.shows_a_way]
+        if not useful:
+            return []
+        warned = []
+        for procedure in self._active_procedures(namespace):
+            if procedure.id in skip:
+                continue
+            new = [p for lesson in useful if (p := lesson_pitfall(procedure.steps, lesson))]
+            new = [p[:MAX_PITFALL_CHARS] for p in dict.fromkeys(new) if p[:MAX_PITFALL_CHARS] not in procedure.pitfalls]
+            if not new:
+                continue
+            self.store.revise_procedure(
+                procedure.id,
+                reason=f"lesson from trajectory {trajectory_id} on '{task[:120]}': a step it shares was refused "
+                "there and something else worked",
+                changed_by=agent,
+                pitfalls=_merge_lists(procedure.pitfalls, new, MAX_PITFALLS),
+            )
+            warned.append(procedure.id)
+        return warned
+
+    def _active_procedures(self, namespace: str) -> Iterator[Procedure]:
+        offset = 0
+        while page := self.store.list_procedures(namespace, ProcedureStatus.ACTIVE, None, _PAGE, offset):
+            yield from page
+            offset += len(page)
 
     # -- recall --------------------------------------------------------------------------
 
@@ -677,6 +779,7 @@ class Memory:
             )
         adjusted: list[int] = []
         deprecated: list[int] = []
+        warned: list[int] = []
         trajectory_id = None
         with self.store.transaction():
             # Checked again under the write lock: two reports of one recall (two processes, or a
@@ -702,6 +805,10 @@ class Memory:
             if self.strategies.update != "vanilla" and self._should_retire(self.store.get_procedure(followed)):
                 self.store.set_status(followed, ProcedureStatus.DEPRECATED)
                 deprecated.append(followed)
+            if self.strategies.update == "adjustment" and steps and trajectory_id is not None:
+                warned = self._spread_lessons(
+                    event.namespace, lessons(steps), event.task, trajectory_id, agent, set(adjusted)
+                )
         parts = [f"Recorded {'success' if success else 'failure'} for procedure {followed} ({attribution})."]
         if adjusted:
             fresh = " with a fresh record" if correction else ""
@@ -711,6 +818,8 @@ class Memory:
                 f"Deprecated procedure {followed}: its current version keeps failing (success rate under 50% over "
                 f"{DEPRECATE_MIN_JUDGED}+ reported uses); restore it with restore_procedure."
             )
+        if warned:
+            parts.append(_warned_message(warned))
         return OutcomeResult(
             recall_id=event.id,
             success=success,
@@ -718,6 +827,7 @@ class Memory:
             attribution=attribution,
             adjusted_procedure_ids=adjusted,
             deprecated_procedure_ids=deprecated,
+            warned_procedure_ids=warned,
             trajectory_id=trajectory_id,
             message=" ".join(parts),
         )
@@ -760,7 +870,9 @@ class Memory:
         elif correction:
             pitfalls.append(" ".join(correction.split()))
         if steps:
-            pitfalls += failure_pitfalls(steps, limit=3)
+            # The procedure's own steps that the run found refused, in its own terms; else what failed.
+            own = [p for lesson in lessons(steps) if (p := lesson_pitfall(procedure.steps, lesson))]
+            pitfalls += own or failure_pitfalls(steps, limit=3)
         if notes:
             what = "Worked around on" if succeeded else "Failed on"
             pitfalls.append(f"{what} '{task[:120]}': {' '.join(notes.split())[:300]}")
@@ -981,6 +1093,11 @@ def _exemplar(trajectory: Trajectory, procedure_steps: Sequence[str]) -> list[Ex
 def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -> bool:
     actions = {" ".join(s.action.split()) for s in trajectory_steps}
     return all(step.removesuffix(REPRODUCES_NOTE) in actions for step in procedure_steps)
+
+
+def _warned_message(procedure_ids: Sequence[int]) -> str:
+    listed = ", ".join(map(str, procedure_ids))
+    return f"Procedures {listed} take an action this run found refused: each got a pitfall saying what worked instead."
 
 
 def _merge_lists(old: Sequence[str], new: Sequence[str], limit: int) -> list[str]:

@@ -249,7 +249,7 @@ def test_adjustment_revises_the_followed_procedure_and_the_next_agent_skips_the_
     tmp_path: Path, transport: Transport
 ) -> None:
     procedure, next_actions = anyio.run(stale_procedure_after_drift, "adjustment", tmp_path / "m.db", transport)
-    assert procedure["version"] == 2
+    assert procedure["version"] >= 2 and procedure["source"] == "agent"
     assert "heat the {object} with stoveburner 1" in procedure["steps"]
     assert not any("microwave" in step for step in procedure["steps"])
     assert "heat egg 1 with microwave 1" not in next_actions
