@@ -592,13 +592,16 @@ def lesson_pitfall(steps: Sequence[str], lesson: Lesson) -> str | None:
         if bound is None:
             continue
         stale = step.removesuffix(REPRODUCES_NOTE)
+        # What the placeholders stood for in that run: whether the lesson holds for other values is the
+        # reader's call (a broken tool fails for every file; a missing file is missing for one).
+        said = "; ".join(f"{{{name}}} = {value}" for name, value in bound.items())
+        said = f"with {said}: {lesson.said}" if said else lesson.said
         if lesson.instead:
-            text = f'"{stale}" no longer worked in a recent run ({lesson.said}); "{_bind(lesson.instead, bound)}" '
+            text = f'"{stale}" no longer worked in a recent run ({said}); "{_bind(lesson.instead, bound)}" '
             return text + "worked instead" + (f', after "{_bind(lesson.first, bound)}"' if lesson.first else "")
         if lesson.first:
             if any(match_step(earlier, lesson.first) is not None for earlier in steps[:index]):
                 return None
-            first = _bind(lesson.first, bound)
-            return f'"{stale}" did not work in a recent run ({lesson.said}); it worked after "{first}"'
-        return f'"{stale}" was refused in a recent run ({lesson.said}) and nothing was found to do instead'
+            return f'"{stale}" did not work in a recent run ({said}); it worked after "{_bind(lesson.first, bound)}"'
+        return f'"{stale}" was refused in a recent run ({said}) and nothing was found to do instead'
     return None
