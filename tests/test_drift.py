@@ -263,6 +263,64 @@ def test_vanilla_keeps_serving_the_stale_procedure(tmp_path: Path, transport: Tr
     assert "heat egg 1 with microwave 1" in next_actions
 
 
+HOT_POTATO = Task("heat", "potato", "desk 1")
+
+
+async def lesson_for_another_task(update: str, db: Path, transport: Transport) -> tuple[dict[str, Any], list[str]]:
+    """Learn two heat tasks before the heater drift; after it, an agent meets the change on one of them.
+
+    Returns the other task's procedure as the server then holds it, and the actions of the next agent
+    given that other task (its first run since the change).
+    """
+    configuration = next(c for c in DRIFT_CONFIGURATIONS if c.update == update and c.memory)
+    env = server_env(db, configuration, {"MEMP_EMBEDDINGS": "0"})
+    from memp_mcp.bench.agents import McpMemory, reports_take_procedure_id
+
+    async with connect(env, transport) as client:
+        memory = McpMemory(client.call_tool, k=1, attribute=await reports_take_procedure_id(client.list_tools))
+        ids = {}
+        for task, seed in ((HOT_EGG, 5), (HOT_POTATO, 6)):
+            before = World.generate(task, seed)
+            steps = [{"action": a, "observation": before.act(a)} for a in oracle_actions(before)]
+            recorded = await client.call_tool(
+                "record_trajectory", {"task": task.text, "steps": steps, "outcome": "success"}
+            )
+            ids[task] = recorded.structured_content["procedure_id"]
+        met = await Agent(STRONG, 0).run(World.generate(HOT_EGG, 11, drifted(["heater"])), memory)
+        assert met.misled and met.success
+        detail = await client.call_tool("get_procedure", {"procedure_id": ids[HOT_POTATO]})
+        port = RecordingPort([])
+
+        async def recall(task: str) -> tuple[str | None, list[dict[str, Any]], int]:
+            recall_id, procedures, chars = await memory.recall(task)
+            port.procedures = procedures
+            return recall_id, procedures, chars
+
+        port.recall = recall  # type: ignore[method-assign]
+        await Agent(STRONG, 1).run(World.generate(HOT_POTATO, 12, drifted(["heater"])), port)
+        return detail.structured_content["procedure"], [s["action"] for s in port.records[0][1]]
+
+
+@pytest.mark.parametrize("transport", ["in-process", pytest.param("stdio", marks=pytest.mark.slow)])
+def test_adjustment_teaches_other_procedures_the_step_that_no_longer_works(
+    tmp_path: Path, transport: Transport
+) -> None:
+    procedure, next_actions = anyio.run(lesson_for_another_task, "adjustment", tmp_path / "m.db", transport)
+    assert "heat {object} with microwave 1" in procedure["steps"]  # its steps wait for a run of its own task
+    assert any(
+        p.startswith('"heat {object} with microwave 1" no longer worked') and "stoveburner 1" in p
+        for p in procedure["pitfalls"]
+    )
+    assert "heat potato 1 with microwave 1" not in next_actions
+    assert next_actions.index("turn on stoveburner 1") < next_actions.index("heat potato 1 with stoveburner 1")
+
+
+def test_vanilla_leaves_other_procedures_as_they_were(tmp_path: Path) -> None:
+    procedure, next_actions = anyio.run(lesson_for_another_task, "vanilla", tmp_path / "m.db", "in-process")
+    assert procedure["version"] == 1 and procedure["pitfalls"] == []
+    assert "heat potato 1 with microwave 1" in next_actions
+
+
 def test_the_drift_benchmark_reports_each_phase_per_configuration() -> None:
     report = run_drift(episodes=16, seed=2, at=8, window=4, base_env={"MEMP_EMBEDDINGS": "0"}, transport="in-process")
     assert report["drift_at"] == 8 and set(report["drifts"]) == {"heater", "tap", "homes"}
