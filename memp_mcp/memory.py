@@ -8,9 +8,10 @@ refusal is a MempError with a message written for whoever called.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
@@ -57,7 +58,7 @@ from memp_mcp.models import (
 )
 from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text, tuning_for
 from memp_mcp.store import Store, open_store
-from memp_mcp.text import one_line
+from memp_mcp.text import STOPWORDS, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,6 @@ NO_RECALL_TO_JUDGE = (
 )
 # How long a recall waits for a model that is still loading before using keywords alone.
 MODEL_WAIT_SECONDS = 5.0
-
-# Procedures read per query when every active one of a namespace is looked at.
-_PAGE = 500
 
 _SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
 
@@ -553,7 +551,7 @@ class Memory:
         if not useful:
             return []
         warned = []
-        for procedure in self._active_procedures(namespace):
+        for procedure in self._procedures_taking(namespace, useful):
             if procedure.id in skip:
                 continue
             new = [p for lesson in useful if (p := lesson_pitfall(procedure.steps, lesson))]
@@ -570,11 +568,16 @@ class Memory:
             warned.append(procedure.id)
         return warned
 
-    def _active_procedures(self, namespace: str) -> Iterator[Procedure]:
-        offset = 0
-        while page := self.store.list_procedures(namespace, ProcedureStatus.ACTIVE, None, _PAGE, offset):
-            yield from page
-            offset += len(page)
+    def _procedures_taking(self, namespace: str, learned: Sequence[Lesson]) -> list[Procedure]:
+        """Active procedures whose steps may take one of the refused actions: they name its first word (the
+        program, or the verb) and another of its words; each is then matched step by step."""
+        found: set[int] = set()
+        for lesson in learned:
+            tokens = [t for t in re.findall(r"[A-Za-z0-9]+", lesson.action) if t.lower() not in STOPWORDS]
+            if tokens:
+                others = [t for t in tokens[1:] if len(t) >= 3]
+                found.update(self.store.procedures_with_step_words(namespace, tokens[0], others))
+        return self.store.get_procedures(sorted(found))
 
     # -- recall --------------------------------------------------------------------------
 

@@ -304,6 +304,24 @@ def test_list_procedures_text_filter_is_literal(store: SQLiteStore) -> None:
     assert store.list_procedures(NS, text="_") == []
 
 
+def test_procedures_with_step_words_finds_active_ones_of_the_namespace_holding_the_words(store: SQLiteStore) -> None:
+    ids = {name: _add(store, None, task) for name, task in TASKS.items()}
+    other = _add(store, None, TASKS["apple"], namespace="elsewhere")
+    # Steps are "go and <task>": one word required, then any one of the others.
+    assert store.procedures_with_step_words(NS, "HEAT", ["fridge", "nothing"]) == [ids["apple"]]
+    assert store.procedures_with_step_words(NS, "heat", ["lamp"]) == []
+    assert store.procedures_with_step_words(NS, "clean", []) == [ids["mug"]]
+    assert sorted(store.procedures_with_step_words(NS, "the", ["coffee", "desk"])) == sorted([ids["mug"], ids["lamp"]])
+    assert store.procedures_with_step_words("elsewhere", "heat", []) == [other]
+    with store.transaction():
+        store.set_status(ids["apple"], ProcedureStatus.DEPRECATED)
+    assert store.procedures_with_step_words(NS, "heat", []) == []
+    # Words are words, never patterns.
+    for word in ("%", "_", "he%t", "", "caf\u00e9"):
+        with pytest.raises(InvalidInputError):
+            store.procedures_with_step_words(NS, word, [])
+
+
 # -- versions and status -------------------------------------------------------------------
 
 

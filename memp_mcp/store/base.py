@@ -231,6 +231,11 @@ class Store(Protocol):
 
     def procedures_with_key(self, namespace: str, text: str, *, include_deprecated: bool = False) -> list[int]: ...
 
+    def procedures_with_step_words(self, namespace: str, word: str, others: Sequence[str]) -> list[int]:
+        """Active procedures whose steps hold `word` and, when `others` are given, at least one of them:
+        each a plain word (letters and digits), matched anywhere in a step without regard to case."""
+        ...
+
     def procedure_texts(self, procedure_ids: Sequence[int]) -> dict[int, str]:
         """The text each procedure is indexed by for keyword search."""
         ...

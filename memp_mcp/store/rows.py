@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Outcome, Procedure, ProcedureStatus, ProcedureVersion, RecallEvent, Step, Trajectory
 
 PROCEDURE_COLUMNS = (
@@ -43,6 +44,13 @@ def _time(value: Any) -> datetime:
 def placeholders(count: int, mark: str = "?") -> str:
     """`?, ?, ?` for an `IN (...)` of `count` values (PostgreSQL's driver takes `%s`)."""
     return ", ".join([mark] * count)
+
+
+def plain_word(word: str) -> str:
+    """`word` when it is plain letters and digits (safe inside a LIKE pattern as it is); else an error."""
+    if not word or not word.isascii() or not word.isalnum():
+        raise InvalidInputError(f"a step word must be plain letters and digits; got {word!r}")
+    return word
 
 
 def procedure_filter(

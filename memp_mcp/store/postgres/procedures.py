@@ -262,6 +262,17 @@ class Procedures(KeyVectors, FullTextSearch):
         )
         return [int(r[0]) for r in found]
 
+    def procedures_with_step_words(self, namespace: str, word: str, others: Sequence[str]) -> list[int]:
+        words = [mapping.plain_word(w) for w in (word, *others)]
+        clause = "steps_json::text ILIKE %s" + (
+            " AND (" + " OR ".join("steps_json::text ILIKE %s" for _ in others) + ")" if others else ""
+        )
+        found = self._rows(
+            f"SELECT id FROM procedures WHERE namespace = %s AND status = 'active' AND {clause} ORDER BY id",
+            (namespace, *(f"%{w}%" for w in words)),
+        )
+        return [int(r[0]) for r in found]
+
     def random_procedures(self, namespace: str, k: int, rng: random.Random) -> list[int]:
         ids = [
             int(r[0])

@@ -310,6 +310,17 @@ class Procedures(KeyVectors, FullTextIndex):
         ).fetchall()
         return [int(r[0]) for r in rows]
 
+    def procedures_with_step_words(self, namespace: str, word: str, others: Sequence[str]) -> list[int]:
+        words = [mapping.plain_word(w) for w in (word, *others)]
+        clause = "steps_json LIKE ?" + (
+            " AND (" + " OR ".join("steps_json LIKE ?" for _ in others) + ")" if others else ""
+        )
+        rows = self._execute(
+            f"SELECT id FROM procedures WHERE namespace = ? AND status = 'active' AND {clause} ORDER BY id",
+            (namespace, *(f"%{w}%" for w in words)),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def random_procedures(self, namespace: str, k: int, rng: random.Random) -> list[int]:
         ids = [
             int(r[0])
