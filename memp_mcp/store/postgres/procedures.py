@@ -41,14 +41,18 @@ class Procedures(KeyVectors, FullTextSearch):
         conn = self._write()
         self.ensure_namespace(namespace)
         created = now()
+        title, when_to_use = clean(title), clean(when_to_use)
+        # Its search text is known before it is stored: what _refresh_search_text would read back (the
+        # keys' texts in order, each once, as the unique constraint keeps them).
+        texts = list(dict.fromkeys(clean(text) for text, _ in keys))
         row = conn.execute(
             "INSERT INTO procedures (namespace, title, when_to_use, steps_json, pitfalls_json, source, author, "
-            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of, search_text) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 namespace,
-                clean(title),
-                clean(when_to_use),
+                title,
+                when_to_use,
                 jsonb(list(steps)),
                 jsonb(list(pitfalls)),
                 source,
@@ -58,13 +62,14 @@ class Procedures(KeyVectors, FullTextSearch):
                 created,
                 created,
                 candidate_of,
+                fts_document(title, when_to_use, *texts),
             ),
         ).fetchone()
         assert row is not None
         procedure_id = int(row[0])
         self._link_sources(procedure_id, source_trajectory_ids)
-        self.add_keys(procedure_id, keys)
-        self._refresh_search_text(procedure_id)
+        # A new procedure is active (the column's default) and in `namespace`: nothing to read back.
+        self._insert_keys(procedure_id, namespace, True, keys)
         return procedure_id
 
     def _link_sources(self, procedure_id: int, trajectory_ids: Sequence[int]) -> int:
@@ -79,22 +84,41 @@ class Procedures(KeyVectors, FullTextSearch):
 
     def add_keys(self, procedure_id: int, keys: Sequence[tuple[str, Vector | None]]) -> int:
         """Add search keys (text, optional vector) to a procedure; returns how many were new."""
-        conn = self._write()
+        self._write()
         owner = self._one("SELECT namespace, status FROM procedures WHERE id = %s", (procedure_id,))
         if owner is None or not keys:
             return 0
-        bound = self.embedding_model()
-        added = 0
-        for text, vector in keys:
-            embedding = as_vector(vector, bound[1]) if vector is not None and bound is not None else None
-            added += conn.execute(
-                "INSERT INTO procedure_keys (procedure_id, namespace, active, text, embedding) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (procedure_id, text) DO NOTHING",
-                (procedure_id, owner[0], owner[1] == ProcedureStatus.ACTIVE, clean(text), embedding),
-            ).rowcount
+        added = self._insert_keys(procedure_id, owner[0], owner[1] == ProcedureStatus.ACTIVE, keys)
         if added:
             self._refresh_search_text(procedure_id)
         return added
+
+    def _insert_keys(
+        self, procedure_id: int, namespace: str, active: bool, keys: Sequence[tuple[str, Vector | None]]
+    ) -> int:
+        """Insert keys that are new to the procedure, in one round trip; returns how many were new."""
+        conn = self._write()
+        if not keys:
+            return 0
+        bound = self.embedding_model() if any(vector is not None for _, vector in keys) else None
+        values = [
+            (
+                procedure_id,
+                namespace,
+                active,
+                clean(text),
+                as_vector(vector, bound[1]) if vector is not None and bound is not None else None,
+            )
+            for text, vector in keys
+        ]
+        with conn.cursor() as cursor:
+            # Sent in one pipeline; rowcount sums the inserts (a key it already has inserts nothing).
+            cursor.executemany(
+                "INSERT INTO procedure_keys (procedure_id, namespace, active, text, embedding) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (procedure_id, text) DO NOTHING",
+                values,
+            )
+            return cursor.rowcount
 
     def keys(self, procedure_id: int) -> list[str]:
         found = self._rows("SELECT text FROM procedure_keys WHERE procedure_id = %s ORDER BY id", (procedure_id,))
@@ -111,10 +135,14 @@ class Procedures(KeyVectors, FullTextSearch):
 
     def _refresh_search_text(self, procedure_id: int) -> None:
         # The same text as SQLite's full-text index: what the procedure is for, not its steps.
-        row = self._one("SELECT title, when_to_use FROM procedures WHERE id = %s", (procedure_id,))
+        row = self._one(
+            "SELECT title, when_to_use, ARRAY(SELECT text FROM procedure_keys WHERE procedure_id = procedures.id "
+            "ORDER BY id) FROM procedures WHERE id = %s",
+            (procedure_id,),
+        )
         if row is None:
             return
-        body = fts_document(row[0], row[1], *self.keys(procedure_id))
+        body = fts_document(row[0], row[1], *row[2])
         self._modify("UPDATE procedures SET search_text = %s WHERE id = %s", (body, procedure_id))
 
     def get_procedure(self, procedure_id: int) -> Procedure:
