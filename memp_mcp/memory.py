@@ -546,13 +546,17 @@ class Memory:
         refused, where the run also found what worked instead, a pitfall saying so. The lesson is about the
         environment (a command replaced, a service to start first), so the next task of another kind does
         not walk into it. A new version, not a fresh record: no step is rewritten without a run of that task.
+
+        Only procedures the same agent recorded learn it: one run is one agent's word, and a lesson names
+        what to run instead, so another author's procedures would otherwise take instructions from any
+        agent that can record (the trust model's rule for merges, applied to pitfalls that spread).
         """
         useful = [lesson for lesson in learned if lesson.shows_a_way]
         if not useful:
             return []
         warned = []
         for procedure in self._procedures_taking(namespace, useful):
-            if procedure.id in skip:
+            if procedure.id in skip or procedure.author != agent:
                 continue
             new = [p for lesson in useful if (p := lesson_pitfall(procedure.steps, lesson))]
             new = [p[:MAX_PITFALL_CHARS] for p in dict.fromkeys(new) if p[:MAX_PITFALL_CHARS] not in procedure.pitfalls]

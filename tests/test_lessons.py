@@ -154,6 +154,19 @@ async def test_a_lesson_reaches_other_procedures_that_take_the_refused_step(clie
     assert (await procedure(client, docs))["procedure"]["version"] == 2
 
 
+async def test_a_lesson_reaches_only_procedures_its_own_agent_recorded(client: Client) -> None:
+    docs = (await record(client, "build the documentation", DOCS, agent="docs-bot"))["procedure_id"]
+    tests = (await record(client, "run the test suite", TESTS, agent="ci-bot"))["procedure_id"]
+
+    # Another agent's run cannot write what to run instead into docs-bot's procedure.
+    recorded = await record(client, "run the benchmarks", BENCH_AFTER_CHANGE, agent="ci-bot")
+    assert recorded["warned_procedure_ids"] == [tests]
+    assert (await procedure(client, docs))["procedure"]["pitfalls"] == []
+
+    recorded = await record(client, "profile the benchmarks", BENCH_AFTER_CHANGE, agent="docs-bot")
+    assert recorded["warned_procedure_ids"] == [docs]
+
+
 async def test_an_outcome_report_with_its_trajectory_spreads_the_lesson_too(client: Client) -> None:
     docs = (await record(client, "build the documentation", DOCS))["procedure_id"]
     tests = (await record(client, "run the test suite", TESTS))["procedure_id"]
