@@ -370,6 +370,14 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         namespace: Annotated[
             str | None, Field(max_length=64, description="The namespace you recalled in; omit for the default.")
         ] = None,
+        agent: Annotated[
+            str | None,
+            Field(
+                max_length=MAX_NAME_CHARS,
+                description="Who you are (the name you record with), kept as provenance: a lesson your "
+                "trajectory teaches reaches the procedures recorded under the same name.",
+            ),
+        ] = None,
     ) -> OutcomeResult:
         """Call this when a task you recalled procedures for is over, naming the procedure you followed
         (procedure_id). Only that procedure is judged: success credits it; failure counts against it and
@@ -384,6 +392,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
                 notes=notes,
                 correction=correction,
                 trajectory=raw,
+                agent=agent,
                 namespace=namespace,
             )
         )

@@ -282,8 +282,10 @@ async def lesson_for_another_task(update: str, db: Path, transport: Transport) -
         for task, seed in ((HOT_EGG, 5), (HOT_POTATO, 6)):
             before = World.generate(task, seed)
             steps = [{"action": a, "observation": before.act(a)} for a in oracle_actions(before)]
+            # Recorded under the agent's own name: lessons reach only the procedures their agent recorded.
             recorded = await client.call_tool(
-                "record_trajectory", {"task": task.text, "steps": steps, "outcome": "success"}
+                "record_trajectory",
+                {"task": task.text, "steps": steps, "outcome": "success", "agent": f"{STRONG.name} scripted agent"},
             )
             ids[task] = recorded.structured_content["procedure_id"]
         met = await Agent(STRONG, 0).run(World.generate(HOT_EGG, 11, drifted(["heater"])), memory)

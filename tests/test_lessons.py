@@ -163,8 +163,18 @@ async def test_a_lesson_reaches_only_procedures_its_own_agent_recorded(client: C
     assert recorded["warned_procedure_ids"] == [tests]
     assert (await procedure(client, docs))["procedure"]["pitfalls"] == []
 
-    recorded = await record(client, "profile the benchmarks", BENCH_AFTER_CHANGE, agent="docs-bot")
-    assert recorded["warned_procedure_ids"] == [docs]
+    # An outcome report teaches under the name it gives, and a report without one reaches neither.
+    recalled = await call(client, "recall_procedure", {"task": "build the documentation", "k": 1})
+    assert recalled["procedures"][0]["id"] == docs
+    report = {"recall_id": recalled["recall_id"], "success": True, "procedure_id": docs}
+    run = [INSTALL_REFUSED, UV_INSTALL, {"action": "make -C docs html", "observation": "build succeeded."}]
+    anonymous = await call(client, "report_outcome", {**report, "trajectory": run})
+    assert anonymous["warned_procedure_ids"] == []
+    recalled = await call(client, "recall_procedure", {"task": "build the documentation", "k": 1})
+    named = await call(
+        client, "report_outcome", {**report, "recall_id": recalled["recall_id"], "trajectory": run, "agent": "docs-bot"}
+    )
+    assert named["warned_procedure_ids"] == [docs]
 
 
 async def test_an_outcome_report_with_its_trajectory_spreads_the_lesson_too(client: Client) -> None:

@@ -234,6 +234,7 @@ class OutcomeReport:
     notes: str
     steps: list[dict[str, str]]
     correction: dict[str, Any] | None = None
+    agent: str | None = None
 
 
 @dataclass
@@ -288,6 +289,7 @@ class Agent:
                         notes=self._notes(task, learned, world, success),
                         steps=trajectory,
                         correction=self._correction(task, knowledge, learned, followed),
+                        agent=self.skill.name,
                     )
                 )
         misled = bool(learned.stale or learned.not_at)
@@ -503,6 +505,8 @@ class McpMemory:
             arguments["correction"] = report.correction
         if self.attribute and report.procedure_id is not None:
             arguments["procedure_id"] = report.procedure_id
+        if report.agent:
+            arguments["agent"] = f"{report.agent} scripted agent"
         result = await self.call_tool("report_outcome", arguments)
         if result.is_error:
             raise RuntimeError(f"report_outcome failed: {result.content}")
