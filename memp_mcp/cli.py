@@ -1104,13 +1104,14 @@ def bench_peer(
     sizes = tuple(size or (336, 5000))
     results = anyio.run(lambda: run_peer_comparison(shlex.split(peer_command), embedder, model_dir, sizes, queries, k))
     table = Table(title=f"recall over stdio, k={k}, {queries} queries ({results['model']})")
-    for column in ("documents", "server", "p50 ms", "p95 ms", "answer chars p50"):
+    for column in ("documents", "server", "p50 ms", "p95 ms", "answer chars p50", "load average"):
         table.add_column(column, justify="left" if column in ("documents", "server") else "right")
     for documents, figures in results["sizes"].items():
+        load = "-".join(f"{value:.1f}" for value in figures["load"])
         for name in ("memp", "peer"):
             f = figures[name]
             label = "memp-mcp" if name == "memp" else "mcp-server-qdrant"
-            table.add_row(documents, label, f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", f"{f['chars_p50']:.0f}")
+            table.add_row(documents, label, f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", f"{f['chars_p50']:.0f}", load)
     console.print(table)
     if as_json:
         print(json.dumps(results))

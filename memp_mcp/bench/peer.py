@@ -125,6 +125,7 @@ async def run_peer_comparison(
             }
             peer = StdioServerParameters(command=peer_command[0], args=peer_command[1:], env=peer_env)
             await _fill_peer(peer, documents)
+            load_before = os.getloadavg()[0]
             memp_latency, memp_sizes = await _timed_calls(
                 memp, "recall_procedure", [{"task": q, "k": k} for q in asked], warmup=5
             )
@@ -132,5 +133,8 @@ async def run_peer_comparison(
             results["sizes"][str(size)] = {
                 "memp": _figures(memp_latency, memp_sizes),
                 "peer": _figures(peer_latency, peer_sizes),
+                # The machine's 1-minute load average as the timing began and ended: the times mean
+                # little without it on a shared machine.
+                "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             }
     return results
