@@ -77,8 +77,8 @@ def fit(
     `cost` is what one procedure adds to the answer (all its renderings), `base` what the answer
     costs without any. `with_exemplar`, when given, adds a procedure's worked example (the
     procedures come without, as loading one costs a read): it is called only for the procedures
-    placed, since the others cannot be given one. First each procedure, in rank order, is placed in the largest of its
-    abridged forms (no worked example; long texts cut, then fewer pitfalls, then only its leading
+    placed, since the others cannot be given one. First each procedure, in rank order, is placed
+    in the largest of its abridged forms (no worked example; long texts cut, then fewer pitfalls, then only its leading
     steps) that fits its fair share of the room left, or else the room left, until one does not
     fit at all. Then, in rank order, each is given back as much of its steps and pitfalls as the
     rest allows, and then, in rank order again, its worked example. So no worked example is sent
