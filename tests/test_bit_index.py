@@ -61,7 +61,63 @@ def test_ids_must_grow_and_codes_must_fit() -> None:
     assert index.size == 1 and index.last_key_id == 5
 
 
+def test_nearest_by_cosine_ranks_procedures_by_their_nearest_key() -> None:
+    rng = np.random.default_rng(3)
+    count, dim = 1500, 16  # past the initial capacity: vectors must grow with the codes
+    vectors = rng.standard_normal((count, dim)).astype(np.float32)
+    vectors[7] = 0.0  # a zero vector has no direction: cosine 0, never an error
+    procedures = [int(p) for p in rng.integers(1, 400, size=count)]  # several keys per procedure
+    namespaces = [str(rng.choice(["a", "b"])) for _ in range(count)]
+    index = BitIndex(2, dim, max_vectors=count)
+    for start in range(0, count, 600):
+        end = min(start + 600, count)
+        index.add(
+            list(range(start + 1, end + 1)),
+            namespaces[start:end],
+            [bytes(2)] * (end - start),
+            [True] * (end - start),
+            procedures[start:end],
+            [v.tobytes() for v in vectors[start:end]],
+        )
+    inactive = set(range(1, count + 1, 5))
+    index.set_inactive(sorted(inactive))
+    query = rng.standard_normal(dim).astype(np.float32)
+    cosines = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1) * np.linalg.norm(query), 1e-30)
+    best: dict[int, tuple[float, int]] = {}
+    for key_id in range(1, count + 1):
+        if namespaces[key_id - 1] != "a" or key_id in inactive:
+            continue
+        candidate = (float(cosines[key_id - 1]), -key_id)
+        best[procedures[key_id - 1]] = max(best.get(procedures[key_id - 1], candidate), candidate)
+    expected = [-key for _, key in sorted(best.values(), reverse=True)]
+    assert index.holds_vectors
+    assert index.nearest_by_cosine("a", query, 20) == expected[:20]
+    assert index.nearest_by_cosine("a", query, 10_000) == expected
+    assert index.nearest_by_cosine("nowhere", query, 5) == []
+
+
+def test_an_index_past_its_vector_bound_lets_the_vectors_go() -> None:
+    index = BitIndex(2, 16, max_vectors=3)
+    one = np.ones(16, dtype=np.float32).tobytes()
+    index.add([1, 2], ["a", "a"], [bytes(2)] * 2, [True] * 2, [1, 2], [one, one])
+    assert index.holds_vectors and index.nearest_by_cosine("a", np.ones(16), 5) == [1, 2]
+    index.add([3, 4], ["a", "a"], [bytes(2)] * 2, [True] * 2, [3, 4], [one, one])
+    assert not index.holds_vectors
+    with pytest.raises(ValueError, match="no float vectors"):
+        index.nearest_by_cosine("a", np.ones(16), 5)
+    assert index.nearest("a", bytes(2), 5) == [1, 2, 3, 4]  # the binary codes still answer
+
+
 # -- kept in step by the store ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["exact", "coarse"], autouse=True)
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of the store's index runs both ways: a small file's exact search over the float
+    vectors held in memory, and the binary codes' coarse search that a large file gets."""
+    if request.param == "coarse":
+        monkeypatch.setattr(sqlite_store, "EXACT_SEARCH_MAX_KEYS", 0)
+    return str(request.param)
 
 
 def _search(store: SQLiteStore, embedder: FakeEmbedder, task: str, k: int = 3) -> list[int]:
@@ -178,8 +234,8 @@ def _assert_agrees_with_a_new_process(reader: SQLiteStore, embedder: _Rotated) -
     """The reader's coarse search gives what a process opening the file now gives; returns that one."""
     fresh = SQLiteStore(reader.path)
     queries = [np.asarray(v, dtype=np.float32).tobytes() for v in embedder.embed([f"{t} away" for t in THINGS])]
-    assert [reader._nearest_keys_in_memory(NS, q, 3, reader.embedding_model()) for q in queries] == [
-        fresh._nearest_keys_in_memory(NS, q, 3, fresh.embedding_model()) for q in queries
+    assert [reader._nearest_keys_in_memory(NS, q, 1, 3, reader.embedding_model()) for q in queries] == [
+        fresh._nearest_keys_in_memory(NS, q, 1, 3, fresh.embedding_model()) for q in queries
     ]
     return fresh
 
@@ -226,7 +282,7 @@ def test_changes_made_without_this_code_still_reach_the_index(
         writer._execute("UPDATE procedures SET status = 'deprecated' WHERE id = ?", (ids["egg"],))
     _assert_agrees_with_a_new_process(reader, rotated)
     egg = np.asarray(rotated.embed(["egg away"])[0], dtype=np.float32).tobytes()
-    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, egg, 30, reader.embedding_model()) or [])
+    assert ids["egg"] not in (reader._nearest_keys_in_memory(NS, egg, 30, 30, reader.embedding_model()) or [])
 
 
 def test_a_failed_load_is_retried_and_sqlite_vec_answers_meanwhile(
@@ -274,3 +330,101 @@ def test_a_write_transaction_reads_the_index_with_the_keys_it_has_not_seen(
         assert ids["kettle"] not in _search(store, fake_embedder, "put the kettle away", k=3)
         assert knn_queries  # a status changed: sqlite-vec answers until the index catches up
     assert store._bits is not None and store._bits.last_key_id < new  # nothing uncommitted went in
+
+
+# -- exact below the bound, coarse above it ----------------------------------------------------
+
+MISLEADING_DIM = 64
+
+
+class _Table:
+    """Vectors set by the test, one per text: binary codes that agree with the query's signs whose
+    cosine is far from it, and one with the query's direction whose signs differ in places."""
+
+    identity = "table@1"
+    dim = MISLEADING_DIM
+
+    def __init__(self) -> None:
+        query = np.ones(MISLEADING_DIM, dtype=np.float32)
+        self.vectors: dict[str, np.ndarray] = {"the request": query}
+        # Cosine 0.87 with the request, 16 of 64 signs flipped (a Hamming distance of 16).
+        self.vectors["the nearest procedure"] = np.where(np.arange(MISLEADING_DIM) < 16, -0.01, 1.0)
+        for i in range(6):
+            # Every sign the request's (Hamming distance 0), cosine 0.13: one dimension dominates.
+            decoy = np.full(MISLEADING_DIM, 0.01, dtype=np.float32)
+            decoy[20 + i] = 100.0
+            self.vectors[f"decoy {i}"] = decoy
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [self.vectors[text].astype(np.float32).tolist() for text in texts]
+
+
+def _misleading_memory(store: SQLiteStore) -> tuple[_Table, int, list[int]]:
+    table = _Table()
+    store.bind_embedding_model(table.identity, table.dim)
+    nearest = _add(store, table, "the nearest procedure")  # type: ignore[arg-type]
+    decoys = [_add(store, table, f"decoy {i}") for i in range(6)]  # type: ignore[arg-type]
+    return table, nearest, decoys
+
+
+def test_a_small_memory_returns_the_nearest_procedure_where_binary_codes_mislead(
+    tmp_path: Path, search_path: str
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    table, nearest, decoys = _misleading_memory(store)
+    query = table.embed(["the request"])[0]
+    found = store.vector_search(NS, query, 1)
+    assert _in_memory(store)
+    if search_path == "exact":
+        assert found == [(nearest, pytest.approx(0.866, abs=0.01))]
+    else:
+        # Above the bound the binary codes decide which keys are rescored (3 of 7 for k=1): the
+        # decoys, whose signs all agree with the request. This is what the exact search avoids.
+        assert found[0][0] in decoys
+
+
+def _reader_and_writer(tmp_path: Path, table: _Table) -> tuple[SQLiteStore, SQLiteStore]:
+    reader = SQLiteStore(tmp_path / "shared.db")
+    reader.bind_embedding_model(table.identity, table.dim)
+    return reader, SQLiteStore(tmp_path / "shared.db")
+
+
+def test_a_procedure_another_process_adds_is_found_by_the_exact_search(tmp_path: Path, search_path: str) -> None:
+    if search_path == "coarse":
+        pytest.skip("the binary codes rank the decoys first here (see above)")
+    table = _Table()
+    reader, writer = _reader_and_writer(tmp_path, table)
+    decoys = [_add(writer, table, f"decoy {i}") for i in range(6)]  # type: ignore[arg-type]
+    query = table.embed(["the request"])[0]
+    assert reader.vector_search(NS, query, 1)[0][0] in decoys
+    assert reader._bits is not None and reader._bits.holds_vectors
+    nearest = _add(writer, table, "the nearest procedure")  # type: ignore[arg-type]
+    assert [pid for pid, _ in reader.vector_search(NS, query, 1)] == [nearest]
+    with writer.transaction():
+        writer.set_status(nearest, ProcedureStatus.DEPRECATED)
+    assert reader.vector_search(NS, query, 1)[0][0] in decoys
+
+
+def test_a_memory_growing_past_the_bound_falls_back_to_the_binary_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, search_path: str
+) -> None:
+    if search_path == "coarse":
+        pytest.skip("starts below the bound")
+    monkeypatch.setattr(sqlite_store, "EXACT_SEARCH_MAX_KEYS", 4)
+    table = _Table()
+    reader, writer = _reader_and_writer(tmp_path, table)
+    nearest = _add(writer, table, "the nearest procedure")  # type: ignore[arg-type]
+    decoys = [_add(writer, table, f"decoy {i}") for i in range(3)]  # type: ignore[arg-type]
+    query = table.embed(["the request"])[0]
+    assert [pid for pid, _ in reader.vector_search(NS, query, 1)] == [nearest]
+    assert reader._bits is not None and reader._bits.holds_vectors
+    # Another process's keys take the file past the bound: the reader sees them, lets its float
+    # vectors go, and searches by binary code (where the decoys, every sign agreeing, win).
+    decoys += [_add(writer, table, f"decoy {i}") for i in range(3, 6)]  # type: ignore[arg-type]
+    found = [pid for pid, _ in reader.vector_search(NS, query, 1)]
+    assert reader._bits is not None and not reader._bits.holds_vectors
+    assert found[0] in decoys
+    # A process opening the file now holds no float vectors from the start, and answers alike.
+    fresh = SQLiteStore(tmp_path / "shared.db")
+    assert [pid for pid, _ in fresh.vector_search(NS, query, 1)] == found
+    assert fresh._bits is not None and not fresh._bits.holds_vectors

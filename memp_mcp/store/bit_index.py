@@ -6,7 +6,11 @@ scan over codes in memory, one 64-bit word column at a time with numpy, takes ~2
 keeps this index in step with the database (see SQLiteStore.vector_search) and falls back on
 sqlite-vec while it loads.
 
-This module knows nothing of SQL: it takes codes and answers nearest keys.
+While it holds few keys it also holds their float vectors and ranks by exact cosine: there, the
+binary codes' ranking buys no time and loses neighbours (see EXACT_SEARCH_MAX_KEYS in
+store/sqlite/binary_codes.py for the figures).
+
+This module knows nothing of SQL: it takes codes (and vectors) and answers nearest keys.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ _INITIAL_CAPACITY = 1024
 
 
 class BitIndex:
-    """Key ids with their namespace, binary code and whether their procedure is active, appended in
-    key id order.
+    """Key ids with their namespace, procedure, binary code and whether their procedure is active,
+    appended in key id order; with their float vectors too while there are at most `max_vectors`.
 
     Not thread-safe on its own: the store calls it under its lock.
     """
 
-    def __init__(self, code_bytes: int) -> None:
+    def __init__(self, code_bytes: int, dim: int = 0, max_vectors: int = 0) -> None:
         # Codes are padded to whole 64-bit words and stored word by word (one contiguous column per
         # word), so a distance is a few whole-array XOR + popcount passes.
         self.words = max(1, -(-code_bytes // 8))
@@ -37,16 +41,38 @@ class BitIndex:
         self._active = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
         self._columns = np.zeros((self.words, _INITIAL_CAPACITY), dtype=np.uint64)
         self._namespace_codes: dict[str, int] = {}
+        self._procedure_ids = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
+        # Unit-length rows (a cosine is a dot product); None once the index holds more keys than
+        # `max_vectors`, for good (the memory goes back, searches go by binary code).
+        self.max_vectors = max_vectors
+        self._vectors: np.ndarray | None = (
+            np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32) if dim > 0 and max_vectors > 0 else None
+        )
+
+    @property
+    def holds_vectors(self) -> bool:
+        """Whether `nearest_by_cosine` can answer (every key's float vector is held)."""
+        return self._vectors is not None
 
     def add(
-        self, key_ids: Sequence[int], namespaces: Sequence[str], codes: Sequence[bytes], active: Sequence[bool]
+        self,
+        key_ids: Sequence[int],
+        namespaces: Sequence[str],
+        codes: Sequence[bytes],
+        active: Sequence[bool],
+        procedure_ids: Sequence[int] | None = None,
+        vectors: Sequence[bytes] | None = None,
     ) -> None:
-        """Append keys, whose ids must all be above every id already held."""
+        """Append keys, whose ids must all be above every id already held. `vectors` (float32 bytes)
+        keep the exact search going; without them, or past `max_vectors` keys, it stops."""
         count = len(key_ids)
         if count == 0:
             return
         if not len(namespaces) == len(codes) == len(active) == count:
             raise ValueError("key_ids, namespaces, codes and active must have the same length")
+        for extra in (procedure_ids, vectors):
+            if extra is not None and len(extra) != count:
+                raise ValueError("procedure_ids and vectors must have one entry per key")
         if min(key_ids) <= self.last_key_id:
             raise ValueError(f"key ids must grow: got {min(key_ids)} after {self.last_key_id}")
         self._reserve(self.size + count)
@@ -55,6 +81,12 @@ class BitIndex:
         self._namespaces[self.size : end] = [self._namespace_code(n) for n in namespaces]
         self._active[self.size : end] = active
         self._columns[:, self.size : end] = self._words(codes).T
+        self._procedure_ids[self.size : end] = procedure_ids if procedure_ids is not None else 0
+        if self._vectors is not None:
+            if vectors is None or procedure_ids is None or end > self.max_vectors:
+                self._vectors = None
+            else:
+                self._vectors[self.size : end] = self._unit_rows(vectors)
         self.size = end
         self.last_key_id = int(max(key_ids))
 
@@ -91,6 +123,32 @@ class BitIndex:
         order = chosen[np.lexsort((self._key_ids[chosen], distances[chosen]))][:count]
         return [int(key_id) for key_id in self._key_ids[order]]
 
+    def nearest_by_cosine(self, namespace: str, vector: Sequence[float] | np.ndarray, count: int) -> list[int]:
+        """Ids of the nearest key of each of the `count` procedures of `namespace` whose nearest key
+        has the highest cosine with `vector`, best first (ties to the older key). Needs
+        `holds_vectors`."""
+        if self._vectors is None:
+            raise ValueError("this index holds no float vectors")
+        size = self.size
+        namespace_code = self._namespace_codes.get(namespace)
+        if size == 0 or namespace_code is None or count <= 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(query))
+        eligible = np.flatnonzero((self._namespaces[:size] == namespace_code) & self._active[:size])
+        similarities = self._vectors[eligible] @ (query / norm if norm else query)
+        # Eligible keys are in id order; a stable sort keeps the older key first among equals.
+        ranked = eligible[np.argsort(-similarities, kind="stable")]
+        _, first = np.unique(self._procedure_ids[ranked], return_index=True)
+        return [int(key_id) for key_id in self._key_ids[ranked[np.sort(first)[:count]]]]
+
+    def _unit_rows(self, vectors: Sequence[bytes]) -> np.ndarray:
+        rows = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(vectors), -1)
+        if self._vectors is None or rows.shape[1] != self._vectors.shape[1]:
+            raise ValueError(f"a vector has {rows.shape[1]} dimensions, this index holds another size")
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows / np.where(norms == 0, 1.0, norms)
+
     def _namespace_code(self, namespace: str) -> int:
         return self._namespace_codes.setdefault(namespace, len(self._namespace_codes))
 
@@ -111,6 +169,11 @@ class BitIndex:
         self._key_ids = np.resize(self._key_ids, capacity)
         self._namespaces = np.resize(self._namespaces, capacity)
         self._active = np.resize(self._active, capacity)
+        self._procedure_ids = np.resize(self._procedure_ids, capacity)
+        if self._vectors is not None:
+            vectors = np.zeros((capacity, self._vectors.shape[1]), dtype=np.float32)
+            vectors[: self.size] = self._vectors[: self.size]
+            self._vectors = vectors
         columns = np.zeros((self.words, capacity), dtype=np.uint64)
         columns[:, : self.size] = self._columns[:, : self.size]
         self._columns = columns

@@ -144,11 +144,12 @@ class KeyVectors(InMemoryCodes):
         bound = self.embedding_model()
         if bound is not None and len(vector) != bound[1]:
             raise InvalidInputError(f"query vector has {len(vector)} dimensions, the database uses {bound[1]}")
-        # Coarse search over binary-quantised keys (48 bytes each for 384 dimensions), several
-        # keys per wanted procedure; then exact cosine on the float vectors of those keys.
+        # The in-memory index ranks every key exactly while the file is small (binary_codes.py);
+        # otherwise a coarse search over binary-quantised keys (48 bytes each for 384 dimensions),
+        # several keys per wanted procedure. Then exact cosine on the float vectors of those keys.
         query = np.asarray(vector, dtype=np.float32)
         coarse = min(max(1, k) * COARSE_OVERSAMPLING, MAX_KNN)
-        key_ids = self._nearest_keys_in_memory(namespace, query.tobytes(), coarse, bound)
+        key_ids = self._nearest_keys_in_memory(namespace, query.tobytes(), k, coarse, bound)
         if key_ids is None:
             key_ids = [
                 int(r[0])
