@@ -135,12 +135,25 @@ class BitIndex:
             return []
         query = np.asarray(vector, dtype=np.float32)
         norm = float(np.linalg.norm(query))
-        eligible = np.flatnonzero((self._namespaces[:size] == namespace_code) & self._active[:size])
-        similarities = self._vectors[eligible] @ (query / norm if norm else query)
-        # Eligible keys are in id order; a stable sort keeps the older key first among equals.
-        ranked = eligible[np.argsort(-similarities, kind="stable")]
-        _, first = np.unique(self._procedure_ids[ranked], return_index=True)
-        return [int(key_id) for key_id in self._key_ids[ranked[np.sort(first)[:count]]]]
+        # One product over the whole contiguous block (selecting the namespace's rows first would
+        # copy them: slower than the product itself); other namespaces and inactive keys sink.
+        # einsum, not `@`: numpy's BLAS splits a product this size over threads, which on a busy
+        # 2-core machine waited 9-18 ms at the 95th percentile for 2,000-10,000 keys (einsum: ~1 ms).
+        similarities = np.einsum("ij,j->i", self._vectors[:size], query / norm if norm else query)
+        similarities[(self._namespaces[:size] != namespace_code) | ~self._active[:size]] = -np.inf
+        eligible = int(np.count_nonzero(similarities > -np.inf))
+        if eligible == 0:
+            return []
+        # The best keys first, as few as will hold `count` procedures (a procedure has a few keys).
+        taken = min(eligible, 4 * count)
+        while True:
+            top = np.argpartition(-similarities, taken - 1)[:taken] if taken < size else np.arange(size)
+            top = top[similarities[top] > -np.inf]
+            ranked = top[np.lexsort((self._key_ids[top], -similarities[top]))]
+            _, first = np.unique(self._procedure_ids[ranked], return_index=True)
+            if len(first) >= count or taken >= eligible:
+                return [int(key_id) for key_id in self._key_ids[ranked[np.sort(first)[:count]]]]
+            taken = min(eligible, 4 * taken)
 
     def _unit_rows(self, vectors: Sequence[bytes]) -> np.ndarray:
         rows = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(vectors), -1)
