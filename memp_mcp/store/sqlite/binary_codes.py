@@ -33,7 +33,7 @@ BIT_INDEX_BATCH = 5_000
 # procedures held 83% / 78% / 73% / 69% of the exact 20 (191 benchmark requests), its first was not
 # the nearest for 10 / 15 / 19 / 31 of them. The exact search costs more with size: store search,
 # k=20, median on this busy 2-core machine, exact vs coarse: 0.47 vs 0.40 ms at 2,000 keys, 0.9 vs
-# 0.5 ms at 5,000, 1.5 vs 0.6 ms at 10,000, ~11 vs 0.9 ms at 20,000. Up to 10,000 keys that is at
+# 0.5 ms at 5,000, 1.5 vs 0.6 ms at 10,000, 3.1 vs 0.9 ms at 20,000. Up to 10,000 keys that is at
 # most a millisecond more on a recall of ~20 ms (the query embedding); past it the cost grows
 # with every key, and the memory with it, so large files keep the coarse search.
 EXACT_SEARCH_MAX_KEYS = 10_000
