@@ -13,6 +13,7 @@ import memp_mcp.store.sqlite.binary_codes as sqlite_store
 from memp_mcp.models import ProcedureStatus
 from memp_mcp.store import SQLiteStore
 from memp_mcp.store.bit_index import BitIndex
+from memp_mcp.store.sqlite.vectors import COARSE_OVERSAMPLING
 from tests.conftest import FakeEmbedder
 from tests.test_store import NS, _add
 
@@ -335,6 +336,8 @@ def test_a_write_transaction_reads_the_index_with_the_keys_it_has_not_seen(
 # -- exact below the bound, coarse above it ----------------------------------------------------
 
 MISLEADING_DIM = 64
+# More decoys than the coarse search rescores for k=1, so it cannot reach the nearest procedure.
+DECOYS = COARSE_OVERSAMPLING + 2
 
 
 class _Table:
@@ -349,7 +352,7 @@ class _Table:
         self.vectors: dict[str, np.ndarray] = {"the request": query}
         # Cosine 0.87 with the request, 16 of 64 signs flipped (a Hamming distance of 16).
         self.vectors["the nearest procedure"] = np.where(np.arange(MISLEADING_DIM) < 16, -0.01, 1.0)
-        for i in range(6):
+        for i in range(DECOYS):
             # Every sign the request's (Hamming distance 0), cosine 0.13: one dimension dominates.
             decoy = np.full(MISLEADING_DIM, 0.01, dtype=np.float32)
             decoy[20 + i] = 100.0
@@ -363,7 +366,7 @@ def _misleading_memory(store: SQLiteStore) -> tuple[_Table, int, list[int]]:
     table = _Table()
     store.bind_embedding_model(table.identity, table.dim)
     nearest = _add(store, table, "the nearest procedure")  # type: ignore[arg-type]
-    decoys = [_add(store, table, f"decoy {i}") for i in range(6)]  # type: ignore[arg-type]
+    decoys = [_add(store, table, f"decoy {i}") for i in range(DECOYS)]  # type: ignore[arg-type]
     return table, nearest, decoys
 
 
@@ -378,8 +381,8 @@ def test_a_small_memory_returns_the_nearest_procedure_where_binary_codes_mislead
     if search_path == "exact":
         assert found == [(nearest, pytest.approx(0.866, abs=0.01))]
     else:
-        # Above the bound the binary codes decide which keys are rescored (3 of 7 for k=1): the
-        # decoys, whose signs all agree with the request. This is what the exact search avoids.
+        # Above the bound the binary codes decide which keys are rescored (COARSE_OVERSAMPLING of
+        # them for k=1): the decoys, whose signs all agree with the request. The exact search avoids it.
         assert found[0][0] in decoys
 
 
@@ -394,7 +397,7 @@ def test_a_procedure_another_process_adds_is_found_by_the_exact_search(tmp_path:
         pytest.skip("the binary codes rank the decoys first here (see above)")
     table = _Table()
     reader, writer = _reader_and_writer(tmp_path, table)
-    decoys = [_add(writer, table, f"decoy {i}") for i in range(6)]  # type: ignore[arg-type]
+    decoys = [_add(writer, table, f"decoy {i}") for i in range(DECOYS)]  # type: ignore[arg-type]
     query = table.embed(["the request"])[0]
     assert reader.vector_search(NS, query, 1)[0][0] in decoys
     assert reader._bits is not None and reader._bits.holds_vectors
@@ -420,7 +423,7 @@ def test_a_memory_growing_past_the_bound_falls_back_to_the_binary_codes(
     assert reader._bits is not None and reader._bits.holds_vectors
     # Another process's keys take the file past the bound: the reader sees them, lets its float
     # vectors go, and searches by binary code (where the decoys, every sign agreeing, win).
-    decoys += [_add(writer, table, f"decoy {i}") for i in range(3, 6)]  # type: ignore[arg-type]
+    decoys += [_add(writer, table, f"decoy {i}") for i in range(3, DECOYS)]  # type: ignore[arg-type]
     found = [pid for pid, _ in reader.vector_search(NS, query, 1)]
     assert reader._bits is not None and not reader._bits.holds_vectors
     assert found[0] in decoys
