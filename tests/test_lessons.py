@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
+import memp_mcp.memory as memory_module
 from memp_mcp.build import lesson_pitfall, lessons, match_step
 from memp_mcp.config import load_settings
 from memp_mcp.memory import Memory, Strategies
@@ -175,6 +176,17 @@ async def test_a_lesson_reaches_only_procedures_its_own_agent_recorded(client: C
         client, "report_outcome", {**report, "recall_id": recalled["recall_id"], "trajectory": run, "agent": "docs-bot"}
     )
     assert named["warned_procedure_ids"] == [docs]
+
+
+async def test_one_run_teaches_a_bounded_number_of_procedures(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory_module, "MAX_WARNED_PER_RUN", 2)
+    sharing = [
+        (await record(client, task, DOCS))["procedure_id"]
+        for task in ("build the documentation", "publish the docs site", "check the docs links")
+    ]
+    recorded = await record(client, "run the benchmarks", BENCH_AFTER_CHANGE)
+    assert len(recorded["warned_procedure_ids"]) == 2
+    assert set(recorded["warned_procedure_ids"]) < set(sharing)
 
 
 async def test_an_outcome_report_with_its_trajectory_spreads_the_lesson_too(client: Client) -> None:
