@@ -211,6 +211,20 @@ def test_an_agent_told_that_a_step_no_longer_works_does_not_try_it() -> None:
 # -- through a real memp-mcp server ---------------------------------------------------------
 
 
+async def actions_of_the_next_agent(memory: Any, task: Task) -> list[str]:
+    """What a strong agent given `task` after the heater drift does, recalling through `memory`."""
+    port = RecordingPort([])
+
+    async def recall(text: str) -> tuple[str | None, list[dict[str, Any]], int]:
+        recall_id, procedures, chars = await memory.recall(text)
+        port.procedures = procedures
+        return recall_id, procedures, chars
+
+    port.recall = recall  # type: ignore[method-assign]
+    await Agent(STRONG, 1).run(World.generate(task, 12, drifted(["heater"])), port)
+    return [s["action"] for s in port.records[0][1]]
+
+
 async def stale_procedure_after_drift(update: str, db: Path, transport: Transport) -> tuple[dict[str, Any], list[str]]:
     """Learn the hot-egg task before the heater drift, fail once after it, then try again.
 
@@ -232,16 +246,8 @@ async def stale_procedure_after_drift(update: str, db: Path, transport: Transpor
         failed = await Agent(HURRIED, 0).run(World.generate(HOT_EGG, 11, drifted(["heater"])), memory)
         assert failed.misled and not failed.success
         detail = await client.call_tool("get_procedure", {"procedure_id": procedure_id})
-        port = RecordingPort([])
-
-        async def recall(task: str) -> tuple[str | None, list[dict[str, Any]], int]:
-            recall_id, procedures, chars = await memory.recall(task)
-            port.procedures = procedures
-            return recall_id, procedures, chars
-
-        port.recall = recall  # type: ignore[method-assign]
-        await Agent(STRONG, 1).run(World.generate(HOT_EGG, 12, drifted(["heater"])), port)
-        return detail.structured_content["procedure"], [s["action"] for s in port.records[0][1]]
+        next_actions = await actions_of_the_next_agent(memory, HOT_EGG)
+        return detail.structured_content["procedure"], next_actions
 
 
 @pytest.mark.parametrize("transport", ["in-process", pytest.param("stdio", marks=pytest.mark.slow)])
@@ -291,16 +297,8 @@ async def lesson_for_another_task(update: str, db: Path, transport: Transport) -
         met = await Agent(STRONG, 0).run(World.generate(HOT_EGG, 11, drifted(["heater"])), memory)
         assert met.misled and met.success
         detail = await client.call_tool("get_procedure", {"procedure_id": ids[HOT_POTATO]})
-        port = RecordingPort([])
-
-        async def recall(task: str) -> tuple[str | None, list[dict[str, Any]], int]:
-            recall_id, procedures, chars = await memory.recall(task)
-            port.procedures = procedures
-            return recall_id, procedures, chars
-
-        port.recall = recall  # type: ignore[method-assign]
-        await Agent(STRONG, 1).run(World.generate(HOT_POTATO, 12, drifted(["heater"])), port)
-        return detail.structured_content["procedure"], [s["action"] for s in port.records[0][1]]
+        next_actions = await actions_of_the_next_agent(memory, HOT_POTATO)
+        return detail.structured_content["procedure"], next_actions
 
 
 @pytest.mark.parametrize("transport", ["in-process", pytest.param("stdio", marks=pytest.mark.slow)])
