@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from memp_mcp.bench.agents import STRONG, Agent, OutcomeReport, Skill, read_procedure
+from memp_mcp.bench.agents import STRONG, Agent, OutcomeReport, Skill, memory_name, read_procedure
 from memp_mcp.bench.lifelong import DRIFT_CONFIGURATIONS, Transport, connect, run_drift, server_env
 from memp_mcp.bench.world import (
     DEFAULT_RULES,
@@ -291,7 +291,7 @@ async def lesson_for_another_task(update: str, db: Path, transport: Transport) -
             # Recorded under the agent's own name: lessons reach only the procedures their agent recorded.
             recorded = await client.call_tool(
                 "record_trajectory",
-                {"task": task.text, "steps": steps, "outcome": "success", "agent": f"{STRONG.name} scripted agent"},
+                {"task": task.text, "steps": steps, "outcome": "success", "agent": memory_name(STRONG.name)},
             )
             ids[task] = recorded.structured_content["procedure_id"]
         met = await Agent(STRONG, 0).run(World.generate(HOT_EGG, 11, drifted(["heater"])), memory)

@@ -224,6 +224,11 @@ class Learned:
     not_at: list[str] = field(default_factory=list)  # places memory pointed to, without the object
 
 
+def memory_name(agent: str) -> str:
+    """The name a scripted agent records and reports under: lessons reach the procedures of that name."""
+    return f"{agent} scripted agent"
+
+
 @dataclass
 class OutcomeReport:
     """A report_outcome call: the recall, the procedure followed, the outcome and what was learned."""
@@ -488,7 +493,7 @@ class McpMemory:
 
     async def record(self, task: str, steps: list[dict[str, str]], outcome: str, agent: str) -> None:
         result = await self.call_tool(
-            "record_trajectory", {"task": task, "steps": steps, "outcome": outcome, "agent": f"{agent} scripted agent"}
+            "record_trajectory", {"task": task, "steps": steps, "outcome": outcome, "agent": memory_name(agent)}
         )
         if result.is_error:
             raise RuntimeError(f"record_trajectory failed: {result.content}")
@@ -506,7 +511,7 @@ class McpMemory:
         if self.attribute and report.procedure_id is not None:
             arguments["procedure_id"] = report.procedure_id
         if report.agent:
-            arguments["agent"] = f"{report.agent} scripted agent"
+            arguments["agent"] = memory_name(report.agent)
         result = await self.call_tool("report_outcome", arguments)
         if result.is_error:
             raise RuntimeError(f"report_outcome failed: {result.content}")
