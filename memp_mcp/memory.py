@@ -458,7 +458,13 @@ class Memory:
         candidate procedure instead, which recall serves once it has succeeded; an outdated twin is
         told meanwhile which of its steps no longer worked and what did.
         """
-        outdated = [p for lesson in learned if (p := lesson_pitfall(twin.steps, lesson))]
+        # Revising stored steps in the light of what a later run found refused is adjustment's work;
+        # vanilla and validation only add evidence to what they stored, as in the paper.
+        outdated = (
+            [p for lesson in learned if (p := lesson_pitfall(twin.steps, lesson))]
+            if self.strategies.update == "adjustment"
+            else []
+        )
         new_rank, old_rank = _SOURCE_RANK.get(planned.source, 0), _SOURCE_RANK.get(twin.source, 0)
         better = (
             bool(outdated)

@@ -26,6 +26,13 @@ INSTALL = {"action": "pip install -e .", "observation": "Successfully installed 
 INSTALL_REFUSED = {"action": "pip install -e .", "observation": REFUSED}
 UV_INSTALL = {"action": "uv pip install -e .", "observation": "Installed 1 package in 40ms"}
 TESTS = [INSTALL, {"action": "pytest -q", "observation": "12 passed in 0.4s"}]
+# The same task after the tool changed: more steps, and pip's step refused.
+RERUN_AFTER_CHANGE = [
+    INSTALL_REFUSED,
+    UV_INSTALL,
+    {"action": "uv pip install pytest-xdist", "observation": "Installed 1 package"},
+    {"action": "pytest -q -n 2", "observation": "12 passed"},
+]
 DOCS = [
     {"action": "git pull", "observation": "Already up to date."},
     INSTALL,
@@ -216,21 +223,14 @@ async def test_only_adjustment_revises_procedures_that_were_not_followed(tmp_pat
         assert (await procedure(client, docs))["procedure"]["pitfalls"] == []
 
 
-# -- newer steps that worked replace steps a run found refused (every update strategy) ---------------
+# -- newer steps that worked replace steps a run found refused (adjustment only) ---------------------
 
 
-@pytest.mark.parametrize("update", ["vanilla", "validation", "adjustment"])
-async def test_a_newer_success_replaces_steps_it_found_refused_even_when_longer(tmp_path: Path, update: str) -> None:
-    async with connect(tmp_path, update) as client:
+async def test_a_newer_success_replaces_steps_it_found_refused_even_when_longer(tmp_path: Path) -> None:
+    async with connect(tmp_path, "adjustment") as client:
         first = await record(client, "run the test suite", TESTS, agent="coder")
         # The tool changed: the same task now takes more steps, and pip's step is refused.
-        rerun = [
-            INSTALL_REFUSED,
-            UV_INSTALL,
-            {"action": "uv pip install pytest-xdist", "observation": "Installed 1 package"},
-            {"action": "pytest -q -n 2", "observation": "12 passed"},
-        ]
-        merged = await record(client, "run the test suite", rerun, agent="coder")
+        merged = await record(client, "run the test suite", RERUN_AFTER_CHANGE, agent="coder")
         assert merged["action"] == "merged" and merged["procedure_id"] == first["procedure_id"]
         detail = await procedure(client, first["procedure_id"])
         steps = detail["procedure"]["steps"]
@@ -244,6 +244,21 @@ async def test_a_newer_success_replaces_steps_it_found_refused_even_when_longer(
         longer = [INSTALL, {"action": "pytest -q -x", "observation": "12 passed"}, {"action": "git status"}]
         await record(client, "run the test suite", longer, agent="coder")
         assert (await procedure(client, first["procedure_id"]))["procedure"]["steps"] == steps
+
+
+@pytest.mark.parametrize("update", ["vanilla", "validation"])
+async def test_without_adjustment_a_newer_success_is_kept_as_evidence_and_the_stored_steps_stay(
+    tmp_path: Path, update: str
+) -> None:
+    # Revising stored steps is adjustment's work: the other strategies only add what they store.
+    async with connect(tmp_path, update) as client:
+        first = await record(client, "run the test suite", TESTS, agent="coder")
+        merged = await record(client, "run the test suite", RERUN_AFTER_CHANGE, agent="coder")
+        assert merged["action"] == "merged" and merged["procedure_id"] == first["procedure_id"]
+        detail = await procedure(client, first["procedure_id"])
+        assert detail["procedure"]["steps"] == ["pip install -e .", "pytest -q"]
+        assert detail["procedure"]["version"] == 1 and detail["procedure"]["pitfalls"] == []
+        assert merged["trajectory_id"] in detail["procedure"]["source_trajectory_ids"]
 
 
 async def test_another_agents_newer_steps_become_a_candidate_and_the_old_ones_are_told_what_was_refused(
