@@ -84,8 +84,7 @@ class InMemoryCodes(SQLiteConnection):
         index = self._bits
         if index is None or not self._bits_ready:
             return None
-        epochs = (self.get_meta(VECTOR_EPOCH_KEY) or "", self.get_meta(STATUS_EPOCH_KEY) or "")
-        if epochs != (self._bits_epoch, self._bits_status_epoch):
+        if self._epochs() != (self._bits_epoch, self._bits_status_epoch):
             return None
         newer = self._execute(
             "SELECT id FROM procedure_keys WHERE id > ? AND vector IS NOT NULL LIMIT ?",
@@ -95,6 +94,15 @@ class InMemoryCodes(SQLiteConnection):
             return None  # too many keys it has not seen to pass them all to rescoring
         return self._nearest_in(index, namespace, query, wanted, coarse) + [int(r[0]) for r in newer]
 
+    def _epochs(self) -> tuple[str, str]:
+        """The vector epoch and the status epoch (see VECTOR_EPOCH_KEY and STATUS_EPOCH_KEY)."""
+        found = dict(
+            self._execute(
+                "SELECT key, value FROM meta WHERE key IN (?, ?)", (VECTOR_EPOCH_KEY, STATUS_EPOCH_KEY)
+            ).fetchall()
+        )
+        return str(found.get(VECTOR_EPOCH_KEY) or ""), str(found.get(STATUS_EPOCH_KEY) or "")
+
     def _binary_code(self, query: bytes) -> bytes:
         """A float32 vector's binary code, quantised by sqlite-vec exactly as the stored keys were."""
         return bytes(self._execute("SELECT vec_quantize_binary(?)", (query,)).fetchone()[0])
@@ -102,8 +110,8 @@ class InMemoryCodes(SQLiteConnection):
     def _current_bit_index(self, dim: int) -> BitIndex | None:
         """The in-memory index brought up to date with the database, or None while it loads."""
         # Each epoch is read before the data it tags: a change racing with the load costs at most
-        # one more load, never stale codes.
-        epoch = self.get_meta(VECTOR_EPOCH_KEY) or ""
+        # one more load, never stale codes. (Both in one query: a recall reads them every time.)
+        epoch, status_epoch = self._epochs()
         if self._bits is None or epoch != self._bits_epoch:
             # Key ids only grow and keys are never deleted: the largest bounds the count cheaply.
             keys = self._execute("SELECT max(id) FROM procedure_keys").fetchone()[0] or 0
@@ -119,7 +127,6 @@ class InMemoryCodes(SQLiteConnection):
             return None
         while self._load_bits(self._bits):  # keys other processes (or this one) added since
             pass
-        status_epoch = self.get_meta(STATUS_EPOCH_KEY) or ""
         if status_epoch != self._bits_status_epoch:
             inactive = self._execute(
                 "SELECT k.id FROM procedures p CROSS JOIN procedure_keys k ON k.procedure_id = p.id "

@@ -70,8 +70,12 @@ class History(SQLiteConnection):
             "VALUES (?, ?, ?, ?, ?, ?)",
             (event_id, namespace, task, mapping.to_json(list(procedure_ids)), strategy, now()),
         )
-        for procedure_id in procedure_ids:
-            self._execute("UPDATE procedures SET retrieved_count = retrieved_count + 1 WHERE id = ?", (procedure_id,))
+        if procedure_ids:
+            self._execute(
+                f"UPDATE procedures SET retrieved_count = retrieved_count + 1 "
+                f"WHERE id IN ({mapping.placeholders(len(procedure_ids))})",
+                tuple(procedure_ids),
+            )
 
     def get_recall_event(self, event_id: str) -> RecallEvent:
         row = self._execute(
