@@ -449,9 +449,9 @@ class Memory:
     ) -> int | None:
         """Add a trajectory for the same task to `twin`; the id of a candidate when its steps went to one.
 
-        Better steps replace the twin's: steps from a success that found some of the twin's own steps
-        refused (the tool changed, the option went away: the newest evidence wins, whatever its
-        length), else a more trusted author's, else a shorter list. They replace them in place only
+        Better steps replace the twin's: under adjustment, steps from a success that found some of the
+        twin's own steps refused (the tool changed, the option went away: the newest evidence wins,
+        whatever its length), else a more trusted author's, else a shorter list. They replace them in place only
         when the same agent recorded both and the twin is provisional (its refinement by its own
         author) or outdated (its author's newer way, the old version kept in the history). Anything
         else would hand the twin's record to steps that have not earned it, so the steps become a

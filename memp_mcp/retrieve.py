@@ -143,8 +143,14 @@ def vocabulary(text: str) -> frozenset[str]:
 # Cached for key texts: short, and read again by every recall that meets their procedure.
 _vocabulary = functools.lru_cache(maxsize=65_536)(vocabulary)
 # Steps and titles, read by the steps check (`_fitting_on_steps`) of every recall that meets their
-# procedure under the floor: stemming them afresh was a third of a small recall's own work.
-_part_vocabulary = functools.lru_cache(maxsize=16_384)(vocabulary)
+# procedure under the floor: stemming them afresh was a third of a small recall's own work. Only
+# short parts are kept (a step of 2,000 distinct words would hold ~90 KB of stems).
+_short_part_vocabulary = functools.lru_cache(maxsize=16_384)(vocabulary)
+PART_VOCABULARY_CACHED_CHARS = 400
+
+
+def _part_vocabulary(text: str) -> frozenset[str]:
+    return _short_part_vocabulary(text) if len(text) <= PART_VOCABULARY_CACHED_CHARS else vocabulary(text)
 
 
 def query_terms(task: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Learning under change, through the MCP client: a step that the environment now refuses is a lesson
-for every procedure that takes it, and newer steps that worked replace steps a run found refused."""
+for every procedure that takes it, and (under adjustment) newer steps that worked replace steps a run
+found refused."""
 
 from __future__ import annotations
 

@@ -398,10 +398,20 @@ def test_recall_events_and_stats(store: SQLiteStore) -> None:
     with store.transaction():
         store.bump_stats(procedure_id, succeeded=3)
     assert store.outcome_counts([procedure_id, 999]) == {procedure_id: (3, 1)}
+
     stats = store.stats(NS)
     assert (stats.trajectories, stats.procedures_active, stats.recalls) == (1, 1, 1)
     with pytest.raises(NotFoundError):
         store.get_recall_event("nope")
+
+
+def test_a_recall_event_counts_each_procedure_it_returned_once(store: SQLiteStore) -> None:
+    first, second, untouched = (_add(store, None, TASKS[name]) for name in ("mug", "apple", "lamp"))
+    with store.transaction():
+        store.add_recall_event("r2", NS, TASKS["mug"], [first, second], "hybrid")
+        store.add_recall_event("r3", NS, TASKS["mug"], [second], "hybrid")
+    counts = {pid: store.get_procedure(pid).retrieved_count for pid in (first, second, untouched)}
+    assert counts == {first: 1, second: 2, untouched: 0}
 
 
 def test_integrity_problems_empty_after_normal_use_and_detects_drift(
