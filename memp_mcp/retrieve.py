@@ -203,7 +203,9 @@ class TermStatistics:
         fresh = {t: c[0] for t, c in known.items() if c is not None and now - c[1] < self._ttl}
         missing = [t for t in dict.fromkeys(terms) if t not in fresh]
         if missing:
-            counted = self._store.document_frequencies(missing)
+            # Only whether a term's postings fit the keyword budget matters (see _selective_terms), so
+            # counting stops just past it: a common word's count costs a visit to each of its rows.
+            counted = self._store.document_frequencies(missing, at_most=KEYWORD_POSTINGS_BUDGET + 1)
             with self._lock:
                 if len(self._frequencies) > 50_000:
                     self._frequencies.clear()

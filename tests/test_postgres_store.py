@@ -212,6 +212,13 @@ def test_migrate_moves_a_sqlite_memory_into_postgresql_with_nothing_lost(postgre
     assert result.exit_code == 0, result.output
     assert "procedures: 3" in result.output
 
+    # The copy is analysed at once: the planner must not meet 100,000 rows it knows nothing of.
+    analysed = _sql(
+        postgres_url,
+        "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL AND relname IN "
+        "('procedures', 'procedure_keys', 'trajectories') ORDER BY relname",
+    )
+    assert [r[0] for r in analysed] == ["procedure_keys", "procedures", "trajectories"]
     with PostgresStore(postgres_url) as moved:
         assert _everything(moved) == before
         assert moved.get_recall_event(recalled.recall_id) == event

@@ -275,6 +275,8 @@ def test_document_frequencies_count_the_procedures_holding_each_term(store: SQLi
         _add(store, None, task)
     assert store.document_frequencies(["coffee", "put", "zebra"]) == {"coffee": 1, "put": 2, "zebra": 0}
     assert store.document_frequencies([]) == {}
+    # Counted only up to a bound when one is given.
+    assert store.document_frequencies(["coffee", "put"], at_most=1) == {"coffee": 1, "put": 1}
     assert store.indexed_count() == 3
 
 

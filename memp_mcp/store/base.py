@@ -245,8 +245,9 @@ class Store(Protocol):
         syntax): (id, score), best first, the score larger for a better match."""
         ...
 
-    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many procedures' indexed text holds each term (all namespaces)."""
+    def document_frequencies(self, terms: Sequence[str], at_most: int | None = None) -> dict[str, int]:
+        """How many procedures' indexed text holds each term (all namespaces), counted up to `at_most`
+        when given (a caller that only needs to know whether a term is rarer than some bound)."""
         ...
 
     def indexed_count(self) -> int:

@@ -93,6 +93,7 @@ def copy_sqlite_to_postgres(
             expected = _count(source, table)
             if count != expected:
                 raise StoreError(f"copied {count} rows of {table}, the source has {expected}; nothing was written")
+    target.analyze()
     return TransferReport(copied)
 
 

@@ -45,13 +45,17 @@ class FullTextSearch(PostgresConnection):
         )
         return [(int(r[0]), float(r[1])) for r in found]
 
-    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+    def document_frequencies(self, terms: Sequence[str], at_most: int | None = None) -> dict[str, int]:
         if not terms:
             return {}
+        # Counting stops at `at_most` rows: each match costs a visit to its row (GIN cannot answer a count
+        # alone), and a common word matched thousands (8 such words: ~110 ms at 100,000 procedures, ~35
+        # counted up to 2,001).
         found = self._rows(
-            "SELECT t, (SELECT COUNT(*) FROM procedures "
-            f"WHERE search @@ plainto_tsquery('{TEXT_SEARCH_CONFIG}', t)) FROM unnest(%s::text[]) AS t",
-            ([clean(t) for t in terms],),
+            "SELECT t, (SELECT COUNT(*) FROM (SELECT 1 FROM procedures "
+            f"WHERE search @@ plainto_tsquery('{TEXT_SEARCH_CONFIG}', t) LIMIT %s) AS matches) "
+            "FROM unnest(%s::text[]) AS t",
+            (at_most, [clean(t) for t in terms]),
         )
         return {str(r[0]): int(r[1]) for r in found}
 

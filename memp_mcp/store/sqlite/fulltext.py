@@ -30,15 +30,18 @@ class FullTextIndex(SQLiteConnection):
         ).fetchall()
         return {int(r[0]): str(r[1]) for r in rows}
 
-    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many procedures' indexed text contains each term."""
-        return {term: self._document_frequency(term) for term in terms}
+    def document_frequencies(self, terms: Sequence[str], at_most: int | None = None) -> dict[str, int]:
+        """How many procedures' indexed text contains each term, counted up to `at_most` when given."""
+        return {term: self._document_frequency(term, at_most) for term in terms}
 
-    def _document_frequency(self, term: str) -> int:
+    def _document_frequency(self, term: str, at_most: int | None) -> int:
         quoted = '"' + term.replace('"', '""') + '"'
         try:
             return int(
-                self._execute("SELECT COUNT(*) FROM procedure_fts WHERE procedure_fts MATCH ?", (quoted,)).fetchone()[0]
+                self._execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM procedure_fts WHERE procedure_fts MATCH ? LIMIT ?)",
+                    (quoted, -1 if at_most is None else at_most),
+                ).fetchone()[0]
             )
         except self._errors:
             return 0
