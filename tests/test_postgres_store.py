@@ -245,3 +245,25 @@ def test_integrity_check_reports_a_missing_vector_index_only_when_keys_have_vect
     assert pg.integrity_problems() == []
     _add(pg, fake_embedder, "a task with its vector")
     assert pg.integrity_problems() == ["the vector index (HNSW) is missing"]
+
+
+def test_words_the_statistics_show_far_past_the_bound_are_not_counted(pg: PostgresStore, postgres_url: str) -> None:
+    for index in range(40):
+        _add(pg, None, f"deploy service {index} to staging" + (" with a rollback plan" if index % 2 else ""))
+    assert pg.document_frequencies(["deploy", "rollback", "zebra"], at_most=5) == {
+        "deploy": 5,
+        "rollback": 5,
+        "zebra": 0,
+    }
+    assert pg._surely_common(5) == []  # never analysed: every word is counted
+    _sql(postgres_url, "ANALYZE procedures")
+    pg._common_lexemes.clear()
+    common = pg._surely_common(5)
+    assert {"deploy", "rollback"} <= set(common) and "zebra" not in common
+    # The same answers, from the statistics for the common words; a bound they do not pass is counted.
+    assert pg.document_frequencies(["deploy", "rollback", "zebra"], at_most=5) == {
+        "deploy": 5,
+        "rollback": 5,
+        "zebra": 0,
+    }
+    assert pg.document_frequencies(["deploy", "rollback"], at_most=100) == {"deploy": 40, "rollback": 20}
