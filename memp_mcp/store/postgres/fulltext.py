@@ -70,8 +70,8 @@ class FullTextSearch(PostgresConnection):
         # With a bound, counting stops at it: each match costs a visit to its row (GIN cannot answer a
         # count alone), and a common word matched thousands. A word the planner's statistics already
         # show well past the bound is not counted at all (see _surely_common). At 100,000 procedures,
-        # for the words of 120 requests counted afresh: p50 39 ms counting each up to 2,001, 12 ms so,
-        # with the same words then chosen for every request.
+        # for the words of 120 requests counted afresh: p50 45-47 ms counting each up to 2,001, 13-15 ms
+        # so (two passes each), with the same words then chosen for every request.
         found = self._rows(
             "SELECT t, CASE WHEN cardinality(w.lexemes) = 1 AND w.lexemes[1] = ANY(%s::text[]) THEN %s "
             "ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM procedures "
