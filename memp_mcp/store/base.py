@@ -247,7 +247,9 @@ class Store(Protocol):
 
     def document_frequencies(self, terms: Sequence[str], at_most: int | None = None) -> dict[str, int]:
         """How many procedures' indexed text holds each term (all namespaces), counted up to `at_most`
-        when given (a caller that only needs to know whether a term is rarer than some bound)."""
+        when given (a caller that only needs to know whether a term is rarer than some bound): then
+        `at_most` means at least that many, which a store may also read off its own statistics (the
+        PostgreSQL store does, for words its planner's statistics show well past the bound)."""
         ...
 
     def indexed_count(self) -> int:

@@ -182,16 +182,6 @@ class PostgresConnection:
         assert row is not None
         return f"PostgreSQL {row[0]} with pgvector {row[1]}"
 
-    def analyze(self) -> None:
-        """Refresh the planner's statistics (after a bulk copy: until autovacuum gets to it, the planner
-        knows nothing of the rows and plans the vector and keyword searches as scans of every row;
-        seen at 100,000 procedures as recalls of ~320 ms against ~27 ms once analysed)."""
-        try:
-            with self._pool.connection() as conn:
-                conn.execute("ANALYZE")
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise StoreError(f"cannot analyse {self.location}: {str(exc).strip()}") from None
-
     def close(self) -> None:
         self._pool.close()
 

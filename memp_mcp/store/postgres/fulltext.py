@@ -90,12 +90,14 @@ class FullTextSearch(PostgresConnection):
         cached = self._common_lexemes.get(bound)
         if cached is not None and now - cached[0] < COMMON_LEXEMES_TTL_SECONDS:
             return cached[1]
+        # The table as this connection resolves it (its schema, its row count); the shares array ends
+        # with two more entries (the least and greatest share) than there are lexemes.
         rows = self._rows(
-            "SELECT e.lexeme FROM pg_stats s "
+            "SELECT e.lexeme FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = 'search' "
             "CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) "
             "AS e(lexeme, share) "
-            "CROSS JOIN (SELECT reltuples FROM pg_class WHERE oid = 'procedures'::regclass) c "
-            "WHERE s.schemaname = current_schema() AND s.tablename = 'procedures' AND s.attname = 'search' "
+            "WHERE c.oid = 'procedures'::regclass AND e.lexeme IS NOT NULL "
             "AND e.share * GREATEST(c.reltuples, 0) > %s",
             (bound * SURELY_COMMON_MARGIN,),
         )
