@@ -60,25 +60,23 @@ class FullTextSearch(PostgresConnection):
     def document_frequencies(self, terms: Sequence[str], at_most: int | None = None) -> dict[str, int]:
         if not terms:
             return {}
-        if at_most is None:
-            found = self._rows(
-                "SELECT t, (SELECT COUNT(*) FROM procedures "
-                f"WHERE search @@ plainto_tsquery('{TEXT_SEARCH_CONFIG}', t)) FROM unnest(%s::text[]) AS t",
-                ([clean(t) for t in terms],),
-            )
-            return {str(r[0]): int(r[1]) for r in found}
-        # With a bound, counting stops at it: each match costs a visit to its row (GIN cannot answer a
-        # count alone), and a common word matched thousands. A word the planner's statistics already
-        # show well past the bound is not counted at all (see _surely_common). At 100,000 procedures,
-        # for the words of 120 requests counted afresh: p50 45-47 ms counting each up to 2,001, 13-15 ms
-        # so (two passes each), with the same words then chosen for every request.
+        # With a bound, counting stops at it (without one, LIMIT NULL sets none): each match costs a visit
+        # to its row (GIN cannot answer a count alone), and a common word matched thousands. A word the
+        # planner's statistics already show well past the bound is not counted at all (see _surely_common).
+        # At 100,000 procedures, for the words of 120 requests counted afresh: p50 45-47 ms counting each
+        # up to 2,001, 13-15 ms so (two passes each), with the same words then chosen for every request.
         found = self._rows(
             "SELECT t, CASE WHEN cardinality(w.lexemes) = 1 AND w.lexemes[1] = ANY(%s::text[]) THEN %s "
             "ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM procedures "
             f"WHERE search @@ plainto_tsquery('{TEXT_SEARCH_CONFIG}', t) LIMIT %s) AS matches) END "
             "FROM unnest(%s::text[]) AS t "
             f"CROSS JOIN LATERAL (SELECT tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', t)) AS lexemes) w",
-            (self._surely_common(at_most), at_most, at_most, [clean(t) for t in terms]),
+            (
+                [] if at_most is None else self._surely_common(at_most),
+                at_most,
+                at_most,
+                [clean(t) for t in terms],
+            ),
         )
         return {str(r[0]): int(r[1]) for r in found}
 

@@ -96,12 +96,8 @@ class InMemoryCodes(SQLiteConnection):
 
     def _epochs(self) -> tuple[str, str]:
         """The vector epoch and the status epoch (see VECTOR_EPOCH_KEY and STATUS_EPOCH_KEY)."""
-        found = dict(
-            self._execute(
-                "SELECT key, value FROM meta WHERE key IN (?, ?)", (VECTOR_EPOCH_KEY, STATUS_EPOCH_KEY)
-            ).fetchall()
-        )
-        return str(found.get(VECTOR_EPOCH_KEY) or ""), str(found.get(STATUS_EPOCH_KEY) or "")
+        found = self._meta_values(VECTOR_EPOCH_KEY, STATUS_EPOCH_KEY)
+        return found.get(VECTOR_EPOCH_KEY, ""), found.get(STATUS_EPOCH_KEY, "")
 
     def _binary_code(self, query: bytes) -> bytes:
         """A float32 vector's binary code, quantised by sqlite-vec exactly as the stored keys were."""

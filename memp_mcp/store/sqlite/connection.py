@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from memp_mcp.errors import StoreError
 from memp_mcp.store import driver
+from memp_mcp.store import rows as mapping
 from memp_mcp.store.schema import (
     CURRENT_VERSION_SQL,
     Migration,
@@ -275,6 +276,13 @@ class SQLiteConnection:
     def get_meta(self, key: str) -> str | None:
         row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def _meta_values(self, *keys: str) -> dict[str, str]:
+        """Several meta values in one query (a recall reads some of them every time); absent keys left out."""
+        rows = self._execute(
+            f"SELECT key, value FROM meta WHERE key IN ({mapping.placeholders(len(keys))})", keys
+        ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def _set_meta(self, key: str, value: str) -> None:
         self._write()

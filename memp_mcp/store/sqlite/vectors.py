@@ -31,11 +31,9 @@ class KeyVectors(InMemoryCodes):
 
     def embedding_model(self) -> tuple[str, int] | None:
         """The (model name, dimension) the stored vectors were made with, if any."""
-        found = dict(
-            self._execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'embedding_dim')").fetchall()
-        )
+        found = self._meta_values("embedding_model", "embedding_dim")
         name, dim = found.get("embedding_model"), found.get("embedding_dim")
-        return None if name is None or dim is None else (str(name), int(dim))
+        return None if name is None or dim is None else (name, int(dim))
 
     def bind_embedding_model(self, name: str, dim: int) -> None:
         """Record the model for this database, or check it is the one already recorded.
