@@ -11,7 +11,7 @@ from memp_mcp.bench.retrieval import calibrated_floor, load_dataset
 from memp_mcp.bench.retrieval_sets import (
     alfworld_signature,
     coding_corpus,
-    coding_set,
+    coding_sets,
     household_paraphrase_sets,
     multilingual_set,
     unrelated_sets,
@@ -54,8 +54,10 @@ def test_every_household_paraphrase_rewords_a_stored_task_without_sharing_a_cont
 
 def test_judged_sets_name_only_procedures_the_coding_corpus_has() -> None:
     ids = {task.id for task in coding_corpus()}
-    for eval_set in (coding_set(), multilingual_set()):
-        assert eval_set.queries and not eval_set.tuning
+    sets = [*coding_sets(), multilingual_set()]
+    assert [s.tuning for s in sets] == [True, False, False]
+    for eval_set in sets:
+        assert eval_set.queries
         for query in eval_set.queries:
             assert query.relevance and set(query.relevance) <= ids, query.id
     assert all(s.unrelated for s in unrelated_sets())

@@ -4,10 +4,12 @@ Written for this project and shipped in `bench/data/`:
 - household paraphrases: requests reworded from tasks stored in the public benchmark's ALFWorld
   trajectories, sharing no content word with the task they reword (a tuning part and a held-out
   part);
-- coding: a small memory of coding and operations procedures, with reworded requests;
+- coding: a small memory of coding and operations procedures, with reworded requests (a part the
+  relevance rules were revisited with, and a held-out part written after);
 - non-English: requests in other languages (and mixed) for the coding procedures;
 - unrelated: tasks no stored procedure serves, asked of both memories together (a tuning part
-  and a held-out part); the right answer is nothing.
+  and two held-out parts, one of them sharing a word with coding work on purpose); the right
+  answer is nothing.
 
 Which sets the retrieval defaults were tuned on is recorded here (`EvalSet.tuning`) and printed
 with every figure.
@@ -111,8 +113,19 @@ def _judged(items: list[dict[str, Any]]) -> list[SetQuery]:
     return [SetQuery(q["id"], q["text"], dict.fromkeys(q["relevant"], EXACT_TASK)) for q in items]
 
 
-def coding_set() -> EvalSet:
-    return EvalSet("coding and operations", "coding", _judged(_data("coding_corpus.json")["queries"]), tuning=False)
+def coding_sets() -> list[EvalSet]:
+    """The coding requests: those the relevance rules were revisited with in view (tuning), and
+    those written after, without looking at a result (held out)."""
+    queries = _data("coding_corpus.json")["queries"]
+    return [
+        EvalSet(
+            f"coding and operations ({'tuning' if split == 'tuning' else 'held out'})",
+            "coding",
+            _judged([q for q in queries if q["split"] == split]),
+            tuning=split == "tuning",
+        )
+        for split in ("tuning", "held_out")
+    ]
 
 
 def multilingual_set() -> EvalSet:
@@ -121,17 +134,22 @@ def multilingual_set() -> EvalSet:
 
 def unrelated_sets() -> list[EvalSet]:
     queries = _data("unrelated.json")["queries"]
+    names = {
+        "tuning": "unrelated (tuning)",
+        "held_out": "unrelated (held out)",
+        "held_out_shared": "unrelated, sharing a word with coding work (held out)",
+    }
     return [
         EvalSet(
-            f"unrelated ({'tuning' if split == 'tuning' else 'held out'})",
+            name,
             "both",
             [SetQuery(q["id"], q["text"], {}) for q in queries if q["split"] == split],
             tuning=split == "tuning",
         )
-        for split in ("tuning", "held_out")
+        for split, name in names.items()
     ]
 
 
 def own_sets(alfworld_tasks: dict[str, str]) -> list[EvalSet]:
     """Every set of this project's own, in the order they are reported."""
-    return [*household_paraphrase_sets(alfworld_tasks), coding_set(), multilingual_set(), *unrelated_sets()]
+    return [*household_paraphrase_sets(alfworld_tasks), *coding_sets(), multilingual_set(), *unrelated_sets()]
