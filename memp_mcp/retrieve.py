@@ -57,12 +57,15 @@ class RetrievalTuning:
     # A candidate with a key holding at least this share of the task's keywords fits whatever its
     # cosine: names the model does not know (a library, an error code) still find their procedure.
     keyword_fit: float = 0.8
-    # A candidate under the floor also fits when the words of its whole text (title, the tasks it
-    # served, its steps) hold at least `steps_evidence_share` of the request's keywords, and at least
-    # `steps_evidence_terms` of them: a request worded after what the agent did ("upload the wheel
-    # with twine") rather than after the stored task ("Publish a release to PyPI"). Only the
-    # `steps_evidence_candidates` closest candidates with a cosine of at least `steps_evidence_cosine`
-    # are read, so this costs a bounded load; one word in common is never enough.
+    # A candidate under the floor also fits on the words of its whole text (title, the tasks it
+    # served, its steps and pitfalls), when they hold at least `steps_evidence_terms` of the request's
+    # keywords: a request worded after what the agent did ("upload the wheel with twine") rather than
+    # after the stored task ("Publish a release to PyPI"), or quoting the error a run met ("address
+    # already in use", kept in a pitfall). The more of the keywords they hold, the lower the cosine
+    # needed: the floor with none, down in a straight line to `steps_evidence_cosine` at
+    # `steps_evidence_share` of them (see `_evidence_bar`). Only the `steps_evidence_candidates`
+    # closest candidates with at least that cosine are read, so this costs a bounded load; one word in
+    # common is never enough.
     steps_evidence_share: float = 0.5
     steps_evidence_terms: int = 2
     steps_evidence_cosine: float = 0.2
@@ -351,8 +354,8 @@ class Retriever:
     def _fitting_on_steps(
         self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...]
     ) -> dict[int, Procedure]:
-        """The candidates under the floor whose whole text holds enough of the request's keywords
-        (see `RetrievalTuning.steps_evidence_share`), loaded."""
+        """The candidates under the floor whose whole text holds enough of the request's keywords for
+        their cosine (see `RetrievalTuning.steps_evidence_share`), loaded."""
         tuning = self.tuning
         if len(terms) < tuning.steps_evidence_terms:
             return {}
@@ -372,9 +375,12 @@ class Retriever:
                 _part_vocabulary(procedure.title),
                 *(_vocabulary(text) for text in cosines[procedure.id]),
                 *(_part_vocabulary(step) for step in procedure.steps),
+                *(_part_vocabulary(pitfall) for pitfall in procedure.pitfalls),
             )
             share = share_found(terms, words_of)
-            if share >= tuning.steps_evidence_share and round(share * len(terms)) >= tuning.steps_evidence_terms:
+            if round(share * len(terms)) >= tuning.steps_evidence_terms and best_cosine[procedure.id] >= _evidence_bar(
+                tuning, share
+            ):
                 kept[procedure.id] = procedure
         return kept
 
@@ -413,6 +419,14 @@ class Retriever:
             coverage = _cached_coverage(terms, text)
             blended[text] = weight * cosine + (1 - weight) * (coverage if coverage >= least else 0.0)
         return blended
+
+
+def _evidence_bar(tuning: RetrievalTuning, share: float) -> float:
+    """The cosine a candidate under the floor needs when its text holds `share` of the request's
+    keywords: the floor with none, falling in a straight line to `steps_evidence_cosine` at
+    `steps_evidence_share`, and no lower past it."""
+    fall = (tuning.semantic_floor - tuning.steps_evidence_cosine) * min(1.0, share / tuning.steps_evidence_share)
+    return tuning.semantic_floor - fall
 
 
 def _rank_sources(procedure: Procedure, key_scores: dict[str, float], tasks: dict[int, str]) -> list[int]:
