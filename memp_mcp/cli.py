@@ -7,6 +7,7 @@ the user can fix are printed as one line and exit with status 2; nothing prints 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -161,8 +162,15 @@ def install_claude_code(
     except OSError as exc:
         _fail(f"cannot write {exc.filename}: {exc.strerror}")
     for change in changes:
-        state = "updated" if change.changed else "already up to date"
-        errors.print(f"{change.path}: {state}", highlight=False)
+        state = "removed" if change.after is None else "updated" if change.changed else "already up to date"
+        errors.print(f"{change.path}: {state}", highlight=False, markup=False)
+    if scope == "project" and not uninstall and shutil.which("memp-mcp") is None:
+        errors.print(
+            "note: the project's files start `memp-mcp` from the PATH (they are shared, so they name no "
+            "installation of this machine), and it is not on this PATH: install the command (pipx install ...) "
+            "or start Claude Code where it is",
+            markup=False,
+        )
     if any(change.changed for change in changes):
         errors.print("restart Claude Code (or run /hooks) to pick up the change")
 

@@ -14,6 +14,7 @@ installing twice changes nothing. Our hooks are recognised by their command (`me
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shlex
@@ -39,11 +40,11 @@ Scope = Literal["user", "project"]
 
 @dataclass(frozen=True)
 class Change:
-    """One file's content before (None when it does not exist) and after."""
+    """One file's content before and after (None: the file does not exist, or is to be removed)."""
 
     path: Path
     before: str | None
-    after: str
+    after: str | None
 
     @property
     def changed(self) -> bool:
@@ -52,11 +53,16 @@ class Change:
     def diff(self) -> str:
         lines = difflib.unified_diff(
             (self.before or "").splitlines(keepends=True),
-            self.after.splitlines(keepends=True),
+            (self.after or "").splitlines(keepends=True),
             fromfile=str(self.path) if self.before is not None else "/dev/null",
-            tofile=str(self.path),
+            tofile=str(self.path) if self.after is not None else "/dev/null",
         )
         return "".join(lines)
+
+
+# In a project's files, which everyone who clones the project shares, memp-mcp is started from the
+# PATH (as the plugin does): an absolute path names one machine's installation.
+SHARED_LAUNCHER = ["memp-mcp"]
 
 
 def launcher() -> list[str]:
@@ -226,16 +232,30 @@ def plan_claude_code(
     cwd: Path | None = None,
     command: list[str] | None = None,
 ) -> list[Change]:
-    """The changes `install claude-code` would make, without making them. Raises InvalidInputError."""
-    command = command or launcher()
+    """The changes `install claude-code` would make, without making them. Raises InvalidInputError.
+
+    The user's files name this installation by its absolute path (see `launcher`); a project's files
+    name `memp-mcp`, found on the PATH of whoever opens the project. A file that holds nothing but an
+    empty object once memp-mcp's entries are taken out is removed, as install would have created it.
+    """
+    command = command or (launcher() if scope == "user" else SHARED_LAUNCHER)
     settings_path, servers_path = claude_code_paths(scope, home or Path.home(), cwd or Path.cwd())
     changes = []
     for path, edit in ((settings_path, settings_with_hooks), (servers_path, servers_with_memp)):
         before = _read(path)
-        after = edit(before, path, command, install=not uninstall)
+        after: str | None = edit(before, path, command, install=not uninstall)
+        if uninstall and after is not None and _is_empty_object(after):
+            after = None
         if before is not None or after:
             changes.append(Change(path, before, after))
     return changes
+
+
+def _is_empty_object(text: str) -> bool:
+    try:
+        return bool(json.loads(text) == {})
+    except ValueError:
+        return False
 
 
 def _read(path: Path) -> str | None:
@@ -254,6 +274,9 @@ def apply(changes: list[Change]) -> None:
     """Write each changed file atomically (a temporary file renamed over it), keeping its permissions."""
     for change in changes:
         if not change.changed:
+            continue
+        if change.after is None:
+            change.path.unlink(missing_ok=True)
             continue
         change.path.parent.mkdir(parents=True, exist_ok=True)
         mode = change.path.stat().st_mode & 0o777 if change.before is not None else None

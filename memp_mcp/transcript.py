@@ -27,6 +27,8 @@ TEST_COMMAND = re.compile(
     r"\b(pytest|py\.test|unittest|tox|nox|(npm|pnpm|yarn|bun)\s+(run\s+)?test|jest|vitest|mocha|go\s+test|cargo\s+test"
     r"|make\s+(test|check)|mvn\s+test|gradle\w*\s+test|rspec|phpunit|ctest|dotnet\s+test)\b"
 )
+# How Claude Code's Bash tool reports a command that exited non-zero (the result is marked is_error).
+EXIT_CODE = re.compile(r"\AExit code (\d+)\b")
 FAILURE_TEXT = re.compile(
     r"\b[1-9]\d* (failed|errors?)\b|^FAILED\b|^FAIL\b|Traceback \(most recent call last\)|^error(\[\w+\])?:",
     re.MULTILINE,
@@ -181,18 +183,31 @@ def describe_result(call: ToolCall) -> str:
     if len(text) > OBSERVATION_CHARS:
         half = OBSERVATION_CHARS // 2
         text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
-    if call.is_error:
+    if call.is_error and not call.command:
+        # A tool that refused the call (an edit whose text was not found, a file that does not exist).
         return "Error: " + text if text else "Error"
-    return text if call.answered else "(no result: the call was interrupted)"
+    return text if call.answered or call.is_error else "(no result: the call was interrupted)"
+
+
+def call_step(call: ToolCall) -> Step:
+    """The call as a trajectory step. A shell command that exited non-zero carries its exit code, not
+    an "Error:" label: a failing test run is a check that failed (perhaps on purpose, to reproduce a
+    bug), which the builder tells apart from an action that was refused by what the output says."""
+    exit_code = None
+    if call.is_error and call.command:
+        found = EXIT_CODE.match(call.result.strip())
+        exit_code = int(found.group(1)) if found else None
+    return Step(
+        action=describe_action(call),
+        observation=describe_result(call),
+        ok=False if call.is_error and exit_code is None else None,
+        exit_code=exit_code,
+    )
 
 
 def turn_steps(turn: Turn) -> list[Step]:
     """The turn's tool calls as trajectory steps (bookkeeping tools left out), at most MAX_STEPS, latest kept."""
-    steps = [
-        Step(action=describe_action(call), observation=describe_result(call))
-        for call in turn.calls
-        if call.name not in SKIPPED_TOOLS
-    ]
+    steps = [call_step(call) for call in turn.calls if call.name not in SKIPPED_TOOLS]
     return steps[-MAX_STEPS:]
 
 

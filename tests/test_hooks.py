@@ -86,7 +86,8 @@ def fix_the_bug(transcript: Transcript) -> None:
     transcript.tool(
         "Bash",
         {"command": "python -m pytest tests/test_cache.py -q", "description": "Run the cache tests"},
-        "..F.\n=== FAILURES ===\n___ test_expires_at_deadline ___\n>       assert cache.get('k') is None\n"
+        # Claude Code's Bash tool marks a non-zero exit as an error and says the code first.
+        "Exit code 1\n..F.\n=== FAILURES ===\n___ test_expires_at_deadline ___\n>       assert cache.get('k') is None\n"
         "E       AssertionError: assert 'v' is None\ntests/test_cache.py:31: AssertionError\n"
         "1 failed, 3 passed in 0.04s",
         is_error=True,
@@ -140,10 +141,16 @@ def test_a_coding_session_is_recorded_and_the_next_session_gets_its_procedure(
     assert trajectory.agent == "claude-code/claude-sonnet-4-5"
     actions = [step.action for step in trajectory.steps]
     assert actions[0] == "Bash: python -m pytest tests/test_cache.py -q" and not any("TodoWrite" in a for a in actions)
-    assert trajectory.steps[0].observation is not None and trajectory.steps[0].observation.startswith("Error:")
+    assert trajectory.steps[0].exit_code == 1 and trajectory.steps[0].observation is not None
     assert "1 failed, 3 passed" in trajectory.steps[0].observation
     procedures = store.list_procedures(namespace, None, None, 10, 0)
     assert len(procedures) == 1
+    # The failing first run reproduced the bug: a step of the procedure, not a pitfall or a lesson;
+    # the edit the tool refused is the pitfall.
+    built = store.get_procedure(procedures[0].id)
+    assert built.steps[0].startswith("Bash: python -m pytest tests/test_cache.py -q (fails before the fix")
+    assert not any("pytest" in pitfall.split(" did not work")[0] for pitfall in built.pitfalls), built.pitfalls
+    assert any("stor.py" in pitfall for pitfall in built.pitfalls), built.pitfalls
 
     second = Transcript(tmp_path / "t" / "s2.jsonl", "s2", project)
     hook(event("SessionStart", "s2", second.path, project, source="startup"), env)
@@ -332,6 +339,29 @@ def test_a_passing_exit_code_with_failures_in_the_output_is_a_failure() -> None:
     turn = Turn("t", "p")
     turn.calls.append(ToolCall("Bash", {"command": "python -m pytest"}, "=== 2 failed, 10 passed ===", answered=True))
     assert infer_outcome(turn)[0] is False
+
+
+def test_a_failed_command_is_a_failed_check_and_a_refused_tool_call_an_action_error() -> None:
+    from memp_mcp.build import Verdict, verdict
+
+    turn = Turn("t", "p")
+    refused_edit = "<tool_use_error>String to replace not found</tool_use_error>"
+    no_such_program = "Exit code 127\n/bin/bash: line 1: pyest: command not found"
+    turn.calls += [
+        ToolCall("Bash", {"command": "pytest -q"}, "Exit code 1\n1 failed, 4 passed", is_error=True, answered=True),
+        ToolCall("Bash", {"command": "pyest -q"}, no_such_program, is_error=True, answered=True),
+        ToolCall("Edit", {"file_path": "a.py"}, refused_edit, is_error=True, answered=True),
+        ToolCall("Bash", {"command": "make"}, "Command timed out after 2m 0.0s", is_error=True, answered=True),
+    ]
+    steps = turn_steps(turn)
+    assert [(s.exit_code, s.ok) for s in steps] == [(1, None), (127, None), (None, False), (None, False)]
+    assert [verdict(s) for s in steps] == [
+        Verdict.CHECK_FAILED,
+        Verdict.ACTION_ERROR,
+        Verdict.ACTION_ERROR,
+        Verdict.CHECK_FAILED,
+    ]
+    assert steps[0].observation == "Exit code 1\n1 failed, 4 passed"
 
 
 def test_an_interrupted_call_leaves_the_outcome_unknown() -> None:

@@ -142,11 +142,19 @@ def test_project_scope_writes_the_project_files_at_the_git_root(
     assert run("install", "claude-code", "--scope", "project")[0] == 0
     settings = json.loads((project / ".claude" / "settings.json").read_text())
     assert set(our_hooks(settings)) == set(HOOK_EVENTS)
-    assert SERVER_NAME in json.loads((project / ".mcp.json").read_text())["mcpServers"]
+    server = json.loads((project / ".mcp.json").read_text())["mcpServers"][SERVER_NAME]
+    # Files everyone who clones the project shares name the command, not this machine's path to it.
+    assert server["command"] == "memp-mcp"
+    assert all(h["command"] == "memp-mcp hook" for hooks in our_hooks(settings).values() for h in hooks)
     # The user's files are not touched.
     assert (home / ".claude" / "settings.json").read_text(encoding="utf-8") == SETTINGS
     assert run("install", "claude-code", "--scope", "project", "--uninstall")[0] == 0
-    assert json.loads((project / ".claude" / "settings.json").read_text()) == {}
+    # Files the install created are gone again; a file that held more keeps the rest.
+    assert not (project / ".claude" / "settings.json").exists() and not (project / ".mcp.json").exists()
+    (project / ".mcp.json").write_text('{"mcpServers": {"db": {"command": "db-mcp"}}}\n')
+    assert run("install", "claude-code", "--scope", "project")[0] == 0
+    assert run("install", "claude-code", "--scope", "project", "--uninstall")[0] == 0
+    assert (project / ".mcp.json").read_text() == '{"mcpServers": {"db": {"command": "db-mcp"}}}\n'
 
 
 @pytest.mark.parametrize(
