@@ -58,14 +58,14 @@ class RetrievalTuning:
     # cosine: names the model does not know (a library, an error code) still find their procedure.
     keyword_fit: float = 0.8
     # A candidate under the floor also fits on the words of its whole text (title, the tasks it
-    # served, its steps and pitfalls), when they hold at least `steps_evidence_terms` of the request's
-    # keywords: a request worded after what the agent did ("upload the wheel with twine") rather than
-    # after the stored task ("Publish a release to PyPI"), or quoting the error a run met ("address
-    # already in use", kept in a pitfall). The more of the keywords they hold, the lower the cosine
-    # needed: the floor with none, down in a straight line to `steps_evidence_cosine` at
-    # `steps_evidence_share` of them (see `_evidence_bar`). Only the `steps_evidence_candidates`
-    # closest candidates with at least that cosine are read, so this costs a bounded load; one word in
-    # common is never enough.
+    # served, its steps), when they hold at least `steps_evidence_terms` of the request's keywords: a
+    # request worded after what the agent did ("upload the wheel with twine") rather than after the
+    # stored task ("Publish a release to PyPI"). The more of the keywords they hold, the lower the
+    # cosine needed: the floor with none, down in a straight line to `steps_evidence_cosine` at
+    # `steps_evidence_share` of them (see `_evidence_bar`). Pitfalls are not read: they name actions
+    # that failed, and in the household benchmark counting their words let in procedures of other
+    # tasks. Only the `steps_evidence_candidates` closest candidates with at least that cosine are
+    # read, so this costs a bounded load; one word in common is never enough.
     steps_evidence_share: float = 0.5
     steps_evidence_terms: int = 2
     steps_evidence_cosine: float = 0.2
@@ -375,7 +375,6 @@ class Retriever:
                 _part_vocabulary(procedure.title),
                 *(_vocabulary(text) for text in cosines[procedure.id]),
                 *(_part_vocabulary(step) for step in procedure.steps),
-                *(_part_vocabulary(pitfall) for pitfall in procedure.pitfalls),
             )
             share = share_found(terms, words_of)
             if round(share * len(terms)) >= tuning.steps_evidence_terms and best_cosine[procedure.id] >= _evidence_bar(

@@ -128,24 +128,6 @@ def test_the_less_of_the_request_the_text_holds_the_closer_the_model_must_find_i
     assert memory.recall(request).procedures == []
 
 
-def test_a_request_quoting_the_error_a_pitfall_records_fits_under_the_floor(tmp_path: Path) -> None:
-    tuning = RetrievalTuning()
-    task = "find and stop the process holding a port"
-    steps = [
-        {"action": "python -m http.server 8000", "observation": "OSError: [Errno 98] Address already in use"},
-        {"action": "ss -ltnp 'sport = :8000'", "observation": 'users:(("python",pid=4182))'},
-        {"action": "kill 4182", "observation": ""},
-    ]
-    request = "Address already in use when the server starts"
-    memory = Memory(SQLiteStore(tmp_path / "m.db"), TableEmbedder({request: (task, tuning.semantic_floor - 0.1)}))
-    memory.record(task, steps, "success")
-    recalled = memory.recall(request).procedures
-    assert [p.exemplar_task for p in recalled] == [task]
-    # The error is in a pitfall only: the failed start is not a step of the procedure.
-    assert not any("already in use" in step for step in recalled[0].steps)
-    assert any("Address already in use" in pitfall for pitfall in recalled[0].pitfalls)
-
-
 def test_one_word_in_common_does_not_lift_a_procedure_over_the_floor(tmp_path: Path) -> None:
     floor = RetrievalTuning().semantic_floor
     task = "publish a new release of the package"
