@@ -40,8 +40,10 @@ install_app = typer.Typer(help="Set memp-mcp up in a client.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 app.add_typer(install_app, name="install")
 
-console = Console()
-errors = Console(stderr=True)
+# Messages name paths, tasks and advice such as `pip install 'memp-mcp[plot]'`: as Rich markup, any
+# "[...]" in them would vanish (or crash the print). Styles are given as Text where one is wanted.
+console = Console(markup=False)
+errors = Console(stderr=True, markup=False)
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="Database file (default: MEMP_DB_PATH or the data dir).")]
 DatabaseUrlOption = Annotated[
@@ -163,13 +165,12 @@ def install_claude_code(
         _fail(f"cannot write {exc.filename}: {exc.strerror}")
     for change in changes:
         state = "removed" if change.after is None else "updated" if change.changed else "already up to date"
-        errors.print(f"{change.path}: {state}", highlight=False, markup=False)
+        errors.print(f"{change.path}: {state}", highlight=False)
     if scope == "project" and not uninstall and shutil.which("memp-mcp") is None:
         errors.print(
             "note: the project's files start `memp-mcp` from the PATH (they are shared, so they name no "
             "installation of this machine), and it is not on this PATH: install the command (pipx install ...) "
-            "or start Claude Code where it is",
-            markup=False,
+            "or start Claude Code where it is"
         )
     if any(change.changed for change in changes):
         errors.print("restart Claude Code (or run /hooks) to pick up the change")
@@ -338,7 +339,7 @@ def smoke(
     console.print(f"recalled for an unrelated task: {len(unrelated.procedures)} procedures")
     if unrelated.procedures:
         _fail("an unrelated task recalled a procedure")
-    console.print("[green]ok[/]")
+    console.print("ok", style="green")
 
 
 @app.command()
@@ -653,8 +654,9 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
     def report(ok: bool, what: str, fix: str = "") -> None:
         nonlocal problems
         problems += not ok
-        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {what}" + (f"\n      fix: {fix}" if fix and not ok else ""), highlight=False)
+        mark = ("ok  ", "green") if ok else ("FAIL", "red")
+        advice = f"\n      fix: {fix}" if fix and not ok else ""
+        console.print(Text.assemble(mark, f" {what}{advice}"), highlight=False)
 
     if settings.database_url:
         fix = "check MEMP_DATABASE_URL (or --database-url) and that the server has pgvector installed"

@@ -87,6 +87,13 @@ def test_unknown_ids_and_bad_options_fail_clearly(db: Path) -> None:
     assert code != 0
 
 
+def test_messages_keep_square_brackets_that_paths_and_advice_hold(db: Path, tmp_path: Path) -> None:
+    library = tmp_path / "lib[v1].jsonl"
+    code, out = run("export", "--output", str(library))
+    assert code == 0 and library.exists()
+    assert f"to {library}" in " ".join(out.split()), out
+
+
 def test_export_import_round_trip_recalls_the_same_procedures(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
