@@ -98,6 +98,8 @@ LESSON_NEIGHBOURS = 50
 MAX_WARNED_PER_RUN = 20
 
 _SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
+# Steps a model wrote for the procedure (the calling agent's draft, or the client's model by sampling).
+_DRAFT_SOURCES = frozenset({"agent", "sampling"})
 
 
 class ExemplarStep(BaseModel):
@@ -451,7 +453,8 @@ class Memory:
 
         Better steps replace the twin's: under adjustment, steps from a success that found some of the
         twin's own steps refused (the tool changed, the option went away: the newest evidence wins,
-        whatever its length), else a more trusted author's, else a shorter list. They replace them in place only
+        whatever its length), else a more trusted author's, else another draft from a model, else a
+        shorter extraction. They replace them in place only
         when the same agent recorded both and the twin is provisional (its refinement by its own
         author) or outdated (its author's newer way, the old version kept in the history). Anything
         else would hand the twin's record to steps that have not earned it, so the steps become a
@@ -466,10 +469,15 @@ class Memory:
             else []
         )
         new_rank, old_rank = _SOURCE_RANK.get(planned.source, 0), _SOURCE_RANK.get(twin.source, 0)
+        # An extraction is judged by its length (two runs of one task extract slightly different lists);
+        # a draft a model wrote is its author's considered proposal, never dropped for being as long.
         better = (
             bool(outdated)
             or new_rank > old_rank
-            or (new_rank == old_rank and len(planned.draft.steps) < len(twin.steps))
+            or (
+                new_rank == old_rank
+                and (planned.source in _DRAFT_SOURCES or len(planned.draft.steps) < len(twin.steps))
+            )
         )
         changed = better and planned.draft.steps != twin.steps
         if changed and not ((twin.provisional or outdated) and twin.author == agent):
@@ -487,12 +495,13 @@ class Memory:
         if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
             self.store.add_keys(twin.id, keys)
         if changed:
+            why = "more trusted" if new_rank > old_rank else "its author's newer draft"
+            why = why if new_rank > old_rank or planned.source in _DRAFT_SOURCES else "shorter"
             self.store.revise_procedure(
                 twin.id,
                 reason=f"merged trajectory {trajectory_id}: a success that found steps of this one refused"
                 if outdated
-                else f"merged trajectory {trajectory_id}: its steps are "
-                f"{'more trusted' if new_rank > old_rank else 'shorter'}",
+                else f"merged trajectory {trajectory_id}: its steps are {why}",
                 changed_by=agent,
                 steps=planned.draft.steps,
                 pitfalls=_merge_lists(twin.pitfalls, planned.draft.pitfalls, MAX_PITFALLS),

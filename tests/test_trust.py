@@ -95,6 +95,39 @@ async def test_another_agents_draft_becomes_a_candidate_not_a_replacement(client
     assert served[0]["provisional"] is True and served[0]["candidate_of"] == original
 
 
+async def test_a_draft_as_long_as_the_stored_one_is_kept_not_dropped(client: Client, memory: Memory) -> None:
+    def draft(*steps: str) -> dict[str, Any]:
+        return {"title": "Publish a release", "steps": list(steps)}
+
+    task, done = "publish a new release of the package", [{"action": "twine upload dist/*", "observation": "ok"}]
+    first = await client.call_tool(
+        "record_trajectory",
+        {"task": task, "steps": done, "outcome": "success", "agent": "alice", "procedure": draft("build", "upload")},
+    )
+    original = first.structured_content["procedure_id"]
+    # Another agent's draft of the same length: a candidate of its own, the stored steps untouched.
+    other = await client.call_tool(
+        "record_trajectory",
+        {"task": task, "steps": done, "outcome": "success", "agent": "bob", "procedure": draft("clean", "upload")},
+    )
+    assert other.structured_content["action"] == "candidate", text_of(other)
+    assert memory.store.get_procedure(other.structured_content["procedure_id"]).steps == ["clean", "upload"]
+    assert memory.store.get_procedure(original).steps == ["build", "upload"]
+    # The author's own longer draft refines its unproven procedure in place.
+    refined = await client.call_tool(
+        "record_trajectory",
+        {
+            "task": task,
+            "steps": done,
+            "outcome": "success",
+            "agent": "alice",
+            "procedure": draft("test", "build", "upload"),
+        },
+    )
+    assert refined.structured_content["procedure_id"] == original, text_of(refined)
+    assert memory.store.get_procedure(original).steps == ["test", "build", "upload"]
+
+
 async def test_recall_marks_new_procedures_provisional_until_they_succeed(client: Client) -> None:
     await client.call_tool("record_trajectory", {"task": TASK, "steps": CLEAN_SOAP, "outcome": "success"})
     first = await client.call_tool("recall_procedure", {"task": TASK})
