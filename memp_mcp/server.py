@@ -262,7 +262,15 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         task: Annotated[
             str, Field(max_length=MAX_TASK_CHARS, description="The task you are about to do, in one or two sentences.")
         ],
-        k: Annotated[int, Field(description=f"How many procedures to return, 1 to {MAX_RECALL_K}.")] = 3,
+        k: Annotated[
+            int,
+            # The range is in the schema for clients to check; the server checks it itself, with a
+            # message naming it (pydantic's own would be a validation dump).
+            Field(
+                description=f"How many procedures to return, 1 to {MAX_RECALL_K}.",
+                json_schema_extra={"minimum": 1, "maximum": MAX_RECALL_K},
+            ),
+        ] = 3,
         namespace: Annotated[
             str | None, Field(max_length=64, description="Memory namespace; omit for the default.")
         ] = None,

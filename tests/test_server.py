@@ -64,6 +64,8 @@ async def test_tools_are_listed_with_descriptions_and_schemas(client: Client) ->
         assert tools[name].output_schema is not None
     assert set(tools["record_trajectory"].input_schema["required"]) == {"task", "steps", "outcome"}
     assert set(tools["recall_procedure"].output_schema["properties"]) >= {"recall_id", "procedures", "retrieval"}
+    k = tools["recall_procedure"].input_schema["properties"]["k"]
+    assert (k["minimum"], k["maximum"]) == (1, 20)
 
 
 async def test_the_recall_schema_states_optional_fields_as_type_lists_and_still_checks_them(client: Client) -> None:
