@@ -239,12 +239,28 @@ def model_check() -> None:
 # -- inspect -------------------------------------------------------------------------------
 
 
-def _memory(db: Path | None, namespace: str | None, need_model: bool = True, database_url: str | None = None) -> Any:
-    """The memory on the configured database; commands that never embed skip loading the model."""
+def _memory(
+    db: Path | None,
+    namespace: str | None,
+    need_model: bool = True,
+    database_url: str | None = None,
+    *,
+    existing: bool = True,
+) -> Any:
+    """The memory on the configured database; commands that never embed skip loading the model.
+
+    `existing`: the SQLite file must be there already. A command that reads or changes what is stored
+    fails on a path that holds nothing (a typo in --db) instead of creating an empty memory there.
+    """
     from memp_mcp.embedding import BackgroundEmbedder
     from memp_mcp.memory import open_memory
 
     settings = _settings(db_path=db, namespace=namespace, database_url=database_url)
+    if existing and settings.database_url is None and not settings.db_path.exists():
+        _fail(
+            f"no memory at {settings.db_path}: nothing was ever recorded there; check --db or MEMP_DB_PATH "
+            "(a server or `memp-mcp import` creates the file)"
+        )
     try:
         return open_memory(settings, embedder=None if need_model else BackgroundEmbedder(None))
     except MempError as exc:
@@ -589,7 +605,7 @@ def import_command(
 
     if not source.is_file() and not source.is_dir():
         _fail(f"{source} is neither a library file nor a folder of skills")
-    memory = _memory(db, None, database_url=database_url)
+    memory = _memory(db, None, database_url=database_url, existing=False)
     try:
         if source.is_dir():
             report = import_skills(memory, source, namespace)

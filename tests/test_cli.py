@@ -87,6 +87,14 @@ def test_unknown_ids_and_bad_options_fail_clearly(db: Path) -> None:
     assert code != 0
 
 
+def test_a_command_on_a_path_that_holds_no_memory_fails_and_creates_nothing(db: Path, tmp_path: Path) -> None:
+    typo = tmp_path / "mispelt" / "memory.db"
+    for args in (["show", "1"], ["list"], ["stats"], ["export", "-o", str(tmp_path / "x.jsonl")]):
+        code, out = run(*args, "--db", str(typo))
+        assert code == 2 and f"no memory at {typo}" in " ".join(out.split()), (args, out)
+    assert not typo.parent.exists()
+
+
 def test_messages_keep_square_brackets_that_paths_and_advice_hold(db: Path, tmp_path: Path) -> None:
     library = tmp_path / "lib[v1].jsonl"
     code, out = run("export", "--output", str(library))
