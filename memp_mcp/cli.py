@@ -24,7 +24,7 @@ from rich.text import Text
 from memp_mcp import __version__
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.errors import MempError
-from memp_mcp.text import one_line
+from memp_mcp.text import counted, one_line
 
 app = typer.Typer(
     name="memp-mcp",
@@ -617,7 +617,8 @@ def import_command(
     except MempError as exc:
         _fail(f"nothing imported: {exc}")
     console.print(
-        f"imported {report.created} new procedures, merged {report.merged}, with {report.trajectories} trajectories"
+        f"imported {counted(report.created, 'new procedure')}, merged {report.merged}, "
+        f"with {report.trajectories} trajectories"
     )
     for conflict in report.conflicts:
         console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)

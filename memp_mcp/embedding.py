@@ -234,7 +234,11 @@ class BackgroundEmbedder:
         self.load_seconds: float | None = None
         if embedder is not None:
             self._ready.set()
-        elif settings is None or not settings.embeddings:
+        elif settings is None:
+            # A caller that never embeds (a one-shot command, the first prompt hook) loads no model.
+            self._error = "not loaded here (keyword search only)"
+            self._ready.set()
+        elif not settings.embeddings:
             self._error = "embeddings are turned off (MEMP_EMBEDDINGS=0)"
             self._ready.set()
         else:

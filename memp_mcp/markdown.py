@@ -6,7 +6,7 @@ import re
 
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Procedure
-from memp_mcp.text import one_line
+from memp_mcp.text import counted, one_line
 
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*\S)\s*$")
 _BULLET = re.compile(r"^\s*[-*]\s+(.*\S)\s*$")
@@ -27,7 +27,7 @@ def render_procedure(procedure: Procedure, *, details: bool = True) -> str:
             f"- id {procedure.id}, namespace {procedure.namespace}, version {procedure.version}, "
             f"{procedure.status.value}, {trust}",
             f"- written by {one_line(procedure.source)}; recorded by {one_line(procedure.author or 'unknown')}",
-            f"- retrieved {procedure.retrieved_count} times; {procedure.success_count} successes, "
+            f"- retrieved {counted(procedure.retrieved_count, 'time')}; {procedure.success_count} successes, "
             f"{procedure.failure_count} failures over all versions",
             f"- this version: {procedure.version_success_count} successes, {procedure.version_failure_count} failures"
             + (f" ({rate:.0%} success)" if rate is not None else " (not yet judged)"),

@@ -59,7 +59,7 @@ from memp_mcp.models import (
 )
 from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text, tuning_for
 from memp_mcp.store import Store, open_store
-from memp_mcp.text import STOPWORDS, one_line
+from memp_mcp.text import STOPWORDS, counted, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ class Memory:
             procedure_id=procedure_id,
             namespace=namespace,
             message=f"Stored trajectory {trajectory_id} and built procedure {procedure_id} "
-            f"('{planned.draft.title}', {len(planned.draft.steps)} steps, from {planned.source}).",
+            f"('{planned.draft.title}', {counted(len(planned.draft.steps), 'step')}, from {planned.source}).",
         )
 
     def _why_no_procedure(self, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None) -> str | None:

@@ -64,7 +64,7 @@ from memp_mcp.models import (
     ProcedureStepText,
     Step,
 )
-from memp_mcp.text import one_line
+from memp_mcp.text import counted, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
             lambda: ProcedureList(namespace=chosen, procedures=memory.list_procedures(chosen, status, text, limit))
         )
         lines = [
-            f"#{p.id} [{p.status.value}] {p.title} - {len(p.steps)} steps, "
+            f"#{p.id} [{p.status.value}] {p.title} - {counted(len(p.steps), 'step')}, "
             f"{p.success_count} ok / {p.failure_count} failed"
             for p in procedures.procedures
         ]

@@ -89,3 +89,8 @@ def one_line(text: str) -> str:
         return text  # nothing to change (no control, format or separator characters but single spaces)
     kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
     return " ".join(kept.split())
+
+
+def counted(count: int, noun: str) -> str:
+    """ "1 step", "3 steps": a count with its noun (one that takes an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

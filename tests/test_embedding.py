@@ -223,6 +223,8 @@ def test_background_embedder_turned_off_or_given() -> None:
     off = BackgroundEmbedder(load_settings({"embeddings": False}, environ={}))
     assert off.get(timeout=0) is None
     assert off.status.startswith("unavailable: embeddings are turned off")
+    # A caller that loads no model is not told the user turned embeddings off.
+    assert "MEMP_EMBEDDINGS" not in BackgroundEmbedder(None).status
     fake = FakeEmbedder()
     given = BackgroundEmbedder(embedder=fake)
     assert given.get(timeout=0) is fake

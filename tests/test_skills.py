@@ -162,7 +162,7 @@ def test_a_skill_written_by_hand_imports_from_its_own_folder(db: Path, tmp_path:
         "1. Bump the version in pyproject.toml\n2. Build with `python -m build`\n3. Upload with twine\n"
     )
     code, out = run("import", str(folder))
-    assert code == 0 and "imported 1 new procedures" in out, out
+    assert code == 0 and "imported 1 new procedure," in out, out
     memory = Memory(SQLiteStore(db), FakeEmbedder())
     imported = memory.list_procedures(text="Releasing")[0]
     assert imported.steps == ["Bump the version in pyproject.toml", "Build with `python -m build`", "Upload with twine"]
