@@ -131,12 +131,13 @@ class Settings(BaseModel):
 
 
 def validate_namespace(value: str) -> str:
-    """Namespaces are short identifiers: letters, digits, '-', '_', '.', '/'."""
+    """Namespaces are short identifiers: ASCII letters, digits, '-', '_', '.', '/'."""
     cleaned = value.strip()
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
     if not cleaned or len(cleaned) > 64 or not set(cleaned) <= allowed:
         raise InvalidInputError(
-            f"namespace {value!r} is not valid: use 1-64 characters from letters, digits, '-', '_', '.', '/'"
+            f"namespace {value!r} is not valid: use 1-64 characters from the ASCII letters a-z and A-Z, "
+            "the digits and '-', '_', '.', '/'"
         )
     return cleaned
 

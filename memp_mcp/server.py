@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.resolve import Resolve, Sample
 from mcp.shared.message import SessionMessage
 from mcp.types import (
@@ -468,7 +468,8 @@ def build_server(settings: Settings, *, memory: Memory | None = None, remote: bo
         try:
             return render_procedure(memory.get_procedure(int(procedure_id)).procedure)
         except (ValueError, NotFoundError):
-            raise ResourceError(f"no procedure with id {procedure_id}") from None
+            # Not found is the client's to act on (-32602 with the URI), not a server fault (-32603).
+            raise ResourceNotFoundError(f"no procedure with id {procedure_id}") from None
 
     @mcp.resource("memp://stats", mime_type="application/json")
     def stats_resource() -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
-from mcp.types import TextContent, TextResourceContents
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents
 
 from memp_mcp.config import load_settings
 from memp_mcp.embedding import FastEmbedEmbedder
@@ -156,6 +156,10 @@ async def test_resources_and_prompt(client: Client) -> None:
     (contents,) = read.contents
     assert isinstance(contents, TextResourceContents)
     assert contents.text.startswith("# Put a clean {object} in {target}") and "## Steps" in contents.text
+    for missing in ("memp://procedures/999", "memp://procedures/abc"):
+        with pytest.raises(MCPError, match="no procedure with id") as raised:
+            await client.read_resource(missing)
+        assert raised.value.code == INVALID_PARAMS
     stats = (await client.read_resource("memp://stats")).contents[0]
     assert isinstance(stats, TextResourceContents) and '"procedures_active": 1' in stats.text
     prompt = await client.get_prompt("use_procedural_memory", {"task": "tidy the desk"})
