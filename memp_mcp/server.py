@@ -11,6 +11,7 @@ import inspect
 import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
@@ -729,5 +730,15 @@ def run_server(settings: Settings, transport: str = "stdio", host: str = "127.0.
         logger.warning("serving on %s without MEMP_HTTP_TOKEN, as MEMP_HTTP_ALLOW_NO_TOKEN allows", host)
     import uvicorn
 
+    # Bound here, before anything else starts, so a port that is taken is one OSError for the caller
+    # to report (uvicorn would log it over several lines and exit on its own).
+    address = bind_address(host)
+    listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+    except OSError:
+        listener.close()
+        raise
     app = http_app(settings, host, port)
-    uvicorn.run(app, host=bind_address(host), port=port, log_level=settings.log_level.lower())
+    uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level.lower())).run(sockets=[listener])

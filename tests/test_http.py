@@ -184,6 +184,17 @@ def test_serving_beyond_loopback_without_a_token_is_refused_unless_allowed(tmp_p
         assert ping(url, authorization="") == 200
 
 
+def test_a_port_that_is_taken_is_one_line_and_status_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "memp_mcp.cli", "serve", "--transport", "streamable-http", "--port", str(port)]
+        refused = subprocess.run(command, env=keyword_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and f"cannot serve on 127.0.0.1:{port}" in refused.stderr, refused.stderr
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_remote_clients_see_no_file_path(tmp_path: Path, anyio_backend: str) -> None:
