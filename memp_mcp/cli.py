@@ -603,6 +603,8 @@ def import_command(
     from memp_mcp.library import import_library
     from memp_mcp.skills import import_skills
 
+    if not source.exists():
+        _fail(f"{source} does not exist; give a library file (from `memp-mcp export`) or a folder of skills")
     if not source.is_file() and not source.is_dir():
         _fail(f"{source} is neither a library file nor a folder of skills")
     memory = _memory(db, None, database_url=database_url, existing=False)

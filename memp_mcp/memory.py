@@ -648,7 +648,13 @@ class Memory:
         namespace = validate_namespace(namespace) if namespace is not None else self.default_namespace
         strategy = strategy or self.strategies.retrieve
         if namespace not in self.store.namespaces():
-            return RecallResult(recall_id=None, namespace=namespace, strategy=strategy, retrieval="none", procedures=[])
+            return RecallResult(
+                recall_id=None,
+                namespace=namespace,
+                strategy=strategy,
+                retrieval="the namespace holds nothing yet",
+                procedures=[],
+            )
         model = self.embedder(wait_for_model) if strategy != "random" else None
         if strategy == "random":
             retrieval = "random"
