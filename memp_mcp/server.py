@@ -7,6 +7,7 @@ SDK (which logs it and withholds the details from the client).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import ipaddress
 import json
@@ -730,15 +731,35 @@ def run_server(settings: Settings, transport: str = "stdio", host: str = "127.0.
         logger.warning("serving on %s without MEMP_HTTP_TOKEN, as MEMP_HTTP_ALLOW_NO_TOKEN allows", host)
     import uvicorn
 
-    # Bound here, before anything else starts, so a port that is taken is one OSError for the caller
-    # to report (uvicorn would log it over several lines and exit on its own).
-    address = bind_address(host)
-    listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, port))
-    except OSError:
-        listener.close()
-        raise
+    listeners = listening_sockets(bind_address(host), port)
     app = http_app(settings, host, port)
-    uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level.lower())).run(sockets=[listener])
+    logger.info(
+        "serving MCP on http://%s:%d/mcp", host if ":" not in host or host.startswith("[") else f"[{host}]", port
+    )
+    # Ctrl+C stops it gracefully, and that is a normal end.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level.lower())).run(sockets=listeners)
+
+
+def listening_sockets(address: str, port: int) -> list[socket.socket]:
+    """One bound socket per address the host name resolves to (as asyncio's own server would bind:
+    "localhost" on 127.0.0.1 and ::1, a wildcard on every interface, IPv6 sockets IPv6-only).
+
+    Bound here, before anything else starts, so that a port already taken is one OSError for the
+    caller to report: uvicorn would log it over several lines and exit on its own.
+    """
+    infos = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, protocol, _, where in dict.fromkeys(infos):
+            listener = socket.socket(family, kind, protocol)
+            bound.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind(where)
+    except OSError:
+        for listener in bound:
+            listener.close()
+        raise
+    return bound

@@ -184,6 +184,25 @@ def test_serving_beyond_loopback_without_a_token_is_refused_unless_allowed(tmp_p
         assert ping(url, authorization="") == 200
 
 
+def test_every_address_a_host_names_is_bound_and_ipv6_sockets_stay_ipv6_only() -> None:
+    from memp_mcp.server import listening_sockets
+
+    every = listening_sockets("", free_port())
+    try:
+        families = {sock.family for sock in every}
+        assert socket.AF_INET in families
+        for sock in every:
+            if sock.family == socket.AF_INET6:
+                assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    finally:
+        for sock in every:
+            sock.close()
+    if socket.has_ipv6:
+        (ipv6,) = listening_sockets("::1", free_port(socket.AF_INET6, "::1"))
+        ipv6.close()
+        assert ipv6.family == socket.AF_INET6
+
+
 def test_a_port_that_is_taken_is_one_line_and_status_2(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
