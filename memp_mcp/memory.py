@@ -349,7 +349,7 @@ class Memory:
         ]
         twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
         if twin is not None:
-            candidate = self._merge(
+            candidate, revised = self._merge(
                 twin, planned, trajectory_id, keys, agent, learned if outcome == Outcome.SUCCESS else []
             )
             if candidate is not None:
@@ -367,7 +367,11 @@ class Memory:
                 trajectory_id=trajectory_id,
                 procedure_id=twin.id,
                 namespace=namespace,
-                message=f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} ('{twin.title}').",
+                message=f"Stored trajectory {trajectory_id} and revised procedure {twin.id} ('{twin.title}') with "
+                f"its steps ({counted(len(planned.draft.steps), 'step')}, from {planned.source}): a new version, "
+                "with a fresh record."
+                if revised
+                else f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} ('{twin.title}').",
             )
         procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
         return RecordResult(
@@ -448,8 +452,9 @@ class Memory:
         keys: list[tuple[str, list[float] | None]],
         agent: str | None,
         learned: Sequence[Lesson] = (),
-    ) -> int | None:
-        """Add a trajectory for the same task to `twin`; the id of a candidate when its steps went to one.
+    ) -> tuple[int | None, bool]:
+        """Add a trajectory for the same task to `twin`: (the id of a candidate when its steps went to one,
+        whether they replaced the twin's own).
 
         Better steps replace the twin's: under adjustment, steps from a success that found some of the
         twin's own steps refused (the tool changed, the option went away: the newest evidence wins,
@@ -480,6 +485,8 @@ class Memory:
             )
         )
         changed = better and planned.draft.steps != twin.steps
+        # Callers that give no agent name count as one author (a local server's one user); a shared server
+        # that must tell its agents apart has them name themselves (see the trust model).
         if changed and not ((twin.provisional or outdated) and twin.author == agent):
             candidate = self._propose(twin, planned, trajectory_id, keys, agent)
             if outdated:
@@ -490,7 +497,7 @@ class Memory:
                     changed_by=agent,
                     pitfalls=_merge_lists(twin.pitfalls, outdated, MAX_PITFALLS),
                 )
-            return candidate
+            return candidate, False
         self.store.add_sources(twin.id, [trajectory_id])
         if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
             self.store.add_keys(twin.id, keys)
@@ -508,7 +515,7 @@ class Memory:
                 source=planned.source,
                 fresh_record=True,
             )
-        return None
+        return None, changed
 
     def _add_planned(
         self,

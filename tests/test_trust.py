@@ -125,6 +125,7 @@ async def test_a_draft_as_long_as_the_stored_one_is_kept_not_dropped(client: Cli
         },
     )
     assert refined.structured_content["procedure_id"] == original, text_of(refined)
+    assert "revised procedure" in refined.structured_content["message"], text_of(refined)
     assert memory.store.get_procedure(original).steps == ["test", "build", "upload"]
 
 
