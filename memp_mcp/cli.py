@@ -365,6 +365,8 @@ def reindex(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None
     from memp_mcp.store import open_store
 
     settings = _settings(db_path=db, database_url=database_url)
+    if settings.database_url is None and not settings.db_path.exists():
+        _fail(f"no memory at {settings.db_path}: nothing to re-embed; check --db or MEMP_DB_PATH")
     try:
         embedder = resolve_embedder(settings)
         store = open_store(settings.db_path, settings.database_url)
@@ -693,8 +695,17 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
             ),
         )
     bound = None
+    db_path = settings.db_path
+    scratch = tempfile.TemporaryDirectory(prefix="memp-doctor-")
+    if settings.database_url is None and not db_path.exists():
+        # Nothing recorded yet (or a typo): say so, and check the engine on a scratch file rather
+        # than create a memory where none was asked for.
+        report(
+            True, f"no memory at {db_path} yet: a server creates it on first use; checking the engine on a scratch file"
+        )
+        db_path = Path(scratch.name) / "doctor.db"
     try:
-        store = open_store(settings.db_path, settings.database_url)
+        store = open_store(db_path, settings.database_url)
         try:
             report(True, f"database engine: {store.engine_description()}")
             problems_found = store.integrity_problems()
@@ -709,6 +720,8 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
             store.close()
     except MempError as exc:
         report(False, f"database: {exc}", fix)
+    finally:
+        scratch.cleanup()
     try:
         embedder = resolve_embedder(settings, allow_download=False)
         report(True, f"embedding model {embedder.identity}")

@@ -236,7 +236,8 @@ def plan_claude_code(
 
     The user's files name this installation by its absolute path (see `launcher`); a project's files
     name `memp-mcp`, found on the PATH of whoever opens the project. A file that holds nothing but an
-    empty object once memp-mcp's entries are taken out is removed, as install would have created it.
+    empty object once memp-mcp's entries are taken out is removed, as install would have created it
+    (one that held an empty object before is left as it was).
     """
     command = command or (launcher() if scope == "user" else SHARED_LAUNCHER)
     settings_path, servers_path = claude_code_paths(scope, home or Path.home(), cwd or Path.cwd())
@@ -244,7 +245,7 @@ def plan_claude_code(
     for path, edit in ((settings_path, settings_with_hooks), (servers_path, servers_with_memp)):
         before = _read(path)
         after: str | None = edit(before, path, command, install=not uninstall)
-        if uninstall and after is not None and _is_empty_object(after):
+        if uninstall and after is not None and after != before and _is_empty_object(after):
             after = None
         if before is not None or after:
             changes.append(Change(path, before, after))

@@ -89,9 +89,12 @@ def test_unknown_ids_and_bad_options_fail_clearly(db: Path) -> None:
 
 def test_a_command_on_a_path_that_holds_no_memory_fails_and_creates_nothing(db: Path, tmp_path: Path) -> None:
     typo = tmp_path / "mispelt" / "memory.db"
-    for args in (["show", "1"], ["list"], ["stats"], ["export", "-o", str(tmp_path / "x.jsonl")]):
+    for args in (["show", "1"], ["list"], ["stats"], ["export", "-o", str(tmp_path / "x.jsonl")], ["reindex"]):
         code, out = run(*args, "--db", str(typo))
         assert code == 2 and f"no memory at {typo}" in " ".join(out.split()), (args, out)
+    # doctor says so and checks the engine elsewhere.
+    code, out = run("doctor", "--db", str(typo))
+    assert f"no memory at {typo} yet" in " ".join(out.split()) and "database engine" in out, out
     assert not typo.parent.exists()
 
 

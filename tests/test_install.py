@@ -155,6 +155,11 @@ def test_project_scope_writes_the_project_files_at_the_git_root(
     assert run("install", "claude-code", "--scope", "project")[0] == 0
     assert run("install", "claude-code", "--scope", "project", "--uninstall")[0] == 0
     assert (project / ".mcp.json").read_text() == '{"mcpServers": {"db": {"command": "db-mcp"}}}\n'
+    # An empty object memp-mcp did not write stays.
+    (project / ".claude" / "settings.json").parent.mkdir(exist_ok=True)
+    (project / ".claude" / "settings.json").write_text("{}\n")
+    assert run("install", "claude-code", "--scope", "project", "--uninstall")[0] == 0
+    assert (project / ".claude" / "settings.json").read_text() == "{}\n"
 
 
 @pytest.mark.parametrize(
