@@ -44,6 +44,12 @@ _CHECK_FAILED = re.compile(
     r"|\bHTTP/\d(?:\.\d)? [45]\d\d\b|returned error: [45]\d\d|\bstatus(?: code)?:? [45]\d\d\b",
     re.MULTILINE,
 )
+# A test run: its output shows the errors of the code under test ("No such file or directory" in a
+# failing test's traceback), so only its own first line can say the run itself was refused.
+TEST_COMMAND = re.compile(
+    r"\b(pytest|py\.test|unittest|tox|nox|(npm|pnpm|yarn|bun)\s+(run\s+)?test|jest|vitest|mocha|go\s+test|cargo\s+test"
+    r"|make\s+(test|check)|mvn\s+test|gradle\w*\s+test|rspec|phpunit|ctest|dotnet\s+test)\b"
+)
 # Reading files and logs shows their content: a traceback in a log is what was looked for, not a failure.
 _READ_COMMANDS = frozenset(
     """cat less more head tail grep rg ag ls find tree wc file stat which type read view open_file
@@ -106,7 +112,8 @@ def verdict(step: Step) -> Verdict:
     # A read shows a file's or a log's content, which may hold any error text: only its own
     # complaint (the first line, "cat: x: No such file or directory") says the read failed.
     reads = _command_word(step.action) in _READ_COMMANDS
-    if _ACTION_ERROR.search(observation.lstrip().split("\n", 1)[0] if reads else observation):
+    first_line_only = reads or bool(TEST_COMMAND.search(step.action))
+    if _ACTION_ERROR.search(observation.lstrip().split("\n", 1)[0] if first_line_only else observation):
         return Verdict.ACTION_ERROR
     if explicit_failure:
         return Verdict.CHECK_FAILED

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memp_mcp.build import TEST_COMMAND
 from memp_mcp.models import MAX_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
 
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.
@@ -23,12 +24,8 @@ TAIL_BYTES = 32 * 1024 * 1024
 OBSERVATION_CHARS = 1_500
 # Tools whose calls are bookkeeping, not work on the task.
 SKIPPED_TOOLS = frozenset({"TodoWrite", "ExitPlanMode", "AskUserQuestion"})
-TEST_COMMAND = re.compile(
-    r"\b(pytest|py\.test|unittest|tox|nox|(npm|pnpm|yarn|bun)\s+(run\s+)?test|jest|vitest|mocha|go\s+test|cargo\s+test"
-    r"|make\s+(test|check)|mvn\s+test|gradle\w*\s+test|rspec|phpunit|ctest|dotnet\s+test)\b"
-)
 # How Claude Code's Bash tool reports a command that exited non-zero (the result is marked is_error).
-EXIT_CODE = re.compile(r"\AExit code (\d+)\b")
+EXIT_CODE = re.compile(r"\AExit code (\d+)[ \t]*(?:\n|\Z)")
 FAILURE_TEXT = re.compile(
     r"\b[1-9]\d* (failed|errors?)\b|^FAILED\b|^FAIL\b|Traceback \(most recent call last\)|^error(\[\w+\])?:",
     re.MULTILINE,
@@ -194,12 +191,13 @@ def call_step(call: ToolCall) -> Step:
     an "Error:" label: a failing test run is a check that failed (perhaps on purpose, to reproduce a
     bug), which the builder tells apart from an action that was refused by what the output says."""
     exit_code = None
-    if call.is_error and call.command:
-        found = EXIT_CODE.match(call.result.strip())
-        exit_code = int(found.group(1)) if found else None
+    observation = describe_result(call)
+    if call.is_error and call.command and (found := EXIT_CODE.match(observation)):
+        # The code goes in its field; the output that follows is what the command said.
+        exit_code, observation = int(found.group(1)), observation[found.end() :]
     return Step(
         action=describe_action(call),
-        observation=describe_result(call),
+        observation=observation,
         ok=False if call.is_error and exit_code is None else None,
         exit_code=exit_code,
     )

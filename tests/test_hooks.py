@@ -342,7 +342,7 @@ def test_a_passing_exit_code_with_failures_in_the_output_is_a_failure() -> None:
 
 
 def test_a_failed_command_is_a_failed_check_and_a_refused_tool_call_an_action_error() -> None:
-    from memp_mcp.build import Verdict, verdict
+    from memp_mcp.build import Verdict, distill_steps, verdict
 
     turn = Turn("t", "p")
     refused_edit = "<tool_use_error>String to replace not found</tool_use_error>"
@@ -361,7 +361,19 @@ def test_a_failed_command_is_a_failed_check_and_a_refused_tool_call_an_action_er
         Verdict.ACTION_ERROR,
         Verdict.CHECK_FAILED,
     ]
-    assert steps[0].observation == "Exit code 1\n1 failed, 4 passed"
+    assert steps[0].observation == "1 failed, 4 passed"
+    # A failing test whose own traceback holds an error an action could meet is still a failed check,
+    # and a pitfall quotes what the command said, not its exit code twice.
+    crash = "Exit code 1\n..F\nE   FileNotFoundError: [Errno 2] No such file or directory: 'x.csv'\n1 failed, 2 passed"
+    turn.calls = [ToolCall("Bash", {"command": "pytest -q"}, crash, is_error=True, answered=True)]
+    assert verdict(turn_steps(turn)[0]) == Verdict.CHECK_FAILED
+    typo = "Exit code 2\nmake: *** No rule to make target 'buidl'.  Stop."
+    turn.calls = [
+        ToolCall("Bash", {"command": "make buidl"}, typo, is_error=True, answered=True),
+        ToolCall("Bash", {"command": "make build"}, "built", answered=True),
+    ]
+    (pitfall,) = distill_steps(turn_steps(turn)).pitfalls
+    assert "No rule to make target" in pitfall and "Exit code" not in pitfall, pitfall
 
 
 def test_an_interrupted_call_leaves_the_outcome_unknown() -> None:
