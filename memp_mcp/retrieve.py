@@ -77,10 +77,18 @@ class RetrievalTuning:
 
 
 def tuning_for(settings: Settings) -> RetrievalTuning:
-    """The defaults, with the relevance floor the settings name (one calibrated for their model)."""
+    """The defaults, with the relevance floor the settings name (one calibrated for their model). The
+    lowest cosine the words-under-the-floor rule reads moves with it, the same distance under the
+    floor: 0.2 is all-MiniLM-L6-v2's, about the median best cosine of an unrelated task."""
     if settings.relevance_floor is None:
         return RetrievalTuning()
-    return dataclasses.replace(RetrievalTuning(), semantic_floor=settings.relevance_floor)
+    defaults = RetrievalTuning()
+    below = defaults.semantic_floor - defaults.steps_evidence_cosine
+    return dataclasses.replace(
+        defaults,
+        semantic_floor=settings.relevance_floor,
+        steps_evidence_cosine=max(0.0, settings.relevance_floor - below),
+    )
 
 
 # Keyword search reads the posting list of every term it looks for, so its cost grows with how many

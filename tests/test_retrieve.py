@@ -128,6 +128,21 @@ def test_the_less_of_the_request_the_text_holds_the_closer_the_model_must_find_i
     assert memory.recall(request).procedures == []
 
 
+def test_a_higher_floor_raises_the_lowest_cosine_the_words_can_lift(tmp_path: Path) -> None:
+    task = "publish a new release of the package"
+    steps = [
+        {"action": "python -m build", "observation": "built"},
+        {"action": "twine upload dist/*", "observation": "ok"},
+    ]
+    request = "build the wheel and upload it with twine"  # three of its four keywords are in the steps
+    embedder = TableEmbedder({request: (task, 0.25)})
+    for floor, fits in ((None, True), ("0.51", False)):
+        environ = {"MEMP_DB_PATH": str(tmp_path / f"{floor}.db")} | ({"MEMP_RELEVANCE_FLOOR": floor} if floor else {})
+        memory = open_memory(load_settings(environ=environ), embedder=embedder)
+        memory.record(task, steps, "success")
+        assert bool(memory.recall(request).procedures) is fits, floor
+
+
 def test_one_word_in_common_does_not_lift_a_procedure_over_the_floor(tmp_path: Path) -> None:
     floor = RetrievalTuning().semantic_floor
     task = "publish a new release of the package"
