@@ -169,8 +169,8 @@ def install_claude_code(
     if scope == "project" and not uninstall and shutil.which("memp-mcp") is None:
         errors.print(
             "note: the project's files start `memp-mcp` from the PATH (they are shared, so they name no "
-            "installation of this machine), and it is not on this PATH: install the command (pipx install ...) "
-            "or start Claude Code where it is"
+            "installation of this machine), and it is not on this PATH: put the command on it (the README's "
+            "Install section: pipx), or start Claude Code where it is"
         )
     if any(change.changed for change in changes):
         errors.print("restart Claude Code (or run /hooks) to pick up the change")

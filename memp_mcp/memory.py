@@ -149,7 +149,10 @@ class RecallResult(BaseModel):
     recall_id: str | None = Field(description="Pass this to report_outcome after the task; None when nothing matched.")
     namespace: str
     strategy: str
-    retrieval: str = Field(description="'vector+keyword', 'keyword only (...reason)', or 'random'.")
+    retrieval: str = Field(
+        description="How the procedures were found: 'vector+keyword', 'vector (strategy)', 'keyword only (reason)', "
+        "'random', or 'the namespace holds nothing yet'."
+    )
     procedures: list[RecalledProcedure]
     left_out: str | None = Field(
         default=None, description="What the recall budget shortened or left out, and how to get it in full."
