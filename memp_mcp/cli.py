@@ -1053,9 +1053,9 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
     ) as bar:
         bars: dict[str, Any] = {}
 
-        def report_progress(name: str, done: int) -> None:
+        def report_progress(name: str, done: int, total: int) -> None:
             if name not in bars:
-                bars[name] = bar.add_task(name, total=episodes if "weak" not in name else max(12, episodes // 2))
+                bars[name] = bar.add_task(name, total=total)
             bar.update(bars[name], completed=done)
 
         report = run_lifelong(episodes, seed, groups, env, progress=report_progress)
@@ -1217,9 +1217,9 @@ def _run_drift(
         ) as bar:
             bars: dict[str, Any] = {}
 
-            def report_progress(name: str, done: int) -> None:
+            def report_progress(name: str, done: int, total: int) -> None:
                 if name not in bars:
-                    bars[name] = bar.add_task(name, total=None)
+                    bars[name] = bar.add_task(name, total=total)
                 bar.update(bars[name], completed=done)
 
             report = run_drift_seeds(

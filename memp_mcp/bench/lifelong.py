@@ -111,7 +111,7 @@ async def run_episodes(
     seed: int,
     db: Path | None,
     base_env: dict[str, str],
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     rules: Callable[[int], Rules] | None = None,
     transport: Transport = "stdio",
 ) -> list[EpisodeResult]:
@@ -130,7 +130,7 @@ async def run_episodes(
         for index in range(len(tasks)):
             results.append(await agent.run(world(index), None))
             if progress:
-                progress(configuration.name, len(results))
+                progress(configuration.name, len(results), len(tasks))
         return results
     async with connect(server_env(db, configuration, base_env), transport) as client:
         attribute = await reports_take_procedure_id(client.list_tools)
@@ -139,7 +139,7 @@ async def run_episodes(
         for index in range(len(tasks)):
             results.append(await agent.run(world(index), memory))
             if progress:
-                progress(configuration.name, len(results))
+                progress(configuration.name, len(results), len(tasks))
     return results
 
 
@@ -150,7 +150,7 @@ def run_lifelong(
     base_env: dict[str, str] | None = None,
     configurations: list[Configuration] | None = None,
     transfer: bool = True,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     transport: Transport = "stdio",
 ) -> dict[str, Any]:
     """Run every configuration on the same task stream; returns all figures."""
@@ -219,7 +219,7 @@ def run_drift(
     drifts: tuple[str, ...] = DEFAULT_DRIFTS,
     base_env: dict[str, str] | None = None,
     configurations: list[Configuration] | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     transport: Transport = "stdio",
     transfer: bool = False,
     pool: int | None = 20,
