@@ -6,12 +6,13 @@ the user can fix are printed as one line and exit with status 2; nothing prints 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -239,6 +240,11 @@ def model_check() -> None:
 # -- inspect -------------------------------------------------------------------------------
 
 
+def _holds_no_memory(settings: Settings) -> bool:
+    """The settings name a SQLite file that does not exist (nothing recorded there, or a typo)."""
+    return settings.database_url is None and not settings.db_path.exists()
+
+
 def _memory(
     db: Path | None,
     namespace: str | None,
@@ -256,7 +262,7 @@ def _memory(
     from memp_mcp.memory import open_memory
 
     settings = _settings(db_path=db, namespace=namespace, database_url=database_url)
-    if existing and settings.database_url is None and not settings.db_path.exists():
+    if existing and _holds_no_memory(settings):
         _fail(
             f"no memory at {settings.db_path}: nothing was ever recorded there; check --db or MEMP_DB_PATH "
             "(a server or `memp-mcp import` creates the file)"
@@ -365,7 +371,7 @@ def reindex(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None
     from memp_mcp.store import open_store
 
     settings = _settings(db_path=db, database_url=database_url)
-    if settings.database_url is None and not settings.db_path.exists():
+    if _holds_no_memory(settings):
         _fail(f"no memory at {settings.db_path}: nothing to re-embed; check --db or MEMP_DB_PATH")
     try:
         embedder = resolve_embedder(settings)
@@ -696,13 +702,14 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
         )
     bound = None
     db_path = settings.db_path
-    scratch = tempfile.TemporaryDirectory(prefix="memp-doctor-")
-    if settings.database_url is None and not db_path.exists():
+    scratch = None
+    if _holds_no_memory(settings):
         # Nothing recorded yet (or a typo): say so, and check the engine on a scratch file rather
         # than create a memory where none was asked for.
         report(
             True, f"no memory at {db_path} yet: a server creates it on first use; checking the engine on a scratch file"
         )
+        scratch = tempfile.TemporaryDirectory(prefix="memp-doctor-")
         db_path = Path(scratch.name) / "doctor.db"
     try:
         store = open_store(db_path, settings.database_url)
@@ -721,7 +728,8 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
     except MempError as exc:
         report(False, f"database: {exc}", fix)
     finally:
-        scratch.cleanup()
+        if scratch is not None:
+            scratch.cleanup()
     try:
         embedder = resolve_embedder(settings, allow_download=False)
         report(True, f"embedding model {embedder.identity}")
@@ -1044,10 +1052,9 @@ def _lifelong_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_json: bool) -> None:
-    from memp_mcp.bench.lifelong import run_lifelong, write_plot
-
-    env = _bench_env()
+@contextlib.contextmanager
+def _episode_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per configuration of a simulated-world benchmark, and the callback that moves them."""
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors
     ) as bar:
@@ -1058,6 +1065,14 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
                 bars[name] = bar.add_task(name, total=total)
             bar.update(bars[name], completed=done)
 
+        yield report_progress
+
+
+def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_json: bool) -> None:
+    from memp_mcp.bench.lifelong import run_lifelong, write_plot
+
+    env = _bench_env()
+    with _episode_bars() as report_progress:
         report = run_lifelong(episodes, seed, groups, env, progress=report_progress)
     console.print(_lifelong_table(report))
     _finish_report(report, plot, write_plot, "learning curves", as_json)
@@ -1212,16 +1227,7 @@ def _run_drift(
 
     options: dict[str, Any] = {"episodes": episodes, "at": at, "window": window, "drifts": drifts or DEFAULT_DRIFTS}
     try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=errors
-        ) as bar:
-            bars: dict[str, Any] = {}
-
-            def report_progress(name: str, done: int, total: int) -> None:
-                if name not in bars:
-                    bars[name] = bar.add_task(name, total=total)
-                bar.update(bars[name], completed=done)
-
+        with _episode_bars() as report_progress:
             report = run_drift_seeds(
                 seeds, base_env=_bench_env(), progress=report_progress, transfer=transfer, **options
             )
