@@ -505,8 +505,12 @@ class Memory:
         if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
             self.store.add_keys(twin.id, keys)
         if changed:
-            why = "more trusted" if new_rank > old_rank else "its author's newer draft"
-            why = why if new_rank > old_rank or planned.source in _DRAFT_SOURCES else "shorter"
+            if new_rank > old_rank:
+                why = "more trusted"
+            elif planned.source in _DRAFT_SOURCES:
+                why = "its author's newer draft"
+            else:
+                why = "shorter"
             self.store.revise_procedure(
                 twin.id,
                 reason=f"merged trajectory {trajectory_id}: a success that found steps of this one refused"
