@@ -89,57 +89,45 @@ def test_the_relevance_floor_setting_reaches_recall_and_bad_values_name_it(tmp_p
             load_settings(environ={"MEMP_RELEVANCE_FLOOR": bad})
 
 
+RELEASE = "publish a new release of the package"
+RELEASE_STEPS = [
+    {"action": "python -m build", "observation": "built dist/pkg-1.5.tar.gz and the wheel"},
+    {"action": "twine upload dist/*", "observation": "uploaded"},
+]
+
+
+def _recall_release(db: Path, request: str, cosine: float) -> list[str | None]:
+    """The tasks a memory holding only the release procedure recalls for `request`, when the model
+    scores the two at `cosine`."""
+    memory = Memory(SQLiteStore(db), TableEmbedder({request: (RELEASE, cosine)}))
+    memory.record(RELEASE, RELEASE_STEPS, "success")
+    return [p.exemplar_task for p in memory.recall(request).procedures]
+
+
 def test_a_request_worded_after_the_steps_fits_under_the_floor(tmp_path: Path) -> None:
     tuning = RetrievalTuning()
-    task = "publish a new release of the package"
-    steps = [
-        {"action": "python -m build", "observation": "built dist/pkg-1.5.tar.gz and the wheel"},
-        {"action": "twine upload dist/*", "observation": "uploaded"},
-    ]
     request = "build the wheel and upload it with twine"
     # Under the floor, but the procedure's steps hold three of the request's four keywords.
-    low = TableEmbedder({request: (task, tuning.semantic_floor - 0.1)})
-    memory = Memory(SQLiteStore(tmp_path / "a.db"), low)
-    memory.record(task, steps, "success")
-    assert [p.exemplar_task for p in memory.recall(request).procedures] == [task]
+    assert _recall_release(tmp_path / "a.db", request, tuning.semantic_floor - 0.1) == [RELEASE]
     # The words alone do not make a procedure the model finds unrelated fit.
-    far = TableEmbedder({request: (task, tuning.steps_evidence_cosine - 0.05)})
-    memory = Memory(SQLiteStore(tmp_path / "b.db"), far)
-    memory.record(task, steps, "success")
-    assert memory.recall(request).procedures == []
+    assert _recall_release(tmp_path / "b.db", request, tuning.steps_evidence_cosine - 0.05) == []
 
 
 def test_the_less_of_the_request_the_text_holds_the_closer_the_model_must_find_it(tmp_path: Path) -> None:
     tuning = RetrievalTuning()
-    task = "publish a new release of the package"
-    steps = [
-        {"action": "python -m build", "observation": "built the wheel"},
-        {"action": "twine upload dist/*", "observation": "uploaded"},
-    ]
     request = "build it, twine it, then email the whole team"  # two of its five keywords are in the steps
-    fairly_close = TableEmbedder({request: (task, tuning.semantic_floor - 0.07)})
-    memory = Memory(SQLiteStore(tmp_path / "a.db"), fairly_close)
-    memory.record(task, steps, "success")
-    assert [p.exemplar_task for p in memory.recall(request).procedures] == [task]
+    assert _recall_release(tmp_path / "a.db", request, tuning.semantic_floor - 0.07) == [RELEASE]
     # With two keywords in five, a cosine just over the lowest one read is not enough: that takes half.
-    barely = TableEmbedder({request: (task, tuning.steps_evidence_cosine + 0.01)})
-    memory = Memory(SQLiteStore(tmp_path / "b.db"), barely)
-    memory.record(task, steps, "success")
-    assert memory.recall(request).procedures == []
+    assert _recall_release(tmp_path / "b.db", request, tuning.steps_evidence_cosine + 0.01) == []
 
 
 def test_a_higher_floor_raises_the_lowest_cosine_the_words_can_lift(tmp_path: Path) -> None:
-    task = "publish a new release of the package"
-    steps = [
-        {"action": "python -m build", "observation": "built"},
-        {"action": "twine upload dist/*", "observation": "ok"},
-    ]
     request = "build the wheel and upload it with twine"  # three of its four keywords are in the steps
-    embedder = TableEmbedder({request: (task, 0.25)})
+    embedder = TableEmbedder({request: (RELEASE, 0.25)})
     for floor, fits in ((None, True), ("0.51", False)):
         environ = {"MEMP_DB_PATH": str(tmp_path / f"{floor}.db")} | ({"MEMP_RELEVANCE_FLOOR": floor} if floor else {})
         memory = open_memory(load_settings(environ=environ), embedder=embedder)
-        memory.record(task, steps, "success")
+        memory.record(RELEASE, RELEASE_STEPS, "success")
         assert bool(memory.recall(request).procedures) is fits, floor
 
 
