@@ -2,7 +2,7 @@
 
 Every setting has a default, can be set by a `MEMP_*` environment variable, and can be
 overridden by a CLI flag. Nothing else in the package reads the environment, except the prompt
-hook's fast path (memp_mcp.hook_server.client_environment), which must not import pydantic.
+hook's fast path (memp_mcp.hooks.warm_server.client_environment), which must not import pydantic.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Settings(BaseModel):
     # of the project's own (see memp_mcp.project).
     hooks: bool = True
     hook_namespace: str | None = None
-    # Whether prompt hooks may start and use a warm server (see memp_mcp.hook_server).
+    # Whether prompt hooks may start and use a warm server (see memp_mcp.hooks.warm_server).
     hook_server: bool = True
 
     @field_validator("namespace")

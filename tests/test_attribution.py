@@ -10,10 +10,10 @@ import pytest
 from mcp import Client
 
 from memp_mcp.config import load_settings
+from memp_mcp.engine.memory import Memory, Strategies
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.memory import Memory, Strategies
 from memp_mcp.models import ProcedureDraft, ProcedureStatus
-from memp_mcp.server import build_server
+from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memp_mcp.build import (
+from memp_mcp.engine.build import (
     abstract_task,
     extract_procedure,
     lift,

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from memp_mcp.cli import app
-from memp_mcp.library import FORMAT_VERSION
-from memp_mcp.memory import Memory
+from memp_mcp.engine.library import FORMAT_VERSION
+from memp_mcp.engine.memory import Memory
 from memp_mcp.models import ProcedureDraft
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
@@ -250,7 +250,7 @@ def test_an_edit_in_the_editor_is_refused_when_a_failure_revised_the_procedure_m
     script = tmp_path / "editor.py"
     script.write_text(
         "import sys, pathlib\n"
-        "from memp_mcp.memory import Memory\nfrom memp_mcp.store import SQLiteStore\n"
+        "from memp_mcp.engine.memory import Memory\nfrom memp_mcp.store import SQLiteStore\n"
         f"Memory(SQLiteStore({str(db)!r}), None).report_outcome({recall_id!r}, False, correction='unlock it first')\n"
         "p = pathlib.Path(sys.argv[1])\np.write_text(p.read_text().replace('## Steps', '## Steps\\n0. look around'))\n"
     )

@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from memp_mcp.engine.memory import Memory
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.memory import Memory
 from memp_mcp.models import Outcome, RecallEvent, Step
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from memp_mcp.hook_server import server_pid, socket_path
-from memp_mcp.hooks import INJECTION_CHARS, render_injection
-from memp_mcp.memory import Memory, RecalledProcedure
+from memp_mcp.engine.memory import Memory, RecalledProcedure
+from memp_mcp.hooks.transcript import ToolCall, Turn, infer_outcome, read_last_turn, turn_steps
+from memp_mcp.hooks.warm_server import server_pid, socket_path
 from memp_mcp.project import project_namespace
+from memp_mcp.server.render import INJECTION_CHARS, render_injection
 from memp_mcp.store import SQLiteStore
 from memp_mcp.store.driver import connect
-from memp_mcp.transcript import ToolCall, Turn, infer_outcome, read_last_turn, turn_steps
 from tests.claude_code_session import Transcript
 
 FIRST_PROMPT = "Fix the failing TTL expiry test in cachelib: entries whose deadline equals now are not expired"
@@ -342,7 +342,7 @@ def test_a_passing_exit_code_with_failures_in_the_output_is_a_failure() -> None:
 
 
 def test_a_failed_command_is_a_failed_check_and_a_refused_tool_call_an_action_error() -> None:
-    from memp_mcp.build import Verdict, distill_steps, verdict
+    from memp_mcp.engine.build import Verdict, distill_steps, verdict
 
     turn = Turn("t", "p")
     refused_edit = "<tool_use_error>String to replace not found</tool_use_error>"

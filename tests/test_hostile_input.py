@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from mcp import Client
 
 from memp_mcp.config import load_settings
-from memp_mcp.memory import Memory
-from memp_mcp.server import build_server
+from memp_mcp.engine.memory import Memory
+from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 

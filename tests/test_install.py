@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from memp_mcp import jsonedit
 from memp_mcp.cli import app
-from memp_mcp.install import HOOK_EVENTS, SERVER_NAME, is_our_hook
+from memp_mcp.hooks import jsonedit
+from memp_mcp.hooks.install import HOOK_EVENTS, SERVER_NAME, is_our_hook
 
 runner = CliRunner()
 
@@ -196,8 +196,8 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def test_the_plugin_in_the_repository_installs_the_same_hooks_and_server() -> None:
-    from memp_mcp.install import hook_entry, server_entry
-    from memp_mcp.skills import read_skill, spec_problems
+    from memp_mcp.engine.skills import read_skill, spec_problems
+    from memp_mcp.hooks.install import hook_entry, server_entry
 
     marketplace = json.loads((REPOSITORY / ".claude-plugin" / "marketplace.json").read_text())
     entry = marketplace["plugins"][0]

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from mcp import Client
 
-import memp_mcp.memory as memory_module
-from memp_mcp.build import lesson_pitfall, lessons, match_step
+import memp_mcp.engine.memory as memory_module
 from memp_mcp.config import load_settings
-from memp_mcp.memory import Memory, Strategies
+from memp_mcp.engine.build import lesson_pitfall, lessons, match_step
+from memp_mcp.engine.memory import Memory, Strategies
 from memp_mcp.models import Step
-from memp_mcp.server import build_server
+from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 

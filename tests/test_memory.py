@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from memp_mcp.embedding import BackgroundEmbedder
+from memp_mcp.engine.memory import Memory, Strategies
 from memp_mcp.errors import InvalidInputError, NotFoundError, ReadOnlyNamespaceError
-from memp_mcp.memory import Memory, Strategies
 from memp_mcp.models import ProcedureDraft, ProcedureStatus
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
@@ -255,7 +255,7 @@ def test_edit_keeps_history_and_forget_hides(store: SQLiteStore) -> None:
 def test_keyword_search_looks_only_for_rare_terms_in_a_large_memory(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import memp_mcp.retrieve as retrieve
+    import memp_mcp.engine.retrieve as retrieve
 
     memory = memory_for(store)
     topics = (

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from memp_mcp.config import load_settings
+from memp_mcp.engine.memory import Memory, open_memory
 from memp_mcp.errors import SchemaTooNewError, StoreError
-from memp_mcp.memory import Memory, open_memory
 from memp_mcp.models import Outcome, Step
 from memp_mcp.store import open_store, postgres_migrations
 from memp_mcp.store.postgres import PostgresStore, redacted

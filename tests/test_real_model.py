@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from memp_mcp.embedding import FastEmbedEmbedder
-from memp_mcp.memory import Memory
+from memp_mcp.engine.memory import Memory
 from memp_mcp.store import SQLiteStore
 from tests.test_memory import CLEAN_SOAP, HEAT_EGG
 

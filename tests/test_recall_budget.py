@@ -12,10 +12,11 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from memp_mcp.bench.coding_corpus import CORPUS, long_procedure
-from memp_mcp.budget import fit
 from memp_mcp.config import DEFAULT_RECALL_BUDGET, MIN_RECALL_BUDGET, load_settings
-from memp_mcp.memory import ExemplarStep, Memory, RecalledProcedure
-from memp_mcp.server import build_server, recall_cost
+from memp_mcp.engine.budget import fit
+from memp_mcp.engine.memory import ExemplarStep, Memory, RecalledProcedure
+from memp_mcp.server.app import build_server
+from memp_mcp.server.render import recall_cost
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP

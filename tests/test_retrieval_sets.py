@@ -17,7 +17,7 @@ from memp_mcp.bench.retrieval_sets import (
     unrelated_sets,
 )
 from memp_mcp.embedding import FastEmbedEmbedder
-from memp_mcp.memory import Memory
+from memp_mcp.engine.memory import Memory
 from memp_mcp.store import SQLiteStore
 from memp_mcp.text import compounds, keywords, stem, words
 from tests.test_retrieval_bench import DATASET, needs_dataset

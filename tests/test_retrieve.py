@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from memp_mcp.config import load_settings
+from memp_mcp.engine.memory import Memory, open_memory
+from memp_mcp.engine.retrieve import RetrievalTuning
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.memory import Memory, open_memory
-from memp_mcp.retrieve import RetrievalTuning
 from memp_mcp.store import SQLiteStore
 
 STEPS = [{"action": "run the thing", "observation": "done"}]

@@ -20,8 +20,8 @@ from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents
 
 from memp_mcp.config import load_settings
 from memp_mcp.embedding import FastEmbedEmbedder
-from memp_mcp.memory import Memory
-from memp_mcp.server import build_server
+from memp_mcp.engine.memory import Memory
+from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP, HEAT_EGG

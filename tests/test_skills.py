@@ -10,9 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from memp_mcp.cli import app
-from memp_mcp.memory import Memory
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.skills import Skill, read_skill, skill_name, spec_problems
 from memp_mcp.models import ProcedureDraft
-from memp_mcp.skills import Skill, read_skill, skill_name, spec_problems
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP, HEAT_EGG
@@ -63,7 +63,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def check_against_spec(folder: Path) -> dict[str, object]:
-    """The specification's rules, written out here independently of memp_mcp.skills."""
+    """The specification's rules, written out here independently of memp_mcp.engine.skills."""
     text = (folder / "SKILL.md").read_text(encoding="utf-8")
     match = re.match(r"^---\n(.*?)\n---\n(.*)$", text, re.DOTALL)
     assert match, f"{folder}: no frontmatter"

@@ -13,9 +13,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from memp_mcp.config import load_settings
-from memp_mcp.markdown import parse_procedure, render_procedure
-from memp_mcp.memory import Memory
-from memp_mcp.server import build_server
+from memp_mcp.engine.markdown import parse_procedure, render_procedure
+from memp_mcp.engine.memory import Memory
+from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from memp_mcp.bench.coding_corpus import CORPUS, long_procedure
-from memp_mcp.build import REPRODUCES_NOTE, Verdict, placeholders_in_literal_text, verdict
 from memp_mcp.config import load_settings
 from memp_mcp.embedding import Embedder
-from memp_mcp.memory import Memory
+from memp_mcp.engine.build import REPRODUCES_NOTE, Verdict, placeholders_in_literal_text, verdict
+from memp_mcp.engine.memory import Memory
 from memp_mcp.models import Step
 from memp_mcp.store import SQLiteStore
 
@@ -35,7 +35,7 @@ async def run_coding_benchmark(embedder: Embedder | None, k: int = 3) -> dict[st
     """Per-case build figures and recall sizes (see the module docstring)."""
     from mcp import Client
 
-    from memp_mcp.server import build_server
+    from memp_mcp.server.app import build_server
 
     with tempfile.TemporaryDirectory() as folder:
         settings = load_settings({"db_path": Path(folder) / "coding.db"}, environ={})

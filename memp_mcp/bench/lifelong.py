@@ -99,7 +99,7 @@ async def connect(env: dict[str, str], transport: Transport) -> AsyncIterator[An
             yield client
         return
     from memp_mcp.config import load_settings
-    from memp_mcp.server import build_server
+    from memp_mcp.server.app import build_server
 
     async with Client(build_server(load_settings(environ=env))) as client:
         yield client

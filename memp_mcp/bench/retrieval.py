@@ -26,10 +26,10 @@ from typing import Any
 
 from memp_mcp.bench.retrieval_sets import CorpusTask, EvalSet, coding_corpus, own_sets
 from memp_mcp.embedding import Embedder
+from memp_mcp.engine.memory import MAX_RECALL_K, Memory
+from memp_mcp.engine.retrieve import RetrievalTuning
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.memory import MAX_RECALL_K, Memory
 from memp_mcp.models import Step
-from memp_mcp.retrieve import RetrievalTuning
 from memp_mcp.store import SQLiteStore, Store
 
 TOP = 10

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from memp_mcp.build import extract_procedure
+from memp_mcp.engine.build import extract_procedure
 from memp_mcp.models import Outcome, Step
 
 # Bump when the generator or the build changes what a seed produces, so cached databases are rebuilt.
@@ -306,7 +306,7 @@ def build_database(
     Writes go straight to the store in batches (one transaction per batch), with the extractive
     builder making each procedure: the same content `record` would store, built far faster.
     """
-    from memp_mcp.retrieve import key_text
+    from memp_mcp.engine.retrieve import key_text
     from memp_mcp.store import SQLiteStore
 
     assert isinstance(memory_store, SQLiteStore)

@@ -11,7 +11,7 @@ shared PostgreSQL database with pgvector, for several servers). Both keep these 
 - ids are positive integers given by the database, and never reused for another row.
 
 Scoring, blending, caching of statistics and how many candidates to ask for are the engine's
-(memp_mcp.retrieve); a store answers the questions below exactly. What a store reads beyond the k
+(memp_mcp.engine.retrieve); a store answers the questions below exactly. What a store reads beyond the k
 asked for (keys per procedure wanted, a keyword shortlist) is a detail of its index, there only to
 return the k best.
 """

@@ -16,7 +16,7 @@ from memp_mcp.store.postgres.connection import PostgresConnection
 
 # Keys the HNSW index returns per procedure wanted: a procedure has several keys, and is as near as
 # its nearest one. An index detail, not retrieval policy: what it takes to return the k nearest
-# procedures the engine asked for (memp_mcp.retrieve decides how many candidates it wants).
+# procedures the engine asked for (memp_mcp.engine.retrieve decides how many candidates it wants).
 KEYS_PER_PROCEDURE = 3
 
 

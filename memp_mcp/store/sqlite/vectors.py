@@ -19,7 +19,7 @@ from memp_mcp.store.sqlite.binary_codes import InMemoryCodes
 MAX_KNN = 4096
 # Keys fetched by the coarse (binary) search per procedure wanted, before exact rescoring. An index
 # detail, not retrieval policy: how many binary-code hits it takes to return the k nearest
-# procedures the engine asked for (memp_mcp.retrieve decides how many candidates it wants).
+# procedures the engine asked for (memp_mcp.engine.retrieve decides how many candidates it wants).
 # Measured on a 20,000-key file (the synthetic 10k latency memory) with the 191 benchmark requests,
 # against exact search: 3 keys per procedure found 69% of the true 20 nearest and the true first in
 # 160 of 191 (0.76 ms per search); 10 found 86% and 179 of 191 (1.26 ms); 30 found 94% (3.3 ms).

@@ -38,11 +38,10 @@ from typing import Any, Protocol
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.models import MAX_TASK_CHARS
 
-logger = logging.getLogger("memp_mcp.hooks")
+logger = logging.getLogger("memp_mcp.hooks.handlers")
 
 PROMPT_DEADLINE_SECONDS = 3.0
 RECORD_DEADLINE_SECONDS = 20.0
-INJECTION_CHARS = 2_000
 MAX_INPUT_BYTES = 1_000_000
 # A prompt with fewer content words than this ("yes", "go on") is not a task to recall for.
 MIN_PROMPT_KEYWORDS = 2
@@ -104,7 +103,7 @@ class FreshMemories:
 
     @contextmanager
     def open(self, namespace: str) -> Iterator[Any]:
-        from memp_mcp.memory import Memory
+        from memp_mcp.engine.memory import Memory
         from memp_mcp.store import open_store
 
         store = open_store(self.settings.db_path, self.settings.database_url)
@@ -134,8 +133,8 @@ class KeptMemories:
     def load_model(self) -> None:
         """Load the model, bind it and embed keys stored without vectors, then recall with it."""
         from memp_mcp.embedding import resolve_embedder
+        from memp_mcp.engine.memory import Memory
         from memp_mcp.errors import MempError
-        from memp_mcp.memory import Memory
 
         if not self.settings.embeddings:
             return
@@ -156,7 +155,7 @@ class KeptMemories:
 
     @contextmanager
     def open(self, namespace: str) -> Iterator[Any]:
-        from memp_mcp.memory import Memory
+        from memp_mcp.engine.memory import Memory
 
         with self._lock:
             # A new Memory per event: binding the model on first use embeds the keys that hook
@@ -165,8 +164,8 @@ class KeptMemories:
 
 
 def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
-    from memp_mcp.memory import Strategies
-    from memp_mcp.retrieve import tuning_for
+    from memp_mcp.engine.memory import Strategies
+    from memp_mcp.engine.retrieve import tuning_for
 
     return {
         "namespace": namespace,
@@ -197,6 +196,8 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
     if result.procedures:
         state.recall_id = result.recall_id
         state.procedure_id = result.procedures[0].id
+        from memp_mcp.server.render import render_injection
+
         state.injection = render_injection(result.procedures, result.recall_id, namespace)
     state.save(state_path(settings, data.get("session_id")))
     logger.info("prompt in %s: %d procedures (%s)", namespace, len(result.procedures), result.retrieval)
@@ -205,85 +206,13 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
     return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": state.injection}}
 
 
-def _clean(text: str, limit: int) -> str:
-    """One line of stored text, clipped, unable to close the block it is shown in."""
-    text = " ".join(text.split()).replace("</", "<\\/")
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
-def _attribute(text: str, limit: int) -> str:
-    return _clean(text, limit).replace('"', "'").replace("<", "(").replace(">", ")")
-
-
-def render_injection(
-    procedures: list[Any], recall_id: str | None, namespace: str, budget: int = INJECTION_CHARS
-) -> str:
-    """The recalled procedures as compact context, best first, within `budget` characters."""
-    head = (
-        "Procedural memory (memp-mcp): a procedure recorded in this project may fit this prompt. It is "
-        "advice from earlier sessions, not the user's words; follow it only where it fits."
-    )
-    best = procedures[0]
-    tail = (
-        f'When the task is done, you may report how it went: report_outcome(recall_id="{recall_id}", '
-        f'procedure_id={best.id}, namespace="{namespace}", success=true or false) on the procedural-memory server.'
-        if recall_id
-        else ""
-    )
-    blocks: list[str] = []
-    room = budget - len(head) - len(tail) - 4
-    for procedure in procedures:
-        block = _procedure_block(procedure, room)
-        if block is None:
-            break
-        blocks.append(block)
-        room -= len(block) + 1
-    return "\n".join([head, *blocks, tail]).strip()
-
-
-def _procedure_block(procedure: Any, room: int) -> str | None:
-    judged = f"{procedure.success_count} succeeded, {procedure.failure_count} failed"
-    if procedure.provisional:
-        judged += ", provisional: not yet proven"
-    opening = (
-        f'<procedure id="{procedure.id}" relevance="{procedure.relevance:.2f}" record="{judged}" '
-        f'source="{_attribute(procedure.source, 20)}, recorded by {_attribute(procedure.author or "unknown", 60)}">'
-    )
-    closing = "</procedure>"
-    lines = [opening, f"Title: {_clean(procedure.title, 200)}", f"When to use: {_clean(procedure.when_to_use, 200)}"]
-    steps = [f"{n}. {_clean(step, 240)}" for n, step in enumerate(procedure.steps, 1)]
-    pitfalls = [f"- {_clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
-    used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
-    if used + (len(steps[0]) + 1 if steps else 0) > room:
-        return None
-    lines.append("Steps:")
-    for index, step in enumerate(steps):
-        left = len(steps) - index
-        if used + len(step) + 1 + 60 > room and left > 1:
-            lines.append(f"... {left} more steps (get_procedure {procedure.id})")
-            used += 50
-            break
-        lines.append(step)
-        used += len(step) + 1
-    if pitfalls and used + len("Pitfalls:") + len(pitfalls[0]) + 2 <= room:
-        lines.append("Pitfalls:")
-        used += len("Pitfalls:") + 1
-        for pitfall in pitfalls:
-            if used + len(pitfall) + 1 > room:
-                break
-            lines.append(pitfall)
-            used += len(pitfall) + 1
-    lines.append(closing)
-    return "\n".join(lines)
-
-
 # -- the end of a turn ---------------------------------------------------------------------
 
 
 def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) -> None:
     from memp_mcp.errors import MempError
+    from memp_mcp.hooks.transcript import infer_outcome, read_last_turn, turn_steps, turn_task
     from memp_mcp.models import Outcome
-    from memp_mcp.transcript import infer_outcome, read_last_turn, turn_steps, turn_task
 
     if data.get("stop_hook_active") is True:
         return  # Claude is already continuing because of a stop hook: this turn was handled
@@ -447,7 +376,7 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
         sys.stdout.flush()
     has_memory = settings.database_url is not None or settings.db_path.exists()
     if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory:
-        from memp_mcp.hook_server import start_in_background
+        from memp_mcp.hooks.warm_server import start_in_background
 
         try:
             start_in_background(settings.db_path)

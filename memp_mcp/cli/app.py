@@ -115,7 +115,7 @@ def serve(
 
         namespace = namespace_of(Path.cwd())
     settings = _settings(db_path=db, namespace=namespace, database_url=database_url)
-    from memp_mcp.server import run_server
+    from memp_mcp.server.app import run_server
 
     try:
         run_server(settings, transport=transport, host=host, port=port)
@@ -131,7 +131,7 @@ def serve(
 @app.command()
 def hook() -> None:
     """Claude Code's command hook: reads the event's JSON on stdin (see README, "Claude Code"); always exits 0."""
-    from memp_mcp.hooks import main as hook_main
+    from memp_mcp.hooks.handlers import main as hook_main
 
     raise typer.Exit(hook_main())
 
@@ -149,7 +149,7 @@ def install_claude_code(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a diff; write nothing.")] = False,
 ) -> None:
     """Add memp-mcp's MCP server and hooks to Claude Code's settings (idempotent; nothing else changes)."""
-    from memp_mcp.install import apply, plan_claude_code
+    from memp_mcp.hooks.install import apply, plan_claude_code
 
     if scope not in ("user", "project"):
         _fail(f"--scope must be user or project, not {scope!r}")
@@ -259,7 +259,7 @@ def _memory(
     fails on a path that holds nothing (a typo in --db) instead of creating an empty memory there.
     """
     from memp_mcp.embedding import BackgroundEmbedder
-    from memp_mcp.memory import open_memory
+    from memp_mcp.engine.memory import open_memory
 
     settings = _settings(db_path=db, namespace=namespace, database_url=database_url)
     if existing and _holds_no_memory(settings):
@@ -320,7 +320,7 @@ def smoke(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Record a trajectory and recall it through the real store and the real model (a self-check)."""
-    from memp_mcp.memory import open_memory
+    from memp_mcp.engine.memory import open_memory
 
     with tempfile.TemporaryDirectory(prefix="memp-smoke-") as tmp:
         settings = _settings(db_path=db or Path(tmp) / "smoke.db", namespace="smoke", database_url=database_url)
@@ -439,7 +439,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
 ) -> None:
     """Show one procedure as Markdown."""
-    from memp_mcp.markdown import render_procedure
+    from memp_mcp.engine.markdown import render_procedure
 
     memory = _memory(db, namespace, need_model=False, database_url=database_url)
     try:
@@ -470,7 +470,7 @@ def edit(
 
     An edit in $EDITOR is refused, saying what changed, when the procedure changed while it was open.
     """
-    from memp_mcp.markdown import parse_procedure, render_procedure
+    from memp_mcp.engine.markdown import parse_procedure, render_procedure
 
     memory = _memory(db, namespace, database_url=database_url)
     try:
@@ -564,7 +564,7 @@ def export_command(
             _fail("--format skills writes a folder; give it as the argument: `memp-mcp export --format skills DIR`")
         _export_skills(destination, db, namespace, database_url)
         return
-    from memp_mcp.library import export_library
+    from memp_mcp.engine.library import export_library
 
     output = output or destination
     memory = _memory(db, namespace, need_model=False, database_url=database_url)
@@ -586,7 +586,7 @@ def export_command(
 
 
 def _export_skills(directory: Path, db: Path | None, namespace: str | None, database_url: str | None) -> None:
-    from memp_mcp.skills import export_skills
+    from memp_mcp.engine.skills import export_skills
 
     if directory.exists() and not directory.is_dir():
         _fail(f"{directory} exists and is not a folder")
@@ -608,8 +608,8 @@ def import_command(
     namespace: NamespaceOption = None,
 ) -> None:
     """Import a library or a folder of skills: everything is validated before anything is written."""
-    from memp_mcp.library import import_library
-    from memp_mcp.skills import import_skills
+    from memp_mcp.engine.library import import_library
+    from memp_mcp.engine.skills import import_skills
 
     if not source.exists():
         _fail(f"{source} does not exist; give a library file (from `memp-mcp export`) or a folder of skills")
@@ -765,8 +765,8 @@ def bench_retrieval(
     (paraphrases, coding, non-English, unrelated) beside the plain-cosine baseline."""
     from memp_mcp.bench.retrieval import STRATEGIES, run_benchmark
     from memp_mcp.embedding import resolve_embedder
+    from memp_mcp.engine.retrieve import tuning_for
     from memp_mcp.model_fetch import minilm_dir
-    from memp_mcp.retrieve import tuning_for
 
     chosen = strategy or list(STRATEGIES)
     unknown = [s for s in chosen if s not in STRATEGIES]
@@ -954,7 +954,7 @@ def bench_hook(
 ) -> None:
     """What the prompt hook adds to a prompt: p50/p95 warm and cold, and what it injects."""
     from memp_mcp.bench.hook import run_hook_bench
-    from memp_mcp.install import launcher
+    from memp_mcp.hooks.install import launcher
 
     sizes = procedures or [1000]
     if any(size < 10 or size > 200_000 for size in sizes) or runs < 5 or cold_runs < 1:
@@ -1279,7 +1279,3 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

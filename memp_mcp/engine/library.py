@@ -23,8 +23,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from memp_mcp.engine.memory import MAX_KEYS_PER_PROCEDURE, Memory, _merge_lists
+from memp_mcp.engine.retrieve import key_text
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.memory import MAX_KEYS_PER_PROCEDURE, Memory, _merge_lists
 from memp_mcp.models import (
     MAX_PITFALLS,
     MAX_PROCEDURE_STEPS,
@@ -36,7 +37,6 @@ from memp_mcp.models import (
     Step,
     Trajectory,
 )
-from memp_mcp.retrieve import key_text
 
 FORMAT_NAME = "memp-mcp-library"
 FORMAT_VERSION = 1

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from memp_mcp.budget import fit
-from memp_mcp.build import (
+from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
+from memp_mcp.embedding import BackgroundEmbedder, Embedder
+from memp_mcp.engine.budget import fit
+from memp_mcp.engine.build import (
     REPRODUCES_NOTE,
     Lesson,
     abstract_task,
@@ -30,8 +32,7 @@ from memp_mcp.build import (
     trajectory_as_procedure,
     why_nothing_to_build,
 )
-from memp_mcp.config import BuildStrategy, RetrieveStrategy, Settings, UpdateStrategy, validate_namespace
-from memp_mcp.embedding import BackgroundEmbedder, Embedder
+from memp_mcp.engine.retrieve import RetrievalTuning, Retriever, Scored, key_text, tuning_for
 from memp_mcp.errors import (
     EditConflictError,
     EmbeddingModelMismatchError,
@@ -57,7 +58,6 @@ from memp_mcp.models import (
     Step,
     Trajectory,
 )
-from memp_mcp.retrieve import RetrievalTuning, Retriever, Scored, key_text, tuning_for
 from memp_mcp.store import Store, open_store
 from memp_mcp.text import STOPWORDS, counted, one_line
 

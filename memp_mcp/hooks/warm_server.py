@@ -93,7 +93,7 @@ def start_in_background(db_path: Path) -> None:
     if not hasattr(socket, "AF_UNIX"):
         return
     subprocess.Popen(
-        [sys.executable, "-m", "memp_mcp.hook_server"],
+        [sys.executable, "-m", "memp_mcp.hooks.warm_server"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -111,11 +111,11 @@ def serve() -> int:
     import threading
 
     from memp_mcp.config import load_settings
-    from memp_mcp.hooks import KeptMemories, log_to_file, run_hook
+    from memp_mcp.hooks.handlers import KeptMemories, log_to_file, run_hook
 
     settings = load_settings()
     log_to_file(settings)
-    logger = logging.getLogger("memp_mcp.hook_server")
+    logger = logging.getLogger("memp_mcp.hooks.warm_server")
     path = socket_path(settings.db_path)
     # One server per database: the first to lock it serves, later starts (two prompts at once) leave.
     lock = lock_path(path).open("a")

@@ -7,7 +7,7 @@ Where Claude Code reads them:
 - MCP servers: `~/.claude.json` (user scope) or `<project>/.mcp.json` (project scope), under
   `"mcpServers": {"<name>": {"type": "stdio", "command", "args", "env"?}}`.
 
-Every edit is a splice (memp_mcp.jsonedit): whatever else the files hold keeps its bytes, and
+Every edit is a splice (memp_mcp.hooks.jsonedit): whatever else the files hold keeps its bytes, and
 installing twice changes nothing. Our hooks are recognised by their command (`memp-mcp ... hook`).
 """
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from memp_mcp import jsonedit
 from memp_mcp.errors import InvalidInputError
+from memp_mcp.hooks import jsonedit
 from memp_mcp.project import project_root
 
 SERVER_NAME = "procedural-memory"

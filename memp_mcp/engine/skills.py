@@ -7,7 +7,7 @@ what the skill does and when to use it; optional `license`, `compatibility` (at 
 characters), `metadata` (a map of string to string) and `allowed-tools`. Some clients refuse other
 top-level fields, so memp-mcp's provenance and statistics go in `metadata` under `memp-` keys.
 
-Import goes through the library importer (`memp_mcp.library`), so a skill is validated and merged
+Import goes through the library importer (`memp_mcp.engine.library`), so a skill is validated and merged
 exactly as a library line is; imported procedures are written by source "skill" and name their
 origin in `author`.
 """
@@ -25,10 +25,10 @@ from typing import Any
 
 import yaml
 
+from memp_mcp.engine.library import FORMAT_NAME, FORMAT_VERSION, ImportReport, import_library
+from memp_mcp.engine.markdown import parse_procedure, render_procedure
+from memp_mcp.engine.memory import Memory
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.library import FORMAT_NAME, FORMAT_VERSION, ImportReport, import_library
-from memp_mcp.markdown import parse_procedure, render_procedure
-from memp_mcp.memory import Memory
 from memp_mcp.models import Procedure, ProcedureStatus
 
 SKILL_FILE = "SKILL.md"

@@ -1,0 +1,3 @@
+from memp_mcp.cli import main
+
+main()
