@@ -10,7 +10,8 @@ import pytest
 from mcp import Client
 
 from memp_mcp.config import load_settings
-from memp_mcp.engine.memory import Memory, Strategies
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.strategies import Strategies
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import ProcedureDraft, ProcedureStatus
 from memp_mcp.server.app import build_server

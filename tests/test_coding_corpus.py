@@ -12,8 +12,9 @@ from mcp import Client
 from memp_mcp.bench.coding_corpus import CORPUS, FIX_FAILING_TEST, CodingCase
 from memp_mcp.config import load_settings
 from memp_mcp.embedding import FastEmbedEmbedder
-from memp_mcp.engine.build import Verdict, placeholders_in_literal_text, verdict
+from memp_mcp.engine.build import placeholders_in_literal_text
 from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.verdict import Verdict, verdict
 from memp_mcp.models import Step
 from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore

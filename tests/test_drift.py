@@ -26,7 +26,8 @@ from memp_mcp.bench.world import (
     task_stream,
 )
 from memp_mcp.config import UpdateStrategy
-from memp_mcp.engine.memory import Memory, Strategies
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.strategies import Strategies
 from memp_mcp.models import ProcedureDraft
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder

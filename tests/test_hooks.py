@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from memp_mcp.engine.memory import Memory, RecalledProcedure
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.results import RecalledProcedure
 from memp_mcp.hooks.transcript import ToolCall, Turn, infer_outcome, read_last_turn, turn_steps
 from memp_mcp.hooks.warm_server import server_pid, socket_path
 from memp_mcp.project import project_namespace
@@ -342,7 +343,8 @@ def test_a_passing_exit_code_with_failures_in_the_output_is_a_failure() -> None:
 
 
 def test_a_failed_command_is_a_failed_check_and_a_refused_tool_call_an_action_error() -> None:
-    from memp_mcp.engine.build import Verdict, distill_steps, verdict
+    from memp_mcp.engine.build import distill_steps
+    from memp_mcp.engine.verdict import Verdict, verdict
 
     turn = Turn("t", "p")
     refused_edit = "<tool_use_error>String to replace not found</tool_use_error>"

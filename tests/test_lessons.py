@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-import memp_mcp.engine.memory as memory_module
+import memp_mcp.engine.lessons as lessons_module
 from memp_mcp.config import load_settings
-from memp_mcp.engine.build import lesson_pitfall, lessons, match_step
-from memp_mcp.engine.memory import Memory, Strategies
+from memp_mcp.engine.lessons import lesson_pitfall, lessons, match_step
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.strategies import Strategies
 from memp_mcp.models import Step
 from memp_mcp.server.app import build_server
 from memp_mcp.store import SQLiteStore
@@ -187,7 +188,7 @@ async def test_a_lesson_reaches_only_procedures_its_own_agent_recorded(client: C
 
 
 async def test_one_run_teaches_a_bounded_number_of_procedures(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(memory_module, "MAX_WARNED_PER_RUN", 2)
+    monkeypatch.setattr(lessons_module, "MAX_WARNED_PER_RUN", 2)
     sharing = [
         (await record(client, task, DOCS))["procedure_id"]
         for task in ("build the documentation", "publish the docs site", "check the docs links")

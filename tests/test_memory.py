@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from memp_mcp.embedding import BackgroundEmbedder
-from memp_mcp.engine.memory import Memory, Strategies
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.strategies import Strategies
 from memp_mcp.errors import InvalidInputError, NotFoundError, ReadOnlyNamespaceError
 from memp_mcp.models import ProcedureDraft, ProcedureStatus
 from memp_mcp.store import SQLiteStore

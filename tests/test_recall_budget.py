@@ -14,7 +14,8 @@ from mcp.types import CallToolResult, TextContent
 from memp_mcp.bench.coding_corpus import CORPUS, long_procedure
 from memp_mcp.config import DEFAULT_RECALL_BUDGET, MIN_RECALL_BUDGET, load_settings
 from memp_mcp.engine.budget import fit
-from memp_mcp.engine.memory import ExemplarStep, Memory, RecalledProcedure
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.results import ExemplarStep, RecalledProcedure
 from memp_mcp.server.app import build_server
 from memp_mcp.server.render import recall_cost
 from memp_mcp.store import SQLiteStore

@@ -17,8 +17,9 @@ from typing import Any
 from memp_mcp.bench.coding_corpus import CORPUS, long_procedure
 from memp_mcp.config import load_settings
 from memp_mcp.embedding import Embedder
-from memp_mcp.engine.build import REPRODUCES_NOTE, Verdict, placeholders_in_literal_text, verdict
+from memp_mcp.engine.build import REPRODUCES_NOTE, placeholders_in_literal_text
 from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.verdict import Verdict, verdict
 from memp_mcp.models import Step
 from memp_mcp.store import SQLiteStore
 

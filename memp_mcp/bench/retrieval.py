@@ -26,7 +26,8 @@ from typing import Any
 
 from memp_mcp.bench.retrieval_sets import CorpusTask, EvalSet, coding_corpus, own_sets
 from memp_mcp.embedding import Embedder
-from memp_mcp.engine.memory import MAX_RECALL_K, Memory
+from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.recall import MAX_RECALL_K
 from memp_mcp.engine.retrieve import RetrievalTuning
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Step

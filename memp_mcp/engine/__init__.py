@@ -1,4 +1,26 @@
-"""The Memp engine: build, retrieve and update procedures, knowing nothing of MCP.
+"""The Memp engine: build, retrieve and update procedural memory, knowing nothing of MCP.
 
-Must not import memp_mcp.server, memp_mcp.hooks, memp_mcp.cli or memp_mcp.bench.
+- memory.py: `Memory`, the facade every caller uses (record, recall, report_outcome, import_procedures,
+  get/list/edit/forget/restore, stats), and `open_memory`.
+- record.py: recording a trajectory: build a procedure, or merge into the one for the same task, or
+  propose a candidate.
+- recall.py: answering a recall: retrieve, withhold unproven candidates, add worked examples, fit the
+  budget, log the recall. retrieve.py ranks (vectors, keywords, fusion); budget.py fits an answer's size.
+- outcomes.py: an outcome report: attribution, adjustment (pitfalls, corrections), retirement.
+- lessons.py: what a run teaches about its environment (refused actions and what worked instead), the
+  pitfalls procedures learn from it, and how pitfalls merge.
+- trust.py: who may change what (read-only namespaces, proven and provisional procedures, candidates,
+  lessons, imports), each rule a small named function.
+- imports.py: importing procedures written elsewhere through the same checks as a record or an edit;
+  library.py (JSON Lines) and skills.py (SKILL.md folders) are the file formats on either side of it,
+  markdown.py the Markdown rendering and parsing of one procedure.
+- build.py: the extractive builder (steps kept, pitfalls, placeholders); verdict.py reads one step
+  (worked or failed, a command line or not).
+- inputs.py checks what callers send; results.py holds the result models; strategies.py the paper's
+  strategies; model.py the embedding model as bound to the database.
+
+Must not import memp_mcp.server, memp_mcp.hooks, memp_mcp.cli or memp_mcp.bench, nor mcp. Nothing is
+re-exported here: importing one module of the package (the hooks' transcript reader reads
+verdict.TEST_COMMAND, the server's renderer the result models) must not load the store and the
+embedding stack that `Memory` brings.
 """

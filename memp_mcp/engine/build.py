@@ -15,66 +15,16 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
+from memp_mcp.engine.verdict import Verdict, error_line, is_command_line, normal_action, verdict, writes_files
 from memp_mcp.models import MAX_PROCEDURE_STEPS, MAX_TEXT_CHARS, Outcome, ProcedureDraft, Step
 from memp_mcp.text import keywords, words
 
-# What an agent sees when the action itself was wrong: a rejected edit, a command or file that
-# does not exist, a bad option, a package that cannot be found, a refused tool call, or (in
-# text worlds such as ALFWorld) "Nothing happens.".
-_ACTION_ERROR = re.compile(
-    r"\A\s*(?:nothing happens|error\b|failed\b|failure\b|invalid\b|unknown command|you can't|you cannot"
-    r"|i don't understand|not found\b|fatal:|usage:)"
-    r"|command not found|no such file or directory|no such file|cannot access|is not recognized as an internal"
-    r"|permission denied|unknown (?:option|command|argument|flag)|unrecognized (?:option|arguments?)"
-    r"|invalid (?:option|choice|argument)|\brejected\b|was not applied|string to replace not found"
-    r"|not found in (?:the )?file|no changes (?:were )?made|hunk #?\d* ?failed|patch does not apply"
-    r"|<tool_use_error>|could not find a version that satisfies|no matching distribution found"
-    r"|unable to locate package|npm err! 404",
-    re.IGNORECASE,
-)
-# What an agent sees when the action ran but reported a failure: failing tests, a crash, a
-# non-zero exit, an HTTP error status. Such a run may be the point (reproducing a bug).
-_CHECK_FAILED = re.compile(
-    r"\b[1-9]\d* (?:failed|errors?)\b|^(?:FAILED|ERROR)\b|^--- FAIL|test result: FAILED|^FAIL\b"
-    r"|Traceback \(most recent call last\)|^\w*(?:Error|Exception)\b.*:|^E\s+\w*(?:Error|Exception)\b"
-    r"|\bpanic:|segmentation fault|core dumped"
-    r"|\bexit(?:ed)? (?:with )?(?:code|status):? *[1-9]|\[exit code:? *[1-9]"
-    r"|\bHTTP/\d(?:\.\d)? [45]\d\d\b|returned error: [45]\d\d|\bstatus(?: code)?:? [45]\d\d\b",
-    re.MULTILINE,
-)
-# A test run: its output shows the errors of the code under test ("No such file or directory" in a
-# failing test's traceback), so only its own first line can say the run itself was refused.
-TEST_COMMAND = re.compile(
-    r"\b(pytest|py\.test|unittest|tox|nox|(npm|pnpm|yarn|bun)\s+(run\s+)?test|jest|vitest|mocha|go\s+test|cargo\s+test"
-    r"|make\s+(test|check)|mvn\s+test|gradle\w*\s+test|rspec|phpunit|ctest|dotnet\s+test)\b"
-)
-# Reading files and logs shows their content: a traceback in a log is what was looked for, not a failure.
-_READ_COMMANDS = frozenset(
-    """cat less more head tail grep rg ag ls find tree wc file stat which type read view open_file
-    journalctl dmesg strings xxd hexdump od objdump readelf nm ldd""".split()
-)
 _THOUGHT_REPRODUCES = re.compile(
     r"reproduc|confirm (?:the )?(?:bug|failure|error|crash|problem)|see (?:the )?(?:failure|error|crash)"
     r"|expect(?:ed|ing)? (?:it |this |them )?to fail|should fail|make sure it fails",
     re.IGNORECASE,
 )
-# Programs whose command lines are kept literal, never lifted into placeholders.
-_SHELL_COMMANDS = frozenset(
-    """python python3 py pytest pip pip3 pipx uv poetry pdm hatch tox nox conda npm npx yarn pnpm node deno
-    bun tsc jest vitest eslint prettier git gh make cmake cargo rustc gofmt java javac mvn gradle dotnet
-    ruby bundle rake gem php composer docker podman kubectl helm terraform ansible ls cat grep rg ag sed
-    awk find cd mkdir rm cp mv touch echo printf curl wget http bash sh zsh chmod chown head tail less
-    more diff patch alembic psql mysql sqlite3 redis-cli mypy ruff flake8 black isort pylint gdb lldb
-    strace ltrace file objdump readelf nm ldd strings xxd hexdump od journalctl systemctl service ps
-    kill pkill env export source sudo apt apt-get dnf yum brew which du df tar unzip zip ssh scp rsync
-    jq yq tee xargs sort uniq wc tree stat ln django-admin flask uvicorn gunicorn celery manage.py
-    ./manage.py pre-commit""".split()
-)
-# "go" is also how a text world moves ("go to desk 1"): a command only before one of its subcommands.
-_GO_SUBCOMMANDS = frozenset("build test run mod get vet fmt install generate env version clean list tool work".split())
-_COMMAND_PREFIX = re.compile(r"^\s*(?:\$|>|run:|bash:|shell:|sh:|cmd:|exec:|terminal:)\s*", re.IGNORECASE)
 # A token is code or a path when it holds one of these (after its sentence punctuation is dropped),
 # or mixes cases inside a word (CamelCase identifiers).
 _CODE_CHARS = re.compile(r"[/\\.=()\[\]{}<>:;$@#_|&*~^%+`'\"]")
@@ -89,72 +39,10 @@ _NOT_ENTITIES = frozenset(
 )
 _PLACEHOLDER_NAMES = ("object", "target", "tool", "item4", "item5", "item6")
 _INSTANCE_NUMBER = r"(?:\s+\d+)?"
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _INSTANCE = re.compile(r"\b([^\W\d_]+)\s+\d+\b")
 REPRODUCES_NOTE = " (fails before the fix: this run reproduces the problem)"
 _SIMILAR_ENOUGH = 0.5
-
-
-class Verdict(Enum):
-    """What became of one step of a trajectory."""
-
-    WORKED = "worked"
-    ACTION_ERROR = "action error"  # the action itself was wrong: drop it, learn a pitfall
-    CHECK_FAILED = "check failed"  # it ran and reported a failure: a retry, a mistake, or a reproduction
-
-
-def verdict(step: Step) -> Verdict:
-    """Whether a step worked, from the agent's own flag or exit code first, then from what it saw."""
-    observation = step.observation or ""
-    explicit_failure = step.ok is False or (step.exit_code is not None and step.exit_code != 0)
-    if step.ok is True or (step.exit_code == 0 and step.ok is None):
-        return Verdict.WORKED
-    # A read shows a file's or a log's content, which may hold any error text: only its own
-    # complaint (the first line, "cat: x: No such file or directory") says the read failed.
-    reads = _command_word(step.action) in _READ_COMMANDS
-    first_line_only = reads or bool(TEST_COMMAND.search(step.action))
-    if _ACTION_ERROR.search(observation.lstrip().split("\n", 1)[0] if first_line_only else observation):
-        return Verdict.ACTION_ERROR
-    if explicit_failure:
-        return Verdict.CHECK_FAILED
-    if not reads and _CHECK_FAILED.search(observation):
-        return Verdict.CHECK_FAILED
-    return Verdict.WORKED
-
-
-def action_failed(step: Step) -> bool:
-    return verdict(step) != Verdict.WORKED
-
-
-def _normal(action: str) -> str:
-    return " ".join(action.split())
-
-
-def _command_word(action: str) -> str:
-    stripped = _COMMAND_PREFIX.sub("", action)
-    first = stripped.split(maxsplit=1)[0] if stripped.strip() else ""
-    return first.lower()
-
-
-def is_command_line(action: str) -> bool:
-    """A shell command line (kept literal): a known program first, or a path to one."""
-    first = _command_word(action)
-    if first == "go":
-        rest = _COMMAND_PREFIX.sub("", action).split()
-        return len(rest) > 1 and rest[1].lower() in _GO_SUBCOMMANDS
-    return first in _SHELL_COMMANDS or first.startswith(("./", "/", "~/")) or bool(_COMMAND_PREFIX.match(action))
-
-
-def _writes_files(action: str) -> bool:
-    """An action that edits the working tree (an edit tool, a patch, an in-place sed, a redirect)."""
-    lowered = action.lower()
-    first = _command_word(action)
-    return (
-        first in {"apply_patch", "edit", "write", "create", "str_replace", "insert", "patch", "replace", "tee"}
-        or first.startswith(("edit", "write", "create", "str_replace", "apply"))
-        or (first == "sed" and " -i" in lowered)
-        or bool(re.search(r"(?<![<>&\d])>>?\s*[\w./~-]", action) and is_command_line(action))
-    )
 
 
 @dataclass(frozen=True)
@@ -204,7 +92,7 @@ def distill_steps(steps: Sequence[Step]) -> Built:
       says is meant to fail), and passes later, reproduces the problem: it is part of the procedure.
     - No-ops, loops (an action repeated with the same observation) and wandering are dropped.
     """
-    normal = [_normal(s.action) for s in steps]
+    normal = [normal_action(s.action) for s in steps]
     verdicts = [verdict(s) for s in steps]
     kept: list[tuple[int, str]] = []
     pitfalls: list[Pitfall] = []
@@ -236,7 +124,7 @@ def distill_steps(steps: Sequence[Step]) -> Built:
                 pitfall_actions.add(action.lower())
                 pitfalls.append(pitfall)
             continue
-        edited = edited or _writes_files(action)
+        edited = edited or writes_files(action)
         signature = (action.lower(), (step.observation or "").strip().lower()[:200])
         if signature in seen:
             continue
@@ -255,7 +143,7 @@ def _later_success(normal: list[str], verdicts: list[Verdict], index: int) -> in
 def _pitfall(
     step: Step, action: str, normal: list[str], verdicts: list[Verdict], index: int, later: int | None
 ) -> Pitfall | None:
-    said = _error_line(step)
+    said = error_line(step)
     refused = verdicts[index] == Verdict.ACTION_ERROR
     if later is not None:
         between = [a for i, a in enumerate(normal[index + 1 : later], index + 1) if verdicts[i] == Verdict.WORKED]
@@ -275,19 +163,6 @@ def _similar_success(normal: list[str], verdicts: list[Verdict], index: int, win
         if ratio > best_ratio:
             best, best_ratio = normal[later], ratio
     return best
-
-
-def _error_line(step: Step) -> str:
-    """The line of the observation that says what went wrong, shortened."""
-    observation = step.observation or ""
-    lines = [" ".join(line.split()) for line in observation.splitlines() if line.strip()]
-    chosen = next((line for line in reversed(lines) if _ACTION_ERROR.search(line)), None)
-    chosen = chosen or next((line for line in reversed(lines) if _CHECK_FAILED.search(line)), None)
-    if chosen is None:
-        chosen = lines[0] if lines else ""
-        if step.exit_code not in (None, 0):
-            chosen = f"exit code {step.exit_code}" + (f": {chosen}" if chosen else "")
-    return (chosen[:157] + "...") if len(chosen) > 160 else chosen or "it failed"
 
 
 def useful_actions(steps: Sequence[Step]) -> list[str]:
@@ -336,7 +211,7 @@ def _token_pieces(text: str) -> list[tuple[str, bool]]:
         core = token.strip(".,:;!?()")
         literal = (
             bool(core)
-            and not _PLACEHOLDER.fullmatch(core)
+            and not PLACEHOLDER.fullmatch(core)
             and (bool(_CODE_CHARS.search(core)) or bool(_MIXED_CASE.search(core)))
         )
         if pieces and pieces[-1][1] == literal:
@@ -405,7 +280,7 @@ def lift(text: str, entities: Sequence[str], *, action: bool = True) -> str:
 
 def placeholders_in_literal_text(text: str) -> list[str]:
     """Placeholders that sit inside code, quoted text, a path or a command line (none should)."""
-    return [name for piece, literal in _pieces(text) if literal for name in _PLACEHOLDER.findall(piece)]
+    return [name for piece, literal in _pieces(text) if literal for name in PLACEHOLDER.findall(piece)]
 
 
 def abstract_task(task: str, steps: Sequence[Step]) -> str:
@@ -484,131 +359,3 @@ def step_skeleton(steps: Sequence[str]) -> set[str]:
             skeleton.add(tokens[0])
         skeleton.update(re.findall(r"\{(\w+)\}", step))
     return skeleton
-
-
-# -- lessons about the environment ---------------------------------------------------------
-
-_ARTICLES = frozenset({"a", "an", "the"})
-_SENTENCE_MARKS = ".,;:!?"
-
-
-@dataclass(frozen=True)
-class Lesson:
-    """What one run showed about its environment: an action that was refused, and what got the work done.
-
-    `instead`: another action that did the same kind of thing in its place; `first`: what had to be done
-    before (before `instead` when there is one, else before the refused action itself, which then
-    worked). Neither: nothing was found to do in its place. A lesson is about the place the work is done
-    in (a tool replaced, an option removed, a service that must be started first), so it concerns every
-    procedure that takes the same action, not only the one that was followed.
-    """
-
-    action: str
-    said: str
-    instead: str | None = None
-    first: str | None = None
-
-    @property
-    def shows_a_way(self) -> bool:
-        return bool(self.instead or self.first)
-
-
-def lessons(steps: Sequence[Step]) -> list[Lesson]:
-    """The actions a run found refused (action errors, not failing checks), with what worked in their place.
-
-    What worked instead must do the same kind of thing: name the refused action's verb or program ("uv pip
-    install" for "pip install"; "heat ... with the stove" for "heat ... with the microwave"). The next
-    thing that worked is not a replacement because it resembles the refused action ("switch on the tap"
-    after "clean ... in the sink" was refused is what cleaning needed first, or just the next step).
-    """
-    failures = distill_steps(steps).failures
-    worked_after = {f.action.lower(): f.other for f in failures if f.relation == "after" and f.other}
-    found = []
-    for failure in failures:
-        if not failure.refused:
-            continue
-        verb = _command_word(failure.action)
-        if failure.relation == "instead" and failure.other and verb in failure.other.lower().split():
-            found.append(Lesson(failure.action, failure.said, failure.other, worked_after.get(failure.other.lower())))
-        elif failure.relation == "after" and failure.other:
-            found.append(Lesson(failure.action, failure.said, first=failure.other))
-        else:
-            found.append(Lesson(failure.action, failure.said))
-    return found
-
-
-def _match_words(text: str) -> list[str]:
-    return [w.strip(_SENTENCE_MARKS) for w in text.split() if w.lower().strip(_SENTENCE_MARKS) not in _ARTICLES]
-
-
-def match_step(step: str, action: str) -> dict[str, str] | None:
-    """What a procedure step's placeholders stand for when the step says `action`; None when it does not.
-
-    Prose is compared word by word, without case, articles or sentence marks ("heat the {object} with
-    microwave 1." says "heat egg 1 with microwave 1", with {object} = "egg 1"). A command line matches
-    only as written, the whole step or a part of it in backquotes ("Install it with `pip install -e .`").
-    A step must say more than its placeholders do: "go to {target}" says too little to be any one action.
-    """
-    step = step.removesuffix(REPRODUCES_NOTE).strip()
-    action = _normal(action)
-    if not step or not action:
-        return None
-    if any(_normal(quoted) == action for quoted in re.findall(r"`([^`\n]+)`", step)):
-        return {}
-    if is_command_line(action) or is_command_line(step):
-        return {} if _normal(step) == action else None
-    groups: dict[str, str] = {}
-    pattern: list[str] = []
-    literal = 0
-    for word in _match_words(step):
-        parts = _PLACEHOLDER.split(word)
-        piece = ""
-        for index, part in enumerate(parts):
-            if index % 2 == 0:
-                piece += re.escape(part)
-            elif part in groups.values():
-                piece += f"(?P={next(g for g, name in groups.items() if name == part)})"
-            else:
-                group = f"g{len(groups)}"
-                groups[group] = part
-                piece += f"(?P<{group}>.+?)"
-        literal += len(parts) == 1
-        pattern.append(piece)
-    if literal < len(groups) + 2:
-        return None
-    found = re.fullmatch(" ".join(pattern), " ".join(_match_words(action)), re.IGNORECASE)
-    if found is None:
-        return None
-    return {name: found.group(group) for group, name in groups.items()}
-
-
-def _bind(text: str, bound: dict[str, str]) -> str:
-    """`text` in a procedure's own terms: the values its placeholders stood for put back as placeholders."""
-    if is_command_line(text):
-        return text
-    for name, value in sorted(bound.items(), key=lambda item: -len(item[1])):
-        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "{" + name + "}", text, flags=re.IGNORECASE)
-    return text
-
-
-def lesson_pitfall(steps: Sequence[str], lesson: Lesson) -> str | None:
-    """The pitfall a procedure with these steps learns from `lesson`; None when none of its steps takes
-    the refused action (or it already does first what the action turned out to need)."""
-    for index, step in enumerate(steps):
-        bound = match_step(step, lesson.action)
-        if bound is None:
-            continue
-        stale = step.removesuffix(REPRODUCES_NOTE)
-        # What the placeholders stood for in that run: whether the lesson holds for other values is the
-        # reader's call (a broken tool fails for every file; a missing file is missing for one).
-        said = "; ".join(f"{{{name}}} = {value}" for name, value in bound.items())
-        said = f"with {said}: {lesson.said}" if said else lesson.said
-        if lesson.instead:
-            text = f'"{stale}" no longer worked in a recent run ({said}); "{_bind(lesson.instead, bound)}" '
-            return text + "worked instead" + (f', after "{_bind(lesson.first, bound)}"' if lesson.first else "")
-        if lesson.first:
-            if any(match_step(earlier, lesson.first) is not None for earlier in steps[:index]):
-                return None
-            return f'"{stale}" did not work in a recent run ({said}); it worked after "{_bind(lesson.first, bound)}"'
-        return f'"{stale}" was refused in a recent run ({said}) and nothing was found to do instead'
-    return None

@@ -25,9 +25,10 @@ from typing import Any
 
 import yaml
 
-from memp_mcp.engine.library import FORMAT_NAME, FORMAT_VERSION, ImportReport, import_library
+from memp_mcp.engine.library import FORMAT_NAME, FORMAT_VERSION, import_library
 from memp_mcp.engine.markdown import parse_procedure, render_procedure
 from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.results import ImportReport
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Procedure, ProcedureStatus
 
@@ -135,7 +136,7 @@ def export_skills(memory: Memory, namespace: str, directory: Path) -> list[Path]
 
 def _active_procedures(memory: Memory, namespace: str) -> Iterator[Procedure]:
     offset = 0
-    while batch := memory.store.list_procedures(namespace, ProcedureStatus.ACTIVE, None, 200, offset):
+    while batch := memory.list_procedures(namespace, ProcedureStatus.ACTIVE, None, 200, offset):
         offset += len(batch)
         yield from batch
 

@@ -164,8 +164,8 @@ class KeptMemories:
 
 
 def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
-    from memp_mcp.engine.memory import Strategies
     from memp_mcp.engine.retrieve import tuning_for
+    from memp_mcp.engine.strategies import Strategies
 
     return {
         "namespace": namespace,

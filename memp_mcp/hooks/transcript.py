@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memp_mcp.engine.build import TEST_COMMAND
+from memp_mcp.engine.verdict import TEST_COMMAND
 from memp_mcp.models import MAX_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
 
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.

@@ -38,15 +38,9 @@ from pydantic import BaseModel, Field, ValidationError
 from memp_mcp import __version__
 from memp_mcp.config import Settings
 from memp_mcp.engine.markdown import render_procedure
-from memp_mcp.engine.memory import (
-    MAX_RECALL_K,
-    Memory,
-    OutcomeResult,
-    ProcedureDetail,
-    RecallResult,
-    RecordResult,
-    open_memory,
-)
+from memp_mcp.engine.memory import Memory, open_memory
+from memp_mcp.engine.recall import MAX_RECALL_K
+from memp_mcp.engine.results import OutcomeResult, ProcedureDetail, RecallResult, RecordResult
 from memp_mcp.errors import InvalidInputError, MempError, NotFoundError
 from memp_mcp.models import (
     MAX_NAME_CHARS,

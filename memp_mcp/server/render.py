@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from memp_mcp.text import one_line
 
 if TYPE_CHECKING:
-    from memp_mcp.engine.memory import RecalledProcedure, RecallResult
+    from memp_mcp.engine.results import RecalledProcedure, RecallResult
 
 # The hook's injected context is capped: it rides on every prompt.
 INJECTION_CHARS = 2_000

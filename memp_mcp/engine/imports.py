@@ -1,0 +1,188 @@
+"""Import: procedures written elsewhere (a library file, skills) added to memory through the engine's checks.
+
+Every imported procedure and trajectory is held to the limits a record or an edit is held to
+(inputs.py), all of them before anything is written, then everything is written in one transaction.
+A procedure merges into an existing one only for the same task (a trajectory task they share, or the
+same title and when-to-use when there are no trajectories), never on a family key every procedure of a
+kind shares; the existing steps are kept (trust.import_conflict). Importing the same procedures again
+changes nothing: trajectories a procedure already holds are not added twice. A new procedure keeps the
+given statistics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from memp_mcp.engine.inputs import check_agent, check_draft, check_steps, check_task
+from memp_mcp.engine.lessons import merged_pitfalls
+from memp_mcp.engine.model import ModelBinding
+from memp_mcp.engine.record import MAX_KEYS_PER_PROCEDURE
+from memp_mcp.engine.results import ImportReport
+from memp_mcp.engine.retrieve import key_text
+from memp_mcp.engine.trust import import_conflict
+from memp_mcp.errors import InvalidInputError
+from memp_mcp.models import (
+    MAX_PITFALLS,
+    MAX_PROCEDURE_STEPS,
+    MAX_STEPS,
+    MAX_TASK_CHARS,
+    MAX_TEXT_CHARS,
+    Outcome,
+    Procedure,
+    ProcedureDraft,
+    ProcedureStatus,
+    Step,
+    Trajectory,
+)
+from memp_mcp.store import Store
+
+
+class ImportedTrajectory(BaseModel):
+    task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
+    outcome: Outcome
+    agent: str | None = None
+    steps: list[Step] = Field(max_length=MAX_STEPS)
+
+
+class ImportedStats(BaseModel):
+    model_config = {"extra": "ignore"}
+
+    retrieved: int = Field(default=0, ge=0)
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+
+
+class ImportedProcedure(BaseModel):
+    """One procedure to import, with the trajectories it was built from and its statistics."""
+
+    model_config = {"extra": "ignore"}
+
+    title: str = Field(min_length=1, max_length=200)
+    when_to_use: str = Field(max_length=MAX_TEXT_CHARS)
+    steps: list[str] = Field(min_length=1, max_length=MAX_PROCEDURE_STEPS)
+    pitfalls: list[str] = Field(default_factory=list, max_length=MAX_PITFALLS)
+    status: ProcedureStatus = ProcedureStatus.ACTIVE
+    source: str = "agent"
+    author: str | None = None
+    keys: list[str] = Field(default_factory=list, max_length=MAX_KEYS_PER_PROCEDURE * 4)
+    trajectories: list[ImportedTrajectory] = Field(default_factory=list)
+    stats: ImportedStats = Field(default_factory=ImportedStats)
+
+
+def import_procedures(
+    store: Store, model: ModelBinding, namespace: str, procedures: Sequence[ImportedProcedure]
+) -> ImportReport:
+    """Check every procedure, then write them all in one transaction into `namespace` (already writable)."""
+    checked = [_checked(number, procedure) for number, procedure in enumerate(procedures, 1)]
+    embedder = model.get(wait=30.0)
+    key_lists = [
+        list(dict.fromkeys([*p.keys, p.when_to_use, *(key_text(t.task) for t in p.trajectories)]))[
+            :MAX_KEYS_PER_PROCEDURE
+        ]
+        for p in checked
+    ]
+    flat = [k for keys in key_lists for k in keys if k]
+    vectors = dict(zip(flat, embedder.embed(flat), strict=True)) if embedder is not None and flat else {}
+    created = merged = trajectory_count = 0
+    conflicts: list[str] = []
+    with store.transaction():
+        if vectors and not model.fits_database(embedder):
+            vectors = {}  # the database was re-embedded with another model meanwhile: backfilled later
+        for procedure, keys in zip(checked, key_lists, strict=True):
+            key_pairs = [(k, vectors.get(k)) for k in keys if k]
+            twin = _same_task(store, namespace, procedure)
+            if twin is None:
+                trajectory_ids = [
+                    store.add_trajectory(namespace, t.task, t.steps, t.outcome, t.agent) for t in procedure.trajectories
+                ]
+                trajectory_count += len(trajectory_ids)
+                new_id = store.add_procedure(
+                    namespace,
+                    procedure.title,
+                    procedure.when_to_use,
+                    procedure.steps,
+                    procedure.pitfalls,
+                    procedure.source,
+                    procedure.author,
+                    trajectory_ids,
+                    trajectory_ids[0] if trajectory_ids else None,
+                    key_pairs,
+                )
+                stats = procedure.stats
+                store.bump_stats(new_id, retrieved=stats.retrieved, succeeded=stats.succeeded, failed=stats.failed)
+                if procedure.status == ProcedureStatus.DEPRECATED:
+                    store.set_status(new_id, ProcedureStatus.DEPRECATED)
+                created += 1
+                continue
+            held = {_fingerprint(t) for t in (store.get_trajectory(i) for i in twin.source_trajectory_ids)}
+            trajectory_ids = []
+            for t in procedure.trajectories:
+                if _fingerprint(t) not in held:
+                    held.add(_fingerprint(t))
+                    trajectory_ids.append(store.add_trajectory(namespace, t.task, t.steps, t.outcome, t.agent))
+            trajectory_count += len(trajectory_ids)
+            store.add_sources(twin.id, trajectory_ids)
+            store.add_keys(twin.id, key_pairs[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin.id)))])
+            pitfalls = merged_pitfalls(twin.pitfalls, procedure.pitfalls)
+            if conflict := import_conflict(twin, procedure.title, procedure.steps):
+                conflicts.append(conflict)
+            if pitfalls != twin.pitfalls:
+                store.revise_procedure(
+                    twin.id, reason="import: merged pitfalls", changed_by=procedure.author, pitfalls=pitfalls
+                )
+            merged += 1
+    return ImportReport(created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts)
+
+
+def _checked(number: int, procedure: ImportedProcedure) -> ImportedProcedure:
+    """`procedure` held to the limits of a record and an edit; InvalidInputError names it and what is wrong."""
+    try:
+        draft = check_draft(
+            ProcedureDraft.model_construct(
+                title=procedure.title,
+                steps=procedure.steps,
+                when_to_use=procedure.when_to_use,
+                pitfalls=procedure.pitfalls,
+            )
+        )
+        trajectories = [
+            t.model_copy(
+                update={"task": check_task(t.task), "steps": check_steps(t.steps), "agent": check_agent(t.agent)}
+            )
+            for t in procedure.trajectories
+        ]
+        author = check_agent(procedure.author)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"procedure {number} ('{procedure.title[:80]}'): {exc}") from None
+    return procedure.model_copy(
+        update={"steps": draft.steps, "pitfalls": draft.pitfalls, "author": author, "trajectories": trajectories}
+    )
+
+
+def _same_task(store: Store, namespace: str, procedure: ImportedProcedure) -> Procedure | None:
+    """The existing procedure (active or deprecated) for the same task as an imported one, if any.
+
+    The same task: a trajectory task they share (as recording merges), or, for a procedure imported
+    without trajectories, the same title and when-to-use. Never a family key ("clean a {object}"),
+    which procedures for different tasks share.
+    """
+    for task in dict.fromkeys(key_text(t.task) for t in procedure.trajectories):
+        for found in store.get_procedures(store.procedures_with_key(namespace, task, include_deprecated=True)):
+            if task in {key_text(store.get_trajectory(i).task) for i in found.source_trajectory_ids}:
+                return found
+    if procedure.trajectories:
+        return None
+    titled = store.procedures_with_key(namespace, procedure.when_to_use, include_deprecated=True)
+    for found in store.get_procedures(titled):
+        if (found.title, found.when_to_use) == (procedure.title, procedure.when_to_use):
+            return found
+    return None
+
+
+def _fingerprint(trajectory: Trajectory | ImportedTrajectory) -> str:
+    """What makes two trajectories the same record (ids and times differ between databases)."""
+    steps = [s.model_dump(exclude_none=True) for s in trajectory.steps]
+    return json.dumps([trajectory.task, trajectory.outcome.value, trajectory.agent, steps], sort_keys=True)

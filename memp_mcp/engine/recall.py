@@ -1,0 +1,212 @@
+"""Recall: the procedures that fit a task, best first, with a worked example, fitted to a budget.
+
+retrieve.py finds and ranks procedures; budget.py fits them to an answer's size; trust.py says which
+candidates recall withholds. This module puts them together and logs the recall for its outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+
+from pydantic import BaseModel
+
+from memp_mcp.config import RetrieveStrategy
+from memp_mcp.embedding import Embedder
+from memp_mcp.engine.budget import fit
+from memp_mcp.engine.build import REPRODUCES_NOTE
+from memp_mcp.engine.inputs import check_task
+from memp_mcp.engine.model import ModelBinding
+from memp_mcp.engine.results import ExemplarStep, RecalledProcedure, RecallResult
+from memp_mcp.engine.retrieve import Retriever, Scored
+from memp_mcp.engine.strategies import Strategies
+from memp_mcp.engine.trust import Scope, withheld_candidates
+from memp_mcp.errors import InvalidInputError, StoreError
+from memp_mcp.models import Procedure, Step, Trajectory
+from memp_mcp.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_RECALL_K = 20
+EXEMPLAR_STEPS = 12
+# Trajectory ids a recall lists per procedure (the closest first); get_procedure lists them all.
+RECALLED_SOURCES = 5
+# How long a recall waits for a model that is still loading before using keywords alone.
+MODEL_WAIT_SECONDS = 5.0
+
+
+class Recaller:
+    """Answers recalls from one store under the memory's strategies and namespaces."""
+
+    def __init__(
+        self, store: Store, model: ModelBinding, strategies: Strategies, scope: Scope, retriever: Retriever
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.strategies = strategies
+        self.scope = scope
+        self.retriever = retriever
+
+    def recall(
+        self,
+        task: str,
+        k: int = 3,
+        *,
+        namespace: str | None = None,
+        strategy: RetrieveStrategy | None = None,
+        wait_for_model: float = MODEL_WAIT_SECONDS,
+        log: bool = True,
+        budget: int | None = None,
+        cost: Callable[[RecalledProcedure], int] | None = None,
+        overhead: int = 0,
+    ) -> RecallResult:
+        """The procedures that fit `task`, best first; an empty list when nothing fits.
+
+        With a `budget`, the answer is fitted to that many characters (see budget.fit), where `cost`
+        says what one procedure adds to the answer as the caller sends it (by default twice its JSON:
+        a structured copy and a text rendering) and `overhead` what the caller adds to any answer (a
+        text header); each procedure then lists only its closest source trajectories. Without one
+        (evaluation, or a caller with its own limit) every procedure found is returned whole.
+        """
+        task = check_task(task)
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
+            raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")
+        namespace = self.scope.namespace(namespace)
+        strategy = strategy or self.strategies.retrieve
+        if namespace not in self.store.namespaces():
+            return RecallResult(
+                recall_id=None,
+                namespace=namespace,
+                strategy=strategy,
+                retrieval="the namespace holds nothing yet",
+                procedures=[],
+            )
+        model = self.model.get(wait_for_model) if strategy != "random" else None
+        if strategy == "random":
+            retrieval = "random"
+        elif model is not None:
+            retrieval = "vector+keyword" if strategy == "hybrid" else f"vector ({strategy})"
+        else:
+            retrieval = f"keyword only (embedding model {self.model.status()})"
+        scored = self._retrieve_trusted(task, namespace, k, strategy, model)
+        left_out = None
+        if budget is None:
+            procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+        else:
+            # Worked examples are read only for the procedures the budget places (at k=10 most
+            # procedures found do not fit, and reading each one's trajectory was a tenth of a recall).
+            closest = self.store.trajectory_tasks([s.ranked_sources[0] for s in scored if s.ranked_sources])
+            procedures = [
+                self._present(s.procedure, s.relevance, s.ranked_sources, closest_task=closest) for s in scored
+            ]
+            for p in procedures:
+                p.source_trajectory_ids = p.source_trajectory_ids[:RECALLED_SOURCES]
+            empty = RecallResult(
+                recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
+            )
+            fitted = fit(
+                procedures, budget, cost or _json_cost, _json_cost(empty) + overhead, with_exemplar=self._with_exemplar
+            )
+            procedures, left_out = fitted.procedures, fitted.left_out
+        recall_id = None
+        if procedures and log:
+            try:
+                event_id = uuid.uuid4().hex[:16]
+                with self.store.transaction():
+                    self.store.add_recall_event(event_id, namespace, task, [p.id for p in procedures], strategy)
+                recall_id = event_id
+                for p in procedures:
+                    p.retrieved_count += 1
+            except StoreError as exc:
+                # A database that cannot be written (read-only file, full disk) still answers
+                # recalls; only the outcome report, which needs the recall logged, is lost.
+                logger.warning("recall not logged: %s", exc)
+                retrieval += f"; not logged, so no outcome can be reported ({exc})"
+        return RecallResult(
+            recall_id=recall_id,
+            namespace=namespace,
+            strategy=strategy,
+            retrieval=retrieval,
+            procedures=procedures,
+            left_out=left_out,
+        )
+
+    def _retrieve_trusted(
+        self, task: str, namespace: str, k: int, strategy: RetrieveStrategy, model: Embedder | None
+    ) -> list[Scored]:
+        """The best k, leaving out candidates that have not succeeded while what they would replace serves."""
+        wanted = k
+        while True:
+            scored = self.retriever.retrieve(task, namespace, wanted, strategy, model)
+            hidden = withheld_candidates(self.store, [s.procedure for s in scored])
+            if not hidden or len(scored) < wanted or wanted >= k + MAX_RECALL_K:
+                return [s for s in scored if s.procedure.id not in hidden][:k]
+            wanted += len(hidden)
+
+    def _present(
+        self,
+        procedure: Procedure,
+        relevance: float,
+        ranked_sources: list[int],
+        *,
+        closest_task: Mapping[int, str] | None = None,
+    ) -> RecalledProcedure:
+        """The procedure as recall returns it, with its worked example; given the tasks of the closest
+        sources (`closest_task`), with that task only, its worked example being left to `_with_exemplar`."""
+        exemplar = exemplar_task = None
+        if self.strategies.build == "proceduralization" and ranked_sources:
+            if closest_task is not None:
+                exemplar_task = closest_task.get(ranked_sources[0])
+            else:
+                trajectory = self.store.get_trajectory(ranked_sources[0])
+                exemplar_task, exemplar = trajectory.task, _exemplar(trajectory, procedure.steps)
+        return RecalledProcedure(
+            id=procedure.id,
+            title=procedure.title,
+            when_to_use=procedure.when_to_use,
+            steps=procedure.steps,
+            pitfalls=procedure.pitfalls,
+            relevance=round(relevance, 4),
+            retrieved_count=procedure.retrieved_count,
+            success_count=procedure.success_count,
+            failure_count=procedure.failure_count,
+            success_rate=procedure.success_rate,
+            version=procedure.version,
+            source=procedure.source,
+            author=procedure.author,
+            source_trajectory_ids=ranked_sources,
+            exemplar=exemplar,
+            exemplar_task=exemplar_task,
+            provisional=procedure.provisional,
+            candidate_of=procedure.candidate_of,
+        )
+
+    def _with_exemplar(self, recalled: RecalledProcedure) -> RecalledProcedure:
+        """`recalled` with the worked example `_present` left out when it gave only the task."""
+        if recalled.exemplar is not None or recalled.exemplar_task is None or not recalled.source_trajectory_ids:
+            return recalled
+        trajectory = self.store.get_trajectory(recalled.source_trajectory_ids[0])
+        exemplar = _exemplar(trajectory, recalled.steps)
+        return recalled.model_copy(update={"exemplar": exemplar}) if exemplar else recalled
+
+
+def _json_cost(model: BaseModel) -> int:
+    """What a model adds to an answer sent as JSON and again as text of about the same length."""
+    return 2 * len(model.model_dump_json())
+
+
+def _exemplar(trajectory: Trajectory, procedure_steps: Sequence[str]) -> list[ExemplarStep] | None:
+    """The trajectory as a worked example, abridged; None when its actions are the steps themselves
+    (nothing was abstracted, as in coding work): then only the task it came from is worth the space."""
+    if _repeats(trajectory.steps, procedure_steps):
+        return None
+    return [
+        ExemplarStep(action=s.action[:300], observation=(s.observation or "")[:200] or None)
+        for s in trajectory.steps[:EXEMPLAR_STEPS]
+    ]
+
+
+def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -> bool:
+    actions = {" ".join(s.action.split()) for s in trajectory_steps}
+    return all(step.removesuffix(REPRODUCES_NOTE) in actions for step in procedure_steps)

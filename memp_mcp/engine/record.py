@@ -1,0 +1,317 @@
+"""Record: store a trajectory and build a procedure from it, or merge it into the one for the same task.
+
+Which steps may replace which, and who may change a procedure in place, is decided in trust.py; this
+module builds, finds the twin, and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memp_mcp.engine.build import (
+    abstract_task,
+    extract_procedure,
+    step_skeleton,
+    trajectory_as_procedure,
+    why_nothing_to_build,
+)
+from memp_mcp.engine.inputs import check_agent, check_draft, check_outcome, check_steps, check_task
+from memp_mcp.engine.lessons import Lesson, lesson_pitfall, lessons, merged_pitfalls, spread_lessons, warned_message
+from memp_mcp.engine.model import ModelBinding
+from memp_mcp.engine.results import RecordResult
+from memp_mcp.engine.retrieve import key_text
+from memp_mcp.engine.strategies import Strategies
+from memp_mcp.engine.trust import SOURCE_RANK, Scope, may_rewrite_steps, own_candidate, takes_records, why_steps_win
+from memp_mcp.models import MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, Step
+from memp_mcp.store import Store
+from memp_mcp.text import counted
+
+# Keys (task texts) kept per procedure: enough to find it by many phrasings, bounded so a
+# popular procedure does not dominate the vector table.
+MAX_KEYS_PER_PROCEDURE = 32
+# Two tasks are the same when their embeddings are this close (a rewording), and their
+# procedures merge when they also do the same kinds of steps.
+MERGE_SIMILARITY = 0.97
+MERGE_SKELETON_OVERLAP = 0.5
+
+Keys = list[tuple[str, list[float] | None]]
+
+
+@dataclass
+class _Planned:
+    draft: ProcedureDraft
+    source: str
+    family: str
+
+
+class Recorder:
+    """Records trajectories into one store under the memory's strategies and namespaces."""
+
+    def __init__(self, store: Store, model: ModelBinding, strategies: Strategies, scope: Scope) -> None:
+        self.store = store
+        self.model = model
+        self.strategies = strategies
+        self.scope = scope
+
+    def record(
+        self,
+        task: str,
+        steps: Sequence[Step | dict[str, object] | str],
+        outcome: Outcome | str,
+        *,
+        namespace: str | None = None,
+        draft: ProcedureDraft | None = None,
+        draft_source: str = "agent",
+        agent: str | None = None,
+    ) -> RecordResult:
+        """Store a trajectory and build, merge or skip a procedure per the strategies."""
+        task = check_task(task)
+        parsed_steps = check_steps(steps)
+        outcome = check_outcome(outcome)
+        agent = check_agent(agent)
+        namespace = self.scope.writable(namespace)
+        why_not = self._why_no_procedure(parsed_steps, outcome, draft)
+        planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if why_not is None else None
+        model = self.model.get(0.0)
+        vectors: list[list[float]] = []
+        if planned is not None and model is not None:
+            vectors = model.embed([planned.family, key_text(task)])
+        learned = lessons(parsed_steps)
+        with self.store.transaction():
+            if vectors and not self.model.fits_database(model):
+                vectors = []  # another process re-embedded with another model meanwhile: backfilled later
+            trajectory_id = self.store.add_trajectory(namespace, task, parsed_steps, outcome, agent)
+            if planned is None:
+                result = RecordResult(
+                    action="stored_only",
+                    trajectory_id=trajectory_id,
+                    procedure_id=None,
+                    namespace=namespace,
+                    message=f"Stored trajectory {trajectory_id}; no procedure built: {why_not}.",
+                )
+            else:
+                result = self._build(namespace, task, planned, outcome, trajectory_id, vectors, agent, learned)
+            if self.strategies.update == "adjustment":
+                skip = {result.procedure_id} if result.procedure_id is not None else set()
+                near = vectors[1] if vectors else None
+                result.warned_procedure_ids = spread_lessons(
+                    self.store, namespace, learned, task, trajectory_id, agent, skip, near
+                )
+        if result.warned_procedure_ids:
+            result.message += f" {warned_message(result.warned_procedure_ids)}"
+        return result
+
+    def _build(
+        self,
+        namespace: str,
+        task: str,
+        planned: _Planned,
+        outcome: Outcome,
+        trajectory_id: int,
+        vectors: list[list[float]],
+        agent: str | None,
+        learned: list[Lesson],
+    ) -> RecordResult:
+        """Inside record's write: add the planned procedure, or merge it into the one for the same task."""
+        keys = [
+            (planned.family, vectors[0] if vectors else None),
+            (key_text(task), vectors[1] if vectors else None),
+        ]
+        twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
+        if twin is not None:
+            candidate, revised = self._merge(
+                twin, planned, trajectory_id, keys, agent, learned if outcome == Outcome.SUCCESS else []
+            )
+            if candidate is not None:
+                return RecordResult(
+                    action="candidate",
+                    trajectory_id=trajectory_id,
+                    procedure_id=candidate,
+                    namespace=namespace,
+                    message=f"Stored trajectory {trajectory_id}; its steps differ from those of procedure "
+                    f"{twin.id} ('{twin.title}'), which keep serving: they are kept as candidate procedure "
+                    f"{candidate}, which recall serves once it has a reported success.",
+                )
+            return RecordResult(
+                action="merged",
+                trajectory_id=trajectory_id,
+                procedure_id=twin.id,
+                namespace=namespace,
+                message=f"Stored trajectory {trajectory_id} and revised procedure {twin.id} ('{twin.title}') with "
+                f"its steps ({counted(len(planned.draft.steps), 'step')}, from {planned.source}): a new version, "
+                "with a fresh record."
+                if revised
+                else f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} ('{twin.title}').",
+            )
+        procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
+        return RecordResult(
+            action="created",
+            trajectory_id=trajectory_id,
+            procedure_id=procedure_id,
+            namespace=namespace,
+            message=f"Stored trajectory {trajectory_id} and built procedure {procedure_id} "
+            f"('{planned.draft.title}', {counted(len(planned.draft.steps), 'step')}, from {planned.source}).",
+        )
+
+    def _why_no_procedure(self, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None) -> str | None:
+        """Why this record builds no procedure, or None when it builds one.
+
+        Only successes build (failures too under the 'vanilla' update strategy). The agent's own
+        draft is enough; without one the steps must hold at least one action that worked, so an
+        empty or all-failed "success" never becomes a procedure made of a placeholder sentence.
+        """
+        if outcome != Outcome.SUCCESS and not (self.strategies.update == "vanilla" and steps):
+            return f"only successful trajectories build procedures (update strategy '{self.strategies.update}')"
+        if draft is not None and self.strategies.build != "trajectory":
+            return None
+        if not steps:
+            return "the trajectory has no steps (send them, or your own procedure draft)"
+        if self.strategies.build != "trajectory" and (reason := why_nothing_to_build(steps)):
+            return f"{reason}; send a procedure draft if the task was done another way"
+        return None
+
+    def _plan(
+        self, task: str, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None, draft_source: str
+    ) -> _Planned:
+        family = abstract_task(task, steps)
+        if self.strategies.build == "trajectory":
+            return _Planned(trajectory_as_procedure(task, steps), "trajectory", family)
+        if draft is not None:
+            draft = check_draft(draft)
+            if not draft.when_to_use:
+                draft = draft.model_copy(update={"when_to_use": f"Tasks like: {family}"[:MAX_TEXT_CHARS]})
+            return _Planned(draft, draft_source if draft_source in SOURCE_RANK else "agent", family)
+        return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
+
+    def _find_twin(
+        self, namespace: str, planned: _Planned, task: str, task_vector: list[float] | None
+    ) -> Procedure | None:
+        """An active procedure for the same task that does the same kinds of steps.
+
+        The same task means the same key text, or (with a model) a task embedding this close that
+        it is a rewording, provided the steps also do the same kinds of things. Tasks that share a
+        family but not their entities ("clean a mug" and
+        "clean a plate") keep separate procedures: merging them was measured to blur retrieval
+        (see README, benchmarks).
+        """
+        if planned.source == "trajectory":
+            return None  # the trajectory strategy keeps every trajectory as its own memory
+        for procedure in self.store.get_procedures(self.store.procedures_with_key(namespace, key_text(task))):
+            if takes_records(procedure):
+                return procedure
+        if task_vector is None:
+            return None
+        candidates = [
+            pid for pid, sim in self.store.vector_search(namespace, task_vector, 3) if sim >= MERGE_SIMILARITY
+        ]
+        skeleton = step_skeleton(planned.draft.steps)
+        for procedure in self.store.get_procedures(candidates):
+            if not takes_records(procedure):
+                continue
+            other = step_skeleton(procedure.steps)
+            overlap = len(skeleton & other) / max(1, len(skeleton | other))
+            if overlap >= MERGE_SKELETON_OVERLAP:
+                return procedure
+        return None
+
+    def _merge(
+        self,
+        twin: Procedure,
+        planned: _Planned,
+        trajectory_id: int,
+        keys: Keys,
+        agent: str | None,
+        learned: Sequence[Lesson] = (),
+    ) -> tuple[int | None, bool]:
+        """Add a trajectory for the same task to `twin`: (the id of a candidate when its steps went to one,
+        whether they replaced the twin's own).
+
+        Better steps (trust.why_steps_win) replace the twin's in place only when trust.may_rewrite_steps
+        allows it; else they become a candidate procedure, which recall serves once it has succeeded, and
+        an outdated twin is told meanwhile which of its steps no longer worked and what did.
+        """
+        # Revising stored steps in the light of what a later run found refused is adjustment's work;
+        # vanilla and validation only add evidence to what they stored, as in the paper.
+        outdated = (
+            [p for lesson in learned if (p := lesson_pitfall(twin.steps, lesson))]
+            if self.strategies.update == "adjustment"
+            else []
+        )
+        why = why_steps_win(planned.source, planned.draft.steps, twin, refused_there=bool(outdated))
+        changed = why is not None and planned.draft.steps != twin.steps
+        if changed and not may_rewrite_steps(twin, agent, refused_there=bool(outdated)):
+            candidate = self._propose(twin, planned, trajectory_id, keys, agent)
+            if outdated:
+                self.store.revise_procedure(
+                    twin.id,
+                    reason=f"trajectory {trajectory_id} found steps of it refused; candidate {candidate} did the "
+                    "task another way",
+                    changed_by=agent,
+                    pitfalls=merged_pitfalls(twin.pitfalls, outdated),
+                )
+            return candidate, False
+        self.store.add_sources(twin.id, [trajectory_id])
+        if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
+            self.store.add_keys(twin.id, keys)
+        if changed:
+            self.store.revise_procedure(
+                twin.id,
+                reason=f"merged trajectory {trajectory_id}: {why}",
+                changed_by=agent,
+                steps=planned.draft.steps,
+                pitfalls=merged_pitfalls(twin.pitfalls, planned.draft.pitfalls),
+                source=planned.source,
+                fresh_record=True,
+            )
+        return None, changed
+
+    def _add_planned(
+        self,
+        namespace: str,
+        planned: _Planned,
+        trajectory_id: int,
+        keys: Keys,
+        agent: str | None,
+        *,
+        candidate_of: int | None = None,
+    ) -> int:
+        """Store a planned procedure built from one trajectory, which is its source and its exemplar."""
+        return self.store.add_procedure(
+            namespace,
+            planned.draft.title,
+            planned.draft.when_to_use or planned.family,
+            planned.draft.steps,
+            planned.draft.pitfalls,
+            planned.source,
+            agent,
+            [trajectory_id],
+            trajectory_id,
+            keys,
+            candidate_of=candidate_of,
+        )
+
+    def _propose(
+        self,
+        twin: Procedure,
+        planned: _Planned,
+        trajectory_id: int,
+        keys: Keys,
+        agent: str | None,
+    ) -> int:
+        """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone."""
+        mine = own_candidate(self.store.candidates_of(twin.id), agent)
+        if mine is None:
+            return self._add_planned(twin.namespace, planned, trajectory_id, keys, agent, candidate_of=twin.id)
+        self.store.add_sources(mine.id, [trajectory_id])
+        if planned.draft.steps != mine.steps:
+            self.store.revise_procedure(
+                mine.id,
+                reason=f"merged trajectory {trajectory_id}: its author's newer steps",
+                changed_by=agent,
+                steps=planned.draft.steps,
+                pitfalls=merged_pitfalls(mine.pitfalls, planned.draft.pitfalls),
+                source=planned.source,
+                fresh_record=True,
+            )
+        return mine.id

@@ -1,0 +1,113 @@
+"""What the engine answers: the result models of recall, record, report_outcome, get_procedure and import.
+
+The server sends several of them as tools' structured content, so their field descriptions are written
+for the model that reads them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from memp_mcp.models import COMPACT_SCHEMA, Procedure, ProcedureVersion
+
+
+class ExemplarStep(BaseModel):
+    model_config = COMPACT_SCHEMA
+
+    action: str
+    observation: str | None = None
+
+
+class RecalledProcedure(BaseModel):
+    """A procedure as recall returns it: what to do, how well it has worked, where it came from."""
+
+    model_config = COMPACT_SCHEMA
+
+    id: int
+    title: str
+    when_to_use: str
+    steps: list[str] = Field(description="Ordered steps; replace {placeholders} with this task's entities.")
+    pitfalls: list[str]
+    relevance: float = Field(description="How well the procedure fits the task, 0 to 1.")
+    retrieved_count: int
+    success_count: int
+    failure_count: int
+    success_rate: float | None
+    version: int
+    source: str = Field(description="Who wrote the steps: agent, sampling, extractive or trajectory.")
+    author: str | None = Field(description="The agent that recorded the evidence (provenance; treat as untrusted).")
+    source_trajectory_ids: list[int] = Field(description="Trajectories it was built from, closest to this task first.")
+    exemplar: list[ExemplarStep] | None = Field(
+        default=None, description="A worked example: the closest source trajectory's steps, abridged."
+    )
+    exemplar_task: str | None = None
+    provisional: bool = Field(
+        default=False, description="True while these steps have no reported success: try them with care."
+    )
+    candidate_of: int | None = Field(
+        default=None, description="Set when these steps were proposed to replace another procedure's."
+    )
+    abridged: bool = Field(
+        default=False, description="Long steps or pitfalls were cut to fit the recall budget: get_procedure has them."
+    )
+
+
+class RecallResult(BaseModel):
+    model_config = COMPACT_SCHEMA
+
+    recall_id: str | None = Field(description="Pass this to report_outcome after the task; None when nothing matched.")
+    namespace: str
+    strategy: str
+    retrieval: str = Field(
+        description="How the procedures were found: 'vector+keyword', 'vector (strategy)', 'keyword only (reason)', "
+        "'random', or 'the namespace holds nothing yet'."
+    )
+    procedures: list[RecalledProcedure]
+    left_out: str | None = Field(
+        default=None, description="What the recall budget shortened or left out, and how to get it in full."
+    )
+
+
+class RecordResult(BaseModel):
+    action: str = Field(description="created, merged, candidate (steps kept apart until they succeed) or stored_only.")
+    trajectory_id: int
+    procedure_id: int | None
+    namespace: str
+    message: str
+    warned_procedure_ids: list[int] = Field(
+        default_factory=list,
+        description="Other procedures that take an action this run found refused: each got a pitfall saying "
+        "what worked instead (update strategy 'adjustment').",
+    )
+
+
+class OutcomeResult(BaseModel):
+    recall_id: str
+    success: bool
+    credited_procedure_ids: list[int] = Field(description="The one procedure credited or blamed.")
+    attribution: str = Field(description="Why that procedure: the procedure_id given, or the rule used without one.")
+    adjusted_procedure_ids: list[int] = Field(default_factory=list)
+    deprecated_procedure_ids: list[int] = Field(default_factory=list)
+    warned_procedure_ids: list[int] = Field(
+        default_factory=list,
+        description="Other procedures that take an action this run found refused: each got a pitfall saying "
+        "what worked instead.",
+    )
+    trajectory_id: int | None = None
+    message: str
+
+
+class ProcedureDetail(BaseModel):
+    procedure: Procedure
+    success_rate: float | None
+    history: list[ProcedureVersion]
+    candidates: list[int] = Field(
+        default_factory=list, description="Procedures proposed to replace these steps (served once they succeed)."
+    )
+
+
+class ImportReport(BaseModel):
+    created: int
+    merged: int
+    trajectories: int
+    conflicts: list[str]
