@@ -100,10 +100,8 @@ class Memory:
         draft_source: str = "agent",
         agent: str | None = None,
     ) -> RecordResult:
-        """Store a trajectory and build, merge or skip a procedure per the strategies (see record.py)."""
-        return self._recorder.record(
-            task, steps, outcome, namespace=namespace, draft=draft, draft_source=draft_source, agent=agent
-        )
+        """Store a trajectory and build, merge or skip a procedure per the strategies."""
+        return self._recorder.record(task, steps, outcome, namespace, draft, draft_source, agent)
 
     def recall(
         self,
@@ -118,18 +116,15 @@ class Memory:
         cost: Callable[[RecalledProcedure], int] | None = None,
         overhead: int = 0,
     ) -> RecallResult:
-        """The procedures that fit `task`, best first; an empty list when nothing fits (see recall.py)."""
-        return self._recaller.recall(
-            task,
-            k,
-            namespace=namespace,
-            strategy=strategy,
-            wait_for_model=wait_for_model,
-            log=log,
-            budget=budget,
-            cost=cost,
-            overhead=overhead,
-        )
+        """The procedures that fit `task`, best first; an empty list when nothing fits.
+
+        With a `budget`, the answer is fitted to that many characters (see budget.fit), where `cost`
+        says what one procedure adds to the answer as the caller sends it (by default twice its JSON:
+        a structured copy and a text rendering) and `overhead` what the caller adds to any answer (a
+        text header); each procedure then lists only its closest source trajectories. Without one
+        (evaluation, or a caller with its own limit) every procedure found is returned whole.
+        """
+        return self._recaller.recall(task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead)
 
     def report_outcome(
         self,
@@ -143,17 +138,13 @@ class Memory:
         agent: str | None = None,
         namespace: str | None = None,
     ) -> OutcomeResult:
-        """Credit or blame the procedure that was followed; on failure, revise it (see outcomes.py)."""
-        return self._outcomes.report(
-            recall_id,
-            success,
-            procedure_id=procedure_id,
-            notes=notes,
-            correction=correction,
-            trajectory=trajectory,
-            agent=agent,
-            namespace=namespace,
-        )
+        """Credit or blame the procedure that was followed; on failure, revise it.
+
+        Only one procedure of the recall is judged: `procedure_id` when given (it must be one the
+        recall returned), else the recall's top-ranked procedure, the one agents are told to follow.
+        The others are neither credited nor blamed.
+        """
+        return self._outcomes.report(recall_id, success, procedure_id, notes, correction, trajectory, agent, namespace)
 
     def import_procedures(self, procedures: Sequence[ImportedProcedure], namespace: str | None = None) -> ImportReport:
         """Add procedures written elsewhere, checked as records and edits are (see imports.py)."""

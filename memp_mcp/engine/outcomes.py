@@ -47,20 +47,14 @@ class Outcomes:
         self,
         recall_id: str | None,
         success: bool,
-        *,
-        procedure_id: int | None = None,
-        notes: str | None = None,
-        correction: ProcedureDraft | str | None = None,
-        trajectory: Sequence[Step | dict[str, object] | str] | None = None,
-        agent: str | None = None,
-        namespace: str | None = None,
+        procedure_id: int | None,
+        notes: str | None,
+        correction: ProcedureDraft | str | None,
+        trajectory: Sequence[Step | dict[str, object] | str] | None,
+        agent: str | None,
+        namespace: str | None,
     ) -> OutcomeResult:
-        """Credit or blame the procedure that was followed; on failure, revise it.
-
-        Only one procedure of the recall is judged: `procedure_id` when given (it must be one the
-        recall returned), else the recall's top-ranked procedure, the one agents are told to follow.
-        The others are neither credited nor blamed.
-        """
+        """Memory.report_outcome, its inputs unchecked."""
         if not isinstance(success, bool):
             raise InvalidInputError("success must be true or false")
         if not isinstance(recall_id, str) or recall_id.strip().lower() in NO_RECALL_IDS:

@@ -51,24 +51,16 @@ class Recaller:
     def recall(
         self,
         task: str,
-        k: int = 3,
-        *,
-        namespace: str | None = None,
-        strategy: RetrieveStrategy | None = None,
-        wait_for_model: float = MODEL_WAIT_SECONDS,
-        log: bool = True,
-        budget: int | None = None,
-        cost: Callable[[RecalledProcedure], int] | None = None,
-        overhead: int = 0,
+        k: int,
+        namespace: str | None,
+        strategy: RetrieveStrategy | None,
+        wait_for_model: float,
+        log: bool,
+        budget: int | None,
+        cost: Callable[[RecalledProcedure], int] | None,
+        overhead: int,
     ) -> RecallResult:
-        """The procedures that fit `task`, best first; an empty list when nothing fits.
-
-        With a `budget`, the answer is fitted to that many characters (see budget.fit), where `cost`
-        says what one procedure adds to the answer as the caller sends it (by default twice its JSON:
-        a structured copy and a text rendering) and `overhead` what the caller adds to any answer (a
-        text header); each procedure then lists only its closest source trajectories. Without one
-        (evaluation, or a caller with its own limit) every procedure found is returned whole.
-        """
+        """Memory.recall, its inputs unchecked."""
         task = check_task(task)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
             raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")

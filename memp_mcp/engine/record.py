@@ -56,16 +56,15 @@ class Recorder:
 
     def record(
         self,
-        task: str,
-        steps: Sequence[Step | dict[str, object] | str],
-        outcome: Outcome | str,
-        *,
-        namespace: str | None = None,
-        draft: ProcedureDraft | None = None,
-        draft_source: str = "agent",
-        agent: str | None = None,
+        task: object,
+        steps: object,
+        outcome: object,
+        namespace: str | None,
+        draft: ProcedureDraft | None,
+        draft_source: str,
+        agent: object,
     ) -> RecordResult:
-        """Store a trajectory and build, merge or skip a procedure per the strategies."""
+        """Memory.record, its inputs unchecked."""
         task = check_task(task)
         parsed_steps = check_steps(steps)
         outcome = check_outcome(outcome)
@@ -255,15 +254,7 @@ class Recorder:
         if len(self.store.keys(twin.id)) < MAX_KEYS_PER_PROCEDURE:
             self.store.add_keys(twin.id, keys)
         if changed:
-            self.store.revise_procedure(
-                twin.id,
-                reason=f"merged trajectory {trajectory_id}: {why}",
-                changed_by=agent,
-                steps=planned.draft.steps,
-                pitfalls=merged_pitfalls(twin.pitfalls, planned.draft.pitfalls),
-                source=planned.source,
-                fresh_record=True,
-            )
+            self._take_steps(twin, planned, agent, f"merged trajectory {trajectory_id}: {why}")
         return None, changed
 
     def _add_planned(
@@ -291,27 +282,24 @@ class Recorder:
             candidate_of=candidate_of,
         )
 
-    def _propose(
-        self,
-        twin: Procedure,
-        planned: _Planned,
-        trajectory_id: int,
-        keys: Keys,
-        agent: str | None,
-    ) -> int:
+    def _propose(self, twin: Procedure, planned: _Planned, trajectory_id: int, keys: Keys, agent: str | None) -> int:
         """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone."""
         mine = own_candidate(self.store.candidates_of(twin.id), agent)
         if mine is None:
             return self._add_planned(twin.namespace, planned, trajectory_id, keys, agent, candidate_of=twin.id)
         self.store.add_sources(mine.id, [trajectory_id])
         if planned.draft.steps != mine.steps:
-            self.store.revise_procedure(
-                mine.id,
-                reason=f"merged trajectory {trajectory_id}: its author's newer steps",
-                changed_by=agent,
-                steps=planned.draft.steps,
-                pitfalls=merged_pitfalls(mine.pitfalls, planned.draft.pitfalls),
-                source=planned.source,
-                fresh_record=True,
-            )
+            self._take_steps(mine, planned, agent, f"merged trajectory {trajectory_id}: its author's newer steps")
         return mine.id
+
+    def _take_steps(self, procedure: Procedure, planned: _Planned, agent: str | None, reason: str) -> None:
+        """Give `procedure` the planned steps: a new version with a fresh record, keeping its pitfalls."""
+        self.store.revise_procedure(
+            procedure.id,
+            reason=reason,
+            changed_by=agent,
+            steps=planned.draft.steps,
+            pitfalls=merged_pitfalls(procedure.pitfalls, planned.draft.pitfalls),
+            source=planned.source,
+            fresh_record=True,
+        )
