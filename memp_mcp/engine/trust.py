@@ -12,7 +12,7 @@ The rules, and the function that applies each:
   proven procedure is never rewritten by a record. Otherwise the steps become a candidate, one per
   recording agent, which that agent alone revises (own_candidate), and recall withholds a candidate
   until it has a reported success while what it would replace still serves (withheld_candidates).
-  A record that found steps of a procedure refused still adds that as a pitfall, whoever wrote it.
+  A record that found steps of its own task's procedure refused adds that as a pitfall, whoever wrote it.
 - A lesson one run teaches about the environment spreads only to procedures the same agent recorded
   (may_learn_from): one run is one agent's word.
 - An outcome report judges one procedure its recall returned, whoever wrote it; under the
