@@ -23,16 +23,10 @@ from memp_mcp.models import NamespaceStats
 M = TypeVar("M", bound=BaseModel)
 
 
-class MemoryStats(BaseModel):
-    stats: NamespaceStats
-    namespaces: list[str]
-    model: str = Field(description="Embedding model status: loading, ready (...) or unavailable: reason.")
-    database: str
-    strategies: dict[str, str]
-
-
 @dataclass(frozen=True)
 class ServedMemory:
+    """The memory behind one server, with how its clients reach it."""
+
     memory: Memory
     settings: Settings
     remote: bool  # clients are on other machines (HTTP)
@@ -75,3 +69,11 @@ class ServedMemory:
                 "update": memory.strategies.update,
             },
         )
+
+
+class MemoryStats(BaseModel):
+    stats: NamespaceStats
+    namespaces: list[str]
+    model: str = Field(description="Embedding model status: loading, ready (...) or unavailable: reason.")
+    database: str
+    strategies: dict[str, str]
