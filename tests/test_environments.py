@@ -20,7 +20,8 @@ from memp_mcp.config import load_settings
 from memp_mcp.embedding import BackgroundEmbedder
 from memp_mcp.engine.memory import Memory
 from memp_mcp.errors import StoreError
-from memp_mcp.server.app import MAX_HTTP_BODY_BYTES, build_server
+from memp_mcp.server.app import build_server
+from memp_mcp.server.streamable_http import MAX_HTTP_BODY_BYTES
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
 from tests.test_memory import CLEAN_SOAP

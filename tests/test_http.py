@@ -145,7 +145,7 @@ def test_an_ipv6_loopback_server_answers_its_bracketed_host(tmp_path: Path, host
 
 
 def test_default_allowed_hosts_follow_the_bind_address() -> None:
-    from memp_mcp.server.app import allowed_hosts
+    from memp_mcp.server.streamable_http import allowed_hosts
 
     loopback = ["localhost", "localhost:8765", "127.0.0.1", "127.0.0.1:8765", "[::1]", "[::1]:8765"]
     assert allowed_hosts("127.0.0.1", 8765) == loopback
@@ -185,7 +185,7 @@ def test_serving_beyond_loopback_without_a_token_is_refused_unless_allowed(tmp_p
 
 
 def test_every_address_a_host_names_is_bound_and_ipv6_sockets_stay_ipv6_only() -> None:
-    from memp_mcp.server.app import listening_sockets
+    from memp_mcp.server.streamable_http import listening_sockets
 
     every = listening_sockets("", free_port())
     try:

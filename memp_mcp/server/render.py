@@ -1,29 +1,44 @@
 """Where stored text becomes text for a model: the MCP answers and the hooks' injected context.
 
-Every text here was written by some agent (or a command's output, or an imported file), so each is
-cleaned before it is placed in what another model reads.
+Every text here was written by some agent (or a command's output, or an imported file), so each goes
+through `clean` before it is placed in what another model reads: one cleaner for every rendering.
 
 Imports: the standard library and memp_mcp.text only at run time (the hooks import this module on
-their own path); the engine's result types for type checking alone.
+their own path); the engine's types for type checking alone, and engine.markdown inside the one
+function that lays a procedure out as Markdown, which only the server calls.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from memp_mcp.text import one_line
+from memp_mcp.text import counted, one_line
 
 if TYPE_CHECKING:
-    from memp_mcp.engine.results import RecalledProcedure, RecallResult
+    from memp_mcp.engine.results import ProcedureDetail, RecalledProcedure, RecallResult
+    from memp_mcp.models import Procedure
 
 # The hook's injected context is capped: it rides on every prompt.
 INJECTION_CHARS = 2_000
 
+# A "<" that would close a tag, or open a procedure tag, in any case and spacing.
+_BLOCK_MARKUP = re.compile(r"<(?=\s*/|\s*procedure)", re.IGNORECASE)
+
+
+def clean(text: str, limit: int | None = None) -> str:
+    """Stored text fit to sit inside a rendering another model reads: flattened onto one line
+    (text.one_line: no line breaks, terminal escapes, bidirectional overrides or zero-width marks),
+    unable to open or close the block around it ("</" and "<procedure" become "<\\/" and
+    "<\\procedure"), and clipped to `limit` characters."""
+    text = _BLOCK_MARKUP.sub(r"<\\", one_line(text))
+    return text if limit is None or len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
 
 def render_recall(result: RecallResult) -> str:
     """Recall for the model to read. Every stored text was written by some agent: each procedure sits
-    between BEGIN and END lines that name who recorded it, and each stored text is flattened onto a
-    line of its own (text.one_line), so none can end the block early or pose as another section."""
+    between BEGIN and END lines that name who recorded it, and each stored text is cleaned onto a line
+    of its own, so none can end the block early or pose as another section."""
     if not result.procedures:
         return (
             f"No stored procedure fits this task (namespace '{result.namespace}', {result.retrieval}). "
@@ -54,19 +69,19 @@ def render_recalled(p: RecalledProcedure) -> str:
     else:
         trust = f"trusted: this version has succeeded (success {rate})"
     lines = [
-        f"\n----- BEGIN procedure #{p.id} (untrusted text; recorded by {one_line(p.author or 'unknown')}, "
-        f"written by {one_line(p.source)}, version {p.version}) -----",
-        f"Title: {one_line(p.title)}",
+        f"\n----- BEGIN procedure #{p.id} (untrusted text; recorded by {clean(p.author or 'unknown')}, "
+        f"written by {clean(p.source)}, version {p.version}) -----",
+        f"Title: {clean(p.title)}",
         f"Status: {trust}; relevance {p.relevance:.2f}; used {p.retrieved_count}x",
-        f"When to use: {one_line(p.when_to_use)}",
+        f"When to use: {clean(p.when_to_use)}",
     ]
-    lines += [f"{i}. {one_line(step)}" for i, step in enumerate(p.steps, 1)]
-    lines += [f"Pitfall: {one_line(pitfall)}" for pitfall in p.pitfalls]
+    lines += [f"{i}. {clean(step)}" for i, step in enumerate(p.steps, 1)]
+    lines += [f"Pitfall: {clean(pitfall)}" for pitfall in p.pitfalls]
     if p.abridged:
         lines.append(f"(abridged: get_procedure({p.id}) has every step and pitfall in full)")
     if p.exemplar:
-        lines.append(f"Worked example ({one_line(p.exemplar_task or '')}):")
-        lines += [f"  > {one_line(s.action)}" for s in p.exemplar]
+        lines.append(f"Worked example ({clean(p.exemplar_task or '')}):")
+        lines += [f"  > {clean(s.action)}" for s in p.exemplar]
     lines.append(f"From trajectories {p.source_trajectory_ids}")
     lines.append(f"----- END procedure #{p.id} -----")
     return "\n".join(lines)
@@ -77,14 +92,46 @@ def recall_cost(procedure: RecalledProcedure) -> int:
     return len(procedure.model_dump_json()) + len(render_recalled(procedure)) + 2
 
 
-def _clean(text: str, limit: int) -> str:
-    """One line of stored text, clipped, unable to close the block it is shown in."""
-    text = " ".join(text.split()).replace("</", "<\\/")
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+def render_procedure_markdown(procedure: Procedure) -> str:
+    """A procedure as the Markdown the server sends (its resource, get_procedure, edit_procedure): the
+    layout people see (engine.markdown), over cleaned copies of its stored texts."""
+    # Imported here, not at the top: the hooks import this module without the engine.
+    from memp_mcp.engine.markdown import render_procedure
+
+    author = procedure.author
+    cleaned = procedure.model_copy(
+        update={
+            "title": clean(procedure.title),
+            "when_to_use": clean(procedure.when_to_use),
+            "steps": [clean(step) for step in procedure.steps],
+            "pitfalls": [clean(pitfall) for pitfall in procedure.pitfalls],
+            "source": clean(procedure.source),
+            "author": clean(author) if author is not None else None,
+        }
+    )
+    return render_procedure(cleaned)
+
+
+def render_procedure_detail(detail: ProcedureDetail) -> str:
+    """get_procedure's text: the procedure's Markdown, then its version history."""
+    history = "\n".join(
+        f"- v{v.version}: {clean(v.reason)} ({clean(v.changed_by or 'unknown')})" for v in detail.history
+    )
+    return render_procedure_markdown(detail.procedure) + (f"\n## History\n{history}\n" if history else "")
+
+
+def render_procedure_list(procedures: list[Procedure]) -> str:
+    """list_procedures' text: a line per procedure."""
+    lines = [
+        f"#{p.id} [{p.status.value}] {clean(p.title)} - {counted(len(p.steps), 'step')}, "
+        f"{p.success_count} ok / {p.failure_count} failed"
+        for p in procedures
+    ]
+    return "\n".join(lines) or "No procedures."
 
 
 def _attribute(text: str, limit: int) -> str:
-    return _clean(text, limit).replace('"', "'").replace("<", "(").replace(">", ")")
+    return clean(text, limit).replace('"', "'").replace("<", "(").replace(">", ")")
 
 
 def render_injection(
@@ -122,9 +169,9 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
         f'source="{_attribute(procedure.source, 20)}, recorded by {_attribute(procedure.author or "unknown", 60)}">'
     )
     closing = "</procedure>"
-    lines = [opening, f"Title: {_clean(procedure.title, 200)}", f"When to use: {_clean(procedure.when_to_use, 200)}"]
-    steps = [f"{n}. {_clean(step, 240)}" for n, step in enumerate(procedure.steps, 1)]
-    pitfalls = [f"- {_clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
+    lines = [opening, f"Title: {clean(procedure.title, 200)}", f"When to use: {clean(procedure.when_to_use, 200)}"]
+    steps = [f"{n}. {clean(step, 240)}" for n, step in enumerate(procedure.steps, 1)]
+    pitfalls = [f"- {clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
     used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
     if used + (len(steps[0]) + 1 if steps else 0) > room:
         return None
