@@ -13,10 +13,11 @@
 - install: adding the hooks and the MCP server to Claude Code's settings, splicing the JSON
   files with jsonedit so whatever else they hold keeps its bytes.
 
-Imports go one way, down this list; nothing imports a module above it:
+Imports go one way (a -> b: a imports b), never back:
   warm_server -> command -> handlers -> session, memories, transcript (and memp_mcp.server.render);
   command and warm_server -> client; install -> jsonedit.
+From outside, memp_mcp.entry imports client and command, the CLI command and install.
 The client imports the standard library alone: memp_mcp.entry's fast path loads it and nothing
 else of memp_mcp, which is why this file imports nothing. No module here imports memp_mcp.cli or
-memp_mcp.bench, and only install is imported by the CLI's install command.
+memp_mcp.bench.
 """
