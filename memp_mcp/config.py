@@ -2,7 +2,7 @@
 
 Every setting has a default, can be set by a `MEMP_*` environment variable, and can be
 overridden by a CLI flag. Nothing else in the package reads the environment, except the prompt
-hook's fast path (memp_mcp.hooks.warm_server.client_environment), which must not import pydantic.
+hook's fast path (memp_mcp.hooks.client.client_environment), which must not import pydantic.
 """
 
 from __future__ import annotations

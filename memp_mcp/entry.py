@@ -1,9 +1,9 @@
 """The `memp-mcp` console script. `memp-mcp hook` takes a fast path that imports little.
 
 A hook is a new process on every prompt, so its cost is start-up: a prompt or session-start event
-is first offered to the warm server (memp_mcp.hooks.warm_server) using the standard library alone; only
-without one does the hook import the engine and answer itself. Every other command goes to
-memp_mcp.cli.
+is first offered to the warm server by memp_mcp.hooks.client, which imports the standard library
+alone; only without one does the hook import the engine and answer itself (memp_mcp.hooks.command).
+Every other command goes to memp_mcp.cli.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main() -> None:
 
 
 def _hook() -> int:
-    from memp_mcp.hooks.warm_server import ask, client_environment, socket_path
+    from memp_mcp.hooks.client import ask, client_environment, socket_path
 
     raw = sys.stdin.buffer.read(1_000_001)
     db_path, use_server = client_environment(os.environ)
@@ -35,7 +35,7 @@ def _hook() -> int:
         if reply is not None:
             sys.stdout.write(reply[3:].decode("utf-8"))
             return 0
-    from memp_mcp.hooks.handlers import main as hook_main
+    from memp_mcp.hooks.command import main as hook_main
 
     return hook_main(raw, start_server=use_server and warm_event)
 

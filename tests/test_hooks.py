@@ -6,8 +6,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +19,8 @@ import pytest
 
 from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.results import RecalledProcedure
+from memp_mcp.hooks.client import server_pid, socket_path
 from memp_mcp.hooks.transcript import ToolCall, Turn, infer_outcome, read_last_turn, turn_steps
-from memp_mcp.hooks.warm_server import server_pid, socket_path
 from memp_mcp.project import project_namespace
 from memp_mcp.server.render import INJECTION_CHARS, render_injection
 from memp_mcp.store import SQLiteStore
@@ -296,6 +298,76 @@ def test_hooks_turned_off_do_nothing(project: Path, env: dict[str, str], tmp_pat
     fix_the_bug(transcript)
     hook(event("Stop", "s1", transcript.path, project), {**env, "MEMP_HOOKS": "0"})
     assert not Path(env["MEMP_DB_PATH"]).exists()
+
+
+# What a fresh interpreter imports for `code`, beyond what it had loaded before it.
+IMPORTED_BY = """
+import json, sys
+before = set(sys.modules)
+{code}
+print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
+"""
+FAST_PATH_MODULES = {"memp_mcp", "memp_mcp.entry", "memp_mcp.hooks", "memp_mcp.hooks.client"}
+
+
+def imported_by(code: str, env: dict[str, str], stdin: str = "") -> tuple[str, set[str]]:
+    """(the stdout of `code` run in a fresh interpreter, the modules it imported)."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY.format(code=code)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, set(json.loads(done.stderr.splitlines()[-1]))
+
+
+def beyond_the_standard_library(modules: set[str]) -> set[str]:
+    return {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names and m not in FAST_PATH_MODULES}
+
+
+def test_the_hook_client_imports_the_standard_library_alone(env: dict[str, str]) -> None:
+    _, modules = imported_by("import memp_mcp.hooks.client", env)
+    assert "memp_mcp.hooks.client" in modules
+    assert not beyond_the_standard_library(modules)
+    assert not modules & {"pydantic", "numpy", "mcp", "memp_mcp.config", "memp_mcp.hooks.handlers"}
+
+
+def test_a_prompt_the_warm_server_answers_imports_the_standard_library_alone(
+    env: dict[str, str], project: Path
+) -> None:
+    db = Path(env["MEMP_DB_PATH"])
+    reply = json.dumps({"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": "x"}})
+    requests: list[bytes] = []
+    # A stand-in for the warm server: the test is about what the client side imports.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(socket_path(db)))
+        listener.listen(1)
+        listener.settimeout(60)
+
+        def answer_once() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                requests.append(connection.makefile("rb").read())
+                connection.sendall(b"ok\n" + reply.encode())
+
+        server = threading.Thread(target=answer_once, daemon=True)
+        server.start()
+        try:
+            prompt = json.dumps(event("UserPromptSubmit", "s1", project / "t.jsonl", project, prompt=FIRST_PROMPT))
+            stdout, modules = imported_by(
+                "from memp_mcp.entry import _hook\nassert _hook() == 0",
+                {**env, "MEMP_HOOK_SERVER": "1"},
+                stdin=prompt,
+            )
+            server.join(10)
+        finally:
+            socket_path(db).unlink(missing_ok=True)
+    assert requests == [prompt.encode()] and stdout == reply
+    assert not beyond_the_standard_library(modules)
+    assert not modules & {"pydantic", "numpy", "mcp", "memp_mcp.config", "memp_mcp.paths"}
 
 
 def test_the_reader_keeps_the_last_prompt_and_skips_what_is_not_work(project: Path, tmp_path: Path) -> None:

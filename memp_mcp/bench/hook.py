@@ -23,7 +23,7 @@ from typing import Any
 
 from memp_mcp.bench.latency import percentile
 from memp_mcp.bench.synthetic import build_database, paraphrase
-from memp_mcp.hooks.warm_server import server_pid
+from memp_mcp.hooks.client import server_pid
 from memp_mcp.project import project_namespace
 from memp_mcp.store import SQLiteStore
 

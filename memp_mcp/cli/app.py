@@ -131,7 +131,7 @@ def serve(
 @app.command()
 def hook() -> None:
     """Claude Code's command hook: reads the event's JSON on stdin (see README, "Claude Code"); always exits 0."""
-    from memp_mcp.hooks.handlers import main as hook_main
+    from memp_mcp.hooks.command import main as hook_main
 
     raise typer.Exit(hook_main())
 

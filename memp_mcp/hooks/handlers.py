@@ -1,4 +1,4 @@
-"""`memp-mcp hook`: Claude Code command hooks that recall before a prompt and record after a turn.
+"""What each Claude Code hook event does: recall before a prompt, record after a turn.
 
 Claude Code starts the command once per event with one JSON object on stdin: `session_id`,
 `transcript_path`, `cwd`, `hook_event_name`, and per event `prompt` (UserPromptSubmit), `source`
@@ -9,82 +9,35 @@ Claude Code starts the command once per event with one JSON object on stdin: `se
 - UserPromptSubmit: recall for the prompt in the project's namespace and inject the best procedure
   (steps, pitfalls, recall_id, and how to report) within INJECTION_CHARS; nothing when nothing fits.
   Recall here is keyword-only: a hook is a new process per prompt and loading the embedding model
-  would cost about a second each time (see `memp-mcp bench hook`).
+  would cost about a second each time (see `memp-mcp bench hook`); the warm server recalls with it.
 - Stop and SessionEnd: the transcript's last prompt and the tool calls made for it become a
   trajectory in the project's namespace; where the transcript shows the outcome, it is reported
   against this session's recall for that prompt (else the trajectory is only recorded).
 - SessionStart after a compaction: the procedure injected for the current prompt is injected again,
   since compaction drops it.
 
-A hook must never break the session: every failure is logged to `hooks.log` beside the database and
-the command exits 0 without output; the work runs under a deadline well inside Claude Code's timeout.
+`run_hook` answers one event and raises on failure; the hook process (memp_mcp.hooks.command) and
+the warm server (memp_mcp.hooks.warm_server) run it and keep failures from the session.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from memp_mcp.config import Settings, load_settings
+from memp_mcp.config import Settings
+from memp_mcp.hooks.memories import FreshMemories, Memories
+from memp_mcp.hooks.session import SessionState, forget_old_states, state_path
 from memp_mcp.models import MAX_TASK_CHARS
 
-logger = logging.getLogger("memp_mcp.hooks.handlers")
+logger = logging.getLogger(__name__)
 
-PROMPT_DEADLINE_SECONDS = 3.0
-RECORD_DEADLINE_SECONDS = 20.0
-MAX_INPUT_BYTES = 1_000_000
 # A prompt with fewer content words than this ("yes", "go on") is not a task to recall for.
 MIN_PROMPT_KEYWORDS = 2
 RECALL_K = 2
-STATE_MAX_AGE_SECONDS = 14 * 24 * 3600
 AGENT = "claude-code"
-
-
-class Memories(Protocol):
-    """Where an event's Memory comes from: fresh per event, or kept open by the warm server."""
-
-    def open(self, namespace: str) -> AbstractContextManager[Any]: ...
-
-
-@dataclass
-class SessionState:
-    """What this session's hooks remember between events (one small JSON file per session)."""
-
-    namespace: str | None = None
-    task: str | None = None
-    recall_id: str | None = None
-    procedure_id: int | None = None
-    injection: str | None = None
-    recorded_prompt_id: str | None = None
-
-    @classmethod
-    def load(cls, path: Path) -> SessionState:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError):
-            return cls()
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(asdict(self)), encoding="utf-8")
-        partial.replace(path)
-
-
-def state_path(settings: Settings, session_id: object) -> Path:
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(session_id or ""))[:100] or "unknown"
-    return settings.db_path.parent / "hook-sessions" / f"{name}.json"
 
 
 def namespace_for(settings: Settings, cwd: object) -> str:
@@ -93,86 +46,6 @@ def namespace_for(settings: Settings, cwd: object) -> str:
     if settings.hook_namespace:
         return settings.hook_namespace
     return project_namespace(Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd())
-
-
-class FreshMemories:
-    """A Memory per event, closed after it: what a hook process uses (keyword recall, no model)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @contextmanager
-    def open(self, namespace: str) -> Iterator[Any]:
-        from memp_mcp.engine.memory import Memory
-        from memp_mcp.store import open_store
-
-        store = open_store(self.settings.db_path, self.settings.database_url)
-        memory = Memory(store, None, **_memory_options(self.settings, namespace))
-        try:
-            yield memory
-        finally:
-            memory.store.close()
-
-
-class KeptMemories:
-    """One open store and, once loaded, the embedding model: what the warm server uses between events."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._store: Any = None
-        self._model: Any = None
-
-    def _opened_store(self) -> Any:
-        from memp_mcp.store import open_store
-
-        if self._store is None:
-            self._store = open_store(self.settings.db_path, self.settings.database_url)
-        return self._store
-
-    def load_model(self) -> None:
-        """Load the model, bind it and embed keys stored without vectors, then recall with it."""
-        from memp_mcp.embedding import resolve_embedder
-        from memp_mcp.engine.memory import Memory
-        from memp_mcp.errors import MempError
-
-        if not self.settings.embeddings:
-            return
-        try:
-            model = resolve_embedder(self.settings, allow_download=False)
-            with self._lock:
-                store = self._opened_store()
-            # Bound (and backfilled) off the lock, so prompts keep their keyword answers meanwhile.
-            if Memory(store, model, **_memory_options(self.settings, "default")).embedder(0.0) is None:
-                logger.warning("the model does not fit this database; the warm server stays on keywords")
-                return
-        except MempError as exc:
-            logger.warning("the warm server stays on keyword recall: %s", exc)
-            return
-        with self._lock:
-            self._model = model
-        logger.info("warm server recalls with %s", model.identity)
-
-    @contextmanager
-    def open(self, namespace: str) -> Iterator[Any]:
-        from memp_mcp.engine.memory import Memory
-
-        with self._lock:
-            # A new Memory per event: binding the model on first use embeds the keys that hook
-            # processes recorded without vectors since the last event, so vector search sees them.
-            yield Memory(self._opened_store(), self._model, **_memory_options(self.settings, namespace))
-
-
-def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
-    from memp_mcp.engine.retrieve import tuning_for
-    from memp_mcp.engine.strategies import Strategies
-
-    return {
-        "namespace": namespace,
-        "strategies": Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
-        "read_only_namespaces": settings.read_only_namespaces,
-        "tuning": tuning_for(settings),
-    }
 
 
 # -- the prompt ----------------------------------------------------------------------------
@@ -286,12 +159,7 @@ def _reported_by_the_agent(memory: Any, recall_id: str) -> bool:
 
 
 def on_session_start(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
-    folder = state_path(settings, "x").parent
-    if folder.is_dir():
-        cutoff = time.time() - STATE_MAX_AGE_SECONDS
-        for old in folder.glob("*.json"):
-            if old.stat().st_mtime < cutoff:
-                old.unlink(missing_ok=True)
+    forget_old_states(settings)
     if data.get("source") != "compact":
         return None
     state = SessionState.load(state_path(settings, data.get("session_id")))
@@ -300,7 +168,7 @@ def on_session_start(data: dict[str, Any], settings: Settings, memories: Memorie
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": state.injection}}
 
 
-# -- the command ---------------------------------------------------------------------------
+# -- one event -----------------------------------------------------------------------------
 
 HANDLERS = {
     "UserPromptSubmit": on_prompt,
@@ -308,16 +176,6 @@ HANDLERS = {
     "SessionEnd": on_turn_end,
     "SessionStart": on_session_start,
 }
-
-
-def log_to_file(settings: Settings) -> None:
-    folder = settings.db_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(folder / "hooks.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
 
 
 def run_hook(raw: bytes, settings: Settings, memories: Memories | None = None) -> str | None:
@@ -330,61 +188,3 @@ def run_hook(raw: bytes, settings: Settings, memories: Memories | None = None) -
         return None
     reply = handler(data, settings, memories or FreshMemories(settings))
     return json.dumps(reply) if reply else None
-
-
-def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
-    """Run one hook event (`raw`, else stdin); always exits 0, printing only a reply Claude Code reads.
-
-    With `start_server`, a prompt or session-start event also starts the warm server for the next one.
-    """
-    try:
-        settings = load_settings()
-    except Exception:  # settings a hook cannot use: stay silent rather than break the session
-        return 0
-    if not settings.hooks:
-        return 0
-    try:
-        log_to_file(settings)
-    except OSError:
-        logging.getLogger().handlers[:] = [logging.NullHandler()]
-    if raw is None:
-        raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-    if len(raw) > MAX_INPUT_BYTES:
-        logger.warning("hook input larger than %d bytes ignored", MAX_INPUT_BYTES)
-        return 0
-    reply: list[str | None] = []
-    started = time.perf_counter()
-
-    def work() -> None:
-        try:
-            reply.append(run_hook(raw, settings))
-        except Exception:  # the top of the hook: whatever went wrong, the session goes on
-            logger.exception("hook failed; input began %r", raw[:200])
-
-    worker = threading.Thread(target=work, name="memp-hook", daemon=True)
-    worker.start()
-    event = _event_name(raw)
-    deadline = PROMPT_DEADLINE_SECONDS if event in ("UserPromptSubmit", "SessionStart") else RECORD_DEADLINE_SECONDS
-    worker.join(deadline)
-    if worker.is_alive():
-        logger.warning("%s hook gave up after %.1f s (a locked database?)", event, deadline)
-        logging.shutdown()
-        os._exit(0)  # the worker may be stuck inside SQLite; leave without waiting for it
-    logger.debug("%s hook took %.0f ms", event, 1000 * (time.perf_counter() - started))
-    if reply and reply[0]:
-        sys.stdout.write(reply[0])
-        sys.stdout.flush()
-    has_memory = settings.database_url is not None or settings.db_path.exists()
-    if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory:
-        from memp_mcp.hooks.warm_server import start_in_background
-
-        try:
-            start_in_background(settings.db_path)
-        except OSError as exc:
-            logger.warning("warm server not started: %s", exc)
-    return 0
-
-
-def _event_name(raw: bytes) -> str:
-    match = re.search(rb'"hook_event_name"\s*:\s*"(\w+)"', raw)
-    return match.group(1).decode() if match else "unknown"

@@ -1,0 +1,99 @@
+"""The hook's client of the warm server: what runs on every prompt, before anything heavy.
+
+A hook is a new process per prompt: importing the engine costs a few hundred milliseconds and
+loading the embedding model about a second. So a prompt or session-start event is first sent to
+the database's warm server (memp_mcp.hooks.warm_server) over a Unix socket and its reply printed;
+only without a server does the hook import the engine and answer itself, starting one for the
+next event. The socket lives in the temporary folder (Unix socket paths are short), is named
+after the database, and is only trusted when it belongs to this user.
+
+Imports the standard library alone, at any depth: memp_mcp.entry's fast path imports this module
+and nothing else of memp_mcp (tests/test_hooks.py checks it in a fresh interpreter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+CONNECT_TIMEOUT_SECONDS = 0.2
+# Inside the prompt hook's own deadline: a server that does not answer by then is skipped.
+REPLY_TIMEOUT_SECONDS = 2.5
+
+
+def client_environment(environ: dict[str, str] | os._Environ[str]) -> tuple[Path | None, bool]:
+    """(the database path, whether the warm server may be used) from the environment.
+
+    The one place outside memp_mcp.config that reads settings, because the fast path must not
+    import pydantic: only MEMP_DB_PATH, MEMP_HOOKS and MEMP_HOOK_SERVER, with the same meanings.
+    None means "the default database", which the client leaves to the full path to resolve.
+    """
+    off = {"0", "false", "no", "off"}
+    enabled = environ.get("MEMP_HOOKS", "1").strip().lower() not in off
+    server = environ.get("MEMP_HOOK_SERVER", "1").strip().lower() not in off
+    raw = environ.get("MEMP_DB_PATH")
+    return (Path(raw).expanduser() if raw else None), enabled and server
+
+
+def socket_path(db_path: Path) -> Path:
+    digest = hashlib.sha256(str(db_path.expanduser().absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"memp-hook-{uid}-{digest}.sock"
+
+
+def lock_path(socket: Path) -> Path:
+    return socket.with_suffix(".lock")
+
+
+def server_pid(db_path: Path) -> int | None:
+    """The pid of the warm server answering for `db_path`, if one is."""
+    path = socket_path(db_path)
+    if ask(path, b"") is None:
+        return None
+    try:
+        return int(lock_path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def ask(path: Path, request: bytes) -> bytes | None:
+    """The warm server's reply to `request`, or None when there is no server of this user to ask."""
+    if not hasattr(socket, "AF_UNIX"):
+        return None
+    try:
+        if path.stat().st_uid != (os.getuid() if hasattr(os, "getuid") else 0):
+            return None  # someone else's socket: never take context from it
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(CONNECT_TIMEOUT_SECONDS)
+            connection.connect(str(path))
+            connection.settimeout(REPLY_TIMEOUT_SECONDS)
+            connection.sendall(request)
+            connection.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+    except OSError:
+        return None
+    reply = b"".join(chunks)
+    return reply if reply.startswith(b"ok\n") else None
+
+
+def start_in_background(db_path: Path) -> None:
+    """Start a warm server for `db_path` detached from this process (it outlives the hook)."""
+    import subprocess
+
+    if not hasattr(socket, "AF_UNIX"):
+        return
+    subprocess.Popen(
+        [sys.executable, "-m", "memp_mcp.hooks.warm_server"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        env={**os.environ, "MEMP_DB_PATH": str(db_path)},
+    )

@@ -1,0 +1,104 @@
+"""Where a hook event's Memory comes from: opened fresh per event, or kept open by the warm server.
+
+A hook process opens the store for its one event and recalls by keywords (loading the model would
+cost about a second per prompt). The warm server keeps one store open and loads the model in the
+background, recalling by keywords until it is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+from memp_mcp.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Memories(Protocol):
+    """Where an event's Memory comes from: fresh per event, or kept open by the warm server."""
+
+    def open(self, namespace: str) -> AbstractContextManager[Any]: ...
+
+
+class FreshMemories:
+    """A Memory per event, closed after it: what a hook process uses (keyword recall, no model)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @contextmanager
+    def open(self, namespace: str) -> Iterator[Any]:
+        from memp_mcp.engine.memory import Memory
+        from memp_mcp.store import open_store
+
+        store = open_store(self.settings.db_path, self.settings.database_url)
+        memory = Memory(store, None, **_memory_options(self.settings, namespace))
+        try:
+            yield memory
+        finally:
+            memory.store.close()
+
+
+class KeptMemories:
+    """One open store and, once loaded, the embedding model: what the warm server uses between events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._store: Any = None
+        self._model: Any = None
+
+    def _opened_store(self) -> Any:
+        from memp_mcp.store import open_store
+
+        if self._store is None:
+            self._store = open_store(self.settings.db_path, self.settings.database_url)
+        return self._store
+
+    def load_model(self) -> None:
+        """Load the model, bind it and embed keys stored without vectors, then recall with it."""
+        from memp_mcp.embedding import resolve_embedder
+        from memp_mcp.engine.memory import Memory
+        from memp_mcp.errors import MempError
+
+        if not self.settings.embeddings:
+            return
+        try:
+            model = resolve_embedder(self.settings, allow_download=False)
+            with self._lock:
+                store = self._opened_store()
+            # Bound (and backfilled) off the lock, so prompts keep their keyword answers meanwhile.
+            if Memory(store, model, **_memory_options(self.settings, "default")).embedder(0.0) is None:
+                logger.warning("the model does not fit this database; the warm server stays on keywords")
+                return
+        except MempError as exc:
+            logger.warning("the warm server stays on keyword recall: %s", exc)
+            return
+        with self._lock:
+            self._model = model
+        logger.info("warm server recalls with %s", model.identity)
+
+    @contextmanager
+    def open(self, namespace: str) -> Iterator[Any]:
+        from memp_mcp.engine.memory import Memory
+
+        with self._lock:
+            # A new Memory per event: binding the model on first use embeds the keys that hook
+            # processes recorded without vectors since the last event, so vector search sees them.
+            yield Memory(self._opened_store(), self._model, **_memory_options(self.settings, namespace))
+
+
+def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
+    from memp_mcp.engine.retrieve import tuning_for
+    from memp_mcp.engine.strategies import Strategies
+
+    return {
+        "namespace": namespace,
+        "strategies": Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
+        "read_only_namespaces": settings.read_only_namespaces,
+        "tuning": tuning_for(settings),
+    }
