@@ -1,0 +1,211 @@
+"""Reading and correcting the stored procedures: recall, stats, list, show, edit, forget, restore.
+
+memp_mcp.cli.root registers these commands.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from memp_mcp.cli.common import console, fail, memory_at
+from memp_mcp.cli.options import DatabaseUrlOption, DbOption, NamespaceOption
+from memp_mcp.errors import MempError
+from memp_mcp.text import one_line
+
+if TYPE_CHECKING:
+    from memp_mcp.engine.memory import Memory
+    from memp_mcp.models import Procedure
+
+
+def recall(
+    task: Annotated[str, typer.Argument(help="What you are about to do.")],
+    k: Annotated[int, typer.Option(help="How many procedures.")] = 3,
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    namespace: NamespaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the procedures memory would give an agent for TASK."""
+    memory = memory_at(db, namespace, database_url=database_url)
+    try:
+        result = memory.recall(task, k, wait_for_model=60.0, log=False)
+    except MempError as exc:
+        fail(str(exc))
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    if not result.procedures:
+        console.print(Text(f"No procedure fits this task (namespace {result.namespace}, {result.retrieval})."))
+        return
+    # Stored text is printed as Text, never parsed as Rich markup: "[/]" in a step would crash the
+    # command, and "[tool.pytest.ini_options]" would vanish.
+    for procedure in result.procedures:
+        status = " (provisional)" if procedure.provisional else ""
+        heading = (f"#{procedure.id} {one_line(procedure.title)}", "bold")
+        console.rule(Text.assemble(heading, f"{status}  relevance {procedure.relevance:.2f}"))
+        for number, step in enumerate(procedure.steps, 1):
+            console.print(Text(f"  {number}. {one_line(step)}"), highlight=False)
+        for pitfall in procedure.pitfalls:
+            console.print(Text.assemble("  ", ("pitfall:", "yellow"), f" {one_line(pitfall)}"), highlight=False)
+
+
+def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace: NamespaceOption = None) -> None:
+    """Counts of trajectories, procedures and recalls in a namespace."""
+    memory = memory_at(db, namespace, need_model=False, database_url=database_url)
+    figures = memory.stats()
+    console.print_json(figures.model_dump_json())
+
+
+def list_command(
+    status: Annotated[str | None, typer.Option(help="active or deprecated.")] = None,
+    text: Annotated[str | None, typer.Option(help="Only procedures whose title or when-to-use contains this.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    namespace: NamespaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List procedures."""
+    memory = memory_at(db, namespace, need_model=False, database_url=database_url)
+    try:
+        procedures = memory.list_procedures(memory.default_namespace, status, text, limit)
+    except MempError as exc:
+        fail(str(exc))
+    if as_json:
+        for procedure in procedures:
+            print(procedure.model_dump_json())
+        return
+    table = Table(title=f"Procedures in {memory.default_namespace}")
+    for column in ("id", "title", "steps", "status", "v", "used", "ok", "failed", "by"):
+        table.add_column(column)
+    for p in procedures:
+        table.add_row(
+            str(p.id),
+            Text(one_line(p.title)),
+            str(len(p.steps)),
+            p.status.value,
+            str(p.version),
+            str(p.retrieved_count),
+            str(p.success_count),
+            str(p.failure_count),
+            Text(one_line(p.author or p.source)),
+        )
+    console.print(table)
+
+
+def show(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
+) -> None:
+    """Show one procedure as Markdown."""
+    from memp_mcp.engine.markdown import render_procedure
+
+    memory = memory_at(db, namespace, need_model=False, database_url=database_url)
+    try:
+        detail = memory.get_procedure(procedure_id)
+    except MempError as exc:
+        fail(str(exc))
+    if as_json:
+        print(detail.model_dump_json(indent=2))
+    else:
+        print(render_procedure(detail.procedure), end="")
+
+
+def edit(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    title: Annotated[str | None, typer.Option(help="New title.")] = None,
+    when_to_use: Annotated[str | None, typer.Option(help="New when-to-use text.")] = None,
+    step: Annotated[list[str] | None, typer.Option("--step", help="A step (repeat, in order); replaces all.")] = None,
+    pitfall: Annotated[list[str] | None, typer.Option("--pitfall", help="A pitfall (repeat); replaces all.")] = None,
+    expect_version: Annotated[
+        int | None, typer.Option(help="Refuse the edit if the procedure is no longer at this version.")
+    ] = None,
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Edit a procedure: with field options, or in $EDITOR as Markdown. The old version is kept.
+
+    An edit in $EDITOR is refused, saying what changed, when the procedure changed while it was open.
+    """
+    from memp_mcp.engine.markdown import parse_procedure, render_procedure
+
+    memory = memory_at(db, namespace, database_url=database_url)
+    try:
+        fields: dict[str, Any] = {"title": title, "when_to_use": when_to_use, "steps": step, "pitfalls": pitfall}
+        if all(value is None for value in fields.values()):
+            current = memory.get_procedure(procedure_id).procedure
+            expect_version = current.version
+            edited = _edit_in_editor(render_procedure(current))
+            if edited is None:
+                console.print("no change")
+                return
+            fields = parse_procedure(edited)
+        revised = memory.edit(
+            procedure_id, expected_version=expect_version, agent="memp-mcp edit", reason="edited by hand", **fields
+        )
+    except MempError as exc:
+        fail(str(exc))
+    console.print(f"procedure {revised.id} is now version {revised.version}")
+
+
+def _edit_in_editor(text: str) -> str | None:
+    """Open $VISUAL / $EDITOR on `text`; the edited text, or None when nothing changed."""
+    import os
+    import shlex
+    import subprocess
+
+    command = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="memp-edit-") as tmp:
+        path = Path(tmp) / "procedure.md"
+        path.write_text(text, encoding="utf-8")
+        try:
+            status = subprocess.call([*shlex.split(command), str(path)])
+        except OSError as exc:
+            fail(f"cannot start the editor {command!r}: {exc.strerror}; set EDITOR, or pass --title/--step/...")
+        if status != 0:
+            fail(f"the editor exited with status {status}; nothing changed")
+        edited = path.read_text(encoding="utf-8")
+    return None if edited == text else edited
+
+
+def forget(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Deprecate a procedure: recall stops returning it. Nothing is deleted; `restore` undoes it."""
+    _change_status(lambda memory: memory.forget(procedure_id), db, namespace, database_url)
+
+
+def restore(
+    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    db: DbOption = None,
+    namespace: NamespaceOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Make a deprecated procedure active again."""
+    _change_status(lambda memory: memory.restore(procedure_id), db, namespace, database_url)
+
+
+def _change_status(
+    change: Callable[[Memory], Procedure], db: Path | None, namespace: str | None, database_url: str | None
+) -> None:
+    """Forget or restore a procedure, then say the status it has now."""
+    memory = memory_at(db, namespace, need_model=False, database_url=database_url)
+    try:
+        procedure = change(memory)
+    except MempError as exc:
+        fail(str(exc))
+    console.print(f"procedure {procedure.id} is {procedure.status.value}")
