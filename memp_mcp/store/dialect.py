@@ -45,9 +45,13 @@ class Dialect(ABC):
         """A condition that `column` is one of `values` (at least one), with its parameters."""
 
     @abstractmethod
-    def list_of(self, query: str) -> str:
-        """An expression holding, as one value, the values `query` selects in its one column named
-        `value` (read back with rows.from_json; in no promised order)."""
+    def ids_of(self, column: str, source: str) -> str:
+        """An expression holding, as one value, the ids in `column` of the rows of `source` (a FROM
+        clause with its conditions), in no promised order."""
+
+    @abstractmethod
+    def read_ids(self, value: Any) -> list[int]:
+        """The ids of a value `ids_of` selected."""
 
     @abstractmethod
     def json_as_text(self, column: str) -> str:

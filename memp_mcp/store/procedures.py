@@ -136,13 +136,11 @@ class Procedures(Database):
             return []
         clause, params = self.dialect.any_of("id", wanted)
         # With each procedure's sources in the same round trip.
-        sources = self.dialect.list_of(
-            "SELECT s.trajectory_id AS value FROM procedure_sources s WHERE s.procedure_id = procedures.id"
-        )
+        sources = self.dialect.ids_of("s.trajectory_id", "procedure_sources s WHERE s.procedure_id = procedures.id")
         found = self._select(f"SELECT {mapping.PROCEDURE_COLUMNS}, {sources} FROM procedures WHERE {clause}", params)
         by_id = {int(r[0]): r for r in found}
         return [
-            mapping.procedure(by_id[i][:-1], sorted(int(t) for t in mapping.from_json(by_id[i][-1])))
+            mapping.procedure(by_id[i][:-1], sorted(self.dialect.read_ids(by_id[i][-1])))
             for i in procedure_ids
             if i in by_id
         ]

@@ -59,8 +59,11 @@ class PostgresDialect(Dialect):
         # One array parameter whatever the count: the statement is prepared once.
         return f"{column} = ANY(?)", [list(values)]
 
-    def list_of(self, query: str) -> str:
-        return f"ARRAY({query})"
+    def ids_of(self, column: str, source: str) -> str:
+        return f"ARRAY(SELECT {column} FROM {source})"
+
+    def read_ids(self, value: Any) -> list[int]:
+        return [int(i) for i in value]
 
     def json_as_text(self, column: str) -> str:
         return f"{column}::text"

@@ -33,8 +33,12 @@ class SQLiteDialect(Dialect):
     def any_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{column} IN ({rows.placeholders(len(values))})", list(values)
 
-    def list_of(self, query: str) -> str:
-        return f"(SELECT json_group_array(value) FROM ({query}))"
+    def ids_of(self, column: str, source: str) -> str:
+        return f"(SELECT group_concat({column}) FROM {source})"
+
+    def read_ids(self, value: Any) -> list[int]:
+        # Text, not JSON: splitting it costs a fraction of parsing JSON, on every procedure read.
+        return [int(i) for i in value.split(",")] if value else []
 
     def json_as_text(self, column: str) -> str:
         return column
