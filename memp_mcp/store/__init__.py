@@ -1,5 +1,24 @@
 """Persistence behind one interface (`Store`): a SQLite file by default, or a shared PostgreSQL
-database with pgvector when a database URL is configured."""
+database with pgvector when a database URL is configured.
+
+What lives where:
+- base.py: the `Store` protocol the engine depends on, and the checks both stores share;
+- database.py: `Database`, what every store does with its database (statements, meta, namespaces,
+  rows table by table) and what the shared SQL needs of a backend; dialect.py: `Dialect`, what the
+  two databases spell apart (placeholders, JSON, times, lists of ids, a few expressions);
+- procedures.py, history.py, sql_store.py: the SQL of procedures, trajectories, recall events and
+  statistics, written once for both backends; rows.py: rows to models;
+- schema.py: the migration runner; migrations.py and postgres_migrations.py: each backend's list;
+- sqlite/: the SQLite store (connection, dialect, sqlite-vec vectors with the in-memory codes of
+  binary_codes.py and bit_index.py, FTS5 full-text); driver.py opens SQLite with sqlite-vec loaded;
+- postgres/: the PostgreSQL store (pooled connection and advisory locks, dialect, pgvector vectors,
+  tsvector full-text), imported only when a database URL is configured (its driver is optional);
+- transfer.py: a SQLite memory copied into PostgreSQL (`memp-mcp migrate`), through the stores'
+  public methods.
+
+The store is domain code: it imports nothing from memp_mcp.engine, server, hooks, cli or bench, nor
+from the mcp SDK.
+"""
 
 from __future__ import annotations
 

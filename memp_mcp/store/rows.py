@@ -41,9 +41,9 @@ def _time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def placeholders(count: int, mark: str = "?") -> str:
-    """`?, ?, ?` for an `IN (...)` of `count` values (PostgreSQL's driver takes `%s`)."""
-    return ", ".join([mark] * count)
+def placeholders(count: int) -> str:
+    """`?, ?, ?` for `count` values (an `IN (...)`, a row of VALUES)."""
+    return ", ".join(["?"] * count)
 
 
 def plain_word(word: str) -> str:
@@ -54,17 +54,17 @@ def plain_word(word: str) -> str:
 
 
 def procedure_filter(
-    namespace: str | None, status: ProcedureStatus | None, mark: str = "?", *extra: tuple[str, Sequence[Any]]
+    namespace: str | None, status: ProcedureStatus | None, *extra: tuple[str, Sequence[Any]]
 ) -> tuple[str, list[Any]]:
     """`WHERE ...` over procedures by namespace and status (each when given) and `extra` (clause, its
-    parameters), with the parameters in order; empty when nothing filters."""
+    parameters), with the parameters in order; empty when nothing filters. Parameters marked `?`."""
     clauses: list[str] = []
     params: list[Any] = []
     if namespace is not None:
-        clauses.append(f"namespace = {mark}")
+        clauses.append("namespace = ?")
         params.append(namespace)
     if status is not None:
-        clauses.append(f"status = {mark}")
+        clauses.append("status = ?")
         params.append(status.value)
     for clause, values in extra:
         clauses.append(clause)

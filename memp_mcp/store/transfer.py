@@ -10,7 +10,7 @@ when it is opened, as any memp-mcp command does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,8 @@ import numpy as np
 from memp_mcp.errors import StoreError
 from memp_mcp.store import rows
 from memp_mcp.store.postgres import PostgresStore
-from memp_mcp.store.postgres.connection import clean, jsonb
 from memp_mcp.store.sqlite import SQLiteStore
 
-BATCH = 2_000
 # (table, columns read from SQLite, columns written to PostgreSQL); JSON columns are named *_json.
 _TABLES: list[tuple[str, str, str]] = [
     ("namespaces", "name, created_at", "name, created_at"),
@@ -33,8 +31,8 @@ _TABLES: list[tuple[str, str, str]] = [
     ("recall_events", rows.RECALL_EVENT_COLUMNS, rows.RECALL_EVENT_COLUMNS),
 ]
 _BOOLEAN_COLUMNS = frozenset({"reported", "success"})
-# Tables whose ids PostgreSQL generates: their sequences continue after the copied ids.
-_IDENTITY_TABLES = ("trajectories", "procedures", "procedure_keys")
+# PostgreSQL's keys carry their procedure's namespace and whether it is active (see postgres_migrations).
+_KEY_COLUMNS = ("id", "procedure_id", "namespace", "active", "text", "embedding")
 
 Progress = Callable[[str, int], None]
 
@@ -60,104 +58,65 @@ def copy_sqlite_to_postgres(
     copied: dict[str, int] = {}
     bound = source.embedding_model()
     with target.transaction():
-        conn = target._write()
-        if bound is not None:
-            target._set_meta("embedding_model", bound[0])
-            target._set_meta("embedding_dim", str(bound[1]))
-            target._prepare_vectors(bound[1])
+        target.prepare_copy(bound)
         for table, read, write in _TABLES:
             names = [c.strip() for c in write.split(",")]
-            statement = f"INSERT INTO {table} ({write}) VALUES ({rows.placeholders(len(names), '%s')})"
             count = 0
-            for batch in _batches(source, f"SELECT {read} FROM {table}"):
-                with conn.cursor() as cursor:
-                    cursor.executemany(statement, [_converted(names, row) for row in batch])
+            for batch in source.read_rows(table, read, "rowid"):
+                target.write_rows(table, names, [_converted(target, names, row) for row in batch])
                 count += len(batch)
                 if progress:
                     progress(table, count)
             copied[table] = count
         copied["procedure_keys"] = _copy_keys(source, target, bound, progress)
-        conn.execute(
-            "UPDATE procedures p SET search_text = t.body FROM unnest(%s::bigint[], %s::text[]) AS t(id, body) "
-            "WHERE p.id = t.id",
-            _search_texts(source),
+        target.set_search_texts(
+            [
+                (int(r[0]), str(r[1]))
+                for batch in source.read_rows("procedure_fts", "rowid, body", "rowid")
+                for r in batch
+            ]
         )
-        for table in _IDENTITY_TABLES:
-            conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-            )
-        if bound is not None:
-            target._index_vectors()
         for table, count in copied.items():
-            expected = _count(source, table)
+            expected = source.count_rows(table)
             if count != expected:
                 raise StoreError(f"copied {count} rows of {table}, the source has {expected}; nothing was written")
-        # The planner's statistics, in the same transaction (so they commit with the copy or not at
-        # all): until autovacuum got to a copy, the planner knew nothing of its rows and planned the
-        # vector and keyword searches as scans of every row (recalls of ~320 ms at 100,000
-        # procedures against ~27 ms once analysed).
-        conn.execute(f"ANALYZE {', '.join(sorted({table for table, _, _ in _TABLES} | {'procedure_keys'}))}")
+        target.finish_copy(bound, list(copied))
     return TransferReport(copied)
 
 
 def _copy_keys(
     source: SQLiteStore, target: PostgresStore, bound: tuple[str, int] | None, progress: Progress | None
 ) -> int:
-    conn = target._write()
     count = 0
-    query = (
-        "SELECT k.id, k.procedure_id, p.namespace, p.status = 'active', k.text, k.vector "
-        "FROM procedure_keys k JOIN procedures p ON p.id = k.procedure_id"
-    )
-    for batch in _batches(source, query, "k.id"):
+    keys = "procedure_keys k JOIN procedures p ON p.id = k.procedure_id"
+    for batch in source.read_rows(
+        keys, "k.id, k.procedure_id, p.namespace, p.status = 'active', k.text, k.vector", "k.id"
+    ):
         values = [
             (
                 key_id,
                 procedure_id,
                 namespace,
                 bool(active),
-                clean(text),
+                text,
                 np.frombuffer(vector, dtype=np.float32) if vector is not None and bound is not None else None,
             )
             for key_id, procedure_id, namespace, active, text, vector in batch
         ]
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO procedure_keys (id, procedure_id, namespace, active, text, embedding) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                values,
-            )
+        target.write_rows("procedure_keys", _KEY_COLUMNS, values)
         count += len(batch)
         if progress:
             progress("procedure_keys", count)
     return count
 
 
-def _search_texts(source: SQLiteStore) -> tuple[list[int], list[str]]:
-    found = source._execute("SELECT rowid, body FROM procedure_fts").fetchall()
-    return [int(r[0]) for r in found], [clean(str(r[1])) for r in found]
-
-
-def _batches(source: SQLiteStore, query: str, order: str = "rowid") -> Iterator[list[Sequence[Any]]]:
-    """The query's rows in batches, in `order`, read by offset (the source is not written meanwhile)."""
-    offset = 0
-    while batch := source._execute(f"{query} ORDER BY {order} LIMIT ? OFFSET ?", (BATCH, offset)).fetchall():
-        yield batch
-        offset += len(batch)
-
-
-def _converted(names: list[str], row: Sequence[Any]) -> list[Any]:
+def _converted(target: PostgresStore, names: list[str], row: Sequence[Any]) -> list[Any]:
     values: list[Any] = []
     for name, value in zip(names, row, strict=True):
         if name.endswith("_json"):
-            values.append(jsonb(rows.from_json(value)))
+            values.append(target.dialect.json(rows.from_json(value)))
         elif name in _BOOLEAN_COLUMNS:
             values.append(None if value is None else bool(value))
         else:
-            values.append(clean(value))
+            values.append(value)
     return values
-
-
-def _count(source: SQLiteStore, table: str) -> int:
-    return int(source._execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

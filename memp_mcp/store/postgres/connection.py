@@ -14,16 +14,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from memp_mcp.errors import StoreError
+from memp_mcp.store.database import Database
+from memp_mcp.store.postgres.dialect import DIALECT, clean
 from memp_mcp.store.postgres_migrations import MIGRATIONS
 from memp_mcp.store.schema import apply_pending
 
@@ -55,41 +55,10 @@ def is_database_url(value: str) -> bool:
     return value.startswith(("postgresql://", "postgres://"))
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def clean(value: Any) -> Any:
-    """A parameter PostgreSQL accepts: text cannot hold NUL (replaced by U+FFFD, as a terminal shows
-    it), nor unpaired surrogates (replaced the same way); other values pass through."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "\ufffd")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-        return value
-    return value
-
-
-def jsonb(value: Any) -> Jsonb:
-    """A jsonb parameter, its strings cleaned like text parameters."""
-    return Jsonb(_deep_clean(value))
-
-
-def _deep_clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, list | tuple):
-        return [_deep_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {clean(k): _deep_clean(v) for k, v in value.items()}
-    return value
-
-
-class PostgresConnection:
+class PostgresConnection(Database):
     """A migrated PostgreSQL database and the pool of connections a store uses."""
+
+    dialect = DIALECT
 
     def __init__(self, url: str, *, pool_size: int = POOL_MAX_SIZE) -> None:
         self.url = url
@@ -149,16 +118,7 @@ class PostgresConnection:
                             f"database {self.location} has a 'procedures' table but is not a memp-mcp database; "
                             "give memp-mcp a database of its own (CREATE DATABASE memp)"
                         )
-                    apply_pending(
-                        conn,
-                        MIGRATIONS,
-                        subject=f"database {self.location}",
-                        # As bytes: a script is sent whole, never read for parameters.
-                        run_script=lambda sql: conn.execute(sql.encode()),
-                        mark="%s",
-                        time_type="TIMESTAMPTZ",
-                        applied_at=now(),
-                    )
+                    apply_pending(conn, MIGRATIONS, self.dialect, subject=f"database {self.location}")
             except psycopg.Error as exc:
                 raise StoreError(f"cannot prepare the database {self.location}: {str(exc).strip()}") from None
 
@@ -176,7 +136,7 @@ class PostgresConnection:
             ) from None
 
     def engine_description(self) -> str:
-        row = self._one(
+        row = self._select_one(
             "SELECT current_setting('server_version'), (SELECT extversion FROM pg_extension WHERE extname = 'vector')"
         )
         assert row is not None
@@ -236,40 +196,20 @@ class PostgresConnection:
         except PoolTimeout:
             raise StoreError(f"no connection to {self.location} came free; try again") from None
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        found = self._rows(sql, params)
-        return found[0] if found else None
-
-    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        row = self._one(sql, params)
-        return int(row[0]) if row else 0
-
     def _modify(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write inside this thread's transaction; returns how many rows it changed."""
         conn = self._write()
         return conn.execute(sql, [clean(p) for p in params]).rowcount
 
-    def get_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
-        return None if row is None else str(row[0])
+    def _modify_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        conn = self._write()
+        with conn.cursor() as cursor:
+            # Sent in one pipeline; rowcount sums the runs'.
+            cursor.executemany(sql, [[clean(p) for p in row] for row in rows])
+            return cursor.rowcount
 
-    def _set_meta(self, key: str, value: str) -> None:
-        self._modify(
-            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    def schema_version(self) -> int:
-        return self._count("SELECT MAX(version) FROM schema_migrations")
-
-    def ensure_namespace(self, namespace: str) -> None:
-        self._modify(
-            "INSERT INTO namespaces (name, created_at) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-            (namespace, now()),
-        )
-
-    def namespaces(self) -> list[str]:
-        return [str(r[0]) for r in self._rows("SELECT name FROM namespaces ORDER BY name")]
-
-    def namespace_exists(self, namespace: str) -> bool:
-        return self._one("SELECT 1 FROM namespaces WHERE name = %s", (namespace,)) is not None
+    def _insert_row(self, sql: str, params: Sequence[Any]) -> int:
+        conn = self._write()
+        row = conn.execute(f"{sql} RETURNING id", [clean(p) for p in params]).fetchone()
+        assert row is not None  # INSERT ... RETURNING returns the row it inserted
+        return int(row[0])

@@ -7,7 +7,8 @@ import re
 import time
 from collections.abc import Sequence
 
-from memp_mcp.store.postgres.connection import POOL_MAX_SIZE, PostgresConnection, clean
+from memp_mcp.store.postgres.connection import POOL_MAX_SIZE, PostgresConnection
+from memp_mcp.store.postgres.dialect import clean
 
 TEXT_SEARCH_CONFIG = "english"
 # How far past a count bound the planner's sampled estimate must be for a word not to be counted: the
@@ -27,6 +28,17 @@ class FullTextSearch(PostgresConnection):
         super().__init__(url, pool_size=pool_size)
         # Per count bound: when the common lexemes were read, and which they were (see _surely_common).
         self._common_lexemes: dict[int, tuple[float, list[str]]] = {}
+
+    def _index_document(self, procedure_id: int, body: str) -> None:
+        self._modify("UPDATE procedures SET search_text = %s WHERE id = %s", (body, procedure_id))
+
+    def set_search_texts(self, documents: Sequence[tuple[int, str]]) -> None:
+        """Give procedures their search text, in one statement (a copy; inside a transaction)."""
+        self._modify(
+            "UPDATE procedures p SET search_text = t.body FROM unnest(%s::bigint[], %s::text[]) AS t(id, body) "
+            "WHERE p.id = t.id",
+            ([procedure_id for procedure_id, _ in documents], [clean(body) for _, body in documents]),
+        )
 
     def procedure_texts(self, procedure_ids: Sequence[int]) -> dict[int, str]:
         if not procedure_ids:
@@ -104,4 +116,4 @@ class FullTextSearch(PostgresConnection):
         return lexemes
 
     def indexed_count(self) -> int:
-        return self._count("SELECT COUNT(*) FROM procedures")
+        return self._select_count("SELECT COUNT(*) FROM procedures")

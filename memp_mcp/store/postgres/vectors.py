@@ -24,9 +24,9 @@ class KeyVectors(PostgresConnection):
     """The vector side of the store."""
 
     def embedding_model(self) -> tuple[str, int] | None:
-        found = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'embedding_dim')"))
+        found = self._meta_values("embedding_model", "embedding_dim")
         name, dim = found.get("embedding_model"), found.get("embedding_dim")
-        return None if name is None or dim is None else (str(name), int(dim))
+        return None if name is None or dim is None else (name, int(dim))
 
     def bind_embedding_model(self, name: str, dim: int) -> None:
         """Record the model for this database, or check it is the one already recorded.
@@ -49,7 +49,7 @@ class KeyVectors(PostgresConnection):
             raise model_mismatch(self.location, bound, name, dim)
 
     def has_keys_without_vectors(self) -> bool:
-        return self._one("SELECT 1 FROM procedure_keys WHERE embedding IS NULL LIMIT 1") is not None
+        return self._select_one("SELECT 1 FROM procedure_keys WHERE embedding IS NULL LIMIT 1") is not None
 
     def _prepare_vectors(self, dim: int) -> None:
         """Empty the vector column and give it `dim` dimensions (the HNSW index needs a fixed one)."""
@@ -94,13 +94,39 @@ class KeyVectors(PostgresConnection):
             self._store_key_vectors(vectors)
 
     def _store_key_vectors(self, vectors: list[tuple[int, Vector]]) -> None:
-        conn = self._write()
         dim = self._bound_dim()
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE procedure_keys SET embedding = %s WHERE id = %s",
-                [(as_vector(v, dim), key_id) for key_id, v in vectors],
+        self._modify_many(
+            "UPDATE procedure_keys SET embedding = %s WHERE id = %s",
+            [(as_vector(v, dim), key_id) for key_id, v in vectors],
+        )
+
+    def _insert_keys(
+        self, procedure_id: int, namespace: str, active: bool, keys: Sequence[tuple[str, Vector | None]]
+    ) -> int:
+        """Insert keys that are new to the procedure, in one round trip; returns how many were new."""
+        self._write()
+        if not keys:
+            return 0
+        bound = self.embedding_model() if any(vector is not None for _, vector in keys) else None
+        values = [
+            (
+                procedure_id,
+                namespace,
+                active,
+                text,
+                as_vector(vector, bound[1]) if vector is not None and bound is not None else None,
             )
+            for text, vector in keys
+        ]
+        # A key it already has inserts nothing.
+        return self._modify_many(
+            "INSERT INTO procedure_keys (procedure_id, namespace, active, text, embedding) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (procedure_id, text) DO NOTHING",
+            values,
+        )
+
+    def _set_keys_active(self, procedure_id: int, active: bool) -> None:
+        self._modify("UPDATE procedure_keys SET active = %s WHERE procedure_id = %s", (active, procedure_id))
 
     def _bound_dim(self) -> int:
         bound = self.embedding_model()

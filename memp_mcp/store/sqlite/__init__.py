@@ -1,50 +1,38 @@
 """The SQLite store: rows, a sqlite-vec vector table and an FTS5 table, kept in step, in one file.
 
-One class, `SQLiteStore`, assembled from a part per concern, each a mixin over the connection
-core (`connection.SQLiteConnection`: opening, migrations, transactions, statements):
+One class, `SQLiteStore`: the shared SQL (store/sql_store.py: procedures and history, spelt by
+`dialect`) over this backend's parts, each a mixin over the connection core
+(`connection.SQLiteConnection`: opening, migrations, transactions, statements):
 
-- `vectors` (with `binary_codes`, the in-memory coarse index): keys' vectors and their search;
-- `fulltext`: the FTS5 table and keyword search;
-- `procedures`: procedures, keys, sources, versions and status, kept in step with both indexes;
-- `history`: trajectories and recall events.
+- `vectors` (with `binary_codes`, the in-memory coarse index): keys, their vectors and their search;
+- `fulltext`: the FTS5 table and keyword search.
 
 Mixins rather than composed helpers: every part runs its statements on the one connection, under
 the one lock and inside the one transaction the core owns, and the engine calls ~60 methods of the
 store directly; helpers would each need the core passed in and the store would forward every call
-to them. Each mixin subclasses the core, so mypy checks what every part calls; the one part that
-calls two others (procedures writes keys to both indexes) inherits both.
+to them. Each mixin subclasses the core, so mypy checks what every part calls; what the shared SQL
+needs of a backend's indexes is declared, abstract, in store/database.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from memp_mcp.models import NamespaceStats, ProcedureStatus
 from memp_mcp.store.migrations import LATEST_VERSION, MIGRATIONS
-from memp_mcp.store.sqlite.history import History
-from memp_mcp.store.sqlite.procedures import Procedures
+from memp_mcp.store.sql_store import SQLStore
+from memp_mcp.store.sqlite.fulltext import FullTextIndex
+from memp_mcp.store.sqlite.vectors import KeyVectors
 
 # The schema this release migrates files to (LATEST_VERSION is its last number).
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "SQLiteStore"]
 
 
-class SQLiteStore(Procedures, History):
+class SQLiteStore(SQLStore, KeyVectors, FullTextIndex):
     """Procedures, trajectories and recall events in one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
         # Read here, when a store opens, so that a test can give it another schema to migrate to.
         super().__init__(path, MIGRATIONS)
-
-    def stats(self, namespace: str) -> NamespaceStats:
-        return NamespaceStats(
-            namespace=namespace,
-            trajectories=self.count_trajectories(namespace),
-            procedures_active=self.count_procedures(namespace, ProcedureStatus.ACTIVE),
-            procedures_deprecated=self.count_procedures(namespace, ProcedureStatus.DEPRECATED),
-            recalls=int(
-                self._execute("SELECT COUNT(*) FROM recall_events WHERE namespace = ?", (namespace,)).fetchone()[0]
-            ),
-        )
 
     def integrity_problems(self) -> list[str]:
         """Disagreements between rows and indexes, plus SQLite's own integrity check. Empty when sound."""

@@ -15,21 +15,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
 from memp_mcp.errors import StoreError
 from memp_mcp.store import driver
-from memp_mcp.store import rows as mapping
-from memp_mcp.store.schema import (
-    CURRENT_VERSION_SQL,
-    Migration,
-    apply_pending,
-    latest_version,
-    refuse_too_new,
-    split_sql,
-)
+from memp_mcp.store.database import Database
+from memp_mcp.store.schema import CURRENT_VERSION_SQL, Migration, apply_pending, latest_version, refuse_too_new
+from memp_mcp.store.sqlite.dialect import DIALECT
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +44,10 @@ class _Result:
         return self._rows[0] if self._rows else None
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class SQLiteConnection:
+class SQLiteConnection(Database):
     """A migrated SQLite file and the one connection a store reads and writes it through."""
+
+    dialect = DIALECT
 
     def __init__(self, path: Path | str, migrations: Sequence[Migration]) -> None:
         """Open (creating it if need be) the file at `path` and bring it to the last of `migrations`."""
@@ -191,20 +182,7 @@ class SQLiteConnection:
     def _migrate(self, conn: Any) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-
-            def run_script(sql: str) -> None:
-                for statement in split_sql(sql):
-                    conn.execute(statement)
-
-            apply_pending(
-                conn,
-                self._migrations,
-                subject=str(self.path),
-                run_script=run_script,
-                mark="?",
-                time_type="TEXT",
-                applied_at=now(),
-            )
+            apply_pending(conn, self._migrations, self.dialect, subject=str(self.path))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -256,53 +234,41 @@ class SQLiteConnection:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+    @contextmanager
+    def _statement(self) -> Iterator[None]:
+        """Run statements under the store's lock, a write the file refuses raised as a StoreError."""
         with self._lock:
             try:
-                # Read whole under the lock: a cursor stepped after the lock is released would run
-                # inside whatever transaction another thread has opened on this shared connection
-                # since, and could return its rows before they are rolled back.
-                return _Result(self._conn.execute(sql, params))
+                yield
             except self._errors as exc:
                 message = str(exc)
                 if "readonly" in message or "disk" in message or "full" in message:
                     raise StoreError(f"cannot write to {self.path}: {message}") from None
                 raise
 
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        with self._statement():
+            # Read whole under the lock: a cursor stepped after the lock is released would run
+            # inside whatever transaction another thread has opened on this shared connection
+            # since, and could return its rows before they are rolled back.
+            return _Result(self._conn.execute(sql, params))
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._execute(sql, params).fetchall()
+
+    def _modify(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._write()
+        return self._execute(sql, params).rowcount
+
+    def _modify_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self._write()
+        with self._statement():
+            return int(self._conn.executemany(sql, rows).rowcount)
+
+    def _insert_row(self, sql: str, params: Sequence[Any]) -> int:
+        self._write()
+        return self._execute(sql, params).lastrowid
+
     def _write(self) -> None:
         if self._transaction_owner != threading.get_ident():
             raise RuntimeError("store writes must run inside store.transaction()")
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _meta_values(self, *keys: str) -> dict[str, str]:
-        """Several meta values in one query (a recall reads some of them every time); absent keys left out."""
-        rows = self._execute(
-            f"SELECT key, value FROM meta WHERE key IN ({mapping.placeholders(len(keys))})", keys
-        ).fetchall()
-        return {str(r[0]): str(r[1]) for r in rows}
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self._write()
-        self._execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    def schema_version(self) -> int:
-        return int(self._execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0])
-
-    def ensure_namespace(self, namespace: str) -> None:
-        self._write()
-        self._execute(
-            "INSERT INTO namespaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-            (namespace, now()),
-        )
-
-    def namespaces(self) -> list[str]:
-        return [str(r[0]) for r in self._execute("SELECT name FROM namespaces ORDER BY name").fetchall()]
-
-    def namespace_exists(self, namespace: str) -> bool:
-        return self._execute("SELECT 1 FROM namespaces WHERE name = ?", (namespace,)).fetchone() is not None

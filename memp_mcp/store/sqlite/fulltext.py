@@ -13,12 +13,10 @@ from memp_mcp.text import fts_match_query
 class FullTextIndex(SQLiteConnection):
     """What each procedure is found by in words, and the search over it."""
 
-    def _index_document(self, procedure_id: int, body: str | None) -> None:
-        """Replace the procedure's indexed text with `body` (None: it has none, it is gone)."""
-        self._write()
-        self._execute("DELETE FROM procedure_fts WHERE rowid = ?", (procedure_id,))
-        if body is not None:
-            self._execute("INSERT INTO procedure_fts (rowid, body) VALUES (?, ?)", (procedure_id, body))
+    def _index_document(self, procedure_id: int, body: str) -> None:
+        """Replace the procedure's indexed text with `body`."""
+        self._modify("DELETE FROM procedure_fts WHERE rowid = ?", (procedure_id,))
+        self._modify("INSERT INTO procedure_fts (rowid, body) VALUES (?, ?)", (procedure_id, body))
 
     def procedure_texts(self, procedure_ids: Sequence[int]) -> dict[int, str]:
         """The text each procedure is indexed by for keyword search."""

@@ -118,6 +118,37 @@ class KeyVectors(InMemoryCodes):
             self._index_key_vector(key_id, int(row[0]), str(row[1]), row[2] == ProcedureStatus.ACTIVE, exact)
             self._execute("UPDATE procedure_keys SET has_vector = 1, vector = ? WHERE id = ?", (exact, key_id))
 
+    def _insert_keys(
+        self, procedure_id: int, namespace: str, active: bool, keys: Sequence[tuple[str, Vector | None]]
+    ) -> int:
+        """Insert the keys new to a procedure, each with its exact vector and binary code when given
+        (and a model is bound); returns how many were new."""
+        dim = self._bound_dim() if self.has_vector_table() and any(v is not None for _, v in keys) else None
+        added = 0
+        for text, vector in keys:
+            exact = serialized(vector, dim) if vector is not None and dim is not None else None
+            cursor = self._execute(
+                "INSERT OR IGNORE INTO procedure_keys (procedure_id, text, has_vector, vector) VALUES (?, ?, ?, ?)",
+                (procedure_id, text, int(exact is not None), exact),
+            )
+            if cursor.rowcount != 1:
+                continue
+            added += 1
+            if exact is not None:
+                self._index_key_vector(cursor.lastrowid, procedure_id, namespace, active, exact)
+        return added
+
+    def _set_keys_active(self, procedure_id: int, active: bool) -> None:
+        if not self.has_vector_table():
+            return
+        # One key at a time: vec0 refuses an UPDATE whose WHERE holds a subquery
+        # ("UPDATE on partition key columns are not supported yet").
+        key_ids = self._execute(
+            "SELECT id FROM procedure_keys WHERE procedure_id = ? AND has_vector = 1", (procedure_id,)
+        ).fetchall()
+        for (key_id,) in key_ids:
+            self._execute("UPDATE key_vectors SET active = ? WHERE key_id = ?", (int(active), key_id))
+
     def _bound_dim(self) -> int:
         bound = self.embedding_model()
         if bound is None:
