@@ -275,3 +275,36 @@ async def test_another_agents_newer_steps_become_a_candidate_and_the_old_ones_ar
     assert any(p.startswith('"pip install -e ." no longer worked') for p in twin["pitfalls"])
     candidate = (await procedure(client, proposed["procedure_id"]))["procedure"]
     assert candidate["candidate_of"] == first["procedure_id"] and candidate["steps"][0] == "uv pip install -e ."
+
+
+async def test_a_lesson_quoting_a_long_step_is_kept_to_a_pitfalls_length_and_the_memory_still_exports(
+    tmp_path: Path,
+) -> None:
+    from memp_mcp.engine.library import export_library, import_library
+    from memp_mcp.models import MAX_PITFALL_CHARS
+
+    install = "pip install -e . " + " ".join(f"extra-package-{n}" for n in range(90))
+    assert 1_500 < len(install) < 2_000
+    settings = load_settings({"db_path": tmp_path / "long.db"}, environ={})
+    memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder())  # type: ignore[arg-type]
+    first = memory.record(
+        "run the test suite",
+        [Step(action=install, observation="Successfully installed"), Step(action="pytest -q", observation="12 passed")],
+        "success",
+        agent="first-agent",
+    )
+    refused = [
+        Step(action=install, observation=REFUSED),
+        Step(action="uv pip install -e .", observation="Installed 1 package in 40ms"),
+        Step(action="pytest -q", observation="12 passed"),
+    ]
+    # Another agent's run: its steps become a candidate, and the stored procedure is told what was refused.
+    memory.record("run the test suite", refused, "success", agent="second-agent")
+    pitfalls = memory.get_procedure(first.procedure_id).procedure.pitfalls
+    assert pitfalls, "the refused step taught nothing"
+    assert all(len(p) <= MAX_PITFALL_CHARS for p in pitfalls)
+
+    exported = list(export_library(memory, "default"))
+    report = import_library(memory, exported, namespace="copy")
+    # The procedure and its candidate: the second is for the same task, so it merges into the first.
+    assert (report.created, report.merged) == (1, 1)

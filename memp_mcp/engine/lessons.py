@@ -216,8 +216,11 @@ def _procedures_taking(
 
 
 def merged_pitfalls(old: Sequence[str], new: Sequence[str]) -> list[str]:
-    """`old` then the `new` pitfalls it lacks, the newest kept when there are more than a procedure holds."""
-    merged = list(dict.fromkeys([*old, *new]))
+    """`old` then the `new` pitfalls it lacks, the newest kept when there are more than a procedure holds.
+
+    A new pitfall is clipped to the length an edit or an import accepts: a lesson quotes a step, which
+    may be twice that long, and a memory must be able to export and import what it holds."""
+    merged = list(dict.fromkeys([*old, *(pitfall[:MAX_PITFALL_CHARS] for pitfall in new)]))
     return merged[-MAX_PITFALLS:]
 
 

@@ -185,7 +185,7 @@ class Outcomes:
             reason=f"adjusted after {'a correction on a success' if succeeded else 'a failure'} on '{task[:120]}'",
             changed_by=agent,
             steps=new_steps,
-            pitfalls=merged_pitfalls(procedure.pitfalls, [p[:MAX_PITFALL_CHARS] for p in pitfalls]),
+            pitfalls=merged_pitfalls(procedure.pitfalls, pitfalls),
             source=source,
             fresh_record=bool(correction),
         )
