@@ -8,6 +8,7 @@ record falls under the paper's rule (should_retire).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,13 +36,13 @@ NO_RECALL_TO_JUDGE = (
 )
 
 
+@dataclass
 class Outcomes:
     """Applies reported outcomes to one store under the memory's update strategy and namespaces."""
 
-    def __init__(self, store: Store, strategies: Strategies, scope: Scope) -> None:
-        self.store = store
-        self.strategies = strategies
-        self.scope = scope
+    store: Store
+    strategies: Strategies
+    scope: Scope
 
     def report(
         self,

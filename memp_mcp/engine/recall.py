@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
@@ -36,17 +37,15 @@ RECALLED_SOURCES = 5
 MODEL_WAIT_SECONDS = 5.0
 
 
+@dataclass
 class Recaller:
     """Answers recalls from one store under the memory's strategies and namespaces."""
 
-    def __init__(
-        self, store: Store, model: ModelBinding, strategies: Strategies, scope: Scope, retriever: Retriever
-    ) -> None:
-        self.store = store
-        self.model = model
-        self.strategies = strategies
-        self.scope = scope
-        self.retriever = retriever
+    store: Store
+    model: ModelBinding
+    strategies: Strategies
+    scope: Scope
+    retriever: Retriever
 
     def recall(
         self,

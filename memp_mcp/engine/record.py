@@ -45,14 +45,14 @@ class _Planned:
     family: str
 
 
+@dataclass
 class Recorder:
     """Records trajectories into one store under the memory's strategies and namespaces."""
 
-    def __init__(self, store: Store, model: ModelBinding, strategies: Strategies, scope: Scope) -> None:
-        self.store = store
-        self.model = model
-        self.strategies = strategies
-        self.scope = scope
+    store: Store
+    model: ModelBinding
+    strategies: Strategies
+    scope: Scope
 
     def record(
         self,

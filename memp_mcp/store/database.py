@@ -99,6 +99,12 @@ class Database(ABC):
         clause, params = self.dialect.any_of("key", keys)
         return {str(r[0]): str(r[1]) for r in self._select(f"SELECT key, value FROM meta WHERE {clause}", params)}
 
+    def embedding_model(self) -> tuple[str, int] | None:
+        """The (model name, dimension) the stored vectors were made with, if any."""
+        found = self._meta_values("embedding_model", "embedding_dim")
+        name, dim = found.get("embedding_model"), found.get("embedding_dim")
+        return None if name is None or dim is None else (name, int(dim))
+
     def _set_meta(self, key: str, value: str) -> None:
         self._change(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -23,11 +23,6 @@ KEYS_PER_PROCEDURE = 3
 class KeyVectors(PostgresConnection):
     """The vector side of the store."""
 
-    def embedding_model(self) -> tuple[str, int] | None:
-        found = self._meta_values("embedding_model", "embedding_dim")
-        name, dim = found.get("embedding_model"), found.get("embedding_dim")
-        return None if name is None or dim is None else (name, int(dim))
-
     def bind_embedding_model(self, name: str, dim: int) -> None:
         """Record the model for this database, or check it is the one already recorded.
 
