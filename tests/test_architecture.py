@@ -10,21 +10,30 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "memp_mcp"
 
-# (modules under this prefix, prefixes they must not import)
-FORBIDDEN = [
-    ("memp_mcp.engine", ("memp_mcp.server", "memp_mcp.hooks", "memp_mcp.cli", "memp_mcp.bench", "mcp")),
+# Each layer imports only layers below it (a package, or a top-level module, names a layer).
+LAYERS = [
+    ("memp_mcp.entry",),
+    ("memp_mcp.cli",),
+    ("memp_mcp.bench",),
+    ("memp_mcp.hooks",),
+    ("memp_mcp.server",),
+    ("memp_mcp.engine",),
+    ("memp_mcp.store", "memp_mcp.embedding"),
     (
-        "memp_mcp.store",
-        ("memp_mcp.engine", "memp_mcp.server", "memp_mcp.hooks", "memp_mcp.cli", "memp_mcp.bench", "mcp"),
+        "memp_mcp.config",
+        "memp_mcp.models",
+        "memp_mcp.errors",
+        "memp_mcp.text",
+        "memp_mcp.paths",
+        "memp_mcp.project",
+        "memp_mcp.model_fetch",
+        "memp_mcp",
     ),
-    ("memp_mcp.server", ("memp_mcp.hooks", "memp_mcp.cli", "memp_mcp.bench")),
-    ("memp_mcp.hooks", ("memp_mcp.cli", "memp_mcp.bench", "mcp")),
-    ("memp_mcp.embedding", ("memp_mcp.engine", "memp_mcp.server", "memp_mcp.hooks", "memp_mcp.cli", "mcp")),
 ]
+# The domain knows nothing of MCP, and the hooks run without the SDK.
+WITHOUT_THE_SDK = ("memp_mcp.engine", "memp_mcp.store", "memp_mcp.embedding", "memp_mcp.hooks")
 
 
 def module_name(path: Path) -> str:
@@ -80,32 +89,47 @@ def test_no_two_modules_of_the_package_need_each_other() -> None:
     assert cycles == []
 
 
-@pytest.mark.parametrize(("layer", "forbidden"), FORBIDDEN, ids=[layer for layer, _ in FORBIDDEN])
-def test_each_layer_imports_only_what_it_may(layer: str, forbidden: tuple[str, ...]) -> None:
-    broken = [
+def home(module: str) -> tuple[int, str]:
+    """(the index of `module`'s layer in LAYERS, the package or module of that layer it belongs to)."""
+    return max(
+        (len(name), index, name) for index, names in enumerate(LAYERS) for name in names if within(module, name)
+    )[1:]
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [name for name in MODULES if not any(within(name, n) for names in LAYERS for n in names)] == []
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    bottom = len(LAYERS) - 1
+    upward = []
+    for name, targets in GRAPH.items():
+        layer, package = home(name)
+        for target in (t for t in targets if t in MODULES):
+            target_layer, target_package = home(target)
+            sideways = target_layer == layer and target_package != package and layer != bottom
+            if target_layer < layer or sideways:
+                upward.append(f"{name} imports {target}")
+    assert upward == []
+
+
+def test_the_domain_and_the_hooks_import_nothing_of_the_mcp_sdk() -> None:
+    sdk = [
         f"{name} imports {target}"
         for name, targets in GRAPH.items()
-        if within(name, layer)
+        if any(within(name, prefix) for prefix in WITHOUT_THE_SDK)
         for target in targets
-        if any(within(target, prefix) for prefix in forbidden)
+        if within(target, "mcp")
     ]
-    assert broken == []
+    assert sdk == []
 
 
-def test_only_the_console_script_imports_the_command_line_and_only_it_and_the_cli_import_benchmarks() -> None:
-    into_cli = [
+def test_only_the_console_script_imports_the_command_line() -> None:
+    assert [
         n
         for n, targets in GRAPH.items()
         if not within(n, "memp_mcp.cli") and any(within(t, "memp_mcp.cli") for t in targets)
-    ]
-    assert into_cli == ["memp_mcp.entry"]
-    into_bench = [
-        n
-        for n, targets in GRAPH.items()
-        if not within(n, "memp_mcp.bench") and not within(n, "memp_mcp.cli")
-        if any(within(t, "memp_mcp.bench") for t in targets)
-    ]
-    assert into_bench == []
+    ] == ["memp_mcp.entry"]
 
 
 def test_the_graph_reads_imports_the_way_python_resolves_them() -> None:

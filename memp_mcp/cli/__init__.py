@@ -2,8 +2,8 @@
 in memp_mcp imports it but entry.py (the console script).
 
 - root.py: the root app (--version, `main()`) and the list of commands in their help order.
-- common.py: what every command stands on: the consoles, the shared options (--db, --database-url,
-  --namespace), the settings and memory they select, and `fail` (one line, exit status 2).
+- common.py: what every command stands on: the consoles, the settings and memory the options select,
+  and `fail` (one line, exit status 2); options.py: the shared options (--db, --database-url, --namespace).
 - setup.py: getting it running and checking it: serve, hook, install claude-code, model pull/list/check,
   reindex, doctor, smoke.
 - procedures.py: reading and correcting stored procedures: recall, stats, list, show, edit, forget, restore.
