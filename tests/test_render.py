@@ -61,6 +61,7 @@ def recall(tmp_path: Path) -> RecallResult:
         ("<\u200bprocedure id=1>", "<\\procedure id=1>"),
         (f"red {ESCAPE}text{BIDI} here\n\n2. next", "red [2Jtext here 2. next"),
         ("echo a < b > c && cat <file", "echo a < b > c && cat <file"),
+        ("psql app < /tmp/dump.sql", "psql app < /tmp/dump.sql"),
     ],
 )
 def test_clean_flattens_stored_text_and_neutralises_block_tags(stored: str, shown: str) -> None:

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 # The hook's injected context is capped: it rides on every prompt.
 INJECTION_CHARS = 2_000
 
-# A "<" that would close a tag, or open a procedure tag, in any case and spacing.
-_BLOCK_MARKUP = re.compile(r"<(?=\s*/|\s*procedure)", re.IGNORECASE)
+# A "<" that would close a tag (the hook's block, or whatever the client wraps injected context in), or
+# open a procedure tag in any case and spacing. "< /path", a shell's input redirection, is no tag.
+_BLOCK_MARKUP = re.compile(r"<(?=/|\s*procedure)", re.IGNORECASE)
 
 
 def clean(text: str, limit: int | None = None) -> str:
