@@ -297,16 +297,26 @@ class Memory:
         return self.scope.writable(namespace)
 
 
-def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder | None = None) -> Memory:
-    """A Memory on the settings' database; the model loads in the background unless one is given."""
-    store = open_store(settings.db_path, settings.database_url)
-    if embedder is None:
-        embedder = BackgroundEmbedder(settings)
+def memory_for(
+    settings: Settings,
+    store: Store,
+    embedder: Embedder | BackgroundEmbedder | None,
+    *,
+    namespace: str | None = None,
+) -> Memory:
+    """A Memory over `store` as the settings configure one: their strategies, read-only namespaces and
+    retrieval tuning, and their namespace unless `namespace` names another."""
     return Memory(
         store,
         embedder,
-        namespace=settings.namespace,
+        namespace=namespace if namespace is not None else settings.namespace,
         strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         read_only_namespaces=settings.read_only_namespaces,
         tuning=tuning_for(settings),
     )
+
+
+def open_memory(settings: Settings, *, embedder: Embedder | BackgroundEmbedder | None = None) -> Memory:
+    """A Memory on the settings' database; the model loads in the background unless one is given."""
+    store = open_store(settings.db_path, settings.database_url)
+    return memory_for(settings, store, embedder if embedder is not None else BackgroundEmbedder(settings))

@@ -32,11 +32,11 @@ class FreshMemories:
 
     @contextmanager
     def open(self, namespace: str) -> Iterator[Any]:
-        from memp_mcp.engine.memory import Memory
+        from memp_mcp.engine.memory import memory_for
         from memp_mcp.store import open_store
 
         store = open_store(self.settings.db_path, self.settings.database_url)
-        memory = Memory(store, None, **_memory_options(self.settings, namespace))
+        memory = memory_for(self.settings, store, None, namespace=namespace)
         try:
             yield memory
         finally:
@@ -62,7 +62,7 @@ class KeptMemories:
     def load_model(self) -> None:
         """Load the model, bind it and embed keys stored without vectors, then recall with it."""
         from memp_mcp.embedding import resolve_embedder
-        from memp_mcp.engine.memory import Memory
+        from memp_mcp.engine.memory import memory_for
         from memp_mcp.errors import MempError
 
         if not self.settings.embeddings:
@@ -72,7 +72,7 @@ class KeptMemories:
             with self._lock:
                 store = self._opened_store()
             # Bound (and backfilled) off the lock, so prompts keep their keyword answers meanwhile.
-            if Memory(store, model, **_memory_options(self.settings, "default")).embedder(0.0) is None:
+            if memory_for(self.settings, store, model, namespace="default").embedder(0.0) is None:
                 logger.warning("the model does not fit this database; the warm server stays on keywords")
                 return
         except MempError as exc:
@@ -84,21 +84,9 @@ class KeptMemories:
 
     @contextmanager
     def open(self, namespace: str) -> Iterator[Any]:
-        from memp_mcp.engine.memory import Memory
+        from memp_mcp.engine.memory import memory_for
 
         with self._lock:
             # A new Memory per event: binding the model on first use embeds the keys that hook
             # processes recorded without vectors since the last event, so vector search sees them.
-            yield Memory(self._opened_store(), self._model, **_memory_options(self.settings, namespace))
-
-
-def _memory_options(settings: Settings, namespace: str) -> dict[str, Any]:
-    from memp_mcp.engine.retrieve import tuning_for
-    from memp_mcp.engine.strategies import Strategies
-
-    return {
-        "namespace": namespace,
-        "strategies": Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
-        "read_only_namespaces": settings.read_only_namespaces,
-        "tuning": tuning_for(settings),
-    }
+            yield memory_for(self.settings, self._opened_store(), self._model, namespace=namespace)
