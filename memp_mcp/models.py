@@ -189,6 +189,8 @@ class RecallEvent(BaseModel):
     created_at: datetime
     reported: bool
     success: bool | None
+    # The version of each of procedure_ids when it was served (None: logged before versions were kept).
+    procedure_versions: list[int] | None = None
 
 
 class NamespaceStats(BaseModel):

@@ -19,7 +19,16 @@ from memp_mcp.engine.results import OutcomeResult
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope
 from memp_mcp.errors import InvalidInputError, NotFoundError
-from memp_mcp.models import MAX_PITFALL_CHARS, MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, ProcedureStatus, Step
+from memp_mcp.models import (
+    MAX_PITFALL_CHARS,
+    MAX_TEXT_CHARS,
+    Outcome,
+    Procedure,
+    ProcedureDraft,
+    ProcedureStatus,
+    RecallEvent,
+    Step,
+)
 from memp_mcp.store import Store
 
 # The paper's rule: a procedure retrieved at least 3 times whose success rate is under 50% is
@@ -79,6 +88,7 @@ class Outcomes:
         self.scope.writable(event.namespace)
         agent = check_agent(agent)
         followed, attribution = attribute(event.procedure_ids, procedure_id, event.id)
+        served = served_version(event, followed)
         if notes is not None and len(notes) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"notes is too long: at most {MAX_TEXT_CHARS} characters")
         steps = check_steps(trajectory) if trajectory is not None else None
@@ -103,6 +113,24 @@ class Outcomes:
             if steps is not None:
                 outcome = Outcome.SUCCESS if success else Outcome.FAILURE
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
+            current = self.store.get_procedure(followed).version
+            if served is not None and served != current:
+                # The agent followed steps the procedure has since replaced: the outcome is theirs, and
+                # the current version, which nobody followed here, is neither credited nor blamed.
+                self.store.credit_past_version(followed, served, succeeded=int(success), failed=int(not success))
+                past = (
+                    f"Procedure {followed} changed after this recall: you followed version {served}, it is now "
+                    f"at version {current}. The outcome counts for version {served} only."
+                )
+                return OutcomeResult(
+                    recall_id=event.id,
+                    success=success,
+                    credited_procedure_ids=[followed],
+                    attribution=attribution,
+                    trajectory_id=trajectory_id,
+                    message=f"Recorded {'success' if success else 'failure'} for procedure {followed} "
+                    f"({attribution}). {past}",
+                )
             self.store.bump_stats(followed, succeeded=int(success), failed=int(not success))
             if success and trajectory_id is not None:
                 self.store.add_sources(followed, [trajectory_id])
@@ -201,6 +229,14 @@ def should_retire(procedure: Procedure) -> bool:
         and judged >= DEPRECATE_MIN_JUDGED
         and procedure.version_success_count / judged < DEPRECATE_BELOW_RATE
     )
+
+
+def served_version(event: RecallEvent, procedure_id: int) -> int | None:
+    """The version of `procedure_id` that `event` served, when the recall kept it."""
+    versions = event.procedure_versions
+    if versions is None or len(versions) != len(event.procedure_ids):
+        return None
+    return versions[event.procedure_ids.index(procedure_id)]
 
 
 def attribute(returned: Sequence[int], procedure_id: object, recall_id: str) -> tuple[int, str]:

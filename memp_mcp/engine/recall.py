@@ -105,7 +105,9 @@ class Recaller:
             try:
                 event_id = uuid.uuid4().hex[:16]
                 with self.store.transaction():
-                    self.store.add_recall_event(event_id, namespace, task, [p.id for p in procedures], strategy)
+                    self.store.add_recall_event(
+                        event_id, namespace, task, [p.id for p in procedures], strategy, [p.version for p in procedures]
+                    )
                 recall_id = event_id
                 for p in procedures:
                     p.retrieved_count += 1

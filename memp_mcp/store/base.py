@@ -219,6 +219,10 @@ class Store(Protocol):
 
     def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None: ...
 
+    def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
+        """Count an outcome of a version the procedure has since left: in its totals and that version's record."""
+        ...
+
     # -- search --------------------------------------------------------------------------------
 
     def vector_search(self, namespace: str, vector: Vector, k: int) -> list[tuple[int, float]]:
@@ -261,7 +265,13 @@ class Store(Protocol):
     # -- recall events, statistics, checks -----------------------------------------------------
 
     def add_recall_event(
-        self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str
+        self,
+        event_id: str,
+        namespace: str,
+        task: str,
+        procedure_ids: Sequence[int],
+        strategy: str,
+        procedure_versions: Sequence[int] | None = None,
     ) -> None: ...
 
     def get_recall_event(self, event_id: str) -> RecallEvent: ...

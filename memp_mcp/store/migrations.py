@@ -145,6 +145,12 @@ INSERT INTO procedure_fts (procedure_fts, rank) VALUES ('automerge', 2);
 INSERT INTO procedure_fts (procedure_fts) VALUES ('optimize');
 """
 
+# A recall keeps the version of each procedure it served, so that an outcome reported after the
+# procedure changed is credited to the steps the agent followed, not to newer ones nobody has tried.
+M008_RECALLED_VERSIONS = """
+ALTER TABLE recall_events ADD COLUMN procedure_versions_json TEXT;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -153,6 +159,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "version_records", M005_VERSION_RECORDS),
     (6, "candidates", M006_CANDIDATES),
     (7, "fulltext_merges", M007_FULLTEXT_MERGES),
+    (8, "recalled_versions", M008_RECALLED_VERSIONS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

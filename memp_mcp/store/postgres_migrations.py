@@ -96,8 +96,14 @@ CREATE INDEX recall_events_by_namespace ON recall_events(namespace);
 """
 
 
+# As SQLite's migration 8: the version of each procedure a recall served.
+M002_RECALLED_VERSIONS = """
+ALTER TABLE recall_events ADD COLUMN procedure_versions_json JSONB;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
+    (2, "recalled_versions", M002_RECALLED_VERSIONS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -257,6 +257,17 @@ class Procedures(Database):
             (retrieved, succeeded, failed, succeeded, failed, procedure_id),
         )
 
+    def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
+        self._change(
+            "UPDATE procedures SET success_count = success_count + ?, failure_count = failure_count + ? WHERE id = ?",
+            (succeeded, failed, procedure_id),
+        )
+        self._change(
+            "UPDATE procedure_versions SET success_count = COALESCE(success_count, 0) + ?, "
+            "failure_count = COALESCE(failure_count, 0) + ? WHERE procedure_id = ? AND version = ?",
+            (succeeded, failed, procedure_id, version),
+        )
+
     def procedures_with_key(self, namespace: str, text: str, *, include_deprecated: bool = False) -> list[int]:
         """Active (or all) procedures that have exactly this key text (the merge check without vectors)."""
         status = "" if include_deprecated else "AND p.status = 'active' "

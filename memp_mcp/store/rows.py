@@ -21,7 +21,9 @@ PROCEDURE_COLUMNS = (
     "created_at, updated_at, version_success_count, version_failure_count, candidate_of"
 )
 TRAJECTORY_COLUMNS = "id, namespace, task, steps_json, outcome, score, agent, created_at"
-RECALL_EVENT_COLUMNS = "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success"
+RECALL_EVENT_COLUMNS = (
+    "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success, procedure_versions_json"
+)
 VERSION_COLUMNS = (
     "version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, success_count, "
     "failure_count"
@@ -121,6 +123,7 @@ def recall_event(row: Sequence[Any]) -> RecallEvent:
         created_at=_time(row[5]),
         reported=bool(row[6]),
         success=None if row[7] is None else bool(row[7]),
+        procedure_versions=None if row[8] is None else from_json(row[8]),
     )
 
 
