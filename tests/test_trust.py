@@ -95,6 +95,28 @@ async def test_another_agents_draft_becomes_a_candidate_not_a_replacement(client
     assert served[0]["provisional"] is True and served[0]["candidate_of"] == original
 
 
+async def test_names_an_agent_gives_itself_cannot_pile_up_candidates_for_one_procedure(
+    client: Client, memory: Memory
+) -> None:
+    created = await client.call_tool(
+        "record_trajectory", {"task": TASK, "steps": CLEAN_SOAP, "outcome": "success", "agent": "alice"}
+    )
+    original = created.structured_content["procedure_id"]
+    await succeed(client)
+    actions = []
+    for n in range(6):
+        draft = {"title": "Clean soap", "steps": [f"variant {n}: rinse the soapbar", "put it in the cabinet"]}
+        recorded = await client.call_tool(
+            "record_trajectory",
+            {"task": TASK, "steps": CLEAN_SOAP[:1], "outcome": "success", "agent": f"name-{n}", "procedure": draft},
+        )
+        assert not recorded.is_error, text_of(recorded)
+        actions.append(recorded.structured_content["action"])
+    assert actions == ["candidate"] * 3 + ["stored_only"] * 3
+    assert "already has 3 candidates" in text_of(recorded)
+    assert len(memory.store.candidates_of(original)) == 3
+
+
 async def test_a_draft_as_long_as_the_stored_one_is_kept_not_dropped(client: Client, memory: Memory) -> None:
     def draft(*steps: str) -> dict[str, Any]:
         return {"title": "Publish a release", "steps": list(steps)}

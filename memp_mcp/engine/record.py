@@ -22,7 +22,16 @@ from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import RecordResult
 from memp_mcp.engine.retrieve import key_text
 from memp_mcp.engine.strategies import Strategies
-from memp_mcp.engine.trust import SOURCE_RANK, Scope, may_rewrite_steps, own_candidate, takes_records, why_steps_win
+from memp_mcp.engine.trust import (
+    MAX_CANDIDATES_PER_PROCEDURE,
+    SOURCE_RANK,
+    Scope,
+    may_rewrite_steps,
+    own_candidate,
+    room_for_candidate,
+    takes_records,
+    why_steps_win,
+)
 from memp_mcp.models import MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, Step
 from memp_mcp.store import Store
 from memp_mcp.text import counted
@@ -33,6 +42,8 @@ MAX_KEYS_PER_PROCEDURE = 32
 # Two tasks are the same when their embeddings are this close (a rewording), and their
 # procedures merge when they also do the same kinds of steps.
 MERGE_SIMILARITY = 0.97
+# _propose's answer when a procedure has no room for another candidate (ids start at 1).
+NOT_PROPOSED = 0
 MERGE_SKELETON_OVERLAP = 0.5
 
 Keys = list[tuple[str, list[float] | None]]
@@ -122,6 +133,17 @@ class Recorder:
             candidate, revised = self._merge(
                 twin, planned, trajectory_id, keys, agent, learned if outcome == Outcome.SUCCESS else []
             )
+            if candidate == NOT_PROPOSED:
+                return RecordResult(
+                    action="stored_only",
+                    trajectory_id=trajectory_id,
+                    procedure_id=None,
+                    namespace=namespace,
+                    message=f"Stored trajectory {trajectory_id}; its steps differ from those of procedure {twin.id} "
+                    f"('{twin.title}'), which keep serving, and that procedure already has "
+                    f"{MAX_CANDIDATES_PER_PROCEDURE} candidates waiting for a reported success, so they are not "
+                    "proposed as another.",
+                )
             if candidate is not None:
                 return RecordResult(
                     action="candidate",
@@ -242,10 +264,10 @@ class Recorder:
         if changed and not may_rewrite_steps(twin, agent, refused_there=bool(outdated)):
             candidate = self._propose(twin, planned, trajectory_id, keys, agent)
             if outdated:
+                did_it = f"candidate {candidate}" if candidate != NOT_PROPOSED else f"trajectory {trajectory_id}"
                 self.store.revise_procedure(
                     twin.id,
-                    reason=f"trajectory {trajectory_id} found steps of it refused; candidate {candidate} did the "
-                    "task another way",
+                    reason=f"trajectory {trajectory_id} found steps of it refused; {did_it} did the task another way",
                     changed_by=agent,
                     pitfalls=merged_pitfalls(twin.pitfalls, outdated),
                 )
@@ -283,9 +305,13 @@ class Recorder:
         )
 
     def _propose(self, twin: Procedure, planned: _Planned, trajectory_id: int, keys: Keys, agent: str | None) -> int:
-        """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone."""
-        mine = own_candidate(self.store.candidates_of(twin.id), agent)
+        """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone, and
+        at most MAX_CANDIDATES_PER_PROCEDURE waiting at once (NOT_PROPOSED when that many already are)."""
+        candidates = self.store.candidates_of(twin.id)
+        mine = own_candidate(candidates, agent)
         if mine is None:
+            if not room_for_candidate(candidates):
+                return NOT_PROPOSED
             return self._add_planned(twin.namespace, planned, trajectory_id, keys, agent, candidate_of=twin.id)
         self.store.add_sources(mine.id, [trajectory_id])
         if planned.draft.steps != mine.steps:

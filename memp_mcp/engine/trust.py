@@ -10,8 +10,9 @@ The rules, and the function that applies each:
   a model wrote, or a shorter extraction. In place only by the procedure's own author, and only while
   it is provisional (no reported success for its current steps) or outdated (may_rewrite_steps): a
   proven procedure is never rewritten by a record. Otherwise the steps become a candidate, one per
-  recording agent, which that agent alone revises (own_candidate), and recall withholds a candidate
-  until it has a reported success while what it would replace still serves (withheld_candidates).
+  recording agent, which that agent alone revises (own_candidate), at most MAX_CANDIDATES_PER_PROCEDURE
+  waiting at once (room_for_candidate), and recall withholds a candidate until it has a reported success
+  while what it would replace still serves (withheld_candidates).
   A record that found steps of its own task's procedure refused adds that as a pitfall, whoever wrote it.
 - A lesson one run teaches about the environment spreads only to procedures the same agent recorded
   (may_learn_from): one run is one agent's word.
@@ -41,6 +42,8 @@ from memp_mcp.store import Store
 
 # How far a procedure's author is trusted, by who wrote its steps.
 SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
+# Candidates of one procedure waiting for their first reported success.
+MAX_CANDIDATES_PER_PROCEDURE = 3
 # Steps a model wrote for the procedure (the calling agent's draft, or the client's model by sampling).
 DRAFT_SOURCES = frozenset({"agent", "sampling"})
 
@@ -112,6 +115,13 @@ def may_rewrite_steps(procedure: Procedure, agent: str | None, *, refused_there:
 def own_candidate(candidates: Iterable[Procedure], agent: str | None) -> Procedure | None:
     """The candidate `agent` may revise: its own, while still unproven; another agent proposes its own."""
     return next((c for c in candidates if c.author == agent and c.provisional), None)
+
+
+def room_for_candidate(candidates: Iterable[Procedure]) -> bool:
+    """Whether a procedure with these candidates may take another: each name an agent gives itself could
+    otherwise propose its own, and unproven candidates would crowd real results out of a recall."""
+    waiting = sum(c.provisional and c.status == ProcedureStatus.ACTIVE for c in candidates)
+    return waiting < MAX_CANDIDATES_PER_PROCEDURE
 
 
 def withheld_candidates(store: Store, procedures: Sequence[Procedure]) -> set[int]:
