@@ -17,7 +17,13 @@ from memp_mcp.engine.inputs import check_agent, check_draft, check_id, check_ste
 from memp_mcp.engine.lessons import lesson_pitfall, lessons, merged_pitfalls, spread_lessons, warned_message
 from memp_mcp.engine.results import OutcomeResult
 from memp_mcp.engine.strategies import Strategies
-from memp_mcp.engine.trust import Scope
+from memp_mcp.engine.trust import (
+    MAX_CANDIDATES_PER_PROCEDURE,
+    Scope,
+    may_correct_in_place,
+    own_candidate,
+    room_for_candidate,
+)
 from memp_mcp.errors import InvalidInputError, NotFoundError
 from memp_mcp.models import (
     MAX_PITFALL_CHARS,
@@ -99,6 +105,7 @@ class Outcomes:
                 f"correction must be a procedure draft or a text of at most {MAX_PITFALL_CHARS} characters"
             )
         adjusted: list[int] = []
+        proposed: int | None = None
         deprecated: list[int] = []
         warned: list[int] = []
         trajectory_id = None
@@ -137,6 +144,14 @@ class Outcomes:
             # A success reached only by departing from the procedure, with the agent saying what to
             # do instead (a step that no longer works), corrects it too: otherwise it is credited
             # and keeps being served as it was.
+            if (
+                self.strategies.update == "adjustment"
+                and correction is not None
+                and not may_correct_in_place(self.store.get_procedure(followed))
+            ):
+                # None: no room for another candidate (0 is never an id).
+                proposed = self._propose(self.store.get_procedure(followed), correction, agent, trajectory_id) or 0
+                correction = None
             if self.strategies.update == "adjustment" and (not success or correction is not None):
                 self._adjust(followed, event.task, notes, correction, None if success else steps, agent, success)
                 adjusted.append(followed)
@@ -155,6 +170,16 @@ class Outcomes:
         if adjusted:
             fresh = " with a fresh record" if correction else ""
             parts.append(f"Revised procedure {followed}: a new version{fresh}; the old one is kept in its history.")
+        if proposed:
+            parts.append(
+                f"Procedure {followed} has worked before, so your correction is kept apart as candidate procedure "
+                f"{proposed}, which recall serves once it has a reported success."
+            )
+        elif proposed is not None:
+            parts.append(
+                f"Procedure {followed} has worked before and already has {MAX_CANDIDATES_PER_PROCEDURE} candidates "
+                "waiting for a success, so your correction was not kept."
+            )
         if deprecated:
             parts.append(
                 f"Deprecated procedure {followed}: its current version keeps failing (success rate under 50% over "
@@ -172,6 +197,52 @@ class Outcomes:
             warned_procedure_ids=warned,
             trajectory_id=trajectory_id,
             message=" ".join(parts),
+        )
+
+    def _propose(
+        self, procedure: Procedure, correction: ProcedureDraft | str, agent: str | None, trajectory_id: int | None
+    ) -> int | None:
+        """Keep a correction to proven steps as a candidate of `procedure` (the agent's own, revised if it has
+        one), found by the same keys; None when the procedure has no room for another candidate."""
+        if isinstance(correction, ProcedureDraft):
+            title, when_to_use = correction.title or procedure.title, correction.when_to_use or procedure.when_to_use
+            steps, pitfalls = correction.steps, merged_pitfalls(procedure.pitfalls, correction.pitfalls)
+        else:
+            title, when_to_use, steps = procedure.title, procedure.when_to_use, procedure.steps
+            pitfalls = merged_pitfalls(procedure.pitfalls, [" ".join(correction.split())])
+        candidates = self.store.candidates_of(procedure.id)
+        mine = own_candidate(candidates, agent)
+        if mine is not None:
+            self.store.revise_procedure(
+                mine.id,
+                reason=f"its author's correction after using procedure {procedure.id}",
+                changed_by=agent,
+                steps=steps if isinstance(correction, ProcedureDraft) else mine.steps,
+                pitfalls=merged_pitfalls(mine.pitfalls, pitfalls),
+                source="agent",
+                fresh_record=True,
+            )
+            return mine.id
+        if not room_for_candidate(candidates):
+            return None
+        vectors = dict(self.store.keys_with_vectors([procedure.id]).get(procedure.id, []))
+        keys = [
+            (text, np.frombuffer(vectors[text], dtype=np.float32).tolist() if text in vectors else None)
+            for text in self.store.keys(procedure.id)
+        ]
+        sources = [] if trajectory_id is None else [trajectory_id]
+        return self.store.add_procedure(
+            procedure.namespace,
+            title,
+            when_to_use,
+            steps,
+            pitfalls,
+            "agent",
+            agent,
+            sources,
+            trajectory_id,
+            keys,
+            candidate_of=procedure.id,
         )
 
     def _adjust(

@@ -17,8 +17,9 @@ The rules, and the function that applies each:
 - A lesson one run teaches about the environment spreads only to procedures the same agent recorded
   (may_learn_from): one run is one agent's word.
 - An outcome report judges one procedure its recall returned, whoever wrote it; under the
-  'adjustment' strategy a failure adds pitfalls and a correction from the reporter replaces steps.
-  An agent that can recall and report can correct what it followed: what it followed is what failed.
+  'adjustment' strategy a failure adds pitfalls. A correction from the reporter (steps, or a sentence
+  saying what to do instead) revises a provisional procedure in place, but a proven one never
+  (may_correct_in_place): it becomes a candidate, as other steps from a record do.
 - Edits, forget and restore are the operator's (the CLI, or a tool of the server): any procedure of a
   writable namespace.
 - An import keeps the source, author, status and statistics its file gives a new procedure (a file is
@@ -135,6 +136,12 @@ def withheld_candidates(store: Store, procedures: Sequence[Procedure]) -> set[in
         if p.status == ProcedureStatus.ACTIVE
     }
     return {c.id for c in candidates if c.candidate_of in serving}
+
+
+def may_correct_in_place(procedure: Procedure) -> bool:
+    """Whether a reporter's correction may revise `procedure` itself: only while its steps have no reported
+    success. Steps that have worked are replaced only by steps that have worked too (a candidate)."""
+    return procedure.provisional
 
 
 def may_learn_from(procedure: Procedure, agent: str | None) -> bool:
