@@ -120,7 +120,8 @@ class Outcomes:
             if steps is not None:
                 outcome = Outcome.SUCCESS if success else Outcome.FAILURE
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
-            current = self.store.get_procedure(followed).version
+            target = self.store.get_procedure(followed)  # as the agent found it, before this outcome counts
+            current = target.version
             if served is not None and served != current:
                 # The agent followed steps the procedure has since replaced: the outcome is theirs, and
                 # the current version, which nobody followed here, is neither credited nor blamed.
@@ -144,13 +145,9 @@ class Outcomes:
             # A success reached only by departing from the procedure, with the agent saying what to
             # do instead (a step that no longer works), corrects it too: otherwise it is credited
             # and keeps being served as it was.
-            if (
-                self.strategies.update == "adjustment"
-                and correction is not None
-                and not may_correct_in_place(self.store.get_procedure(followed))
-            ):
+            if self.strategies.update == "adjustment" and correction is not None and not may_correct_in_place(target):
                 # None: no room for another candidate (0 is never an id).
-                proposed = self._propose(self.store.get_procedure(followed), correction, agent, trajectory_id) or 0
+                proposed = self._propose(target, correction, agent, trajectory_id) or 0
                 correction = None
             if self.strategies.update == "adjustment" and (not success or correction is not None):
                 self._adjust(followed, event.task, notes, correction, None if success else steps, agent, success)
