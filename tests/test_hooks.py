@@ -213,6 +213,19 @@ def test_a_failing_last_test_run_reports_a_failure_and_revises_the_procedure(
     assert procedure.failure_count == 1 and procedure.version == 2
 
 
+def test_a_transcript_line_nested_too_deep_is_skipped_and_the_turn_still_recorded(
+    project: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    transcript = Transcript(tmp_path / "t" / "deep.jsonl", "deep", project)
+    transcript.prompt(FIRST_PROMPT)
+    with transcript.path.open("a", encoding="utf-8") as handle:
+        handle.write('{"type": "user", "message": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    fix_the_bug(transcript)
+    hook(event("Stop", "deep", transcript.path, project, stop_hook_active=False), env)
+    store = SQLiteStore(Path(env["MEMP_DB_PATH"]))
+    assert store.count_trajectories(project_namespace(project)) == 1
+
+
 def test_a_turn_the_agent_reported_itself_is_not_recorded_again(
     project: Path, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@ A procedure merges into an existing one only for the same task (a trajectory tas
 same title and when-to-use when there are no trajectories), never on a family key every procedure of a
 kind shares; the existing steps are kept (trust.import_conflict). Importing the same procedures again
 changes nothing: trajectories a procedure already holds are not added twice. A new procedure keeps the
-given statistics.
+given statistics as its totals, but starts provisional: what a file declares is not evidence.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ from memp_mcp.models import (
 )
 from memp_mcp.store import Store
 
+# Larger counts are no one's record (and would overflow the columns' 64-bit integers once added to).
+MAX_DECLARED_COUNT = 1_000_000_000
+
 
 class ImportedTrajectory(BaseModel):
     task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
@@ -50,9 +53,9 @@ class ImportedTrajectory(BaseModel):
 class ImportedStats(BaseModel):
     model_config = {"extra": "ignore"}
 
-    retrieved: int = Field(default=0, ge=0)
-    succeeded: int = Field(default=0, ge=0)
-    failed: int = Field(default=0, ge=0)
+    retrieved: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
+    succeeded: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
+    failed: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
 
 
 class ImportedProcedure(BaseModel):
@@ -111,8 +114,16 @@ def import_procedures(
                     trajectory_ids[0] if trajectory_ids else None,
                     key_pairs,
                 )
+                # What a file declares is shown in the totals, but is no evidence here: the steps start
+                # provisional and earn trust from outcomes reported on this memory.
                 stats = procedure.stats
-                store.bump_stats(new_id, retrieved=stats.retrieved, succeeded=stats.succeeded, failed=stats.failed)
+                store.bump_stats(
+                    new_id,
+                    retrieved=stats.retrieved,
+                    succeeded=stats.succeeded,
+                    failed=stats.failed,
+                    this_version=False,
+                )
                 if procedure.status == ProcedureStatus.DEPRECATED:
                     store.set_status(new_id, ProcedureStatus.DEPRECATED)
                 created += 1

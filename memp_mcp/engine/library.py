@@ -111,6 +111,8 @@ def parse_library(lines: Iterable[str]) -> tuple[LibraryHeader, list[LibraryProc
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"line {number} is not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise InvalidInputError(f"line {number} nests deeper than a library line can") from None
         try:
             if header is None:
                 header = LibraryHeader.model_validate(data)

@@ -217,7 +217,12 @@ class Store(Protocol):
 
     def set_status(self, procedure_id: int, status: ProcedureStatus) -> None: ...
 
-    def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None: ...
+    def bump_stats(
+        self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0, this_version: bool = True
+    ) -> None:
+        """Add to a procedure's counts; with `this_version` False, to its totals only (its current version's
+        record, which trust is judged on, is left as it is)."""
+        ...
 
     def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
         """Count an outcome of a version the procedure has since left: in its totals and that version's record."""

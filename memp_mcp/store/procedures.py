@@ -249,12 +249,15 @@ class Procedures(Database):
         )
         self._set_keys_active(procedure_id, status == ProcedureStatus.ACTIVE)
 
-    def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None:
+    def bump_stats(
+        self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0, this_version: bool = True
+    ) -> None:
+        judged = (succeeded, failed) if this_version else (0, 0)
         self._change(
             "UPDATE procedures SET retrieved_count = retrieved_count + ?, success_count = success_count + ?, "
             "failure_count = failure_count + ?, version_success_count = version_success_count + ?, "
             "version_failure_count = version_failure_count + ? WHERE id = ?",
-            (retrieved, succeeded, failed, succeeded, failed, procedure_id),
+            (retrieved, succeeded, failed, *judged, procedure_id),
         )
 
     def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
