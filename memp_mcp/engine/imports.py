@@ -5,7 +5,8 @@ Every imported procedure and trajectory is held to the limits a record or an edi
 A procedure merges into an existing one only for the same task (a trajectory task they share, or the
 same title and when-to-use when there are no trajectories), never on a family key every procedure of a
 kind shares; the existing steps are kept (trust.import_conflict). Importing the same procedures again
-changes nothing: trajectories a procedure already holds are not added twice. A new procedure keeps the
+changes nothing: trajectories a procedure already holds are not added twice. A candidate stays a candidate
+of what it would replace when that comes in the same file (ImportedProcedure.candidate_of). A new procedure keeps the
 given statistics as its totals, but starts provisional: what a file declares is not evidence.
 """
 
@@ -73,6 +74,10 @@ class ImportedProcedure(BaseModel):
     keys: list[str] = Field(default_factory=list, max_length=MAX_KEYS_PER_PROCEDURE * 4)
     trajectories: list[ImportedTrajectory] = Field(default_factory=list)
     stats: ImportedStats = Field(default_factory=ImportedStats)
+    # The id the procedure had where it was exported, and on a candidate the id of the procedure it
+    # proposes to replace there: links between procedures of one file.
+    id: int | None = None
+    candidate_of: int | None = None
 
 
 def import_procedures(
@@ -91,12 +96,20 @@ def import_procedures(
     vectors = dict(zip(flat, embedder.embed(flat), strict=True)) if embedder is not None and flat else {}
     created = merged = trajectory_count = 0
     conflicts: list[str] = []
+    # Where each of the file's ids landed here, so that candidates keep pointing at what they would replace.
+    landed: dict[int, int] = {}
+    # Candidates last: what they point at is imported first.
+    order = sorted(range(len(checked)), key=lambda i: checked[i].candidate_of is not None)
     with store.transaction():
         if vectors and not model.fits_database(embedder):
             vectors = {}  # the database was re-embedded with another model meanwhile: backfilled later
-        for procedure, keys in zip(checked, key_lists, strict=True):
+        for procedure, keys in ((checked[i], key_lists[i]) for i in order):
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
-            twin = _same_task(store, namespace, procedure)
+            candidate_of = landed.get(procedure.candidate_of) if procedure.candidate_of is not None else None
+            if candidate_of is not None:
+                twin = next((c for c in store.candidates_of(candidate_of) if c.steps == procedure.steps), None)
+            else:
+                twin = _same_task(store, namespace, procedure)
             if twin is None:
                 trajectory_ids = [
                     store.add_trajectory(namespace, t.task, t.steps, t.outcome, t.agent) for t in procedure.trajectories
@@ -113,7 +126,10 @@ def import_procedures(
                     trajectory_ids,
                     trajectory_ids[0] if trajectory_ids else None,
                     key_pairs,
+                    candidate_of=candidate_of,
                 )
+                if procedure.id is not None:
+                    landed[procedure.id] = new_id
                 # What a file declares is shown in the totals, but is no evidence here: the steps start
                 # provisional and earn trust from outcomes reported on this memory.
                 stats = procedure.stats
@@ -128,6 +144,8 @@ def import_procedures(
                     store.set_status(new_id, ProcedureStatus.DEPRECATED)
                 created += 1
                 continue
+            if procedure.id is not None:
+                landed[procedure.id] = twin.id
             held = {_fingerprint(t) for t in (store.get_trajectory(i) for i in twin.source_trajectory_ids)}
             trajectory_ids = []
             for t in procedure.trajectories:
