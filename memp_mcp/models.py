@@ -165,6 +165,8 @@ class Procedure(BaseModel):
         description="Set on a candidate: the procedure whose steps it proposes to replace. Recall serves a "
         "candidate only once it has succeeded (or that procedure is retired).",
     )
+    # Who recorded it, as authenticated (memp_mcp.principals); None: from before principals were kept.
+    principal: str | None = Field(default=None, exclude=True)
 
     @property
     def provisional(self) -> bool:

@@ -81,9 +81,10 @@ class ImportedProcedure(BaseModel):
 
 
 def import_procedures(
-    store: Store, model: ModelBinding, namespace: str, procedures: Sequence[ImportedProcedure]
+    store: Store, model: ModelBinding, namespace: str, procedures: Sequence[ImportedProcedure], principal: str
 ) -> ImportReport:
-    """Check every procedure, then write them all in one transaction into `namespace` (already writable)."""
+    """Check every procedure, then write them all in one transaction into `namespace` (already writable),
+    as `principal`'s: a file is trusted as its importer is."""
     checked = [_checked(number, procedure) for number, procedure in enumerate(procedures, 1)]
     embedder = model.get(wait=30.0)
     key_lists = [
@@ -127,6 +128,7 @@ def import_procedures(
                     trajectory_ids[0] if trajectory_ids else None,
                     key_pairs,
                     candidate_of=candidate_of,
+                    principal=principal,
                 )
                 if procedure.id is not None:
                     landed[procedure.id] = new_id

@@ -69,6 +69,7 @@ class Outcomes:
         trajectory: Sequence[Step | dict[str, object] | str] | None,
         agent: str | None,
         namespace: str | None,
+        principal: str,
     ) -> OutcomeResult:
         """Memory.report_outcome, its inputs unchecked."""
         if not isinstance(success, bool):
@@ -122,9 +123,10 @@ class Outcomes:
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
             target = self.store.get_procedure(followed)  # as the agent found it, before this outcome counts
             current = target.version
-            if served is not None and served != current:
+            if served is not None and served != current and self._steps_of(followed, served) != target.steps:
                 # The agent followed steps the procedure has since replaced: the outcome is theirs, and
-                # the current version, which nobody followed here, is neither credited nor blamed.
+                # the current steps, which nobody followed here, are neither credited nor blamed. (A
+                # version that only added pitfalls kept the steps followed: the outcome is the current's.)
                 self.store.credit_past_version(followed, served, succeeded=int(success), failed=int(not success))
                 past = (
                     f"Procedure {followed} changed after this recall: you followed version {served}, it is now "
@@ -147,7 +149,7 @@ class Outcomes:
             # and keeps being served as it was.
             if self.strategies.update == "adjustment" and correction is not None and not may_correct_in_place(target):
                 # None: no room for another candidate (0 is never an id).
-                proposed = self._propose(target, correction, agent, trajectory_id) or 0
+                proposed = self._propose(target, correction, agent, principal, trajectory_id) or 0
                 correction = None
             if self.strategies.update == "adjustment" and (not success or correction is not None):
                 self._adjust(followed, event.task, notes, correction, None if success else steps, agent, success)
@@ -161,7 +163,15 @@ class Outcomes:
                 keys = self.store.keys_with_vectors([followed]).get(followed, [])
                 near = np.frombuffer(keys[0][1], dtype=np.float32).tolist() if keys else None
                 warned = spread_lessons(
-                    self.store, event.namespace, lessons(steps), event.task, trajectory_id, agent, set(adjusted), near
+                    self.store,
+                    event.namespace,
+                    lessons(steps),
+                    event.task,
+                    trajectory_id,
+                    agent,
+                    principal,
+                    set(adjusted),
+                    near,
                 )
         parts = [f"Recorded {'success' if success else 'failure'} for procedure {followed} ({attribution})."]
         if adjusted:
@@ -196,8 +206,17 @@ class Outcomes:
             message=" ".join(parts),
         )
 
+    def _steps_of(self, procedure_id: int, version: int) -> list[str] | None:
+        """The steps `version` of a procedure had, from its history (None when it is not kept)."""
+        return next((v.steps for v in self.store.versions(procedure_id) if v.version == version), None)
+
     def _propose(
-        self, procedure: Procedure, correction: ProcedureDraft | str, agent: str | None, trajectory_id: int | None
+        self,
+        procedure: Procedure,
+        correction: ProcedureDraft | str,
+        agent: str | None,
+        principal: str,
+        trajectory_id: int | None,
     ) -> int | None:
         """Keep a correction to proven steps as a candidate of `procedure` (the agent's own, revised if it has
         one), found by the same keys; None when the procedure has no room for another candidate."""
@@ -208,7 +227,7 @@ class Outcomes:
             title, when_to_use, steps = procedure.title, procedure.when_to_use, procedure.steps
             pitfalls = merged_pitfalls(procedure.pitfalls, [" ".join(correction.split())])
         candidates = self.store.candidates_of(procedure.id)
-        mine = own_candidate(candidates, agent)
+        mine = own_candidate(candidates, principal)
         if mine is not None:
             self.store.revise_procedure(
                 mine.id,
@@ -240,6 +259,7 @@ class Outcomes:
             trajectory_id,
             keys,
             candidate_of=procedure.id,
+            principal=principal,
         )
 
     def _adjust(

@@ -74,8 +74,9 @@ class Recorder:
         draft: ProcedureDraft | None,
         draft_source: str,
         agent: object,
+        principal: str,
     ) -> RecordResult:
-        """Memory.record, its inputs unchecked."""
+        """Memory.record, its inputs unchecked; `principal` is who records, as authenticated."""
         task = check_task(task)
         parsed_steps = check_steps(steps)
         outcome = check_outcome(outcome)
@@ -101,12 +102,14 @@ class Recorder:
                     message=f"Stored trajectory {trajectory_id}; no procedure built: {why_not}.",
                 )
             else:
-                result = self._build(namespace, task, planned, outcome, trajectory_id, vectors, agent, learned)
+                result = self._build(
+                    namespace, task, planned, outcome, trajectory_id, vectors, agent, principal, learned
+                )
             if self.strategies.update == "adjustment":
                 skip = {result.procedure_id} if result.procedure_id is not None else set()
                 near = vectors[1] if vectors else None
                 result.warned_procedure_ids = spread_lessons(
-                    self.store, namespace, learned, task, trajectory_id, agent, skip, near
+                    self.store, namespace, learned, task, trajectory_id, agent, principal, skip, near
                 )
         if result.warned_procedure_ids:
             result.message += f" {warned_message(result.warned_procedure_ids)}"
@@ -121,6 +124,7 @@ class Recorder:
         trajectory_id: int,
         vectors: list[list[float]],
         agent: str | None,
+        principal: str,
         learned: list[Lesson],
     ) -> RecordResult:
         """Inside record's write: add the planned procedure, or merge it into the one for the same task."""
@@ -131,7 +135,7 @@ class Recorder:
         twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
         if twin is not None:
             candidate, revised = self._merge(
-                twin, planned, trajectory_id, keys, agent, learned if outcome == Outcome.SUCCESS else []
+                twin, planned, trajectory_id, keys, agent, principal, learned if outcome == Outcome.SUCCESS else []
             )
             if candidate == NOT_PROPOSED:
                 return RecordResult(
@@ -165,7 +169,7 @@ class Recorder:
                 if revised
                 else f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} ('{twin.title}').",
             )
-        procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
+        procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent, principal)
         return RecordResult(
             action="created",
             trajectory_id=trajectory_id,
@@ -243,6 +247,7 @@ class Recorder:
         trajectory_id: int,
         keys: Keys,
         agent: str | None,
+        principal: str,
         learned: Sequence[Lesson] = (),
     ) -> tuple[int | None, bool]:
         """Add a trajectory for the same task to `twin`: (the id of a candidate when its steps went to one,
@@ -261,8 +266,8 @@ class Recorder:
         )
         why = why_steps_win(planned.source, planned.draft.steps, twin, refused_there=bool(outdated))
         changed = why is not None and planned.draft.steps != twin.steps
-        if changed and not may_rewrite_steps(twin, agent, refused_there=bool(outdated)):
-            candidate = self._propose(twin, planned, trajectory_id, keys, agent)
+        if changed and not may_rewrite_steps(twin, principal, refused_there=bool(outdated)):
+            candidate = self._propose(twin, planned, trajectory_id, keys, agent, principal)
             if outdated:
                 did_it = f"candidate {candidate}" if candidate != NOT_PROPOSED else f"trajectory {trajectory_id}"
                 self.store.revise_procedure(
@@ -286,6 +291,7 @@ class Recorder:
         trajectory_id: int,
         keys: Keys,
         agent: str | None,
+        principal: str,
         *,
         candidate_of: int | None = None,
     ) -> int:
@@ -302,17 +308,22 @@ class Recorder:
             trajectory_id,
             keys,
             candidate_of=candidate_of,
+            principal=principal,
         )
 
-    def _propose(self, twin: Procedure, planned: _Planned, trajectory_id: int, keys: Keys, agent: str | None) -> int:
-        """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone, and
+    def _propose(
+        self, twin: Procedure, planned: _Planned, trajectory_id: int, keys: Keys, agent: str | None, principal: str
+    ) -> int:
+        """Keep other steps for `twin`'s task as a candidate: one per recording principal, revised by it alone, and
         at most MAX_CANDIDATES_PER_PROCEDURE waiting at once (NOT_PROPOSED when that many already are)."""
         candidates = self.store.candidates_of(twin.id)
-        mine = own_candidate(candidates, agent)
+        mine = own_candidate(candidates, principal)
         if mine is None:
             if not room_for_candidate(candidates):
                 return NOT_PROPOSED
-            return self._add_planned(twin.namespace, planned, trajectory_id, keys, agent, candidate_of=twin.id)
+            return self._add_planned(
+                twin.namespace, planned, trajectory_id, keys, agent, principal, candidate_of=twin.id
+            )
         self.store.add_sources(mine.id, [trajectory_id])
         if planned.draft.steps != mine.steps:
             self._take_steps(mine, planned, agent, f"merged trajectory {trajectory_id}: its author's newer steps")

@@ -167,6 +167,7 @@ class Store(Protocol):
         keys: Sequence[tuple[str, Vector | None]],
         *,
         candidate_of: int | None = None,
+        principal: str | None = None,
     ) -> int:
         """Insert a procedure with its sources and keys; `candidate_of` names the procedure whose steps
         it proposes to replace. Returns its id."""

@@ -151,6 +151,13 @@ M008_RECALLED_VERSIONS = """
 ALTER TABLE recall_events ADD COLUMN procedure_versions_json TEXT;
 """
 
+# Who recorded a procedure, as authentication established it (memp_mcp.principals): the trust rules
+# compare this, never the agent name a caller sends. Procedures from before are nobody's: what would
+# change them in place becomes a candidate.
+M009_PRINCIPALS = """
+ALTER TABLE procedures ADD COLUMN principal TEXT;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -160,6 +167,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (6, "candidates", M006_CANDIDATES),
     (7, "fulltext_merges", M007_FULLTEXT_MERGES),
     (8, "recalled_versions", M008_RECALLED_VERSIONS),
+    (9, "principals", M009_PRINCIPALS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -101,9 +101,15 @@ M002_RECALLED_VERSIONS = """
 ALTER TABLE recall_events ADD COLUMN procedure_versions_json JSONB;
 """
 
+# As SQLite's migration 9: who recorded a procedure, as authenticated.
+M003_PRINCIPALS = """
+ALTER TABLE procedures ADD COLUMN principal TEXT;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "recalled_versions", M002_RECALLED_VERSIONS),
+    (3, "principals", M003_PRINCIPALS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

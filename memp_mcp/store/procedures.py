@@ -35,18 +35,20 @@ class Procedures(Database):
         keys: Sequence[tuple[str, Vector | None]],
         *,
         candidate_of: int | None = None,
+        principal: str | None = None,
     ) -> int:
         """Insert a procedure with its sources and search keys; returns its id.
 
         `candidate_of`: the procedure whose steps this one proposes to replace (see Memory.record).
+        `principal`: who recorded it, as authenticated (memp_mcp.principals).
         """
         self._write()
         self.ensure_namespace(namespace)
         created = self.dialect.now()
         procedure_id = self._insert(
             "INSERT INTO procedures (namespace, title, when_to_use, steps_json, pitfalls_json, source, author, "
-            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of, principal) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 namespace,
                 title,
@@ -60,6 +62,7 @@ class Procedures(Database):
                 created,
                 created,
                 candidate_of,
+                principal,
             ),
         )
         self._link_sources(procedure_id, source_trajectory_ids)

@@ -18,7 +18,7 @@ from memp_mcp.models import Outcome, Procedure, ProcedureStatus, ProcedureVersio
 PROCEDURE_COLUMNS = (
     "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
     "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
-    "created_at, updated_at, version_success_count, version_failure_count, candidate_of"
+    "created_at, updated_at, version_success_count, version_failure_count, candidate_of, principal"
 )
 TRAJECTORY_COLUMNS = "id, namespace, task, steps_json, outcome, score, agent, created_at"
 RECALL_EVENT_COLUMNS = (
@@ -97,6 +97,7 @@ def procedure(row: Sequence[Any], sources: list[int]) -> Procedure:
         version_success_count=row[17],
         version_failure_count=row[18],
         candidate_of=row[19],
+        principal=row[20],
     )
 
 
