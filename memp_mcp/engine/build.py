@@ -16,8 +16,19 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from memp_mcp.engine.actions import is_looking, looked_at, only_submits, written_paths
+from memp_mcp.engine.titles import title_from_task, when_to_use_from_task
 from memp_mcp.engine.verdict import Verdict, error_line, is_command_line, normal_action, verdict, writes_files
-from memp_mcp.models import MAX_PROCEDURE_STEPS, MAX_TEXT_CHARS, Outcome, ProcedureDraft, Step
+from memp_mcp.models import (
+    MAX_PITFALL_CHARS,
+    MAX_PROCEDURE_STEPS,
+    MAX_STEP_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    Outcome,
+    ProcedureDraft,
+    Step,
+)
 from memp_mcp.text import keywords, words
 
 _THOUGHT_REPRODUCES = re.compile(
@@ -42,6 +53,8 @@ _INSTANCE_NUMBER = r"(?:\s+\d+)?"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _INSTANCE = re.compile(r"\b([^\W\d_]+)\s+\d+\b")
 REPRODUCES_NOTE = " (fails before the fix: this run reproduces the problem)"
+_LOOK_ITEMS = 8
+_LOOK_CHARS = 600
 _SIMILAR_ENOUGH = 0.5
 
 
@@ -92,8 +105,10 @@ def distill_steps(steps: Sequence[Step]) -> Built:
       says is meant to fail), and passes later, reproduces the problem: it is part of the procedure.
     - No-ops, loops (an action repeated with the same observation) and wandering are dropped.
     """
+    steps = [s for s in steps if not only_submits(s.action)]
     normal = [normal_action(s.action) for s in steps]
     verdicts = [verdict(s) for s in steps]
+    created: set[str] = set()
     kept: list[tuple[int, str]] = []
     pitfalls: list[Pitfall] = []
     pitfall_actions: set[str] = set()
@@ -108,14 +123,17 @@ def distill_steps(steps: Sequence[Step]) -> Built:
             later = _later_success(normal, verdicts, index)
             first_run = action not in normal[:index]
             meant_to_fail = bool(step.thought and _THOUGHT_REPRODUCES.search(step.thought))
+            runs_own_script = any(path in action for path in created)
             if (
                 verdicts[index] == Verdict.CHECK_FAILED
-                and later is not None
                 and first_run
                 and (not edited or meant_to_fail)
-                and any(verdicts[i] == Verdict.WORKED for i in range(index + 1, later))
+                and (
+                    (later is not None and any(verdicts[i] == Verdict.WORKED for i in range(index + 1, later)))
+                    or (later is None and runs_own_script)
+                )
             ):
-                kept.append((index, action + REPRODUCES_NOTE))
+                kept.append((index, kept_text(step.action) + REPRODUCES_NOTE))
                 reproductions += 1
                 continue
             if action.lower() not in pitfall_actions and (
@@ -124,13 +142,99 @@ def distill_steps(steps: Sequence[Step]) -> Built:
                 pitfall_actions.add(action.lower())
                 pitfalls.append(pitfall)
             continue
-        edited = edited or writes_files(action)
+        edited = edited or _edits_project(step.action, normal[:index], created)
         signature = (action.lower(), (step.observation or "").strip().lower()[:200])
         if signature in seen:
             continue
         seen.add(signature)
-        kept.append((index, action))
-    return Built(_drop_wandering([a for _, a in kept]), pitfalls, failed, reproductions)
+        kept.append((index, kept_text(step.action)))
+    actions = _drop_superseded([a for _, a in kept])
+    return Built(_drop_wandering(_fold_looking(actions)), pitfalls, failed, reproductions)
+
+
+def _drop_superseded(actions: list[str], window: int = 6) -> list[str]:
+    """Drop an edit that a similar edit of the same files soon redid, with nothing run in between
+    but looks and one-off checks: the attempts before the one that stuck."""
+    dropped: set[int] = set()
+    for index, action in enumerate(actions):
+        paths = written_paths(action)
+        if not paths or action.endswith(REPRODUCES_NOTE):
+            continue
+        for later in range(index + 1, min(len(actions), index + 1 + window)):
+            other = actions[later]
+            if written_paths(other) == paths:
+                ratio = difflib.SequenceMatcher(None, action[:2000], other[:2000]).ratio()
+                if ratio >= _SIMILAR_ENOUGH:
+                    dropped.add(index)
+                break
+            if not (is_looking(other) or _one_off_check(other)):
+                break
+    return [a for i, a in enumerate(actions) if i not in dropped]
+
+
+def _one_off_check(action: str) -> bool:
+    """An inline snippet run to try something (`python -c ...`), not a script or a test run."""
+    return bool(re.match(r"^\s*(?:python3?|node|ruby)\s+-[ce]\b", action))
+
+
+def kept_text(action: str) -> str:
+    """An action as a step keeps it: one line made tidy, or code with its line breaks and indentation."""
+    stripped = action.strip("\n").rstrip()
+    if "\n" not in stripped:
+        return normal_action(action)
+    return "\n".join(line.rstrip() for line in stripped.split("\n"))
+
+
+def _edits_project(action: str, before: Sequence[str], created: set[str]) -> bool:
+    """Whether an action that worked changed the project, not only a file this run created for itself
+    (a reproduction script). A file is the run's own when no earlier action named it before it was written."""
+    paths = written_paths(action)
+    for path in paths:
+        if not any(path in earlier for earlier in before):
+            created.add(path)
+    if paths:
+        return not all(path in created for path in paths)
+    body = action.split("\n", 1)[1] if "\n" in action else ""
+    return writes_files(action) or bool(re.search(r"\.write(?:_text)?\(|\bopen\([^)]*['\"][wa]", body))
+
+
+def _fold_looking(actions: list[str]) -> list[str]:
+    """Consecutive actions that only look around become one step naming what to look at."""
+    folded: list[str] = []
+    run: list[str] = []
+    for action in [*actions, ""]:
+        if action and is_looking(action):
+            run.append(action)
+            continue
+        if run:
+            folded.append(_look_step(run))
+            run = []
+        if action:
+            folded.append(action)
+    return folded
+
+
+def _look_step(actions: list[str]) -> str:
+    files: dict[str, None] = {}
+    patterns: dict[str, None] = {}
+    for action in actions:
+        named, searched = looked_at(action)
+        files.update(dict.fromkeys(named))
+        patterns.update(dict.fromkeys(searched))
+    # A file also named with the lines looked at needs no bare mention.
+    ranged = {name.split(" (", 1)[0] for name in files if " (" in name}
+    files = {name: None for name in files if name not in ranged}
+    if not files and not patterns:
+        return actions[0] if len(actions) == 1 else f"Look around: {'; '.join(actions[:3])}"[:_LOOK_CHARS]
+    parts = []
+    if files:
+        parts.append(
+            "Look at " + ", ".join(list(files)[:_LOOK_ITEMS]) + (" and more" if len(files) > _LOOK_ITEMS else "")
+        )
+    if patterns:
+        quoted = ", ".join(f"'{p}'" for p in list(patterns)[:_LOOK_ITEMS])
+        parts.append(("search for " if files else "Search for ") + quoted)
+    return "; ".join(parts)[:_LOOK_CHARS]
 
 
 def _later_success(normal: list[str], verdicts: list[Verdict], index: int) -> int | None:
@@ -301,23 +405,73 @@ def why_nothing_to_build(steps: Sequence[Step]) -> str | None:
     return None
 
 
-def extract_procedure(task: str, steps: Sequence[Step], outcome: Outcome) -> ProcedureDraft:
-    """A procedure distilled from one trajectory by the rules above; never fails."""
+def extract_procedure(task: str, steps: Sequence[Step], outcome: Outcome, root: str | None = None) -> ProcedureDraft:
+    """A procedure distilled from one trajectory by the rules above; never fails.
+
+    Paths under `root` (the project's folder, when known) are written relative to it. The title and
+    when-to-use are the task's opening statement of work (titles.py), with its entities lifted.
+    """
     built = distill_steps(steps)
     entities = task_entities(task, built.steps)
-    lifted = _dedupe([lift(a, entities) for a in built.steps]) or ["(no successful action was recorded)"]
+    lifted = _dedupe([abridged(relative_to(lift(a, entities), root)) for a in built.steps]) or [
+        "(no successful action was recorded)"
+    ]
     if len(lifted) > MAX_PROCEDURE_STEPS:
         lifted = [*lifted[: MAX_PROCEDURE_STEPS - 1], lifted[-1]]
-    family = lift(_clean_task(task), entities, action=False)
-    pitfalls = [failure.render(lambda action: lift(action, entities)) for failure in built.failures[:5]]
+    pitfalls = [
+        relative_to(failure.render(lambda action: lift(action, entities)), root)[:MAX_PITFALL_CHARS]
+        for failure in built.failures[:5]
+    ]
     if outcome == Outcome.FAILURE:
         pitfalls.insert(0, "This procedure comes from a run that failed; check each step's result.")
     return ProcedureDraft(
-        title=_title(family),
+        title=lift(title_from_task(task), entities, action=False)[:MAX_TITLE_CHARS],
         steps=lifted,
-        when_to_use=_when_to_use(family),
+        when_to_use=lift(when_to_use_from_task(task), entities, action=False)[:MAX_TEXT_CHARS],
         pitfalls=pitfalls[:10],
     )
+
+
+def relative_to(text: str, root: str | None) -> str:
+    """`text` with paths under `root` written relative to it (and a leading "cd root &&" dropped)."""
+    if not root or not root.startswith("/") or root.rstrip("/") == "":
+        return text
+    base = root.rstrip("/")
+    text = re.sub(rf"^\s*cd\s+['\"]?{re.escape(base)}/?['\"]?\s*(?:&&|;)\s*", "", text)
+    text = re.sub(rf"{re.escape(base)}/(?=[^\s/])", "", text)
+    return re.sub(rf"(?<![\w/.-]){re.escape(base)}/?(?![\w.-])", ".", text)
+
+
+def abridged(step: str, limit: int = MAX_STEP_CHARS) -> str:
+    """A step over `limit` characters kept by its head and tail, saying how much was cut and where the rest is."""
+    if len(step) <= limit:
+        return step
+    budget = limit - 200
+    if "\n" in step:
+        lines = step.split("\n")
+        head: list[str] = []
+        tail: list[str] = []
+        used = 0
+        for line in lines:
+            if used + len(line) + 1 > budget * 2 // 3:
+                break
+            head.append(line)
+            used += len(line) + 1
+        for line in reversed(lines[len(head) :]):
+            if used + len(line) + 1 > budget:
+                break
+            tail.insert(0, line)
+            used += len(line) + 1
+        cut = lines[len(head) : len(lines) - len(tail)]
+        if head:
+            note = (
+                f"[... {len(cut)} lines ({sum(len(c) + 1 for c in cut)} characters) cut here; "
+                "the whole step is in the source trajectory ...]"
+            )
+            return "\n".join([*head, note, *tail])
+    cut_chars = len(step) - budget
+    note = f" [... {cut_chars} characters cut here; the whole step is in the source trajectory ...] "
+    return step[: budget * 2 // 3] + note + step[len(step) - (budget - budget * 2 // 3) :]
 
 
 def failure_pitfalls(steps: Sequence[Step], limit: int = 5) -> list[str]:
@@ -330,23 +484,15 @@ def _dedupe(steps: list[str]) -> list[str]:
     return [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]]
 
 
-def _when_to_use(family: str) -> str:
-    return f"Tasks like: {family[: MAX_TEXT_CHARS - 20]}"
-
-
-def _title(family: str) -> str:
-    title = family[:1].upper() + family[1:]
-    return title if len(title) <= 120 else title[:117] + "..."
-
-
 def trajectory_as_procedure(task: str, steps: Sequence[Step]) -> ProcedureDraft:
     """The `trajectory` build strategy: the actions verbatim, nothing abstracted."""
-    actions = [" ".join(s.action.split()) for s in steps if s.action.strip()]
+    actions = [kept_text(s.action) for s in steps if s.action.strip()]
     if len(actions) > MAX_PROCEDURE_STEPS:
         actions = [*actions[: MAX_PROCEDURE_STEPS - 1], actions[-1]]
-    family = _clean_task(task)
     return ProcedureDraft(
-        title=_title(family), steps=actions or ["(empty trajectory)"], when_to_use=_when_to_use(family)
+        title=title_from_task(task),
+        steps=[abridged(action) for action in actions] or ["(empty trajectory)"],
+        when_to_use=when_to_use_from_task(task),
     )
 
 
