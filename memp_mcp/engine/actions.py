@@ -23,6 +23,8 @@ _LOOKING_TOOLS = frozenset("read grep glob ls view open_file find_file search_fi
 # Commands that search: their first argument that is not an option is a pattern, not a file.
 _SEARCHING = frozenset("grep egrep fgrep rg ag".split())
 _SCRIPTED = frozenset("sed awk".split())
+# Commands whose arguments (after a search's pattern) are all files or folders.
+_FILE_ARGUMENTS = frozenset("cat less more head tail grep egrep fgrep rg ag ls find tree wc file stat nl du".split())
 _REDIRECT = re.compile(r"(?<![<>&\d])>>?\s*([^\s;&|<>]+)")
 _HEREDOC = re.compile(r"<<-?\s*['\"]?\w+")
 _LINE_RANGE = re.compile(r"^(\d+)(?:,(\d+))?p$")
@@ -128,9 +130,13 @@ def looked_at(action: str) -> tuple[list[str], list[str]]:
             arguments = arguments[1:]
         if word == "cd":
             continue
+        if word == "find":
+            arguments = arguments[:1]
+        named_only = word not in _FILE_ARGUMENTS
         for argument in arguments:
-            if _PATH_LIKE.match(argument) and not argument.isdigit():
-                files.append(argument + lines)
+            if argument.isdigit() or (named_only and not _PATH_LIKE.match(argument)):
+                continue
+            files.append(argument + lines)
         if lines and files and not any(lines in f for f in files):
             files[-1] += lines
     return files, patterns
@@ -155,8 +161,9 @@ def only_submits(action: str) -> bool:
     return marked
 
 
-def written_paths(action: str) -> list[str]:
-    """The files an action writes that its text names: redirect targets, tee's files, sed -i's files."""
+def written_paths(action: str, *, in_place: bool = True) -> list[str]:
+    """The files an action writes that its text names: redirect targets, tee's files, and (unless not
+    `in_place`) the files sed -i changes, which exist before it."""
     first_line = action.strip().split("\n", 1)[0]
     paths = [target for target in _REDIRECT.findall(_strip_quoted(first_line)) if target not in ("/dev/null",)]
     for command in commands(first_line):
@@ -165,7 +172,7 @@ def written_paths(action: str) -> list[str]:
             continue
         if tokens[0] == "tee":
             paths += [t for t in tokens[1:] if not t.startswith("-")]
-        elif tokens[0] == "sed" and any(t.startswith("-i") for t in tokens):
+        elif in_place and tokens[0] == "sed" and any(t.startswith("-i") for t in tokens):
             arguments = [t for t in tokens[1:] if not t.startswith("-")]
             paths += arguments[1:]
     return paths

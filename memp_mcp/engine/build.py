@@ -189,7 +189,7 @@ def _edits_project(action: str, before: Sequence[str], created: set[str]) -> boo
     """Whether an action that worked changed the project, not only a file this run created for itself
     (a reproduction script). A file is the run's own when no earlier action named it before it was written."""
     paths = written_paths(action)
-    for path in paths:
+    for path in written_paths(action, in_place=False):
         if not any(path in earlier for earlier in before):
             created.add(path)
     if paths:
