@@ -6,8 +6,8 @@ hand the work in, and to tell an edit of the project from a script the agent wro
 
 from __future__ import annotations
 
+import functools
 import re
-import shlex
 
 # A shell line split into its commands (pipes, &&, ||, ;); quoted text is not split.
 _SEPARATOR = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(\|\||&&|[|;])""")
@@ -55,11 +55,17 @@ def commands(action: str) -> list[str]:
     return [part for part in parts if part]
 
 
+_TOKEN = re.compile(r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|\\.|[^\s'"])+""")
+_QUOTES = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _unquoted(match: re.Match[str]) -> str:
+    return match.group(1) if match.group(1) is not None else match.group(2) or ""
+
+
 def _tokens(command: str) -> list[str]:
-    try:
-        return shlex.split(command)
-    except ValueError:
-        return command.split()
+    """The words of a command as a shell splits them, quotes removed (like shlex, faster, never raising)."""
+    return [_QUOTES.sub(_unquoted, token) for token in _TOKEN.findall(command)]
 
 
 def _tool_name(action: str) -> str | None:
@@ -68,6 +74,7 @@ def _tool_name(action: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+@functools.lru_cache(maxsize=4096)
 def is_looking(action: str) -> bool:
     """Whether the action only reads: every command of it shows files, searches or lists, and nothing is written."""
     if "\n" in action.strip() or _HEREDOC.search(action):
@@ -101,6 +108,7 @@ def _looks(command: str) -> bool:
     return word in _LOOKING
 
 
+@functools.lru_cache(maxsize=4096)
 def looked_at(action: str) -> tuple[list[str], list[str]]:
     """The files and folders a looking action names (with a line range when it shows one), and what it searched for."""
     tool = _tool_name(action)
@@ -142,6 +150,7 @@ def looked_at(action: str) -> tuple[list[str], list[str]]:
     return files, patterns
 
 
+@functools.lru_cache(maxsize=4096)
 def only_submits(action: str) -> bool:
     """Whether the action does nothing but print a marker and show or stage the diff (an agent handing in)."""
     text = _unprefixed(action)
@@ -161,6 +170,7 @@ def only_submits(action: str) -> bool:
     return marked
 
 
+@functools.lru_cache(maxsize=4096)
 def written_paths(action: str, *, in_place: bool = True) -> list[str]:
     """The files an action writes that its text names: redirect targets, tee's files, and (unless not
     `in_place`) the files sed -i changes, which exist before it."""

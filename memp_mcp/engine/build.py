@@ -12,6 +12,7 @@ works everywhere.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _INSTANCE = re.compile(r"\b([^\W\d_]+)\s+\d+\b")
 REPRODUCES_NOTE = " (fails before the fix: this run reproduces the problem)"
 _LOOK_ITEMS = 8
+# Actions are compared by their opening: a long heredoc's first lines say what it writes.
+_COMPARED_CHARS = 300
 _LOOK_CHARS = 600
 _SIMILAR_ENOUGH = 0.5
 
@@ -95,7 +98,25 @@ class Built:
         return [failure.render() for failure in self.failures]
 
 
+_StepKey = tuple[str, str | None, str | None, bool | None, int | None]
+
+
 def distill_steps(steps: Sequence[Step]) -> Built:
+    """The actions that did something, in order, and a pitfall per distinct failed action (see
+    _distill). A record reads one trajectory several times (can it build, the procedure, its
+    lessons): the last few are kept, so each is distilled once."""
+    built = _distilled(tuple((s.action, s.observation, s.thought, s.ok, s.exit_code) for s in steps))
+    return Built(list(built.steps), list(built.failures), built.failed_actions, built.reproductions)
+
+
+@functools.lru_cache(maxsize=8)
+def _distilled(key: tuple[_StepKey, ...]) -> Built:
+    return _distill(
+        [Step.model_construct(action=a, observation=o, thought=t, ok=ok, exit_code=code) for a, o, t, ok, code in key]
+    )
+
+
+def _distill(steps: Sequence[Step]) -> Built:
     """The actions that did something, in order, and a pitfall per distinct failed action.
 
     - A failed action is dropped. When the same action later works it was a retry (collapsed into
@@ -163,8 +184,8 @@ def _drop_superseded(actions: list[str], window: int = 6) -> list[str]:
         for later in range(index + 1, min(len(actions), index + 1 + window)):
             other = actions[later]
             if written_paths(other) == paths:
-                ratio = difflib.SequenceMatcher(None, action[:2000], other[:2000]).ratio()
-                if ratio >= _SIMILAR_ENOUGH:
+                matcher = difflib.SequenceMatcher(None, action[:_COMPARED_CHARS], other[:_COMPARED_CHARS])
+                if matcher.quick_ratio() >= _SIMILAR_ENOUGH and matcher.ratio() >= _SIMILAR_ENOUGH:
                     dropped.add(index)
                 break
             if not (is_looking(other) or _one_off_check(other)):
@@ -263,7 +284,12 @@ def _similar_success(normal: list[str], verdicts: list[Verdict], index: int, win
     for later in range(index + 1, min(len(normal), index + 1 + window)):
         if verdicts[later] != Verdict.WORKED:
             continue
-        ratio = difflib.SequenceMatcher(None, normal[index].lower(), normal[later].lower()).ratio()
+        matcher = difflib.SequenceMatcher(
+            None, normal[index][:_COMPARED_CHARS].lower(), normal[later][:_COMPARED_CHARS].lower()
+        )
+        if matcher.quick_ratio() <= best_ratio:
+            continue
+        ratio = matcher.ratio()
         if ratio > best_ratio:
             best, best_ratio = normal[later], ratio
     return best

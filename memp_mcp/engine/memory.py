@@ -99,9 +99,11 @@ class Memory:
         draft: ProcedureDraft | None = None,
         draft_source: str = "agent",
         agent: str | None = None,
+        root: str | None = None,
     ) -> RecordResult:
-        """Store a trajectory and build, merge or skip a procedure per the strategies."""
-        return self._recorder.record(task, steps, outcome, namespace, draft, draft_source, agent)
+        """Store a trajectory and build, merge or skip a procedure per the strategies; paths under `root`
+        (the project's folder, when known) are written relative to it in the built steps."""
+        return self._recorder.record(task, steps, outcome, namespace, draft, draft_source, agent, root)
 
     def recall(
         self,
