@@ -97,7 +97,7 @@ def _looks(command: str) -> bool:
     if not tokens:
         return False
     word = tokens[0].rsplit("/", 1)[-1]
-    if word == "cd":
+    if word == "cd" or (len(tokens) == 2 and tokens[1] in ("--version", "-V", "version")):
         return True
     if word == "git":
         return len(tokens) > 1 and tokens[1] in _GIT_LOOKING
@@ -140,6 +140,8 @@ def looked_at(action: str) -> tuple[list[str], list[str]]:
             continue
         if word == "find":
             arguments = arguments[:1]
+        if word in ("ls", "tree", "find") and not arguments:
+            arguments = ["."]
         named_only = word not in _FILE_ARGUMENTS
         for argument in arguments:
             if argument.isdigit() or (named_only and not _PATH_LIKE.match(argument)):

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 from memp_mcp.engine.actions import is_looking, looked_at, only_submits, written_paths
 from memp_mcp.engine.titles import title_from_task, when_to_use_from_task
-from memp_mcp.engine.verdict import Verdict, error_line, is_command_line, normal_action, verdict, writes_files
+from memp_mcp.engine.verdict import (
+    Verdict,
+    error_line,
+    is_command_line,
+    never_ran,
+    normal_action,
+    verdict,
+    writes_files,
+)
 from memp_mcp.models import (
     MAX_PITFALL_CHARS,
     MAX_PROCEDURE_STEPS,
@@ -126,7 +134,7 @@ def _distill(steps: Sequence[Step]) -> Built:
       says is meant to fail), and passes later, reproduces the problem: it is part of the procedure.
     - No-ops, loops (an action repeated with the same observation) and wandering are dropped.
     """
-    steps = [s for s in steps if not only_submits(s.action)]
+    steps = [s for s in steps if not only_submits(s.action) and not never_ran(s)]
     normal = [normal_action(s.action) for s in steps]
     verdicts = [verdict(s) for s in steps]
     created: set[str] = set()
@@ -144,10 +152,15 @@ def _distill(steps: Sequence[Step]) -> Built:
             later = _later_success(normal, verdicts, index)
             first_run = action not in normal[:index]
             meant_to_fail = bool(step.thought and _THOUGHT_REPRODUCES.search(step.thought))
-            runs_own_script = any(path in action for path in created)
+            own_scripts = {path for path in created if path in action}
+            runs_own_script = bool(own_scripts)
+            # Its own script rewritten before the next run: the script was at fault, not the project.
+            until = later if later is not None else len(steps)
+            script_fixed = any(own_scripts & set(written_paths(steps[j].action)) for j in range(index + 1, until))
             if (
                 verdicts[index] == Verdict.CHECK_FAILED
                 and first_run
+                and not script_fixed
                 and (not edited or meant_to_fail)
                 and (
                     (later is not None and any(verdicts[i] == Verdict.WORKED for i in range(index + 1, later)))
@@ -272,6 +285,8 @@ def _pitfall(
     refused = verdicts[index] == Verdict.ACTION_ERROR
     if later is not None:
         between = [a for i, a in enumerate(normal[index + 1 : later], index + 1) if verdicts[i] == Verdict.WORKED]
+        # What changed things between the two runs made the difference, not what only looked.
+        between = [a for a in between if not is_looking(a)] or between
         # A plain retry that worked teaches nothing beyond the step itself.
         return Pitfall(action, said, "after", between[-1], refused) if between else None
     instead = _similar_success(normal, verdicts, index)

@@ -64,6 +64,21 @@ _GO_SUBCOMMANDS = frozenset("build test run mod get vet fmt install generate env
 _COMMAND_PREFIX = re.compile(r"^\s*(?:\$|>|run:|bash:|shell:|sh:|cmd:|exec:|terminal:)\s*", re.IGNORECASE)
 
 
+# What an agent's harness answers when it ran nothing: the agent's message held no action, or several,
+# or was not in the expected format. Such a step did nothing, so it teaches nothing about the task.
+_NOT_RUN = re.compile(
+    r"\A\s*(?:please (?:always )?provide exactly one action|your (?:last )?(?:output|response|message) "
+    r"(?:was|is) not (?:formatted|parsed|in the (?:correct|expected) format)|no (?:valid )?action (?:was )?found"
+    r"|could not parse (?:an |the |your )?action)",
+    re.IGNORECASE,
+)
+
+
+def never_ran(step: Step) -> bool:
+    """Whether the harness refused to run the step at all for its form (not for what it asked)."""
+    return step.exit_code is None and bool(_NOT_RUN.match(step.observation or ""))
+
+
 class Verdict(Enum):
     """What became of one step of a trajectory."""
 
