@@ -285,8 +285,12 @@ def _pitfall(
     refused = verdicts[index] == Verdict.ACTION_ERROR
     if later is not None:
         between = [a for i, a in enumerate(normal[index + 1 : later], index + 1) if verdicts[i] == Verdict.WORKED]
-        # What changed things between the two runs made the difference, not what only looked.
-        between = [a for a in between if not is_looking(a)] or between
+        # What changed things between the two runs made the difference: an edit first, then anything but a look.
+        between = (
+            [a for a in between if writes_files(a) or written_paths(a)]
+            or [a for a in between if not is_looking(a)]
+            or between
+        )
         # A plain retry that worked teaches nothing beyond the step itself.
         return Pitfall(action, said, "after", between[-1], refused) if between else None
     instead = _similar_success(normal, verdicts, index)
