@@ -1,8 +1,9 @@
 """Other agents' runs, recorded: what the builder makes of a JSONL of SWE-style runs.
 
 Each line is one run in record_trajectory's shape (`task`, `steps` of {action, observation},
-`outcome`, plus `id` and `repo`). Every run is recorded into a fresh database, in file order; then
-the first line of each task (an issue's title) is recalled alone. The figures:
+`outcome`, plus `id`, `repo` and, when known, the project's `root` folder). Every run is recorded
+into a fresh database, in file order; then the first line of each task (an issue's title) is
+recalled alone. The figures:
 
 - refused: runs the record refused (an error instead of a stored trajectory);
 - plumbing: the share of built steps that are no work of the task (a submit-only step, a tool's
@@ -120,7 +121,9 @@ def run_runs_benchmark(
         for index, run in enumerate(runs):
             started = time.perf_counter()
             try:
-                result = memory.record(run["task"], run["steps"], run.get("outcome", "unknown"), agent="bench-runs")
+                result = memory.record(
+                    run["task"], run["steps"], run.get("outcome", "unknown"), agent="bench-runs", root=run.get("root")
+                )
             except MempError as exc:
                 refused.append({"id": str(run.get("id", index)), "reason": str(exc)[:200]})
                 continue

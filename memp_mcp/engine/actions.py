@@ -15,16 +15,25 @@ _TOOL_PREFIX = re.compile(r"^\s*(?:\$|bash:|shell:|sh:|run:)\s*", re.IGNORECASE)
 # Commands that only show what is there.
 _LOOKING = frozenset(
     """cat less more head tail grep egrep fgrep rg ag ls find tree wc file stat which nl pwd du realpath
-    dirname basename readlink type awk cut sort uniq column diff""".split()
+    dirname basename readlink type awk cut sort uniq column diff
+    open goto scroll_up scroll_down find_file search_file search_dir""".split()
+)
+# Calls that keep an agent's own books (its to-do list, its tool catalogue, this memory): no work of the task.
+_BOOKKEEPING = frozenset(
+    """todowrite todoread toolsearch skill exitplanmode enterplanmode taskcreate taskupdate tasklist taskget
+    recall_procedure record_trajectory report_outcome get_procedure list_procedures""".split()
 )
 _GIT_LOOKING = frozenset("diff log show status grep blame ls-files rev-parse branch".split())
 # Tool calls of coding agents that read (as the hooks describe them: "Read: path", "Grep: 'x' in path").
 _LOOKING_TOOLS = frozenset("read grep glob ls view open_file find_file search_file search_dir".split())
 # Commands that search: their first argument that is not an option is a pattern, not a file.
-_SEARCHING = frozenset("grep egrep fgrep rg ag".split())
+_SEARCHING = frozenset("grep egrep fgrep rg ag find_file search_file search_dir".split())
 _SCRIPTED = frozenset("sed awk".split())
 # Commands whose arguments (after a search's pattern) are all files or folders.
-_FILE_ARGUMENTS = frozenset("cat less more head tail grep egrep fgrep rg ag ls find tree wc file stat nl du".split())
+_FILE_ARGUMENTS = frozenset(
+    "cat less more head tail grep egrep fgrep rg ag ls find tree wc file stat nl du open find_file search_file "
+    "search_dir".split()
+)
 _REDIRECT = re.compile(r"(?<![<>&\d])>>?\s*([^\s;&|<>]+)")
 _HEREDOC = re.compile(r"<<-?\s*['\"]?\w+")
 _LINE_RANGE = re.compile(r"^(\d+)(?:,(\d+))?p$")
@@ -105,6 +114,11 @@ def _looks(command: str) -> bool:
         return "-n" in tokens and not any(t.startswith("-i") or t == "--in-place" for t in tokens)
     if word == "find":
         return not any(t in ("-exec", "-execdir", "-delete", "-ok") for t in tokens)
+    # An editor's "open x.py" and "goto 40" read; a text world's "open drawer 1" acts.
+    if word == "open":
+        return len(tokens) >= 2 and bool(_PATH_LIKE.match(tokens[1]))
+    if word == "goto":
+        return len(tokens) == 2 and tokens[1].isdigit()
     return word in _LOOKING
 
 
@@ -178,6 +192,9 @@ def written_paths(action: str, *, in_place: bool = True) -> list[str]:
     `in_place`) the files sed -i changes, which exist before it."""
     first_line = action.strip().split("\n", 1)[0]
     paths = [target for target in _REDIRECT.findall(_strip_quoted(first_line)) if target not in ("/dev/null",)]
+    words = _tokens(first_line)
+    if len(words) == 2 and words[0] == "create":
+        paths.append(words[1])
     for command in commands(first_line):
         tokens = _tokens(command)
         if not tokens:
@@ -188,3 +205,17 @@ def written_paths(action: str, *, in_place: bool = True) -> list[str]:
             arguments = [t for t in tokens[1:] if not t.startswith("-")]
             paths += arguments[1:]
     return paths
+
+
+def keeps_books(action: str) -> bool:
+    """Whether the action is an agent's bookkeeping (its to-do list, tool search, this memory's own tools)."""
+    name = _tool_name(action) or (_tokens(action)[:1] or [""])[0].lower()
+    return name.removeprefix("mcp__").split("__")[-1] in _BOOKKEEPING
+
+
+def edit_target(action: str, open_file: str | None) -> str | None:
+    """The file an agent's editor has open after this action: the one it opens or creates, else the same."""
+    tokens = _tokens(action.strip().split("\n", 1)[0])
+    if len(tokens) >= 2 and tokens[0] in ("open", "create"):
+        return tokens[1]
+    return open_file

@@ -17,10 +17,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from memp_mcp.engine.actions import is_looking, looked_at, only_submits, written_paths
+from memp_mcp.engine.actions import edit_target, is_looking, keeps_books, looked_at, only_submits, written_paths
 from memp_mcp.engine.titles import title_from_task, when_to_use_from_task
 from memp_mcp.engine.verdict import (
     Verdict,
+    command_word,
     error_line,
     is_command_line,
     never_ran,
@@ -84,11 +85,14 @@ class Pitfall:
     refused: bool = False
 
     def render(self, lift_action: Callable[[str], str] = str) -> str:
-        text = f'"{lift_action(self.action)[:200]}" did not work ({self.said})'
+        def quoted(action: str, limit: int) -> str:
+            return normal_action(lift_action(action))[:limit]
+
+        text = f'"{quoted(self.action, 200)}" did not work ({self.said})'
         if self.other and self.relation == "instead":
-            return f'{text}; "{lift_action(self.other)[:200]}" worked instead'
+            return f'{text}; "{quoted(self.other, 200)}" worked instead'
         if self.other and self.relation == "after":
-            return f'{text}; it worked after "{lift_action(self.other)[:160]}"'
+            return f'{text}; it worked after "{quoted(self.other, 160)}"'
         return text
 
 
@@ -134,10 +138,12 @@ def _distill(steps: Sequence[Step]) -> Built:
       says is meant to fail), and passes later, reproduces the problem: it is part of the procedure.
     - No-ops, loops (an action repeated with the same observation) and wandering are dropped.
     """
-    steps = [s for s in steps if not only_submits(s.action) and not never_ran(s)]
-    normal = [normal_action(s.action) for s in steps]
+    steps = [s for s in steps if not (only_submits(s.action) or keeps_books(s.action) or never_ran(s))]
+    # Code is compared line by line: an edit refused for its indentation differs from the one accepted.
+    normal = [kept_text(s.action) if "\n" in s.action.strip() else normal_action(s.action) for s in steps]
     verdicts = [verdict(s) for s in steps]
     created: set[str] = set()
+    open_file: str | None = None  # the file an agent's editor has open ("open x.py", "create x.py")
     kept: list[tuple[int, str]] = []
     pitfalls: list[Pitfall] = []
     pitfall_actions: set[str] = set()
@@ -176,7 +182,8 @@ def _distill(steps: Sequence[Step]) -> Built:
                 pitfall_actions.add(action.lower())
                 pitfalls.append(pitfall)
             continue
-        edited = edited or _edits_project(step.action, normal[:index], created)
+        open_file = edit_target(step.action, open_file)
+        edited = edited or _edits_project(step.action, normal[:index], created, open_file)
         signature = (action.lower(), (step.observation or "").strip().lower()[:200])
         if signature in seen:
             continue
@@ -219,9 +226,12 @@ def kept_text(action: str) -> str:
     return "\n".join(line.rstrip() for line in stripped.split("\n"))
 
 
-def _edits_project(action: str, before: Sequence[str], created: set[str]) -> bool:
+def _edits_project(action: str, before: Sequence[str], created: set[str], open_file: str | None = None) -> bool:
     """Whether an action that worked changed the project, not only a file this run created for itself
-    (a reproduction script). A file is the run's own when no earlier action named it before it was written."""
+    (a reproduction script). A file is the run's own when no earlier action named it before it was written;
+    an editor's line edit ("edit 3:5") changes the file it has open."""
+    if command_word(action) == "edit" and open_file is not None:
+        return open_file not in created
     paths = written_paths(action)
     for path in written_paths(action, in_place=False):
         if not any(path in earlier for earlier in before):
@@ -331,7 +341,11 @@ def _drop_wandering(actions: list[str]) -> list[str]:
 
 
 def _is_move(action: str) -> bool:
-    return action.lower().startswith(("go to ", "goto ", "cd "))
+    """A move and nothing else: "go to desk 1", or a bare "cd dir" (not "cd dir && make")."""
+    lowered = action.lower()
+    if lowered.startswith("cd "):
+        return not re.search(r"&&|\|\||;|\|", action)
+    return lowered.startswith(("go to ", "goto "))
 
 
 # -- placeholders --------------------------------------------------------------------------
@@ -450,12 +464,16 @@ def why_nothing_to_build(steps: Sequence[Step]) -> str | None:
     return None
 
 
-def extract_procedure(task: str, steps: Sequence[Step], outcome: Outcome, root: str | None = None) -> ProcedureDraft:
+def extract_procedure(
+    task: str, steps: Sequence[Step], outcome: Outcome, root: str | None = None, heading: str | None = None
+) -> ProcedureDraft:
     """A procedure distilled from one trajectory by the rules above; never fails.
 
     Paths under `root` (the project's folder, when known) are written relative to it. The title and
-    when-to-use are the task's opening statement of work (titles.py), with its entities lifted.
+    when-to-use are the task's opening statement of work (titles.py), read from `heading` when given
+    (the task as sent, its line breaks kept), with its entities lifted.
     """
+    heading = heading if heading and heading.strip() else task
     built = distill_steps(steps)
     entities = task_entities(task, built.steps)
     lifted = _dedupe([abridged(relative_to(lift(a, entities), root)) for a in built.steps]) or [
@@ -470,9 +488,9 @@ def extract_procedure(task: str, steps: Sequence[Step], outcome: Outcome, root: 
     if outcome == Outcome.FAILURE:
         pitfalls.insert(0, "This procedure comes from a run that failed; check each step's result.")
     return ProcedureDraft(
-        title=lift(title_from_task(task), entities, action=False)[:MAX_TITLE_CHARS],
+        title=lift(title_from_task(heading), entities, action=False)[:MAX_TITLE_CHARS],
         steps=lifted,
-        when_to_use=lift(when_to_use_from_task(task), entities, action=False)[:MAX_TEXT_CHARS],
+        when_to_use=lift(when_to_use_from_task(heading), entities, action=False)[:MAX_TEXT_CHARS],
         pitfalls=pitfalls[:10],
     )
 
@@ -482,7 +500,7 @@ def relative_to(text: str, root: str | None) -> str:
     if not root or not root.startswith("/") or root.rstrip("/") == "":
         return text
     base = root.rstrip("/")
-    text = re.sub(rf"^\s*cd\s+['\"]?{re.escape(base)}/?['\"]?\s*(?:&&|;)\s*", "", text)
+    text = re.sub(rf"^(\s*(?:\w+:\s*)?)cd\s+['\"]?{re.escape(base)}/?['\"]?\s*(?:&&|;)\s*", r"\1", text)
     text = re.sub(rf"{re.escape(base)}/(?=[^\s/])", "", text)
     return re.sub(rf"(?<![\w/.-]){re.escape(base)}/?(?![\w.-])", ".", text)
 

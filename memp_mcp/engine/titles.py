@@ -25,7 +25,9 @@ _WRAPPERS = re.compile(
     re.IGNORECASE,
 )
 # An opening sentence that says who the agent is, not what to do ("You are a software engineer.").
-_ROLE = re.compile(r"^(?:you are|you're|act as)\s+(?:a|an|the)\b[^.!?\n]{0,160}[.!?](?:\s|$)", re.IGNORECASE)
+_ROLE = re.compile(
+    r"^(?:you are|you're|act as)\s+(?:a|an|the|working|in|on)\b[^.!?\n]{0,160}[.!?](?:\s|$)", re.IGNORECASE
+)
 # A short "Label: value" line of a form (Role, Duration, Environment): about the task, not the task.
 _LABEL_LINE = re.compile(r"^[A-Z][\w ]{0,20}:\s*(?:\S+\s*){0,6}$")
 _LABEL = re.compile(r"^(?:[A-Z][a-z]+(?: [A-Z]?[a-z]+)?):\s+")
@@ -46,7 +48,7 @@ _TRAILING_HEADING = re.compile(
 _INLINE_CODE = re.compile(r"`([^`\n]*)`")
 # An absolute or home path, with the preposition that introduces it ("stored at /root/data").
 _PATH = re.compile(
-    r"(?:\b(?:at|in|into|from|to|under|as|and|or)\s+|,\s*)?(?<![\w.])['\"`]?(?:~|\.{1,2})?/[\w./~@+-]+['\"`]?",
+    r"(?:\b(?:at|in|into|from|to|under|as|and|or)\s+|,\s*)?(?<![\w.:/])['\"`]?(?:~|\.{1,2})?/[\w./~@+-]+['\"`]?",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[^\s.][.!?])\s+(?=[A-Z\"'(`])|\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
@@ -74,6 +76,12 @@ def _sentences(task: str) -> list[str]:
     text = _paragraphs(task).strip()
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = paragraph.strip()
+        first, _, rest = paragraph.partition("\n")
+        if rest and len(first) <= 150 and not re.search(r"[.!?:,;]\s*$", first):
+            # A heading line (an issue's title) ends where its line does.
+            out.extend(sentence for sentence in [_plain(first)] if sentence)
+            paragraph = rest
         for line_group in _SENTENCE_END.split(paragraph.strip()):
             sentence = _plain(line_group)
             if sentence:

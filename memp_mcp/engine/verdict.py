@@ -79,6 +79,9 @@ def never_ran(step: Step) -> bool:
     return step.exit_code is None and bool(_NOT_RUN.match(step.observation or ""))
 
 
+_NAMED_ERROR = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b:.*")
+
+
 class Verdict(Enum):
     """What became of one step of a trajectory."""
 
@@ -160,6 +163,11 @@ def error_line(step: Step) -> str:
     observation = step.observation or ""
     lines = [" ".join(line.split()) for line in observation.splitlines() if line.strip()]
     chosen = next((line for line in reversed(lines) if _ACTION_ERROR.search(line)), None)
+    if chosen is not None:
+        # A refusal's first sentence, then the error it names ("... syntax error(s): IndentationError: ...").
+        named = next((m for line in lines if line != chosen and (m := _NAMED_ERROR.search(line))), None)
+        if named is not None:
+            chosen = chosen.split(". ", 1)[0].rstrip(".") + ": " + named.group()
     chosen = chosen or next((line for line in reversed(lines) if _CHECK_FAILED.search(line)), None)
     if chosen is None:
         chosen = lines[0] if lines else ""
