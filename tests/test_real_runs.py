@@ -192,8 +192,7 @@ def test_an_action_the_harness_never_ran_is_not_a_step() -> None:
 def test_consecutive_reads_become_one_step_naming_what_to_look_at() -> None:
     steps = _procedure(_run(*LOOKS, FIX, TESTS_PASS))
     assert steps[0] == (
-        "Look at django/core, django/core/validators.py (lines 74-174); "
-        "search for 'validators.py', 'class URLValidator'"
+        "Look at django/core/validators.py (lines 74-174); search for 'validators.py', 'class URLValidator'"
     )
     assert len(steps) == 3
 
@@ -349,3 +348,63 @@ def test_bench_runs_prints_its_figures_and_refuses_a_file_that_is_not_runs(tmp_p
     runs.write_text('{"task": 3}\n')
     result = CliRunner().invoke(app, ["bench", "runs", str(runs), "--fake-embedder"])
     assert result.exit_code != 0 and "runs.jsonl:1: a run needs 'task'" in result.output
+
+
+# -- other agents' shapes ---------------------------------------------------------------------------
+
+
+def test_an_editors_reads_fold_and_its_edit_of_the_agents_own_script_keeps_the_reproduction() -> None:
+    run = _run(
+        {
+            "action": 'find_file "validators.py" django',
+            "observation": "Found 1 matches:\n/repo/django/core/validators.py",
+        },
+        {"action": "open django/core/validators.py 74", "observation": "[File: /repo/django/core/validators.py]"},
+        {"action": "create reproduce.py", "observation": "[File: /repo/reproduce.py (1 lines total)]"},
+        {"action": "edit 1:1\n" + REPRODUCE.split("\n", 1)[1].rsplit("\n", 1)[0] + "\nend_of_edit", "observation": ""},
+        {"action": "python reproduce.py", "observation": REPRODUCES["observation"].split("<output>\n")[1]},
+        {"action": "open django/core/validators.py 97", "observation": "[File: /repo/django/core/validators.py]"},
+        SWE_AGENT_REFUSED_EDIT,
+        {"action": SWE_AGENT_REFUSED_EDIT["action"].replace("\n    )", ""), "observation": "File updated."},
+        {"action": "python reproduce.py", "observation": "PASS: http://foo/bar@example.com was rejected"},
+    )
+    draft = extract_procedure(TASK, check_steps(run), Outcome.SUCCESS)
+    assert draft.steps[0] == "Look at django/core/validators.py; search for 'validators.py'"
+    assert draft.steps[3] == "python reproduce.py" + " (fails before the fix: this run reproduces the problem)"
+    assert "syntax error(s): IndentationError: unexpected indent" in draft.pitfalls[0]
+
+
+def test_a_command_run_from_a_folder_is_no_wandering_move() -> None:
+    run = _run(
+        FIX,
+        {"action": "cd /testbed && python3 tests/runtests.py validators", "observation": TESTS_PASS["observation"]},
+        {"action": "cd /testbed && python3 tests/runtests.py forms_tests", "observation": TESTS_PASS["observation"]},
+    )
+    assert _procedure(run, root="/testbed") == [
+        " ".join(FIX["action"].split()),
+        "python3 tests/runtests.py validators",
+        "python3 tests/runtests.py forms_tests",
+    ]
+
+
+def test_an_agents_bookkeeping_calls_are_no_steps() -> None:
+    run = _run(
+        {"action": 'TodoWrite: {"todos": [{"content": "fix the validator", "status": "in_progress"}]}'},
+        {"action": "mcp__memp__recall_procedure: URLValidator username", "observation": "No stored procedure"},
+        FIX,
+        TESTS_PASS,
+    )
+    assert _procedure(run) == [" ".join(FIX["action"].split()), "python3 tests/runtests.py validators"]
+
+
+def test_an_issue_sent_with_its_lines_is_titled_by_its_first_line(tmp_path: Path) -> None:
+    memory = _memory(tmp_path)
+    task = (
+        "Make URLValidator reject invalid characters in the username and password\n"
+        "The URLValidator accepts 'http://foo/bar@example.com' although RFC 1738 requires ':', '@' and '/' "
+        "to be encoded in the user and password parts."
+    )
+    result = memory.record(task, _run(FIX, TESTS_PASS), "success")
+    assert result.procedure_id is not None
+    procedure = memory.get_procedure(result.procedure_id).procedure
+    assert procedure.title == "Make URLValidator reject invalid characters in the username and password"

@@ -268,6 +268,9 @@ def _look_step(actions: list[str]) -> str:
     # A file also named with the lines looked at needs no bare mention.
     ranged = {name.split(" (", 1)[0] for name in files if " (" in name}
     files = {name: None for name in files if name not in ranged}
+    # A folder that holds a file also named says nothing more.
+    paths = [name.split(" (", 1)[0] for name in files]
+    files = {name: None for name in files if not any(p.startswith(name.rstrip("/") + "/") for p in paths if p != name)}
     if not files and not patterns:
         return actions[0] if len(actions) == 1 else f"Look around: {'; '.join(actions[:3])}"[:_LOOK_CHARS]
     parts = []
