@@ -189,7 +189,7 @@ def _distill(steps: Sequence[Step]) -> Built:
             continue
         seen.add(signature)
         kept.append((index, kept_text(step.action)))
-    actions = _drop_superseded([a for _, a in kept])
+    actions = _drop_drafts(_drop_superseded([a for _, a in kept]), created)
     return Built(_drop_wandering(_fold_looking(actions)), pitfalls, failed, reproductions)
 
 
@@ -210,6 +210,30 @@ def _drop_superseded(actions: list[str], window: int = 6) -> list[str]:
                 break
             if not (is_looking(other) or _one_off_check(other)):
                 break
+    return [a for i, a in enumerate(actions) if i not in dropped]
+
+
+def _drop_drafts(actions: list[str], own: set[str]) -> list[str]:
+    """Drop a draft of a script the run wrote for itself: a version that the run wrote again before it
+    changed the project, with the runs of that version in between (unless one of them is the reproduction)."""
+    dropped: set[int] = set()
+    for index, action in enumerate(actions):
+        paths = written_paths(action)
+        if len(paths) != 1 or paths[0] not in own:
+            continue
+        path = paths[0]
+        runs: list[int] = []
+        for later in range(index + 1, len(actions)):
+            other = actions[later]
+            written = written_paths(other)
+            if written == paths:
+                if not any(actions[i].endswith(REPRODUCES_NOTE) for i in runs):
+                    dropped.update([index, *runs])
+                break
+            if written or command_word(other) == "edit" or (other.endswith(REPRODUCES_NOTE) and path not in other):
+                break  # the project changed (or another script was written): the earlier version did its part
+            if path in other and not is_looking(other):
+                runs.append(later)
     return [a for i, a in enumerate(actions) if i not in dropped]
 
 
