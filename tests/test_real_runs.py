@@ -19,6 +19,7 @@ from memp_mcp.engine.build import extract_procedure
 from memp_mcp.engine.inputs import check_steps
 from memp_mcp.engine.markdown import parse_procedure
 from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.titles import title_from_task, when_to_use_from_task
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import MAX_STEP_CHARS, Outcome
@@ -408,3 +409,27 @@ def test_an_issue_sent_with_its_lines_is_titled_by_its_first_line(tmp_path: Path
     assert result.procedure_id is not None
     procedure = memory.get_procedure(result.procedure_id).procedure
     assert procedure.title == "Make URLValidator reject invalid characters in the username and password"
+
+
+def test_under_vanilla_an_unresolved_run_builds_a_procedure_served_only_as_provisional(tmp_path: Path) -> None:
+    memory = Memory(SQLiteStore(tmp_path / "runs.db"), FakeEmbedder(), strategies=Strategies(update="vanilla"))
+    memory.record(TASK, _run({"action": REPRODUCE, "observation": OK}, REPRODUCES, FIX, PASSES), "failure")
+    recalled = memory.recall(title_of(TASK)).procedures
+    assert recalled and all(p.provisional for p in recalled)
+    assert recalled[0].pitfalls[0].startswith("This procedure comes from a run that failed")
+
+
+def test_a_draft_of_the_runs_own_script_written_again_before_the_fix_is_dropped() -> None:
+    draft_script = REPRODUCE.replace('print("Testing invalid URLs (should raise ValidationError):")\n', "")
+    run = _run(
+        {"action": draft_script, "observation": OK},
+        {"action": "python3 reproduce_issue.py", "observation": "<returncode>0</returncode>\n<output>\n</output>"},
+        {"action": REPRODUCE, "observation": OK},
+        REPRODUCES,
+        FIX,
+        PASSES,
+    )
+    steps = _procedure(run)
+    assert steps[0] == REPRODUCE
+    assert steps[1].startswith("python3 reproduce_issue.py (fails before the fix")
+    assert len(steps) == 4

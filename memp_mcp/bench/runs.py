@@ -10,8 +10,8 @@ recalled alone. The figures:
   bookkeeping call, a JSON object, an encoded blob, a one-line step over 600 characters);
 - title P@1: of the runs that built a procedure, how often the title alone finds that procedure first;
 - steps per procedure, and record time p50/p95 (the whole record call: build, embed, write);
-- proven from unresolved: recalls that serve, as proven, a procedure whose only evidence is runs
-  that did not resolve their task (none may).
+- from unresolved runs: recalls that serve a procedure whose only evidence is runs that did not
+  resolve their task, and of those the ones served as proven (not provisional): none may be.
 
 The plumbing test here is written apart from the builder's own, so the builder is not its own judge.
 """
@@ -32,6 +32,7 @@ from typing import Any
 from memp_mcp.bench.latency import percentile
 from memp_mcp.embedding import Embedder
 from memp_mcp.engine.memory import Memory
+from memp_mcp.engine.strategies import Strategies
 from memp_mcp.errors import MempError
 from memp_mcp.store import SQLiteStore
 from memp_mcp.text import compounds, keywords
@@ -108,11 +109,12 @@ def run_runs_benchmark(
     runs: list[dict[str, Any]],
     embedder: Embedder,
     progress: Callable[[str, int, int], None] | None = None,
+    strategies: Strategies | None = None,
 ) -> dict[str, Any]:
     """Record every run into a fresh database, recall each title alone; the figures of the module docstring."""
     with tempfile.TemporaryDirectory(prefix="memp-bench-runs-") as folder:
         store = SQLiteStore(Path(folder) / "runs.db")
-        memory = Memory(store, embedder)
+        memory = Memory(store, embedder, strategies=strategies)
         memory.embedder(wait=None)
         refused: list[dict[str, str]] = []
         record_ms: list[float] = []
@@ -141,7 +143,7 @@ def run_runs_benchmark(
         unresolved_trajectories = {
             trajectory_of[i] for i, run in enumerate(runs) if i in trajectory_of and run.get("outcome") != "success"
         }
-        proven_from_unresolved = 0
+        proven_from_unresolved = served_from_unresolved = 0
         for done, (index, run) in enumerate(enumerate(runs), 1):
             if index not in trajectory_of:
                 continue
@@ -150,8 +152,9 @@ def run_runs_benchmark(
                 hits += 1
             for procedure in recalled:
                 evidence = set(procedure.source_trajectory_ids)
-                if not procedure.provisional and evidence and evidence <= unresolved_trajectories:
-                    proven_from_unresolved += 1
+                if evidence and evidence <= unresolved_trajectories:
+                    served_from_unresolved += 1
+                    proven_from_unresolved += not procedure.provisional
             if progress:
                 progress("recalling titles", done, len(runs))
         step_counts = [len(p.steps) for p in procedures.values()]
@@ -174,6 +177,8 @@ def run_runs_benchmark(
         },
         "record_ms": {"p50": percentile(record_ms, 0.5), "p95": percentile(record_ms, 0.95)},
         "proven_from_unresolved": proven_from_unresolved,
+        "served_from_unresolved": served_from_unresolved,
         "titles": [p.title for p in list(procedures.values())[:8]],
         "model": embedder.identity,
+        "update_strategy": memory.strategies.update,
     }

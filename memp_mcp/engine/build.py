@@ -160,6 +160,12 @@ def _distill(steps: Sequence[Step]) -> Built:
             meant_to_fail = bool(step.thought and _THOUGHT_REPRODUCES.search(step.thought))
             own_scripts = {path for path in created if path in action}
             runs_own_script = bool(own_scripts)
+            if own_scripts:
+                # The first run of the script as last written: an earlier draft's runs do not count.
+                written_at = max(
+                    (j for j in range(index) if own_scripts & set(written_paths(steps[j].action))), default=-1
+                )
+                first_run = action not in normal[written_at + 1 : index]
             # Its own script rewritten before the next run: the script was at fault, not the project.
             until = later if later is not None else len(steps)
             script_fixed = any(own_scripts & set(written_paths(steps[j].action)) for j in range(index + 1, until))
