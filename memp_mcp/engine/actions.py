@@ -7,6 +7,7 @@ hand the work in, and to tell an edit of the project from a script the agent wro
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 # A shell line split into its commands (pipes, &&, ||, ;); quoted text is not split.
@@ -18,6 +19,10 @@ _LOOKING = frozenset(
     dirname basename readlink type awk cut sort uniq column diff
     open goto scroll_up scroll_down find_file search_file search_dir""".split()
 )
+# Commands that only print or wait: harmless inside a line that looks around.
+_SAYING = frozenset("echo printf sleep true".split())
+# An error stream sent to the output or to nowhere ("2>&1", "2>/dev/null"): no file written.
+_STREAM_REDIRECT = re.compile(r"\d?>&\d|\d>/dev/null|&>/dev/null")
 # Calls that keep an agent's own books (its to-do list, its tool catalogue, this memory): no work of the task.
 _BOOKKEEPING = frozenset(
     """todowrite todoread toolsearch skill exitplanmode enterplanmode taskcreate taskupdate tasklist taskget
@@ -102,10 +107,15 @@ def _strip_quoted(text: str) -> str:
 
 
 def _looks(command: str) -> bool:
-    tokens = _tokens(command)
+    tokens = [t for t in _tokens(command) if not _STREAM_REDIRECT.fullmatch(t)]
+    if tokens and tokens[0] == "xargs":
+        # xargs runs the command after its options on what it reads.
+        tokens = list(itertools.dropwhile(lambda t: t.startswith("-"), tokens[1:]))
     if not tokens:
         return False
     word = tokens[0].rsplit("/", 1)[-1]
+    if word in _SAYING:
+        return True
     if word == "cd" or (len(tokens) == 2 and tokens[1] in ("--version", "-V", "version")):
         return True
     if word == "git":

@@ -116,12 +116,12 @@ _StepKey = tuple[str, str | None, str | None, bool | None, int | None]
 def distill_steps(steps: Sequence[Step]) -> Built:
     """The actions that did something, in order, and a pitfall per distinct failed action (see
     _distill). A record reads one trajectory several times (can it build, the procedure, its
-    lessons): the last few are kept, so each is distilled once."""
+    lessons): the last two are kept, so each is distilled once."""
     built = _distilled(tuple((s.action, s.observation, s.thought, s.ok, s.exit_code) for s in steps))
     return Built(list(built.steps), list(built.failures), built.failed_actions, built.reproductions)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def _distilled(key: tuple[_StepKey, ...]) -> Built:
     return _distill(
         [Step.model_construct(action=a, observation=o, thought=t, ok=ok, exit_code=code) for a, o, t, ok, code in key]
@@ -530,7 +530,7 @@ def extract_procedure(
 
 def relative_to(text: str, root: str | None) -> str:
     """`text` with paths under `root` written relative to it (and a leading "cd root &&" dropped)."""
-    if not root or not root.startswith("/") or root.rstrip("/") == "":
+    if not isinstance(root, str) or not root.startswith("/") or root.rstrip("/") == "":
         return text
     base = root.rstrip("/")
     text = re.sub(rf"^(\s*(?:\w+:\s*)?)cd\s+['\"]?{re.escape(base)}/?['\"]?\s*(?:&&|;)\s*", r"\1", text)

@@ -35,7 +35,8 @@ _LABEL = re.compile(r"^(?:[A-Z][a-z]+(?: [A-Z]?[a-z]+)?):\s+")
 _NAMED_TASK = re.compile(r"^\s*(?:#{1,6}\s*)?(?:task|goal|objective)\s*:\s*(\S.{3,})$", re.IGNORECASE | re.MULTILINE)
 # A lead-in before the imperative ("Your task is to ", "You need to ", "Please ").
 _LEAD_IN = re.compile(
-    r"^(?:.{0,80}?,\s*)?(?:(?:your (?:task|job|goal) is to|you (?:need|have|are asked|are tasked|must|should) to"
+    r"^(?:.{0,80}?,\s*(?:(?:and|so|then)\s+)?)?"
+    r"(?:(?:your (?:task|job|goal) is to|you (?:need|have|are asked|are tasked|must|should) to"
     r"|you are tasked with|you (?:must|should|will)|i (?:want|need) you to|i'd like you to"
     r"|can you|could you|please|kindly)\s+)+",
     re.IGNORECASE,
@@ -62,9 +63,19 @@ def _paragraphs(task: str) -> str:
     return text
 
 
+def _path_said(match: re.Match[str]) -> str:
+    """A path goes with the word that introduces it ("stored at /root/data"); a path that is the subject
+    of its sentence is named by its file's name."""
+    text = match.group()
+    if re.match(r"\s*(?:,|[A-Za-z]+\s)", text):
+        return ""
+    name = text.strip("'\"`").rstrip("/").rsplit("/", 1)[-1]
+    return name if "." in name else ""
+
+
 def _plain(sentence: str) -> str:
     """A sentence without paths, code quotes, emphasis or list markers, on one line."""
-    sentence = _PATH.sub("", sentence)
+    sentence = _PATH.sub(_path_said, sentence)
     sentence = _INLINE_CODE.sub(lambda m: m.group(1), sentence)
     sentence = _LIST_ITEM.sub("", sentence)
     sentence = re.sub(r"\*\*|__|\*(?=\S)|(?<=\S)\*", "", sentence)
