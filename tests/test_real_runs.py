@@ -433,3 +433,29 @@ def test_a_draft_of_the_runs_own_script_written_again_before_the_fix_is_dropped(
     assert steps[0] == REPRODUCE
     assert steps[1].startswith("python3 reproduce_issue.py (fails before the fix")
     assert len(steps) == 4
+
+
+def test_a_claude_code_turn_folds_its_reads_and_drops_its_bookkeeping() -> None:
+    # Actions of a real Claude Code session (fix-security-bug-1) as the transcript reader describes them.
+    run = [
+        {"action": 'ToolSearch: {"max_results": 7, "query": "select:Bash,Glob,Grep,Read,Write,Edit,TodoWrite"}'},
+        {
+            "action": 'Bash: find /root/druid -type f -name "*.java" | xargs grep -l "javascript" 2>/dev/null '
+            "| head -30",
+            "observation": "/root/druid/core/src/test/java/org/apache/druid/java/util/common/parsers/"
+            "JavaScriptParserTest.java",
+        },
+        {"action": "Glob: '/root/druid/**/*JavaScript*.java'", "observation": "/root/druid/core/src/main/java/x.java"},
+        {
+            "action": "Read: /root/druid/core/src/main/java/org/apache/druid/js/JavaScriptConfig.java",
+            "observation": "1→/*",
+        },
+        {"action": 'Skill: {"skill": "jackson-security"}', "observation": "Launching skill: jackson-security"},
+        {"action": "Bash: cd /root/druid && mvn -q -pl core compile", "observation": "BUILD SUCCESS", "exit_code": 0},
+    ]
+    steps = _procedure(run, root="/root")
+    assert steps == [
+        "Look at druid/core/src/main/java/org/apache/druid/js/JavaScriptConfig.java; "
+        "search for 'javascript', 'druid/**/*JavaScript*.java'",
+        "Bash: cd druid && mvn -q -pl core compile",
+    ]

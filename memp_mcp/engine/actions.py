@@ -145,7 +145,9 @@ def looked_at(action: str) -> tuple[list[str], list[str]]:
     files: list[str] = []
     patterns: list[str] = []
     for command in commands(action):
-        tokens = _tokens(command)
+        tokens = [t for t in _tokens(command) if not _STREAM_REDIRECT.fullmatch(t)]
+        if tokens and tokens[0] == "xargs":
+            tokens = list(itertools.dropwhile(lambda t: t.startswith("-"), tokens[1:]))
         if not tokens:
             continue
         word = tokens[0].rsplit("/", 1)[-1]
