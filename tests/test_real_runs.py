@@ -254,6 +254,17 @@ def test_a_run_of_the_agents_own_broken_script_is_a_pitfall_not_the_reproduction
 # -- titles and paths ---------------------------------------------------------------------------
 
 
+def test_a_flattened_instruction_is_titled_by_its_task_line_not_its_headings() -> None:
+    # The opening of a real Claude Code task (python-scala-translation-2), flattened as the hooks send it.
+    instruction = (
+        "# Examination: Distributed Systems & Large-Scale Data Processing (CS402) ## Duration: 120 Minutes | "
+        "Total Marks: 100 ## Task: Cross-Language Refactoring — Scala Implementation of Data Preprocessing "
+        "Components ## Context In production data pipelines, initial prototypes and data cleaning logic are often "
+        "developed by data scientists in Python."
+    )
+    assert title_from_task(instruction) == "Cross-Language Refactoring — Scala Implementation of Data Preprocessing"
+
+
 def test_the_title_is_the_issues_title_without_its_template_heading() -> None:
     assert title_from_task(TASK) == "Make URLValidator reject invalid characters in the username and password"
     issue = (
@@ -275,6 +286,7 @@ def test_a_long_instruction_gets_a_short_title_that_is_not_its_first_words() -> 
     )
     title = title_from_task(instruction)
     assert title == "Perform a security audit to identify vulnerabilities in third-party"
+    assert title_from_task(" ".join(instruction.split())) == title  # as a hook sends it, on one line
     assert not instruction.startswith(title[:20])
     when = when_to_use_from_task(instruction)
     assert when.startswith("Tasks like: Perform a security audit") and len(when) <= 260

@@ -32,7 +32,9 @@ _ROLE = re.compile(
 _LABEL_LINE = re.compile(r"^[A-Z][\w ]{0,20}:\s*(?:\S+\s*){0,6}$")
 _LABEL = re.compile(r"^(?:[A-Z][a-z]+(?: [A-Z]?[a-z]+)?):\s+")
 # A line that names the task outright ("## Task: Patch the server", "Goal: ...").
-_NAMED_TASK = re.compile(r"^\s*(?:#{1,6}\s*)?(?:task|goal|objective)\s*:\s*(\S.{3,})$", re.IGNORECASE | re.MULTILINE)
+_NAMED_TASK = re.compile(
+    r"(?:^|#{1,6})\s*(?:task|goal|objective)\s*:\s*(\S[^#\n]{3,}?)\s*(?=#|$)", re.IGNORECASE | re.MULTILINE
+)
 # A lead-in before the imperative ("Your task is to ", "You need to ", "Please ").
 _LEAD_IN = re.compile(
     r"^(?:.{0,80}?,\s*(?:(?:and|so|then)\s+)?)?"
@@ -46,6 +48,7 @@ _TRAILING_HEADING = re.compile(
     r"\s+(?:description|summary|details|problem|steps to reproduce|expected behaviou?r|actual behaviou?r)\s*:?\s*$",
     re.IGNORECASE,
 )
+_INLINE_MARK = re.compile(r"(?:^|\s)(?:#{1,6}|[-*+])\s+(?=\S)")
 _INLINE_CODE = re.compile(r"`([^`\n]*)`")
 # An absolute or home path, with the preposition that introduces it ("stored at /root/data").
 _PATH = re.compile(
@@ -84,6 +87,9 @@ def _plain(sentence: str) -> str:
 
 
 def _sentences(task: str) -> list[str]:
+    if "\n" not in task.strip():
+        # Flattened onto one line, Markdown still marks where headings and list items began.
+        task = _INLINE_MARK.sub("\n\n", task)
     text = _paragraphs(task).strip()
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text):
@@ -103,7 +109,8 @@ def _sentences(task: str) -> list[str]:
 def _statement(task: str) -> list[str]:
     """The task's sentences from its first statement of work: wrappers, roles and lead-ins dropped."""
     sentences = _sentences(task)
-    while sentences and _LABEL_LINE.match(sentences[0]):
+    # Form lines, and headings of a word or two ("Examination Overview") before the text itself.
+    while len(sentences) > 1 and (_LABEL_LINE.match(sentences[0]) or len(sentences[0].split()) <= 2):
         sentences = sentences[1:]
     while sentences:
         first = _LABEL.sub("", _WRAPPERS.sub("", sentences[0]).strip())
