@@ -63,6 +63,9 @@ _INSTANCE_NUMBER = r"(?:\s+\d+)?"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _INSTANCE = re.compile(r"\b([^\W\d_]+)\s+\d+\b")
 REPRODUCES_NOTE = " (fails before the fix: this run reproduces the problem)"
+# How the steps made from the run's own actions begin (folded reads) or say so (an abridged step).
+LOOK_STEP_OPENINGS = ("Look at ", "Search for ", "Look around: ")
+ABRIDGED_NOTE = "the whole step is in the source trajectory"
 _LOOK_ITEMS = 8
 # Actions are compared by their opening: a long heredoc's first lines say what it writes.
 _COMPARED_CHARS = 300
@@ -302,7 +305,7 @@ def _look_step(actions: list[str]) -> str:
     paths = [name.split(" (", 1)[0] for name in files]
     files = {name: None for name in files if not any(p.startswith(name.rstrip("/") + "/") for p in paths if p != name)}
     if not files and not patterns:
-        return actions[0] if len(actions) == 1 else f"Look around: {'; '.join(actions[:3])}"[:_LOOK_CHARS]
+        return actions[0] if len(actions) == 1 else f"{LOOK_STEP_OPENINGS[2]}{'; '.join(actions[:3])}"[:_LOOK_CHARS]
     parts = []
     if files:
         parts.append(
@@ -560,13 +563,10 @@ def abridged(step: str, limit: int = MAX_STEP_CHARS) -> str:
             used += len(line) + 1
         cut = lines[len(head) : len(lines) - len(tail)]
         if head:
-            note = (
-                f"[... {len(cut)} lines ({sum(len(c) + 1 for c in cut)} characters) cut here; "
-                "the whole step is in the source trajectory ...]"
-            )
+            note = f"[... {len(cut)} lines ({sum(len(c) + 1 for c in cut)} characters) cut here; {ABRIDGED_NOTE} ...]"
             return "\n".join([*head, note, *tail])
     cut_chars = len(step) - budget
-    note = f" [... {cut_chars} characters cut here; the whole step is in the source trajectory ...] "
+    note = f" [... {cut_chars} characters cut here; {ABRIDGED_NOTE} ...] "
     return step[: budget * 2 // 3] + note + step[len(step) - (budget - budget * 2 // 3) :]
 
 
