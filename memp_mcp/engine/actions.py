@@ -221,7 +221,7 @@ def written_paths(action: str, *, in_place: bool = True) -> list[str]:
 
 def keeps_books(action: str) -> bool:
     """Whether the action is an agent's bookkeeping (its to-do list, tool search, this memory's own tools)."""
-    name = _tool_name(action) or (_tokens(action)[:1] or [""])[0].lower()
+    name = _tool_name(action) or (_tokens(action[:200])[:1] or [""])[0].lower()
     return name.removeprefix("mcp__").split("__")[-1] in _BOOKKEEPING
 
 
