@@ -446,9 +446,16 @@ def task_entities(task: str, actions: Sequence[str]) -> list[str]:
     A name the task splits and the actions join ("coffee machine", "coffeemachine") is one entity,
     written with a space.
     """
+    terms = [w for w in keywords(task) if w not in _NOT_ENTITIES and not w.isdigit()]
+    # Only a word the actions name as an instance ("mug 1") can be an entity: when none of the task's
+    # words is one anywhere (coding work), the actions need no closer reading.
+    named = {w.lower() for action in actions for w in _INSTANCE.findall(action)}
+    known = set(terms)
+    if not any(word in known or any(word.startswith(t) and word[len(t) :] in known for t in terms) for word in named):
+        return []
     _, instances, literal = _word_sets(actions)
     task_prose, _, _ = _word_sets([task], actions=False)
-    terms = [w for w in keywords(task) if w not in _NOT_ENTITIES and not w.isdigit() and w in task_prose]
+    terms = [w for w in terms if w in task_prose]
     entities: list[str] = []
     skip = False
     for first, second in zip(terms, [*terms[1:], ""], strict=False):
