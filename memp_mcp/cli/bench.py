@@ -319,6 +319,7 @@ def bench_runs(
         "title P@1": f"{results['title_p_at_1']:.1%} of {results['title_queries']}",
         "steps per procedure (median/max)": f"{steps['median']}/{steps['max']}",
         "record p50/p95 ms": f"{results['record_ms']['p50']:.1f}/{results['record_ms']['p95']:.1f}",
+        "record CPU p50/p95 ms": f"{results['record_cpu_ms']['p50']:.1f}/{results['record_cpu_ms']['p95']:.1f}",
         "served from unresolved runs (as proven)": (
             f"{results['served_from_unresolved']} ({results['proven_from_unresolved']})"
         ),
