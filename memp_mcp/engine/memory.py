@@ -104,13 +104,15 @@ class Memory:
         draft_source: str = "agent",
         agent: str | None = None,
         principal: str | None = None,
+        root: str | None = None,
     ) -> RecordResult:
         """Store a trajectory and build, merge or skip a procedure per the strategies.
 
         `agent` is a label for readers; `principal` (default: this memory's) is who records, as
-        authenticated, and is what the trust rules compare (engine/trust.py)."""
+        authenticated, and is what the trust rules compare (engine/trust.py). Paths under `root` (the
+        project's folder, when known) are written relative to it in the built steps."""
         return self._recorder.record(
-            task, steps, outcome, namespace, draft, draft_source, agent, principal or self.principal
+            task, steps, outcome, namespace, draft, draft_source, agent, principal or self.principal, root
         )
 
     def recall(

@@ -75,15 +75,19 @@ class Recorder:
         draft_source: str,
         agent: object,
         principal: str,
+        root: str | None = None,
     ) -> RecordResult:
         """Memory.record, its inputs unchecked; `principal` is who records, as authenticated."""
+        heading = task if isinstance(task, str) else None  # the task as sent, its lines kept for the title
         task = check_task(task)
         parsed_steps = check_steps(steps)
         outcome = check_outcome(outcome)
         agent = check_agent(agent)
         namespace = self.scope.writable(namespace)
         why_not = self._why_no_procedure(parsed_steps, outcome, draft)
-        planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if why_not is None else None
+        planned = (
+            self._plan(task, parsed_steps, outcome, draft, draft_source, root, heading) if why_not is None else None
+        )
         model = self.model.get(0.0)
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
@@ -197,7 +201,14 @@ class Recorder:
         return None
 
     def _plan(
-        self, task: str, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None, draft_source: str
+        self,
+        task: str,
+        steps: list[Step],
+        outcome: Outcome,
+        draft: ProcedureDraft | None,
+        draft_source: str,
+        root: str | None = None,
+        heading: str | None = None,
     ) -> _Planned:
         family = abstract_task(task, steps)
         if self.strategies.build == "trajectory":
@@ -207,7 +218,7 @@ class Recorder:
             if not draft.when_to_use:
                 draft = draft.model_copy(update={"when_to_use": f"Tasks like: {family}"[:MAX_TEXT_CHARS]})
             return _Planned(draft, draft_source if draft_source in SOURCE_RANK else "agent", family)
-        return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
+        return _Planned(extract_procedure(task, steps, outcome, root, heading), "extractive", family)
 
     def _find_twin(
         self, namespace: str, planned: _Planned, task: str, task_vector: list[float] | None
