@@ -21,7 +21,7 @@ def main() -> None:
 
 
 def _hook() -> int:
-    from memp_mcp.hooks.client import ask, client_environment, socket_path
+    from memp_mcp.hooks.client import ask, ask_or_wait, client_environment, socket_path
 
     raw = sys.stdin.buffer.read(1_000_001)
     db_path, use_server = client_environment(os.environ)
@@ -31,7 +31,9 @@ def _hook() -> int:
             from memp_mcp.paths import default_db_path
 
             db_path = default_db_path()
-        reply = ask(socket_path(db_path), raw)
+        # A prompt waits for a server SessionStart has just started; a session start does not wait.
+        prompt = b'"UserPromptSubmit"' in raw
+        reply = (ask_or_wait if prompt else ask)(socket_path(db_path), raw)
         if reply is not None:
             sys.stdout.write(reply[3:].decode("utf-8"))
             return 0

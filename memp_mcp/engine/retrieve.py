@@ -74,6 +74,9 @@ class RetrievalTuning:
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
     utility_weight: float = 0.1
+    # A procedure nothing verified (built from runs whose outcome no test or command decided, with no
+    # reported success yet) is ranked as if this much less relevant: below a verified one that fits as well.
+    unverified_penalty: float = 0.1
 
 
 def tuning_for(settings: Settings) -> RetrievalTuning:
@@ -274,8 +277,11 @@ class Retriever:
         fitting = self._fitting(cosines, terms)
         loaded = self._fitting_on_steps(cosines, set(fitting), terms)
         fitting += list(loaded)
+        unverified = self.store.unverified(fitting)
         scores = {
-            pid: relevance[pid] * utility_prior_from(successes, failures, tuning.utility_weight)
+            pid: relevance[pid]
+            * utility_prior_from(successes, failures, tuning.utility_weight)
+            * (1.0 - tuning.unverified_penalty if pid in unverified else 1.0)
             for pid, (successes, failures) in self.store.outcome_counts(fitting).items()
         }
         best = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
@@ -330,6 +336,7 @@ class Retriever:
         texts = self.store.procedure_texts(ids)
         procedures = self.store.get_procedures(ids)
         tasks = self._source_tasks(procedures)
+        unverified = self.store.unverified(ids)
         scored = []
         for procedure in procedures:
             coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
@@ -340,6 +347,8 @@ class Retriever:
                 key=lambda tid: -keyword_coverage(terms, tasks.get(tid, "")),
             )
             score = coverage * utility_prior(procedure, self.tuning.utility_weight)
+            if procedure.id in unverified:
+                score *= 1.0 - self.tuning.unverified_penalty
             scored.append(Scored(procedure, coverage, score, sources))
         return _best(scored, k)
 

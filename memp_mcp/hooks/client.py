@@ -4,7 +4,9 @@ A hook is a new process per prompt: importing the engine costs a few hundred mil
 loading the embedding model about a second. So a prompt or session-start event is first sent to
 the database's warm server (memp_mcp.hooks.warm_server) over a Unix socket and its reply printed;
 only without a server does the hook import the engine and answer itself, starting one for the
-next event. The socket lives in the temporary folder (Unix socket paths are short), is named
+next event. SessionStart starts one, so a session's first prompt finds it: a prompt that finds a
+server still starting (STARTING_SECONDS) waits for it, up to START_WAIT_SECONDS, rather than
+answering by keywords alone. The socket lives in the temporary folder (Unix socket paths are short), is named
 after the database, and is only trusted when it belongs to this user.
 
 Imports the standard library alone, at any depth: memp_mcp.entry's fast path imports this module
@@ -18,11 +20,17 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 CONNECT_TIMEOUT_SECONDS = 0.2
 # Inside the prompt hook's own deadline: a server that does not answer by then is skipped.
 REPLY_TIMEOUT_SECONDS = 2.5
+# A server started this recently may still be importing: a prompt waits for its socket this long at
+# most. The wait, the server's own wait for its model (warm_server.MODEL_WAIT_SECONDS) and the reply
+# stay inside the prompt hook's timeout (hooks.install.HOOK_EVENTS).
+STARTING_SECONDS = 15.0
+START_WAIT_SECONDS = 2.5
 
 
 def client_environment(environ: dict[str, str] | os._Environ[str]) -> tuple[Path | None, bool]:
@@ -47,6 +55,32 @@ def socket_path(db_path: Path) -> Path:
 
 def lock_path(socket: Path) -> Path:
     return socket.with_suffix(".lock")
+
+
+def starting_path(socket: Path) -> Path:
+    return socket.with_suffix(".starting")
+
+
+def is_starting(socket: Path) -> bool:
+    """A server was started for this socket moments ago and may not listen yet."""
+    try:
+        return time.time() - starting_path(socket).stat().st_mtime < STARTING_SECONDS
+    except OSError:
+        return False
+
+
+def ask_or_wait(path: Path, request: bytes, wait: float = START_WAIT_SECONDS) -> bytes | None:
+    """`ask`, waiting up to `wait` seconds for a server that is still starting."""
+    reply = ask(path, request)
+    if reply is not None or not is_starting(path):
+        return reply
+    give_up = time.monotonic() + wait
+    while time.monotonic() < give_up:
+        time.sleep(0.05)
+        reply = ask(path, request)
+        if reply is not None:
+            return reply
+    return None
 
 
 def server_pid(db_path: Path) -> int | None:
@@ -88,6 +122,7 @@ def start_in_background(db_path: Path) -> None:
 
     if not hasattr(socket, "AF_UNIX"):
         return
+    starting_path(socket_path(db_path)).touch()
     subprocess.Popen(
         [sys.executable, "-m", "memp_mcp.hooks.warm_server"],
         stdin=subprocess.DEVNULL,
