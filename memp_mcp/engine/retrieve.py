@@ -54,6 +54,14 @@ class RetrievalTuning:
     # `memp-mcp bench retrieval` prints it), so nine unrelated tasks in ten get nothing. It
     # belongs to the model: all-MiniLM-L6-v2's cosines are lower than many models'.
     semantic_floor: float = 0.37
+    # A long instruction (hundreds to thousands of characters, as people paste into a coding agent) is
+    # judged against a higher floor: its boilerplate ("you are a ... engineer", "write the output to
+    # /root/...") lifts its cosine with any other long task. Calibrated on the real Claude Code sessions
+    # (`memp-mcp bench sessions`): instructions of one family reach 0.77 and more with each other, of
+    # different families at most 0.38 (p90 0.22). The short tasks of the other benchmarks have at most
+    # 13 keywords, so they keep `semantic_floor`.
+    long_task_terms: int = 20
+    long_task_floor: float = 0.5
     # A candidate with a key holding at least this share of the task's keywords fits whatever its
     # cosine: names the model does not know (a library, an error code) still find their procedure.
     keyword_fit: float = 0.8
@@ -91,6 +99,7 @@ def tuning_for(settings: Settings) -> RetrievalTuning:
         defaults,
         semantic_floor=settings.relevance_floor,
         steps_evidence_cosine=max(0.0, settings.relevance_floor - below),
+        long_task_floor=settings.relevance_floor + defaults.long_task_floor - defaults.semantic_floor,
     )
 
 
@@ -268,14 +277,15 @@ class Retriever:
             ids += [pid for pid, _ in self.store.keyword_search(namespace, selected, wanted)]
         ids = list(dict.fromkeys(ids))
         terms = tuple(query_terms(task))
+        tuning = self._for_length(tuning, terms)
         # Each key (a task the procedure served, or its family) is scored by cosine blended with
         # keyword coverage; a procedure is as relevant as its best key. Candidates are scored from
         # their keys alone, and only the best k are loaded in full.
         cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
-        fitting = self._fitting(cosines, terms)
-        loaded = self._fitting_on_steps(cosines, set(fitting), terms)
+        fitting = self._fitting(cosines, terms, tuning)
+        loaded = self._fitting_on_steps(cosines, set(fitting), terms, tuning)
         fitting += list(loaded)
         unverified = self.store.unverified(fitting)
         scores = {
@@ -354,10 +364,24 @@ class Retriever:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _fitting(self, cosines: dict[int, dict[str, float]], terms: tuple[str, ...]) -> list[int]:
+    @staticmethod
+    def _for_length(tuning: RetrievalTuning, terms: Sequence[str]) -> RetrievalTuning:
+        """The tuning for a task this long: a long instruction's floor is `long_task_floor`, and the
+        words-under-the-floor rule moves up with it."""
+        if len(terms) < tuning.long_task_terms or tuning.long_task_floor <= tuning.semantic_floor:
+            return tuning
+        rise = tuning.long_task_floor - tuning.semantic_floor
+        return dataclasses.replace(
+            tuning,
+            semantic_floor=tuning.long_task_floor,
+            steps_evidence_cosine=tuning.steps_evidence_cosine + rise,
+        )
+
+    def _fitting(
+        self, cosines: dict[int, dict[str, float]], terms: tuple[str, ...], tuning: RetrievalTuning
+    ) -> list[int]:
         """The candidates whose best key cosine reaches the semantic floor, or one of whose keys
         holds nearly all the task's keywords."""
-        tuning = self.tuning
         return [
             pid
             for pid, by_text in cosines.items()
@@ -369,11 +393,10 @@ class Retriever:
         ]
 
     def _fitting_on_steps(
-        self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...]
+        self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...], tuning: RetrievalTuning
     ) -> dict[int, Procedure]:
         """The candidates under the floor whose whole text holds enough of the request's keywords for
         their cosine (see `RetrievalTuning.steps_evidence_share`), loaded."""
-        tuning = self.tuning
         if len(terms) < tuning.steps_evidence_terms:
             return {}
         best_cosine = {

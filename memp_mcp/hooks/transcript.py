@@ -41,6 +41,9 @@ SKIPPED_TOOLS = frozenset(
         "Skill",
         "ListMcpResourcesTool",
         "ReadMcpResourceTool",
+        "TaskOutput",
+        "BashOutput",
+        "KillShell",
     }
 )
 # memp's own MCP tools (Claude Code names them mcp__<server>__<tool>): remembering is not a step of the task.
@@ -69,6 +72,9 @@ CLIENT_TEXT = re.compile(
 # How Claude Code words a tool use the user rejected; the user's reason, when given, follows USER_SAID.
 REJECTED = re.compile(r"\AThe user doesn't want to (?:proceed with this tool use|take this action)")
 USER_SAID = re.compile(r"the user said:\s*", re.IGNORECASE)
+# Calls the client refused before they ran: arguments that do not fit the tool's schema, or a call
+# cancelled because another call sent with it failed. They teach nothing about the task.
+NEVER_RAN = re.compile(r"\A<tool_use_error>(?:InputValidationError\b|Cancelled: parallel tool call)")
 TOOL_USE_ERROR = re.compile(r"<tool_use_error>(.*?)(?:</tool_use_error>|\Z)", re.DOTALL)
 # How Claude Code's Bash tool reports a command that exited non-zero (the result is marked is_error).
 EXIT_CODE = re.compile(r"\AExit code (\d+)[ \t]*(?:\n|\Z)")
@@ -109,8 +115,13 @@ class ToolCall:
 
     @property
     def is_plumbing(self) -> bool:
-        """The client's bookkeeping or a call to memp itself: not a step of the task."""
-        return self.name in SKIPPED_TOOLS or self.memory_tool is not None
+        """The client's bookkeeping, a call to memp itself, or a call the client refused before it ran:
+        not a step of the task."""
+        return (
+            self.name in SKIPPED_TOOLS
+            or self.memory_tool is not None
+            or (self.is_error and bool(NEVER_RAN.match(self.result.strip())))
+        )
 
 
 @dataclass

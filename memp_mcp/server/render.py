@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 # The hook's injected context is capped: it rides on every prompt.
 INJECTION_CHARS = 2_000
 
+# A pitfall learned from a failed action: the action in quotes, then why it failed (and what worked).
+_PITFALL = re.compile(r'\A"(?P<action>.*?)"(?P<rest> did not work \(.*)\Z')
+_PITFALL_ACTION_CHARS = 40
+# The injected context keeps this much of a pitfall: room for the action and, whole, the reason.
+INJECTED_PITFALL_CHARS = 300
+
 # A "<" that would close a tag (the hook's block, or whatever the client wraps injected context in), or
 # open a procedure tag in any case and spacing. "< /path", a shell's input redirection, is no tag.
 _BLOCK_MARKUP = re.compile(r"<(?=/|\s*procedure)", re.IGNORECASE)
@@ -34,6 +40,20 @@ def clean(text: str, limit: int | None = None) -> str:
     "<\\procedure"), and clipped to `limit` characters."""
     text = _BLOCK_MARKUP.sub(r"<\\", one_line(text))
     return text if limit is None or len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def clean_pitfall(pitfall: str, limit: int) -> str:
+    """A pitfall cleaned and clipped to `limit` by shortening the quoted action first, so what the
+    action said (the reason, the user's own words when they rejected it) is what survives."""
+    text = clean(pitfall)
+    found = _PITFALL.match(text)
+    if len(text) <= limit or found is None:
+        return clean(pitfall, limit)
+    action, rest = found.group("action"), found.group("rest")
+    room = max(_PITFALL_ACTION_CHARS, limit - len(rest) - 2)
+    if len(action) > room:
+        action = action[: room - 3].rstrip() + "..."
+    return clean(f'"{action}"{rest}', limit)
 
 
 def render_recall(result: RecallResult) -> str:
@@ -172,7 +192,7 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     closing = "</procedure>"
     lines = [opening, f"Title: {clean(procedure.title, 200)}", f"When to use: {clean(procedure.when_to_use, 200)}"]
     steps = [f"{n}. {clean(step, 240)}" for n, step in enumerate(procedure.steps, 1)]
-    pitfalls = [f"- {clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
+    pitfalls = [f"- {clean_pitfall(pitfall, INJECTED_PITFALL_CHARS)}" for pitfall in procedure.pitfalls[:5]]
     used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
     if used + (len(steps[0]) + 1 if steps else 0) > room:
         return None
