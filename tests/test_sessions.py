@@ -365,3 +365,15 @@ def test_the_development_sessions_meet_the_targets(tmp_path: Path, real_embedder
     assert figures["nothing_given_left_out"] >= 0.9 and figures["nothing_given_unrelated"] >= 0.9
     assert figures["injected_chars"]["max"] <= 2_000
     shutil.rmtree(tmp_path / "transcripts", ignore_errors=True)
+
+
+@pytest.mark.real_model
+def test_the_model_reads_a_long_prompt_as_far_as_it_was_meant_to(real_embedder: Any) -> None:
+    from memp_mcp.embedding import MINILM_MAX_TOKENS
+
+    # A pasted instruction of thousands of characters: what lies past the model's reading length changes
+    # nothing, and does not cost its embedding time.
+    head = first_prompt(fixture_lines("task_output_errors.jsonl")) * 4
+    [whole, longer] = real_embedder.embed([head, head + " tail words " * 300])
+    assert MINILM_MAX_TOKENS == 256
+    assert sum(a * b for a, b in zip(whole, longer, strict=True)) > 0.999

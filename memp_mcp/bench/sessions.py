@@ -11,7 +11,8 @@ UserPromptSubmit (its instruction, the prompt the user typed) and Stop (its tran
 - right first: the first variant of each family recorded, the others' instructions sent as new
   sessions' first prompts: the injected procedure is their family's;
 - nothing given: leave one family out (the others' first variants recorded), its prompts get nothing;
-  the same for the unrelated long prompts of `bench/data/session_prompts.json`, reported apart;
+  the same for the unrelated long prompts of `bench/data/session_prompts.json` (the floor for long
+  instructions was set on them) and of `session_prompts_heldout.json` (never tuned on), reported apart;
 - hook time: the prompt hook run as Claude Code runs it (one process per prompt, the warm server
   answering), p95; and a session's first prompt right after SessionStart started the server.
 """
@@ -45,6 +46,7 @@ from memp_mcp.text import keywords
 
 NAMESPACE = "bench-sessions"
 UNRELATED_PROMPTS = Path(__file__).parent / "data" / "session_prompts.json"
+HELDOUT_PROMPTS = Path(__file__).parent / "data" / "session_prompts_heldout.json"
 LONG_STEP_CHARS = 600
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]{200,}")
 _PLUMBING_NAMES = re.compile(r"\b(?:" + "|".join(sorted(SKIPPED_TOOLS)) + r"):|\bmcp__\w+")
@@ -205,6 +207,7 @@ def run_sessions_bench(
     embedder: Embedder,
     *,
     unrelated: Sequence[str] = (),
+    heldout: Sequence[str] = (),
     timing: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -255,6 +258,7 @@ def run_sessions_bench(
             tell("later prompts", index + 1, len(later))
         scratch = _unpack(first[families[0]], workdir)
         unrelated_given = sum(bool(player.prompt(text, f"unrelated-{i}", scratch)) for i, text in enumerate(unrelated))
+        heldout_given = sum(bool(player.prompt(text, f"heldout-{i}", scratch)) for i, text in enumerate(heldout))
         prompt_ms = list(player.prompt_ms)
     finally:
         player.close()
@@ -291,6 +295,8 @@ def run_sessions_bench(
         "left_out_prompts": left_out_prompts,
         "nothing_given_unrelated": _share(len(unrelated) - unrelated_given, len(unrelated)),
         "unrelated_prompts": len(unrelated),
+        "nothing_given_heldout": _share(len(heldout) - heldout_given, len(heldout)),
+        "heldout_prompts": len(heldout),
         "injected_chars": {"max": max(sizes, default=0), "mean": round(sum(sizes) / len(sizes)) if sizes else 0},
         "prompt_handler_ms_p95": round(percentile(prompt_ms, 0.95), 1) if prompt_ms else None,
     }

@@ -290,7 +290,12 @@ def bench_sessions(
 ) -> None:
     """Claude Code sessions played through the hooks: captured, right procedure first, nothing given when
     nothing fits, plumbing, titles, injected size and hook time."""
-    from memp_mcp.bench.sessions import HashingEmbedder, load_unrelated_prompts, run_sessions_bench
+    from memp_mcp.bench.sessions import (
+        HELDOUT_PROMPTS,
+        HashingEmbedder,
+        load_unrelated_prompts,
+        run_sessions_bench,
+    )
     from memp_mcp.embedding import Embedder, resolve_embedder
 
     if not folder.is_dir():
@@ -303,6 +308,7 @@ def bench_sessions(
                 Path(scratch),
                 embedder,
                 unrelated=load_unrelated_prompts(),
+                heldout=load_unrelated_prompts(HELDOUT_PROMPTS),
                 timing=timing and not fake_embedder,
                 progress=progress,
             )
@@ -326,6 +332,11 @@ def bench_sessions(
     )
     table.add_row(
         f"nothing given, unrelated prompts ({results['unrelated_prompts']})", share("nothing_given_unrelated"), ""
+    )
+    table.add_row(
+        f"nothing given, held-out unrelated prompts ({results['heldout_prompts']})",
+        share("nothing_given_heldout"),
+        "",
     )
     table.add_row(f"plumbing share of steps ({results['steps']} steps)", share("plumbing_share_of_steps"), "<= 2%")
     table.add_row("titles that are the prompt's first words", share("titles_first_words"), "<= 10%")
