@@ -13,6 +13,9 @@ UserPromptSubmit (its instruction, the prompt the user typed) and Stop (its tran
 - nothing given: leave one family out (the others' first variants recorded), its prompts get nothing;
   the same for the unrelated long prompts of `bench/data/session_prompts.json` (the floor for long
   instructions was set on them) and of `session_prompts_heldout.json` (never tuned on), reported apart;
+- distill by the agent (MEMP_HOOK_DISTILL=agent): the share of sessions whose Stop would ask, the
+  characters the ask adds, and those of the record_trajectory call that answers it, sized on the
+  procedure each session built (the agent's own draft is of that order);
 - hook time: the prompt hook run as Claude Code runs it (one process per prompt, the warm server
   answering), p95; and a session's first prompt right after SessionStart started the server.
 """
@@ -39,8 +42,8 @@ from memp_mcp.bench.latency import percentile
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.embedding import Embedder
 from memp_mcp.hooks.client import server_pid
-from memp_mcp.hooks.handlers import run_hook
-from memp_mcp.hooks.transcript import SKIPPED_TOOLS
+from memp_mcp.hooks.handlers import DISTILL_CHANGING_TOOLS, DISTILL_MIN_CALLS, DISTILL_REASON, run_hook
+from memp_mcp.hooks.transcript import SKIPPED_TOOLS, read_last_turn
 from memp_mcp.store import open_store
 from memp_mcp.text import keywords
 
@@ -221,7 +224,8 @@ def run_sessions_bench(
 
     # Captured, plumbing, titles: each session in a memory of its own.
     captured, steps, plumbing, titles, first_words = 0, 0, 0, 0, 0
-    missed = []
+    missed: list[str] = []
+    asked, answer_chars = 0, []
     for index, session in enumerate(sessions):
         player = Player(workdir / "capture" / f"{session.family}--{session.variant}.db", embedder, workdir)
         try:
@@ -235,6 +239,8 @@ def run_sessions_bench(
                 plumbing += sum(_is_plumbing(s) for s in procedure.steps)
                 titles += 1
                 first_words += _first_words(procedure.title, session.instruction)
+                answer_chars.append(_draft_call_chars(session.instruction, procedure))
+            asked += _would_ask(_unpack(session, workdir))
         finally:
             player.close()
         tell("capture", index + 1, len(sessions))
@@ -297,12 +303,35 @@ def run_sessions_bench(
         "unrelated_prompts": len(unrelated),
         "nothing_given_heldout": _share(len(heldout) - heldout_given, len(heldout)),
         "heldout_prompts": len(heldout),
+        "distill_asked_share": _share(asked, len(sessions)),
+        "distill_reason_chars": len(DISTILL_REASON),
+        "distill_answer_chars_mean": round(sum(answer_chars) / len(answer_chars)) if answer_chars else 0,
         "injected_chars": {"max": max(sizes, default=0), "mean": round(sum(sizes) / len(sizes)) if sizes else 0},
         "prompt_handler_ms_p95": round(percentile(prompt_ms, 0.95), 1) if prompt_ms else None,
     }
     if timing:
         results["hook"] = _time_hook_processes(workdir / "all-first.db", [s.instruction for s in later], workdir)
     return results
+
+
+def _would_ask(transcript: Path) -> bool:
+    """Whether the Stop of this session asks the agent for its draft (see hooks.handlers._asks_to_distill)."""
+    turn = read_last_turn(transcript)
+    calls = turn.work_calls if turn is not None else []
+    return len(calls) >= DISTILL_MIN_CALLS and any(call.name in DISTILL_CHANGING_TOOLS for call in calls)
+
+
+def _draft_call_chars(task: str, procedure: Any) -> int:
+    """The size of a record_trajectory call carrying this procedure as the agent's draft."""
+    draft = {
+        "title": procedure.title,
+        "when_to_use": procedure.when_to_use,
+        "steps": procedure.steps,
+        "pitfalls": procedure.pitfalls,
+    }
+    # The steps are sent once, as the draft's (an agent may send its trajectory's too, which doubles them).
+    call = {"task": " ".join(task.split())[:300], "outcome": "success", "procedure": draft}
+    return len(json.dumps(call, ensure_ascii=False))
 
 
 def load_unrelated_prompts(path: Path = UNRELATED_PROMPTS) -> list[str]:

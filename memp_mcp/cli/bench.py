@@ -342,6 +342,11 @@ def bench_sessions(
     table.add_row("titles that are the prompt's first words", share("titles_first_words"), "<= 10%")
     chars = results["injected_chars"]
     table.add_row("injected chars mean/max", f"{chars['mean']}/{chars['max']}", "<= 2,000")
+    table.add_row(
+        "MEMP_HOOK_DISTILL=agent: sessions asked, chars asked, chars of the answer (mean)",
+        f"{share('distill_asked_share')}, {results['distill_reason_chars']}, {results['distill_answer_chars_mean']}",
+        "<= 600 asked",
+    )
     table.add_row("prompt handler p95 ms (in process, model loaded)", str(results["prompt_handler_ms_p95"]), "")
     if "hook" in results:
         hook = results["hook"]
