@@ -245,7 +245,8 @@ def test_distill_by_the_agent_asks_once_per_session_within_600_characters(tmp_pa
     reply = play(settings, "d", transcript, first_prompt(lines))
     assert reply is not None
     asked = json.loads(reply)
-    assert asked == {"decision": "block", "reason": DISTILL_REASON} and len(DISTILL_REASON) <= 600
+    assert asked == {"decision": "block", "reason": DISTILL_REASON.format(namespace="project")}
+    assert len(DISTILL_REASON.format(namespace="n" * 64)) <= 600
     assert trajectories(settings) == [], "the agent is asked first; nothing is recorded yet"
     # Claude continues because of the block; when it stops again without recording, the hook records.
     assert play(settings, "d", transcript, first_prompt(lines), stop_hook_active=True) is None

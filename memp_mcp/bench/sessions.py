@@ -304,7 +304,7 @@ def run_sessions_bench(
         "nothing_given_heldout": _share(len(heldout) - heldout_given, len(heldout)),
         "heldout_prompts": len(heldout),
         "distill_asked_share": _share(asked, len(sessions)),
-        "distill_reason_chars": len(DISTILL_REASON),
+        "distill_reason_chars": len(DISTILL_REASON.format(namespace=NAMESPACE)),
         "distill_answer_chars_mean": round(sum(answer_chars) / len(answer_chars)) if answer_chars else 0,
         "injected_chars": {"max": max(sizes, default=0), "mean": round(sum(sizes) / len(sizes)) if sizes else 0},
         "prompt_handler_ms_p95": round(percentile(prompt_ms, 0.95), 1) if prompt_ms else None,

@@ -45,13 +45,15 @@ AGENT = "claude-code"
 # Work worth asking the agent to distil: this many calls of the task, one of which changed something.
 DISTILL_MIN_CALLS = 3
 DISTILL_CHANGING_TOOLS = frozenset({"Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"})
+# The stop hook's reason, with the namespace the hooks record in (at most 64 characters): <= 600 in all.
 DISTILL_REASON = (
     "Before you stop: save what worked here as a reusable procedure for next time. Call record_trajectory "
-    "(procedural-memory server) once, with task = the user's request in one line, outcome (success, failure "
-    "or unknown), the main steps, and procedure = {title: the kind of task in a few general words, "
+    '(procedural-memory server) once, with namespace="{namespace}", task = the user\'s request in one line, '
+    "outcome (success, failure or unknown), the main steps, and procedure = {{title: the kind of task in a "
+    "few general words, "
     "when_to_use: one sentence, steps: the actions that worked in order (commands as run, paths relative to "
-    "the project), pitfalls: what failed and why}. If nothing here is worth reusing, just stop. Asked once "
-    "per session."
+    "the project), pitfalls: what failed and why}}. If nothing here is worth reusing, just stop. Asked "
+    "once per session."
 )
 
 
@@ -130,17 +132,15 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     steps = turn_steps(turn)
     if not steps:
         return None
+    namespace = state.namespace or namespace_for(settings, data.get("cwd") or turn.cwd)
     if _asks_to_distill(data, settings, state, turn):
         state.distill_asked = True
         state.save(path)
-        return {"decision": "block", "reason": DISTILL_REASON}
+        return {"decision": "block", "reason": DISTILL_REASON.format(namespace=namespace)}
     # The prompt the prompt hook saw is the task; the transcript's own last prompt only when the hook
     # never saw one (installed mid-session, or a prompt it skipped).
     task = state.task or turn_task(turn)
     same_prompt = state.task is not None
-    namespace = (
-        state.namespace if same_prompt and state.namespace else namespace_for(settings, data.get("cwd") or turn.cwd)
-    )
     success, evidence = infer_outcome(turn)
     agent = f"{AGENT}/{turn.model}" if turn.model else AGENT
     with memories.open(namespace) as memory:
