@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from memp_mcp.hooks.client import server_pid
 from memp_mcp.hooks.handlers import DISTILL_REASON, run_hook
 from memp_mcp.hooks.memories import FreshMemories
 from memp_mcp.hooks.transcript import read_last_turn, turn_steps
+from memp_mcp.hooks.warm_server import MODEL_WAIT_SECONDS
 from memp_mcp.server.render import INJECTED_PITFALL_CHARS, clean_pitfall, render_injection
 from memp_mcp.store import SQLiteStore
 from tests.test_hooks import wait_until
@@ -314,7 +316,17 @@ def test_session_start_starts_the_warm_server_and_the_first_prompt_waits_for_it(
         reply = hook({"hook_event_name": "UserPromptSubmit", "prompt": reworded})
         log = (db.parent / "hooks.log").read_text()
         pid = int(re.findall(r"warm server for .* \(pid (\d+)\)", log)[-1])
-        assert re.search(rf"^.* {pid} INFO prompt in project: 1 procedures \(vector\+keyword\)", log, re.M), log
+        # The server SessionStart started answered the prompt (no process answered it by keywords alone),
+        # and with the model when the model was ready within the server's wait (a matter of the machine's
+        # load, which `bench sessions` reports).
+        answered = re.search(rf"^(\S+ \S+) {pid} INFO prompt in project: 1 procedures \((.*)\)$", log, re.M)
+        assert answered is not None, log
+        if answered.group(2) != "vector+keyword":
+            # Keywords only when the model was not ready after the server's whole wait for it.
+            started = re.search(rf"^(\S+ \S+) {pid} INFO warm server for ", log, re.M)
+            assert started is not None
+            waited = datetime.fromisoformat(answered.group(1)) - datetime.fromisoformat(started.group(1))
+            assert waited.total_seconds() >= MODEL_WAIT_SECONDS, log
         assert '<procedure id="1"' in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
     finally:
         if (found := server_pid(db)) is not None:
@@ -358,12 +370,22 @@ def test_bench_sessions_prints_every_figure(tmp_path: Path) -> None:
 @pytest.mark.real_model
 @pytest.mark.skipif(not SESSIONS.is_dir(), reason="the development sessions are not here (shared/datasets)")
 def test_the_development_sessions_meet_the_targets(tmp_path: Path, real_embedder: Any) -> None:
-    from memp_mcp.bench.sessions import load_unrelated_prompts, run_sessions_bench
+    from memp_mcp.bench.sessions import HELDOUT_PROMPTS, load_unrelated_prompts, run_sessions_bench
 
-    figures = run_sessions_bench(SESSIONS, tmp_path, real_embedder, unrelated=load_unrelated_prompts(), timing=False)
+    figures = run_sessions_bench(
+        SESSIONS,
+        tmp_path,
+        real_embedder,
+        unrelated=load_unrelated_prompts(),
+        heldout=load_unrelated_prompts(HELDOUT_PROMPTS),
+        timing=False,
+    )
     assert figures["captured"] >= 0.9
     assert figures["right_first"] >= 0.85
-    assert figures["nothing_given_left_out"] >= 0.9 and figures["nothing_given_unrelated"] >= 0.9
+    assert figures["nothing_given_left_out"] >= 0.9
+    # Long prompts of other kinds: the tuning set entirely (words in common with a procedure's steps are
+    # no evidence for a long instruction), the held-out set as the target asks of a family with nothing.
+    assert figures["nothing_given_unrelated"] == 1.0 and figures["nothing_given_heldout"] >= 0.9
     assert figures["injected_chars"]["max"] <= 2_000
     shutil.rmtree(tmp_path / "transcripts", ignore_errors=True)
 

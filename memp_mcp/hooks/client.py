@@ -25,12 +25,13 @@ from pathlib import Path
 
 CONNECT_TIMEOUT_SECONDS = 0.2
 # Inside the prompt hook's own deadline: a server that does not answer by then is skipped.
-REPLY_TIMEOUT_SECONDS = 2.5
+REPLY_TIMEOUT_SECONDS = 4.0
 # A server started this recently may still be importing: a prompt waits for its socket this long at
-# most. The wait, the server's own wait for its model (warm_server.MODEL_WAIT_SECONDS) and the reply
-# stay inside the prompt hook's timeout (hooks.install.HOOK_EVENTS).
+# most. This wait, the reply (the server's own wait for its model, warm_server.MODEL_WAIT_SECONDS,
+# inside it) and the hook's own answer when no reply comes (hooks.command.PROMPT_DEADLINE_SECONDS)
+# stay inside the prompt hook's 10 s timeout (hooks.install.HOOK_EVENTS).
 STARTING_SECONDS = 15.0
-START_WAIT_SECONDS = 2.5
+START_WAIT_SECONDS = 2.0
 
 
 def client_environment(environ: dict[str, str] | os._Environ[str]) -> tuple[Path | None, bool]:

@@ -29,7 +29,7 @@ logger = logging.getLogger("memp_mcp.hooks.warm_server")
 IDLE_SECONDS = 1800.0
 # How long a prompt waits for the model while it loads (just after SessionStart started the server):
 # inside the client's reply timeout, so the first prompt is answered as later ones are.
-MODEL_WAIT_SECONDS = 1.8
+MODEL_WAIT_SECONDS = 3.0
 MAX_REQUEST_BYTES = 1_000_000
 
 
