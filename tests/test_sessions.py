@@ -280,9 +280,7 @@ def test_distill_by_the_agent_counts_the_agents_own_record(tmp_path: Path) -> No
 
 
 @pytest.mark.real_model
-def test_session_start_starts_the_warm_server_and_the_first_prompt_waits_for_it(
-    tmp_path: Path, real_model_dir: Path
-) -> None:
+def test_session_start_starts_the_warm_server_and_a_prompt_waits_for_it(tmp_path: Path, real_model_dir: Path) -> None:
     db = tmp_path / "data" / "memory.db"
     env = {
         **os.environ,
@@ -327,6 +325,14 @@ def test_session_start_starts_the_warm_server_and_the_first_prompt_waits_for_it(
             assert started is not None
             waited = datetime.fromisoformat(answered.group(1)) - datetime.fromisoformat(started.group(1))
             assert waited.total_seconds() >= MODEL_WAIT_SECONDS, log
+        assert '<procedure id="1"' in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+        # The server gone (idle, a reboot) and no SessionStart: the prompt starts one and waits for it.
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: server_pid(db) is None, 10)
+        reply = hook({"hook_event_name": "UserPromptSubmit", "prompt": reworded})
+        log = (db.parent / "hooks.log").read_text()
+        again = int(re.findall(r"warm server for .* \(pid (\d+)\)", log)[-1])
+        assert again != pid and re.search(rf"^.* {again} INFO prompt in project: 1 procedures", log, re.M), log
         assert '<procedure id="1"' in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
     finally:
         if (found := server_pid(db)) is not None:
