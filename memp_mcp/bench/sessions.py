@@ -408,7 +408,13 @@ def _time_hook_processes(db: Path, prompts: list[str], workdir: Path, rounds: in
             first_same += _body(reply) == replies[prompt]
     finally:
         _stop_server(db)
+    startup = []
+    for _ in range(10):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        startup.append(1000 * (time.perf_counter() - started))
     return {
+        "python_startup_ms_p50": round(percentile(startup, 0.5), 1),
         "warm_ms_p50": round(percentile(warm, 0.5), 1),
         "warm_ms_p95": round(percentile(warm, 0.95), 1),
         "warm_with_model": model_ready,

@@ -360,6 +360,7 @@ def bench_sessions(
             f"{hook['first_after_session_start_ms_max']:.0f}, {hook['first_after_session_start_same_as_warm']}",
             "",
         )
+        table.add_row("an empty Python process p50 ms (this machine, now)", f"{hook['python_startup_ms_p50']:.0f}", "")
     console.print(table)
     if results["not_captured"]:
         console.print("not captured: " + ", ".join(results["not_captured"]))
