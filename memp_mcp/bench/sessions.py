@@ -125,11 +125,24 @@ def _event(name: str, session_id: str, transcript: Path, **fields: Any) -> bytes
     payload = {
         "session_id": session_id,
         "transcript_path": str(transcript),
-        "cwd": str(transcript.parent),
+        "cwd": _session_cwd(transcript),
         "hook_event_name": name,
         **fields,
     }
     return json.dumps(payload).encode()
+
+
+def _session_cwd(transcript: Path) -> str:
+    """The folder the session ran in, as its transcript says (Claude Code sends it with every event)."""
+    try:
+        with transcript.open("rb") as handle:
+            for raw in handle:
+                entry = json.loads(raw)
+                if isinstance(entry, dict) and isinstance(entry.get("cwd"), str) and entry["cwd"]:
+                    return str(entry["cwd"])
+    except (OSError, ValueError):
+        pass
+    return str(transcript.parent)
 
 
 def _unpack(session: Session, workdir: Path) -> Path:
