@@ -84,6 +84,9 @@ class Settings(BaseModel):
     hook_namespace: str | None = None
     # Whether prompt hooks may start and use a warm server (see memp_mcp.hooks.warm_server).
     hook_server: bool = True
+    # "agent": the Stop hook asks the agent, once per session that did work, to record its own draft of
+    # the procedure (its model distils; no API key). "off": the hook extracts one from the transcript.
+    hook_distill: Literal["off", "agent"] = "off"
 
     @field_validator("namespace")
     @classmethod
@@ -171,6 +174,7 @@ ENV_VARS: dict[str, str] = {
     "MEMP_HOOKS": "hooks",
     "MEMP_HOOK_NAMESPACE": "hook_namespace",
     "MEMP_HOOK_SERVER": "hook_server",
+    "MEMP_HOOK_DISTILL": "hook_distill",
 }
 
 

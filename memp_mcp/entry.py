@@ -21,7 +21,14 @@ def main() -> None:
 
 
 def _hook() -> int:
-    from memp_mcp.hooks.client import ask, client_environment, socket_path
+    from memp_mcp.hooks.client import (
+        ask,
+        ask_or_wait,
+        client_environment,
+        is_starting,
+        socket_path,
+        start_in_background,
+    )
 
     raw = sys.stdin.buffer.read(1_000_001)
     db_path, use_server = client_environment(os.environ)
@@ -31,13 +38,31 @@ def _hook() -> int:
             from memp_mcp.paths import default_db_path
 
             db_path = default_db_path()
-        reply = ask(socket_path(db_path), raw)
+        # A prompt waits for a server SessionStart has just started; a session start does not wait.
+        prompt = b'"UserPromptSubmit"' in raw
+        path = socket_path(db_path)
+        reply = (ask_or_wait if prompt else ask)(path, raw)
+        if reply is None and prompt and not is_starting(path) and _has_memory(db_path):
+            # The server had gone (idle, a reboot): start it and wait for it, so this prompt is answered
+            # with the model like the others rather than by keywords alone.
+            try:
+                start_in_background(db_path)
+            except OSError:
+                pass
+            else:
+                reply = ask_or_wait(path, raw)
         if reply is not None:
             sys.stdout.write(reply[3:].decode("utf-8"))
             return 0
     from memp_mcp.hooks.command import main as hook_main
 
     return hook_main(raw, start_server=use_server and warm_event)
+
+
+def _has_memory(db_path: object) -> bool:
+    from pathlib import Path
+
+    return bool(os.environ.get("MEMP_DATABASE_URL")) or (isinstance(db_path, Path) and db_path.exists())
 
 
 if __name__ == "__main__":

@@ -335,6 +335,95 @@ def bench_runs(
         print(json.dumps(results))
 
 
+@bench_app.command("sessions")
+def bench_sessions(
+    folder: Annotated[Path, typer.Argument(help="<family>/<variant>/{instruction.md, transcript.jsonl.gz}")],
+    fake_embedder: Annotated[
+        bool, typer.Option("--fake-embedder", help="A hashing embedder instead of the model (fast, for tests).")
+    ] = False,
+    timing: Annotated[bool, typer.Option(help="Time the prompt hook as a process with the warm server.")] = True,
+    as_json: JsonFiguresOption = False,
+) -> None:
+    """Claude Code sessions played through the hooks: captured, right procedure first, nothing given when
+    nothing fits, plumbing, titles, injected size and hook time."""
+    from memp_mcp.bench.sessions import (
+        HELDOUT_PROMPTS,
+        HashingEmbedder,
+        load_unrelated_prompts,
+        run_sessions_bench,
+    )
+    from memp_mcp.embedding import Embedder, resolve_embedder
+
+    if not folder.is_dir():
+        fail(f"{folder}: not a folder")
+    embedder: Embedder = HashingEmbedder() if fake_embedder else resolve_embedder(settings_with(), allow_download=False)
+    with tempfile.TemporaryDirectory(prefix="memp-bench-sessions-") as scratch, _progress_bars() as progress:
+        try:
+            results = run_sessions_bench(
+                folder,
+                Path(scratch),
+                embedder,
+                unrelated=load_unrelated_prompts(),
+                heldout=load_unrelated_prompts(HELDOUT_PROMPTS),
+                timing=timing and not fake_embedder,
+                progress=progress,
+            )
+        except ValueError as exc:
+            fail(str(exc))
+    table = Table(title=f"Claude Code sessions ({results['sessions']} in {results['families']} families)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+
+    def share(key: str) -> str:
+        value = results[key]
+        return "n/a" if value is None else f"{100 * value:.0f}%"
+
+    table.add_row("captured (left a procedure)", share("captured"), ">= 90%")
+    table.add_row(f"right procedure first ({results['later_prompts']} later prompts)", share("right_first"), ">= 85%")
+    table.add_row(
+        f"nothing given, family left out ({results['left_out_prompts']} prompts)",
+        share("nothing_given_left_out"),
+        ">= 90%",
+    )
+    table.add_row(
+        f"nothing given, unrelated prompts ({results['unrelated_prompts']})", share("nothing_given_unrelated"), ""
+    )
+    table.add_row(
+        f"nothing given, held-out unrelated prompts ({results['heldout_prompts']})",
+        share("nothing_given_heldout"),
+        "",
+    )
+    table.add_row(f"plumbing share of steps ({results['steps']} steps)", share("plumbing_share_of_steps"), "<= 2%")
+    table.add_row("titles that are the prompt's first words", share("titles_first_words"), "<= 10%")
+    chars = results["injected_chars"]
+    table.add_row("injected chars mean/max", f"{chars['mean']}/{chars['max']}", "<= 2,000")
+    table.add_row(
+        "MEMP_HOOK_DISTILL=agent: sessions asked, chars asked, chars of the answer (mean)",
+        f"{share('distill_asked_share')}, {results['distill_reason_chars']}, {results['distill_answer_chars_mean']}",
+        "<= 600 asked",
+    )
+    table.add_row("prompt handler p95 ms (in process, model loaded)", str(results["prompt_handler_ms_p95"]), "")
+    if "hook" in results:
+        hook = results["hook"]
+        table.add_row(
+            "prompt hook p50/p95 ms warm (a process per prompt)",
+            f"{hook['warm_ms_p50']:.0f}/{hook['warm_ms_p95']:.0f}",
+            "<= 250",
+        )
+        table.add_row(
+            "first prompt after SessionStart: max ms, answered as warm",
+            f"{hook['first_after_session_start_ms_max']:.0f}, {hook['first_after_session_start_same_as_warm']}",
+            "",
+        )
+        table.add_row("an empty Python process p50 ms (this machine, now)", f"{hook['python_startup_ms_p50']:.0f}", "")
+    console.print(table)
+    if results["not_captured"]:
+        console.print("not captured: " + ", ".join(results["not_captured"]))
+    if as_json:
+        print(json.dumps(results))
+
+
 @bench_app.command("multi-server")
 def bench_multi_server(
     database_url: DatabaseUrlOption = None,

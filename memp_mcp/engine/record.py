@@ -139,7 +139,14 @@ class Recorder:
         twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
         if twin is not None:
             candidate, revised = self._merge(
-                twin, planned, trajectory_id, keys, agent, principal, learned if outcome == Outcome.SUCCESS else []
+                twin,
+                planned,
+                trajectory_id,
+                keys,
+                agent,
+                principal,
+                learned if outcome == Outcome.SUCCESS else [],
+                evidence_only=outcome == Outcome.UNKNOWN,
             )
             if candidate == NOT_PROPOSED:
                 return RecordResult(
@@ -186,12 +193,15 @@ class Recorder:
     def _why_no_procedure(self, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None) -> str | None:
         """Why this record builds no procedure, or None when it builds one.
 
-        Only successes build (failures too under the 'vanilla' update strategy). The agent's own
+        Successes build, and runs whose outcome nothing decided (unknown): most work that is not
+        test-driven ends that way, and its procedure is ranked below verified ones until a success is
+        reported (retrieve.RetrievalTuning.unverified_penalty). Failures build under the 'vanilla' update
+        strategy only. The agent's own
         draft is enough; without one the steps must hold at least one action that worked, so an
         empty or all-failed "success" never becomes a procedure made of a placeholder sentence.
         """
-        if outcome != Outcome.SUCCESS and not (self.strategies.update == "vanilla" and steps):
-            return f"only successful trajectories build procedures (update strategy '{self.strategies.update}')"
+        if outcome == Outcome.FAILURE and not (self.strategies.update == "vanilla" and steps):
+            return f"failed trajectories build no procedure (update strategy '{self.strategies.update}')"
         if draft is not None and self.strategies.build != "trajectory":
             return None
         if not steps:
@@ -260,13 +270,16 @@ class Recorder:
         agent: str | None,
         principal: str,
         learned: Sequence[Lesson] = (),
+        *,
+        evidence_only: bool = False,
     ) -> tuple[int | None, bool]:
         """Add a trajectory for the same task to `twin`: (the id of a candidate when its steps went to one,
         whether they replaced the twin's own).
 
         Better steps (trust.why_steps_win) replace the twin's in place only when trust.may_rewrite_steps
         allows it; else they become a candidate procedure, which recall serves once it has succeeded, and
-        an outdated twin is told meanwhile which of its steps no longer worked and what did.
+        an outdated twin is told meanwhile which of its steps no longer worked and what did. A run nothing
+        verified (`evidence_only`) never replaces steps: it only backs the twin.
         """
         # Revising stored steps in the light of what a later run found refused is adjustment's work;
         # vanilla and validation only add evidence to what they stored, as in the paper.
@@ -275,7 +288,11 @@ class Recorder:
             if self.strategies.update == "adjustment"
             else []
         )
-        why = why_steps_win(planned.source, planned.draft.steps, twin, refused_there=bool(outdated))
+        why = (
+            None
+            if evidence_only
+            else why_steps_win(planned.source, planned.draft.steps, twin, refused_there=bool(outdated))
+        )
         changed = why is not None and planned.draft.steps != twin.steps
         if changed and not may_rewrite_steps(twin, principal, refused_there=bool(outdated)):
             candidate = self._propose(twin, planned, trajectory_id, keys, agent, principal)

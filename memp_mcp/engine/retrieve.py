@@ -54,6 +54,14 @@ class RetrievalTuning:
     # `memp-mcp bench retrieval` prints it), so nine unrelated tasks in ten get nothing. It
     # belongs to the model: all-MiniLM-L6-v2's cosines are lower than many models'.
     semantic_floor: float = 0.37
+    # A long instruction (hundreds to thousands of characters, as people paste into a coding agent) is
+    # judged against a higher floor: its boilerplate ("you are a ... engineer", "write the output to
+    # /root/...") lifts its cosine with any other long task. Calibrated on the real Claude Code sessions
+    # (`memp-mcp bench sessions`): instructions of one family reach 0.78 and more with each other; those
+    # of different families at most 0.26, and 22 long prompts of other kinds at most 0.43 (p90 of all
+    # 0.22). The short tasks of the other benchmarks have at most 13 keywords: they keep `semantic_floor`.
+    long_task_terms: int = 20
+    long_task_floor: float = 0.5
     # A candidate with a key holding at least this share of the task's keywords fits whatever its
     # cosine: names the model does not know (a library, an error code) still find their procedure.
     keyword_fit: float = 0.8
@@ -74,6 +82,9 @@ class RetrievalTuning:
     keyword_floor: float = 0.5
     # The utility prior multiplies relevance by 1 +/- this, from the smoothed success rate.
     utility_weight: float = 0.1
+    # A procedure nothing verified (built from runs whose outcome no test or command decided, with no
+    # reported success yet) is ranked as if this much less relevant: below a verified one that fits as well.
+    unverified_penalty: float = 0.1
 
 
 def tuning_for(settings: Settings) -> RetrievalTuning:
@@ -88,6 +99,7 @@ def tuning_for(settings: Settings) -> RetrievalTuning:
         defaults,
         semantic_floor=settings.relevance_floor,
         steps_evidence_cosine=max(0.0, settings.relevance_floor - below),
+        long_task_floor=settings.relevance_floor + defaults.long_task_floor - defaults.semantic_floor,
     )
 
 
@@ -265,17 +277,21 @@ class Retriever:
             ids += [pid for pid, _ in self.store.keyword_search(namespace, selected, wanted)]
         ids = list(dict.fromkeys(ids))
         terms = tuple(query_terms(task))
+        tuning = self._for_length(tuning, terms)
         # Each key (a task the procedure served, or its family) is scored by cosine blended with
         # keyword coverage; a procedure is as relevant as its best key. Candidates are scored from
         # their keys alone, and only the best k are loaded in full.
         cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
-        fitting = self._fitting(cosines, terms)
-        loaded = self._fitting_on_steps(cosines, set(fitting), terms)
+        fitting = self._fitting(cosines, terms, tuning)
+        loaded = self._fitting_on_steps(cosines, set(fitting), terms, tuning)
         fitting += list(loaded)
+        unverified = self.store.unverified(fitting)
         scores = {
-            pid: relevance[pid] * utility_prior_from(successes, failures, tuning.utility_weight)
+            pid: relevance[pid]
+            * utility_prior_from(successes, failures, tuning.utility_weight)
+            * (1.0 - tuning.unverified_penalty if pid in unverified else 1.0)
             for pid, (successes, failures) in self.store.outcome_counts(fitting).items()
         }
         best = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
@@ -330,6 +346,7 @@ class Retriever:
         texts = self.store.procedure_texts(ids)
         procedures = self.store.get_procedures(ids)
         tasks = self._source_tasks(procedures)
+        unverified = self.store.unverified(ids)
         scored = []
         for procedure in procedures:
             coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
@@ -340,15 +357,31 @@ class Retriever:
                 key=lambda tid: -keyword_coverage(terms, tasks.get(tid, "")),
             )
             score = coverage * utility_prior(procedure, self.tuning.utility_weight)
+            if procedure.id in unverified:
+                score *= 1.0 - self.tuning.unverified_penalty
             scored.append(Scored(procedure, coverage, score, sources))
         return _best(scored, k)
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _fitting(self, cosines: dict[int, dict[str, float]], terms: tuple[str, ...]) -> list[int]:
+    @staticmethod
+    def _for_length(tuning: RetrievalTuning, terms: Sequence[str]) -> RetrievalTuning:
+        """The tuning for a task this long: a long instruction's floor is `long_task_floor`, and words
+        are no evidence under it (the words-under-the-floor rule reads nothing below the floor): a long
+        instruction shares enough of its generic words ("write", "file", "output", "root") with any
+        procedure's steps to pass that rule, which let a cover letter and a Go file watcher, both long
+        prompts of other kinds, be given a dependency audit's procedure."""
+        if len(terms) < tuning.long_task_terms or tuning.long_task_floor <= tuning.semantic_floor:
+            return tuning
+        return dataclasses.replace(
+            tuning, semantic_floor=tuning.long_task_floor, steps_evidence_cosine=tuning.long_task_floor
+        )
+
+    def _fitting(
+        self, cosines: dict[int, dict[str, float]], terms: tuple[str, ...], tuning: RetrievalTuning
+    ) -> list[int]:
         """The candidates whose best key cosine reaches the semantic floor, or one of whose keys
         holds nearly all the task's keywords."""
-        tuning = self.tuning
         return [
             pid
             for pid, by_text in cosines.items()
@@ -360,11 +393,10 @@ class Retriever:
         ]
 
     def _fitting_on_steps(
-        self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...]
+        self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...], tuning: RetrievalTuning
     ) -> dict[int, Procedure]:
         """The candidates under the floor whose whole text holds enough of the request's keywords for
         their cosine (see `RetrievalTuning.steps_evidence_share`), loaded."""
-        tuning = self.tuning
         if len(terms) < tuning.steps_evidence_terms:
             return {}
         best_cosine = {

@@ -4,7 +4,9 @@ A hook is a new process per prompt: importing the engine costs a few hundred mil
 loading the embedding model about a second. So a prompt or session-start event is first sent to
 the database's warm server (memp_mcp.hooks.warm_server) over a Unix socket and its reply printed;
 only without a server does the hook import the engine and answer itself, starting one for the
-next event.
+next event. SessionStart starts one, so a session's first prompt finds it: a prompt that finds a
+server still starting (STARTING_SECONDS) waits for it, up to START_WAIT_SECONDS, rather than
+answering by keywords alone.
 
 One server serves one user and one configuration: its socket and lock file live in a folder only
 this user may enter (runtime_dir), checked without following links, and are named after the
@@ -25,12 +27,19 @@ import stat
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 CONNECT_TIMEOUT_SECONDS = 0.2
 # Inside the prompt hook's own deadline: a server that does not answer by then is skipped.
-REPLY_TIMEOUT_SECONDS = 2.5
+REPLY_TIMEOUT_SECONDS = 4.0
+# A server started this recently may still be importing: a prompt waits for its socket this long at
+# most. This wait, the reply (the server's own wait for its model, warm_server.MODEL_WAIT_SECONDS,
+# inside it) and the hook's own answer when no reply comes (hooks.command.PROMPT_DEADLINE_SECONDS)
+# stay inside the prompt hook's 10 s timeout (hooks.install.HOOK_EVENTS).
+STARTING_SECONDS = 15.0
+START_WAIT_SECONDS = 2.0
 
 
 def client_environment(environ: dict[str, str] | os._Environ[str]) -> tuple[Path | None, bool]:
@@ -103,6 +112,32 @@ def lock_path(socket: Path) -> Path:
     return socket.with_suffix(".lock")
 
 
+def starting_path(socket: Path) -> Path:
+    return socket.with_suffix(".starting")
+
+
+def is_starting(socket: Path) -> bool:
+    """A server was started for this socket moments ago and may not listen yet."""
+    try:
+        return time.time() - starting_path(socket).stat().st_mtime < STARTING_SECONDS
+    except OSError:
+        return False
+
+
+def ask_or_wait(path: Path, request: bytes, wait: float = START_WAIT_SECONDS) -> bytes | None:
+    """`ask`, waiting up to `wait` seconds for a server that is still starting."""
+    reply = ask(path, request)
+    if reply is not None or not is_starting(path):
+        return reply
+    give_up = time.monotonic() + wait
+    while time.monotonic() < give_up:
+        time.sleep(0.05)
+        reply = ask(path, request)
+        if reply is not None:
+            return reply
+    return None
+
+
 def server_pid(db_path: Path, environ: Mapping[str, str] | None = None) -> int | None:
     """The pid of the warm server answering for `db_path` with the settings in `environ`, if one is."""
     path = socket_path(db_path, environ)
@@ -154,6 +189,7 @@ def start_in_background(db_path: Path) -> None:
 
     if not hasattr(socket, "AF_UNIX") or ensure_runtime_dir() is None:
         return
+    starting_path(socket_path(db_path)).touch()
     subprocess.Popen(
         [sys.executable, "-m", "memp_mcp.hooks.warm_server"],
         stdin=subprocess.DEVNULL,

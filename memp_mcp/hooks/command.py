@@ -46,6 +46,15 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
     if len(raw) > MAX_INPUT_BYTES:
         logger.warning("hook input larger than %d bytes ignored", MAX_INPUT_BYTES)
         return 0
+    event = _event_name(raw)
+    has_memory = settings.database_url is not None or settings.db_path.exists()
+    if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory:
+        # Started first: it imports and loads the model while this process answers, so the next
+        # prompt (a session's first, after SessionStart) finds it ready.
+        try:
+            start_in_background(settings.db_path)
+        except OSError as exc:
+            logger.warning("warm server not started: %s", exc)
     reply: list[str | None] = []
     started = time.perf_counter()
 
@@ -57,7 +66,6 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
 
     worker = threading.Thread(target=work, name="memp-hook", daemon=True)
     worker.start()
-    event = _event_name(raw)
     deadline = PROMPT_DEADLINE_SECONDS if event in ("UserPromptSubmit", "SessionStart") else RECORD_DEADLINE_SECONDS
     worker.join(deadline)
     if worker.is_alive():
@@ -68,12 +76,6 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
     if reply and reply[0]:
         sys.stdout.write(reply[0])
         sys.stdout.flush()
-    has_memory = settings.database_url is not None or settings.db_path.exists()
-    if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory:
-        try:
-            start_in_background(settings.db_path)
-        except OSError as exc:
-            logger.warning("warm server not started: %s", exc)
     return 0
 
 

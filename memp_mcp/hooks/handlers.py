@@ -6,15 +6,19 @@ Claude Code starts the command once per event with one JSON object on stdin: `se
 (SessionEnd). On exit 0 it reads stdout as JSON; `{"hookSpecificOutput": {"hookEventName": ...,
 "additionalContext": "..."}}` adds the text to the model's context (UserPromptSubmit, SessionStart).
 
-- UserPromptSubmit: recall for the prompt in the project's namespace and inject the best procedure
+- UserPromptSubmit: remember the prompt as the session's task (what the user typed is the task, not
+  what a transcript line holds), recall for it in the project's namespace and inject the best procedure
   (steps, pitfalls, recall_id, and how to report) within INJECTION_CHARS; nothing when nothing fits.
-  Recall here is keyword-only: a hook is a new process per prompt and loading the embedding model
-  would cost about a second each time (see `memp-mcp bench hook`); the warm server recalls with it.
-- Stop and SessionEnd: the transcript's last prompt and the tool calls made for it become a
-  trajectory in the project's namespace; where the transcript shows the outcome, it is reported
-  against this session's recall for that prompt (else the trajectory is only recorded).
-- SessionStart after a compaction: the procedure injected for the current prompt is injected again,
-  since compaction drops it.
+  A hook process recalls by keywords (loading the model would cost about a second per prompt); the
+  warm server, started at SessionStart, recalls with the model.
+- Stop and SessionEnd: the tool calls made for the last prompt become a trajectory of the session's
+  task in the project's namespace (the client's bookkeeping and memp's own calls left out; a turn in
+  which the agent called record_trajectory itself is not recorded again). Where the transcript shows
+  the outcome, it is reported against this session's recall for that prompt; else the trajectory is
+  recorded, as unverified when nothing decided it. With MEMP_HOOK_DISTILL=agent, the first Stop of a
+  session that did work asks the agent to record its own draft instead (DISTILL_REASON).
+- SessionStart: start the warm server (hooks.command); after a compaction, inject again the procedure
+  injected for the current prompt, since compaction drops it.
 
 `run_hook` answers one event and raises on failure; the hook process (memp_mcp.hooks.command) and
 the warm server (memp_mcp.hooks.warm_server) run it and keep failures from the session.
@@ -38,6 +42,19 @@ logger = logging.getLogger(__name__)
 MIN_PROMPT_KEYWORDS = 2
 RECALL_K = 2
 AGENT = "claude-code"
+# Work worth asking the agent to distil: this many calls of the task, one of which changed something.
+DISTILL_MIN_CALLS = 3
+DISTILL_CHANGING_TOOLS = frozenset({"Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"})
+# The stop hook's reason, with the namespace the hooks record in (at most 64 characters): <= 600 in all.
+DISTILL_REASON = (
+    "Before you stop: save what worked here as a reusable procedure for next time. Call record_trajectory "
+    '(procedural-memory server) once, with namespace="{namespace}", task = the user\'s request in one line, '
+    "outcome (success, failure or unknown), the main steps, and procedure = {{title: the kind of task in a "
+    "few general words, "
+    "when_to_use: one sentence, steps: the actions that worked in order (commands as run, paths relative to "
+    "the project), pitfalls: what failed and why}}. If nothing here is worth reusing, just stop. Asked "
+    "once per session."
+)
 
 
 def namespace_for(settings: Settings, cwd: object) -> str:
@@ -59,20 +76,24 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
         return None
     task = " ".join(prompt.split())[:MAX_TASK_CHARS]
     if task.startswith("/") or len(keywords(task)) < MIN_PROMPT_KEYWORDS:
-        return None
-    if settings.database_url is None and not settings.db_path.exists():
-        return None  # nothing recorded yet; the stop hook creates the database
+        return None  # a follow-up ("go on") continues the task the session remembers
+    path = state_path(settings, data.get("session_id"))
     namespace = namespace_for(settings, data.get("cwd"))
+    state = SessionState.load(path)
+    state.namespace, state.task = namespace, task
+    state.recall_id = state.procedure_id = state.injection = None
+    if settings.database_url is None and not settings.db_path.exists():
+        state.save(path)  # nothing recorded yet; the stop hook creates the database
+        return None
     with memories.open(namespace) as memory:
         result = memory.recall(task, RECALL_K, namespace=namespace, wait_for_model=0.0)
-    state = SessionState(namespace=namespace, task=task)
     if result.procedures:
         state.recall_id = result.recall_id
         state.procedure_id = result.procedures[0].id
         from memp_mcp.server.render import render_injection
 
         state.injection = render_injection(result.procedures, result.recall_id, namespace)
-    state.save(state_path(settings, data.get("session_id")))
+    state.save(path)
     logger.info("prompt in %s: %d procedures (%s)", namespace, len(result.procedures), result.retrieval)
     if not state.injection:
         return None
@@ -82,35 +103,44 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
 # -- the end of a turn ---------------------------------------------------------------------
 
 
-def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) -> None:
+def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
     from memp_mcp.errors import MempError
     from memp_mcp.hooks.transcript import infer_outcome, read_last_turn, turn_steps, turn_task
     from memp_mcp.models import Outcome
 
-    if data.get("stop_hook_active") is True:
-        return  # Claude is already continuing because of a stop hook: this turn was handled
     transcript = data.get("transcript_path")
     if not isinstance(transcript, str) or not transcript:
-        return
+        return None
+    path = state_path(settings, data.get("session_id"))
+    state = SessionState.load(path)
+    if data.get("stop_hook_active") is True and not state.distill_asked:
+        return None  # Claude is already continuing because of another stop hook: this turn was handled
     try:
         turn = read_last_turn(Path(transcript))
     except OSError as exc:
         logger.info("no transcript to read (%s): %s", transcript, exc.strerror)
-        return
+        return None
     if turn is None:
-        return
-    path = state_path(settings, data.get("session_id"))
-    state = SessionState.load(path)
+        return None
     if turn.prompt_id and state.recorded_prompt_id == turn.prompt_id:
-        return  # recorded at Stop; this is the SessionEnd after it
+        return None  # recorded at Stop; this is the SessionEnd after it
+    if turn.recorded_by_the_agent:
+        logger.info("the agent recorded this turn itself; the transcript is not recorded again")
+        state.recorded_prompt_id, state.recall_id = turn.prompt_id, None
+        state.save(path)
+        return None
     steps = turn_steps(turn)
     if not steps:
-        return
-    task = turn_task(turn)
-    same_prompt = state.task == " ".join(turn.prompt.split())[:MAX_TASK_CHARS]
-    namespace = (
-        state.namespace if same_prompt and state.namespace else namespace_for(settings, data.get("cwd") or turn.cwd)
-    )
+        return None
+    namespace = state.namespace or namespace_for(settings, data.get("cwd") or turn.cwd)
+    if _asks_to_distill(data, settings, state, turn):
+        state.distill_asked = True
+        state.save(path)
+        return {"decision": "block", "reason": DISTILL_REASON.format(namespace=namespace)}
+    # The prompt the prompt hook saw is the task; the transcript's own last prompt only when the hook
+    # never saw one (installed mid-session, or a prompt it skipped).
+    task = state.task or turn_task(turn)
+    same_prompt = state.task is not None
     success, evidence = infer_outcome(turn)
     agent = f"{AGENT}/{turn.model}" if turn.model else AGENT
     with memories.open(namespace) as memory:
@@ -143,9 +173,18 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
             )
             logger.info("recorded %s (%s: %s): %s", recorded.action, outcome.value, evidence, recorded.message)
     state.recorded_prompt_id = turn.prompt_id
-    if same_prompt:
-        state.recall_id = None  # judged (or superseded by the record): never report it twice
+    state.recall_id = None  # judged (or superseded by the record): never report it twice
     state.save(path)
+    return None
+
+
+def _asks_to_distill(data: dict[str, Any], settings: Settings, state: SessionState, turn: Any) -> bool:
+    """Whether this Stop asks the agent for its own draft: opted in, once per session, never while Claude
+    is already continuing because of a stop hook, and only after work worth distilling."""
+    if settings.hook_distill != "agent" or state.distill_asked or data.get("stop_hook_active") is True:
+        return False
+    calls = turn.work_calls
+    return len(calls) >= DISTILL_MIN_CALLS and any(call.name in DISTILL_CHANGING_TOOLS for call in calls)
 
 
 def _reported_by_the_agent(memory: Any, recall_id: str) -> bool:
@@ -161,6 +200,7 @@ def _reported_by_the_agent(memory: Any, recall_id: str) -> bool:
 
 
 def on_session_start(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
+    # The warm server is started by the hook process (hooks.command) for startup, resume and clear alike.
     forget_old_states(settings)
     if data.get("source") != "compact":
         return None

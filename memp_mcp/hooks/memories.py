@@ -46,11 +46,13 @@ class FreshMemories:
 class KeptMemories:
     """One open store and, once loaded, the embedding model: what the warm server uses between events."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, model_wait: float = 0.0) -> None:
         self.settings = settings
+        self.model_wait = model_wait
         self._lock = threading.Lock()
         self._store: Any = None
         self._model: Any = None
+        self._settled = threading.Event()
 
     def _opened_store(self) -> Any:
         from memp_mcp.store import open_store
@@ -61,6 +63,12 @@ class KeptMemories:
 
     def load_model(self) -> None:
         """Load the model, bind it and embed keys stored without vectors, then recall with it."""
+        try:
+            self._load_model()
+        finally:
+            self._settled.set()
+
+    def _load_model(self) -> None:
         from memp_mcp.embedding import resolve_embedder
         from memp_mcp.engine.memory import memory_for
         from memp_mcp.errors import MempError
@@ -86,6 +94,7 @@ class KeptMemories:
     def open(self, namespace: str) -> Iterator[Any]:
         from memp_mcp.engine.memory import memory_for
 
+        self._settled.wait(self.model_wait)  # the first prompt after a start recalls as later ones do
         with self._lock:
             # A new Memory per event: binding the model on first use embeds the keys that hook
             # processes recorded without vectors since the last event, so vector search sees them.

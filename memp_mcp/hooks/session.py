@@ -1,7 +1,8 @@
 """What a Claude Code session's hooks remember between events: one small JSON file per session.
 
-The prompt hook writes what it recalled and injected; the stop hook reads it to report the
-outcome against that recall, and a session start after a compaction to inject it again. The
+The prompt hook writes the prompt (the session's task) and what it recalled and injected; the stop hook
+reads it to record the turn under that task and report the outcome against that recall, and a session
+start after a compaction to inject it again. The
 files sit in `hook-sessions/` beside the database and are forgotten after STATE_MAX_AGE_SECONDS.
 """
 
@@ -28,6 +29,8 @@ class SessionState:
     procedure_id: int | None = None
     injection: str | None = None
     recorded_prompt_id: str | None = None
+    # MEMP_HOOK_DISTILL=agent: the stop hook asked the agent for its draft (once per session).
+    distill_asked: bool = False
 
     @classmethod
     def load(cls, path: Path) -> SessionState:

@@ -4,8 +4,10 @@ Each line of a transcript is one JSON object. Those this reader uses:
 - `{"type": "user", "message": {"content": "the prompt" | [{"type": "text", "text"}, ...]}}`: a prompt;
 - `{"type": "assistant", "message": {"model", "content": [{"type": "tool_use", "id", "name", "input"}, ...]}}`;
 - `{"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id", "content", "is_error"?}]}}`.
-Lines flagged `isMeta`, `isSidechain` (a subagent's own work) or `isCompactSummary`, and lines that
-are not JSON, are skipped: the file is written by another program, and a hook must not fail on it.
+Lines flagged `isMeta` (what a skill or the client injects), `isSidechain` (a subagent's own work) or
+`isCompactSummary`, the client's own insertions written as user text (command wrappers, task
+notifications, interruption notices), a subagent's prompt written as a user line, and lines that are
+not JSON, are skipped: the file is written by another program, and a hook must not fail on it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,58 @@ from memp_mcp.models import MAX_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.
 TAIL_BYTES = 32 * 1024 * 1024
 OBSERVATION_CHARS = 1_500
-# Tools whose calls are bookkeeping, not work on the task.
-SKIPPED_TOOLS = frozenset({"TodoWrite", "ExitPlanMode", "AskUserQuestion"})
+# The client's own tools: plans, to-do lists, finding tools, loading skills, asking the user. How the
+# agent organises its work, not work on the task.
+SKIPPED_TOOLS = frozenset(
+    {
+        "TodoWrite",
+        "TodoRead",
+        "TaskCreate",
+        "TaskUpdate",
+        "TaskList",
+        "TaskGet",
+        "ExitPlanMode",
+        "EnterPlanMode",
+        "AskUserQuestion",
+        "ToolSearch",
+        "Skill",
+        "ListMcpResourcesTool",
+        "ReadMcpResourceTool",
+        "TaskOutput",
+        "BashOutput",
+        "KillShell",
+    }
+)
+# memp's own MCP tools (Claude Code names them mcp__<server>__<tool>): remembering is not a step of the task.
+MEMORY_TOOLS = frozenset(
+    {
+        "recall_procedure",
+        "record_trajectory",
+        "report_outcome",
+        "get_procedure",
+        "list_procedures",
+        "memory_stats",
+        "edit_procedure",
+        "forget_procedure",
+        "restore_procedure",
+    }
+)
+MCP_TOOL = re.compile(r"\Amcp__.+__(\w+)\Z")
+# Tools that start a subagent: their prompt comes back as a user line of the transcript.
+SUBAGENT_TOOLS = frozenset({"Agent", "Task"})
+# Text the client writes as the user's: slash-command records, shell-mode echoes, task notifications,
+# reminders, interruption notices.
+CLIENT_TEXT = re.compile(
+    r"\A(?:<(?:command-|local-command-|bash-|task-notification|system-reminder|user-prompt-submit-hook)"
+    r"|\[Request interrupted|Caveat: The messages below)"
+)
+# How Claude Code words a tool use the user rejected; the user's reason, when given, follows USER_SAID.
+REJECTED = re.compile(r"\AThe user doesn't want to (?:proceed with this tool use|take this action)")
+USER_SAID = re.compile(r"the user said:\s*", re.IGNORECASE)
+# Calls the client refused before they ran: arguments that do not fit the tool's schema, or a call
+# cancelled because another call sent with it failed. They teach nothing about the task.
+NEVER_RAN = re.compile(r"\A<tool_use_error>(?:InputValidationError\b|Cancelled: parallel tool call)")
+TOOL_USE_ERROR = re.compile(r"<tool_use_error>(.*?)(?:</tool_use_error>|\Z)", re.DOTALL)
 # How Claude Code's Bash tool reports a command that exited non-zero (the result is marked is_error).
 EXIT_CODE = re.compile(r"\AExit code (\d+)[ \t]*(?:\n|\Z)")
 FAILURE_TEXT = re.compile(
@@ -55,6 +107,22 @@ class ToolCall:
     def failed(self) -> bool:
         return self.is_error or (self.is_test_run and bool(FAILURE_TEXT.search(self.result)))
 
+    @property
+    def memory_tool(self) -> str | None:
+        """The memp tool this call used (recall_procedure, record_trajectory ...), if it is one."""
+        found = MCP_TOOL.match(self.name)
+        return found.group(1) if found and found.group(1) in MEMORY_TOOLS else None
+
+    @property
+    def is_plumbing(self) -> bool:
+        """The client's bookkeeping, a call to memp itself, or a call the client refused before it ran:
+        not a step of the task."""
+        return (
+            self.name in SKIPPED_TOOLS
+            or self.memory_tool is not None
+            or (self.is_error and bool(NEVER_RAN.match(self.result.strip())))
+        )
+
 
 @dataclass
 class Turn:
@@ -65,6 +133,15 @@ class Turn:
     calls: list[ToolCall] = field(default_factory=list)
     model: str | None = None
     cwd: str | None = None
+
+    @property
+    def recorded_by_the_agent(self) -> bool:
+        """The agent recorded this turn itself (record_trajectory answered without an error)."""
+        return any(c.memory_tool == "record_trajectory" and c.answered and not c.is_error for c in self.calls)
+
+    @property
+    def work_calls(self) -> list[ToolCall]:
+        return [call for call in self.calls if not call.is_plumbing]
 
 
 def read_last_turn(path: Path) -> Turn | None:
@@ -81,6 +158,7 @@ def read_last_turn(path: Path) -> Turn | None:
         raw_lines = handle.read().splitlines()
     turn: Turn | None = None
     calls: dict[str, ToolCall] = {}
+    subagent_prompts: set[str] = set()
     for raw in raw_lines:
         entry = _json(raw)
         if entry is None or entry.get("isMeta") or entry.get("isSidechain") or entry.get("isCompactSummary"):
@@ -91,6 +169,8 @@ def read_last_turn(path: Path) -> Turn | None:
         content = message.get("content")
         if entry.get("type") == "user":
             prompt = _prompt_text(content)
+            if prompt is not None and " ".join(prompt.split()) in subagent_prompts:
+                continue  # a subagent's prompt, written as a user line: its work is the turn's
             if prompt is not None:
                 turn = Turn(prompt, str(entry.get("uuid") or ""), cwd=_str(entry.get("cwd")))
                 calls = {}
@@ -109,6 +189,8 @@ def read_last_turn(path: Path) -> Turn | None:
                     call = ToolCall(block["name"], block["input"] if isinstance(block.get("input"), dict) else {})
                     calls[str(block.get("id"))] = call
                     turn.calls.append(call)
+                    if call.name in SUBAGENT_TOOLS and isinstance(call.input.get("prompt"), str):
+                        subagent_prompts.add(" ".join(call.input["prompt"].split()))
     return turn
 
 
@@ -135,8 +217,7 @@ def _prompt_text(content: Any) -> str | None:
     else:
         return None
     text = text.strip()
-    # Slash-command records and interruption notices are written as tagged or bracketed text.
-    if not text or text.startswith(("<command-", "<local-command-", "[Request interrupted")):
+    if not text or CLIENT_TEXT.match(text):
         return None
     return text
 
@@ -177,6 +258,8 @@ def _clip(text: str, limit: int) -> str:
 def describe_result(call: ToolCall) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
     text = call.result.strip()
+    if call.is_error and (refusal := _refusal(text)):
+        return refusal
     if len(text) > OBSERVATION_CHARS:
         half = OBSERVATION_CHARS // 2
         text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
@@ -184,6 +267,19 @@ def describe_result(call: ToolCall) -> str:
         # A tool that refused the call (an edit whose text was not found, a file that does not exist).
         return "Error: " + text if text else "Error"
     return text if call.answered or call.is_error else "(no result: the call was interrupted)"
+
+
+def _refusal(text: str) -> str | None:
+    """A refused call as one line that leads with the reason: the user's own words when they rejected it,
+    else what the client said inside its <tool_use_error> tags (the boilerplate around either left out)."""
+    if REJECTED.match(text):
+        said = USER_SAID.split(text, maxsplit=1)
+        words = " ".join(said[1].split()) if len(said) == 2 else ""
+        return f"Rejected by the user: {words}" if words else "Rejected by the user (no reason given)"
+    if found := TOOL_USE_ERROR.search(text):
+        reason = " ".join(found.group(1).split())
+        return "Error: " + _clip(reason, 300) if reason else "Error"
+    return None
 
 
 def call_step(call: ToolCall) -> Step:
@@ -204,8 +300,9 @@ def call_step(call: ToolCall) -> Step:
 
 
 def turn_steps(turn: Turn) -> list[Step]:
-    """The turn's tool calls as trajectory steps (bookkeeping tools left out), at most MAX_STEPS, latest kept."""
-    steps = [call_step(call) for call in turn.calls if call.name not in SKIPPED_TOOLS]
+    """The turn's tool calls as trajectory steps (the client's bookkeeping and memp's own calls left out), at
+    most MAX_STEPS, latest kept."""
+    steps = [call_step(call) for call in turn.work_calls]
     return steps[-MAX_STEPS:]
 
 
@@ -221,7 +318,7 @@ def infer_outcome(turn: Turn) -> tuple[bool | None, str]:
     - Without a test run, the last shell command and everything after it succeeding -> True.
     - Anything else (no commands, an error at the end, an interrupted call) -> None.
     """
-    calls = [call for call in turn.calls if call.name not in SKIPPED_TOOLS]
+    calls = turn.work_calls
     if not calls:
         return None, "no tool calls"
     if not all(call.answered for call in calls):

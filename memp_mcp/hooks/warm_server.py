@@ -1,10 +1,10 @@
 """A warm process that answers the prompt hook, so a prompt does not pay for imports and a model load.
 
-The first prompt hook of a database answers in its own process (keyword recall) and starts this
-server in the background (`python -m memp_mcp.hooks.warm_server`, see memp_mcp.hooks.client);
-later prompt hooks send their JSON over a Unix socket and print the reply. The server keeps the
-store open, loads the model in the background (hybrid recall once it is ready, keywords until
-then), handles one event at a time, and exits after IDLE_SECONDS without a request.
+SessionStart (or the first prompt hook, when no server answers) starts this server in the background
+(`python -m memp_mcp.hooks.warm_server`, see memp_mcp.hooks.client); prompt hooks send their JSON
+over a Unix socket and print the reply. The server keeps the store open, loads the model in the
+background (a prompt waits up to MODEL_WAIT_SECONDS for it, then recalls by keywords until it is
+ready), handles one event at a time, and exits after IDLE_SECONDS without a request.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ import sys
 import threading
 
 from memp_mcp.config import load_settings
-from memp_mcp.hooks.client import REPLY_TIMEOUT_SECONDS, ensure_runtime_dir, lock_path, runtime_dir, socket_path
+from memp_mcp.hooks.client import (
+    REPLY_TIMEOUT_SECONDS,
+    ensure_runtime_dir,
+    lock_path,
+    runtime_dir,
+    socket_path,
+    starting_path,
+)
 from memp_mcp.hooks.command import log_to_file
 from memp_mcp.hooks.handlers import run_hook
 from memp_mcp.hooks.memories import KeptMemories
@@ -27,6 +34,9 @@ from memp_mcp.hooks.memories import KeptMemories
 logger = logging.getLogger("memp_mcp.hooks.warm_server")
 
 IDLE_SECONDS = 1800.0
+# How long a prompt waits for the model while it loads (just after SessionStart started the server):
+# inside the client's reply timeout, so the first prompt is answered as later ones are.
+MODEL_WAIT_SECONDS = 3.0
 MAX_REQUEST_BYTES = 1_000_000
 
 
@@ -65,10 +75,11 @@ def serve() -> int:
     finally:
         os.umask(old_mask)
     listener.listen(8)
+    starting_path(path).unlink(missing_ok=True)
     # Ended with SIGTERM, it still removes its socket (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     listener.settimeout(IDLE_SECONDS)
-    memories = KeptMemories(settings)
+    memories = KeptMemories(settings, model_wait=MODEL_WAIT_SECONDS)
     threading.Thread(target=memories.load_model, name="model-load", daemon=True).start()
     logger.info("warm server for %s on %s (pid %d)", settings.db_path, path, os.getpid())
     try:

@@ -24,6 +24,12 @@ INJECTION_CHARS = 2_000
 # Lines of a code step the injected context shows; get_procedure has the rest.
 _INJECTED_CODE_LINES = 12
 
+# A pitfall learned from a failed action: the action in quotes, then why it failed (and what worked).
+_PITFALL = re.compile(r'\A"(?P<action>.*?)"(?P<rest> did not work \(.*)\Z')
+_PITFALL_ACTION_CHARS = 40
+# The injected context keeps this much of a pitfall: room for the action and, whole, the reason.
+INJECTED_PITFALL_CHARS = 300
+
 # A "<" that would close a tag (the hook's block, or whatever the client wraps injected context in), or
 # open a procedure tag in any case and spacing. "< /path", a shell's input redirection, is no tag.
 _BLOCK_MARKUP = re.compile(r"<(?=/|\s*procedure)", re.IGNORECASE)
@@ -63,6 +69,20 @@ def code_block(text: str, max_lines: int | None = None) -> str:
 def render_step(step: str, limit: int | None = None, max_lines: int | None = None) -> str:
     """A stored step for a model: one cleaned line, or a fenced code block when the step holds line breaks."""
     return code_block(step, max_lines) if "\n" in step.strip() else clean(step, limit)
+
+
+def clean_pitfall(pitfall: str, limit: int) -> str:
+    """A pitfall cleaned and clipped to `limit` by shortening the quoted action first, so what the
+    action said (the reason, the user's own words when they rejected it) is what survives."""
+    text = clean(pitfall)
+    found = _PITFALL.match(text)
+    if len(text) <= limit or found is None:
+        return clean(pitfall, limit)
+    action, rest = found.group("action"), found.group("rest")
+    room = max(_PITFALL_ACTION_CHARS, limit - len(rest) - 2)
+    if len(action) > room:
+        action = action[: room - 3].rstrip() + "..."
+    return clean(f'"{action}"{rest}', limit)
 
 
 def render_recall(result: RecallResult) -> str:
@@ -203,7 +223,7 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     steps = [
         f"{n}. {render_step(step, 240, max_lines=_INJECTED_CODE_LINES)}" for n, step in enumerate(procedure.steps, 1)
     ]
-    pitfalls = [f"- {clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
+    pitfalls = [f"- {clean_pitfall(pitfall, INJECTED_PITFALL_CHARS)}" for pitfall in procedure.pitfalls[:5]]
     used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
     if used + (len(steps[0]) + 1 if steps else 0) > room:
         return None

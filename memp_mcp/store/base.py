@@ -189,6 +189,11 @@ class Store(Protocol):
 
     def outcome_counts(self, procedure_ids: Sequence[int]) -> dict[int, tuple[int, int]]: ...
 
+    def unverified(self, procedure_ids: Sequence[int]) -> set[int]:
+        """The procedures among these that nothing has verified: every source run's outcome is unknown and
+        no success was reported for the current steps."""
+        ...
+
     def list_procedures(
         self,
         namespace: str | None = None,

@@ -159,6 +159,18 @@ class Procedures(Database):
         )
         return {int(r[0]): (int(r[1]), int(r[2])) for r in found}
 
+    def unverified(self, procedure_ids: Sequence[int]) -> set[int]:
+        if not procedure_ids:
+            return set()
+        clause, params = self.dialect.any_of("id", procedure_ids)
+        found = self._select(
+            f"SELECT id FROM procedures WHERE {clause} AND version_success_count = 0 AND NOT EXISTS ("
+            "SELECT 1 FROM procedure_sources s JOIN trajectories t ON t.id = s.trajectory_id "
+            "WHERE s.procedure_id = procedures.id AND t.outcome <> 'unknown')",
+            params,
+        )
+        return {int(r[0]) for r in found}
+
     def list_procedures(
         self,
         namespace: str | None = None,
