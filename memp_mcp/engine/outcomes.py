@@ -16,6 +16,7 @@ from memp_mcp.engine.build import failure_pitfalls
 from memp_mcp.engine.inputs import check_agent, check_draft, check_id, check_steps
 from memp_mcp.engine.lessons import lesson_pitfall, lessons, merged_pitfalls, spread_lessons, warned_message
 from memp_mcp.engine.results import OutcomeResult
+from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope
 from memp_mcp.errors import InvalidInputError, NotFoundError
@@ -88,6 +89,13 @@ class Outcomes:
             raise InvalidInputError(
                 f"correction must be a procedure draft or a text of at most {MAX_PITFALL_CHARS} characters"
             )
+        scrub = Scrubber()
+        notes = scrub.optional("notes", notes)
+        steps = None if steps is None else scrub.steps("trajectory", steps)
+        if isinstance(correction, ProcedureDraft):
+            correction = scrub.draft("correction", correction)
+        elif correction is not None:
+            correction = scrub.text("correction", correction)
         adjusted: list[int] = []
         deprecated: list[int] = []
         warned: list[int] = []
@@ -144,6 +152,7 @@ class Outcomes:
             warned_procedure_ids=warned,
             trajectory_id=trajectory_id,
             message=" ".join(parts),
+            redacted=scrub.found,
         )
 
     def _adjust(

@@ -68,6 +68,15 @@ class RecallResult(BaseModel):
     )
 
 
+# A secret or private span replaced before storing: where, and what kind (never the value). No
+# docstring: it would be sent, as the schema's description, with every tool list.
+class Redaction(BaseModel):
+    model_config = COMPACT_SCHEMA
+
+    field: str
+    kind: str
+
+
 class RecordResult(BaseModel):
     action: str = Field(description="created, merged, candidate (steps kept apart until they succeed) or stored_only.")
     trajectory_id: int
@@ -79,6 +88,7 @@ class RecordResult(BaseModel):
         description="Other procedures that take an action this run found refused: each got a pitfall saying "
         "what worked instead (update strategy 'adjustment').",
     )
+    redacted: list[Redaction] = Field(default_factory=list)
 
 
 class OutcomeResult(BaseModel):
@@ -95,6 +105,7 @@ class OutcomeResult(BaseModel):
     )
     trajectory_id: int | None = None
     message: str
+    redacted: list[Redaction] = Field(default_factory=list)
 
 
 class ProcedureDetail(BaseModel):
@@ -111,3 +122,4 @@ class ImportReport(BaseModel):
     merged: int
     trajectories: int
     conflicts: list[str]
+    redacted: list[Redaction] = Field(default_factory=list)

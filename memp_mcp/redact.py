@@ -1,0 +1,286 @@
+"""Secrets and personal data found in text, and the text with each replaced by a typed placeholder.
+
+Secrets are found by detect-secrets' plugins (the formats it knows: GitHub, GitLab, AWS key ids,
+Azure storage keys, Slack, Stripe, OpenAI, JWTs, private keys, passwords in URLs and in assignments)
+and by a few precise patterns for formats its plugins miss (fine-grained GitHub tokens, Anthropic
+and project-scoped OpenAI keys, GCP keys, Azure connection strings and SAS signatures, AWS secret
+keys on a command line, bearer tokens, whole PEM blocks). Each is replaced by `<redacted:KIND>`, so
+a step stays readable: `export GITHUB_TOKEN=<redacted:github-token> && gh release create v1.2.0`.
+
+`<private>...</private>` spans are dropped whole, leaving PRIVATE_MARK. Personal data (e-mail
+addresses, phone numbers, street addresses) is replaced only where a caller asks
+(`redact_personal`): in the texts that travel with a procedure (its title and when-to-use).
+
+Plugins are loaded on first use (detect-secrets imports an HTTP client for its optional verifiers),
+and each runs only on text holding one of its cheap trigger words, so text with nothing of the kind
+costs a few substring searches.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+PRIVATE_MARK = "<private:dropped>"
+_PLACEHOLDER = re.compile(r"<redacted:[a-z0-9-]+>")
+# A private span runs to its closing tag, or to the end of the text when the tag was cut off.
+_PRIVATE = re.compile(r"<private>.*?(?:</private>|\Z)", re.DOTALL | re.IGNORECASE)
+# Characters a token continues with: a match a plugin cut short (a JWT's signature, a Stripe key
+# longer than the plugin's 24 characters) is widened over them.
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def placeholder(kind: str) -> str:
+    return f"<redacted:{kind}>"
+
+
+@dataclass(frozen=True)
+class _Detector:
+    kind: str
+    triggers: tuple[str, ...]  # lower-case substrings without which the detector cannot match
+    find: Callable[[str], Iterator[tuple[int, int]]]  # spans of secret values
+    widen: bool = False
+
+
+def _regex(pattern: str, group: int = 0, flags: int = 0) -> Callable[[str], Iterator[tuple[int, int]]]:
+    compiled = re.compile(pattern, flags)
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
+        for match in compiled.finditer(text):
+            if match.group(group):
+                yield match.span(group)
+
+    return find
+
+
+def _values(
+    plugin: Any, credible: Callable[[str], bool] = lambda _: True, *, label: str = ""
+) -> Callable[[str], Iterator[tuple[int, int]]]:
+    """Spans of the values a detect-secrets plugin finds in the text (it reports values, not places);
+    a `label` the plugin reports with the value (`AccountKey=`) is left in place."""
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
+        for value in set(plugin.analyze_string(text)):
+            if not value or not credible(value):
+                continue
+            start = text.find(value)
+            while start != -1:
+                yield start + (len(label) if value.startswith(label) else 0), start + len(value)
+                start = text.find(value, start + len(value))
+
+    return find
+
+
+def _entropy(value: str) -> float:
+    counts: dict[str, int] = {}
+    for char in value:
+        counts[char] = counts.get(char, 0) + 1
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+_REFERENCE = re.compile(r"^[$%{<@]|[(){}\[\]<>]|^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_PLACEHOLDER_WORDS = re.compile(
+    r"(?i)^(x+|\*+|\.+|changeme|change_me|password\d*|secret\d*|example\w*|your\w*|dummy\w*|test\w*|fake\w*"
+    r"|placeholder|redacted|null|none|true|false|hunter2|admin|root|sample\w*|foo\w*|bar\w*|xxx\w*)$"
+)
+
+
+def credible_secret(value: str) -> bool:
+    """Whether a value assigned to a secret-sounding name looks like a credential rather than code:
+    not a variable, call or reference (`$TOKEN`, `self.password`, `os.environ[...]`), not an
+    obvious placeholder, long enough and mixed enough to be a real one."""
+    value = value.strip()
+    if len(value) < 8 or " " in value or _REFERENCE.search(value) or _PLACEHOLDER_WORDS.match(value):
+        return False
+    if value.startswith(("/", "./", "~", "http")) and "@" not in value:
+        return False  # a path or a URL (a URL's password is the basic-auth detector's)
+    classes = sum(
+        any(test(c) for c in value) for test in (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+    )
+    return classes >= 3 or (classes >= 2 and _entropy(value) >= 3.0)
+
+
+_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api_?key|apikey|access_?key|auth_?key|private_?key)"
+_ASSIGNED = re.compile(
+    rf"(?i)(?<![A-Za-z0-9]){_SECRET_NAME}[A-Za-z0-9_-]*[\"']?\s*(?::=|=|:)\s*([\"']?)([^\s\"'`,;]+)\1"
+)
+_FLAG = re.compile(r"(?i)--(?:password|passwd|token|api-key|secret|access-key|client-secret)(?:=|\s+)([^\s\"'`]+)")
+
+
+def _assigned(text: str) -> Iterator[tuple[int, int]]:
+    """Values given to secret-sounding names in shell, env files, YAML and command flags."""
+    for match in _ASSIGNED.finditer(text):
+        if credible_secret(match.group(2)):
+            yield match.span(2)
+    for match in _FLAG.finditer(text):
+        if credible_secret(match.group(1)):
+            yield match.span(1)
+
+
+@functools.cache
+def _detectors() -> tuple[_Detector, ...]:
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.basic_auth import BasicAuthDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.keyword import KeywordDetector
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+
+    pem = (
+        r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
+        r"(?:.*?-----END \1PRIVATE KEY\2-----|[A-Za-z0-9+/=\s\\:,.-]*)"
+    )
+    return (
+        # Whole blocks first: a PEM key inside a GCP service-account file, JSON-escaped or not.
+        _Detector("private-key", ("private key",), _regex(pem, flags=re.DOTALL)),
+        _Detector("private-key", ("putty-user-key",), _values(_PuttyKey())),
+        _Detector("anthropic-key", ("sk-ant-",), _regex(r"sk-ant-[A-Za-z0-9_-]{20,}")),
+        _Detector("openai-key", ("sk-",), _regex(r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}")),
+        _Detector("openai-key", ("t3blbkfj",), _values(OpenAIDetector()), widen=True),
+        _Detector("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), _values(GitHubTokenDetector()), True),
+        _Detector("github-token", ("github_pat_",), _regex(r"github_pat_[A-Za-z0-9_]{30,}")),
+        _Detector(
+            "gitlab-token",
+            ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-", "glimt-", "glptt-", "glagent-"),
+            _values(GitLabTokenDetector()),
+            True,
+        ),
+        _Detector("aws-access-key", ("a3t", "abia", "acca", "akia", "asia"), _values(AWSKeyDetector()), True),
+        _Detector(
+            "aws-secret-key",
+            ("aws",),
+            _regex(
+                r"(?i)aws.{0,30}?(?:secret|key)[\w-]{0,20}[\"']?(?:\s*[=:]\s*|\s+)[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+                1,
+            ),
+        ),
+        _Detector("gcp-api-key", ("aiza",), _regex(r"AIza[0-9A-Za-z_-]{35}")),
+        _Detector("gcp-key-id", ("private_key_id",), _regex(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"", 1)),
+        _Detector("azure-storage-key", ("accountkey",), _values(AzureStorageKeyDetector(), label="AccountKey=")),
+        _Detector(
+            "azure-key",
+            ("sharedaccesskey", "accountkey", "sig=", "subscription-key", "api-key", "functions-key"),
+            _regex(
+                r"(?i)(?:SharedAccessKey|AccountKey|[?&]sig|subscription-key|api-key|functions-key)[\"']?\s*[=:]\s*"
+                r"[\"']?([A-Za-z0-9+/%]{32,}={0,2})",
+                1,
+            ),
+        ),
+        _Detector("slack-token", ("xox", "hooks.slack.com"), _values(SlackDetector()), True),
+        _Detector("stripe-key", ("sk_live_", "rk_live_"), _values(StripeDetector()), True),
+        _Detector("stripe-key", ("sk_test_", "rk_test_"), _regex(r"\b[rs]k_test_[0-9a-zA-Z]{24,}")),
+        _Detector("jwt", ("eyj",), _values(JwtTokenDetector()), True),
+        _Detector("npm-token", ("npm_", "_authtoken"), _values(NpmDetector()), True),
+        _Detector("pypi-token", ("pypi-",), _values(PypiTokenDetector()), True),
+        _Detector("sendgrid-key", ("sg.",), _values(SendGridDetector()), True),
+        _Detector("mailchimp-key", ("-us",), _values(MailchimpDetector()), True),
+        _Detector("password", ("://",), _values(BasicAuthDetector(), lambda v: not _PLACEHOLDER.search(v))),
+        _Detector("bearer-token", ("bearer",), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
+        _Detector(
+            "secret",
+            ("password", "passwd", "pwd", "secret", "key", "contrase"),
+            _values(KeywordDetector(), credible_secret),
+        ),
+        _Detector("secret", ("pass", "pwd", "secret", "token", "key"), _assigned),
+    )
+
+
+class _PuttyKey:
+    def analyze_string(self, text: str) -> Iterator[str]:
+        found = re.search(r"PuTTY-User-Key-File-\d:.*?(?:Private-MAC: [0-9a-f]+|\Z)", text, re.DOTALL)
+        if found:
+            yield found.group(0)
+
+
+@dataclass(frozen=True)
+class Redacted:
+    text: str
+    kinds: tuple[str, ...]  # the kind of each secret replaced, in order of appearance, repeats kept
+
+
+def find_secrets(text: str) -> tuple[str, ...]:
+    """The kinds of secret in `text` (empty when none)."""
+    return redact(text).kinds
+
+
+def redact(text: str) -> Redacted:
+    """`text` with private spans dropped and every secret found replaced by its typed placeholder."""
+    kinds: list[str] = []
+    if "<private" in text.lower():
+        text, dropped = _PRIVATE.subn(PRIVATE_MARK, text)
+        kinds += ["private"] * dropped
+    lowered = text.lower()
+    spans: list[tuple[int, int, str]] = []
+    for detector in _active(lowered):
+        for start, end in detector.find(text):
+            if detector.widen:
+                while start > 0 and text[start - 1] in _TOKEN_CHARS:
+                    start -= 1
+                while end < len(text) and text[end] in _TOKEN_CHARS:
+                    end += 1
+            spans.append((start, end, detector.kind))
+    if not spans:
+        return Redacted(text, tuple(kinds))
+    parts: list[str] = []
+    position = 0
+    # Earliest first, and of two overlapping, the one found first (detectors are ordered from the
+    # most specific): an overlapped span is already covered.
+    for start, end, kind in sorted(spans, key=lambda s: s[0]):
+        if start < position:
+            continue
+        if _PLACEHOLDER.fullmatch(text[start:end]):
+            continue
+        parts += [text[position:start], placeholder(kind)]
+        kinds.append(kind)
+        position = end
+    parts.append(text[position:])
+    return Redacted("".join(parts), tuple(kinds))
+
+
+def _active(lowered: str) -> Iterator[_Detector]:
+    # The triggers are cheap substring searches: on most text no detector's regexes run at all.
+    for detector in _detectors():
+        if any(trigger in lowered for trigger in detector.triggers):
+            yield detector
+
+
+# -- personal data ---------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_PHONE = re.compile(
+    r"(?<![\w/.#=-])(?:"
+    r"\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]\d{2,4}){1,4}"  # international: +44 20 7946 0958
+    r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}"  # (555) 123-4567
+    r"|\d{3}[\s.-]\d{3}[\s.-]\d{4}"  # 555-123-4567
+    r")(?![\w-])"
+)
+_STREET = (
+    r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter"
+    r"|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Trl"
+)
+_ADDRESS = re.compile(
+    rf"\b\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][A-Za-z'-]*\.?\s+){{1,4}}(?:{_STREET})\b\.?"
+    r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[\w-]+)?"
+    r"(?:,\s*[A-Z][A-Za-z .'-]{1,40}?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?)?"
+)
+
+
+def redact_personal(text: str) -> Redacted:
+    """`text` with e-mail addresses, phone numbers and street addresses replaced by placeholders."""
+    kinds: list[str] = []
+    for kind, pattern in (("address", _ADDRESS), ("email", _EMAIL), ("phone", _PHONE)):
+        text, count = pattern.subn(placeholder(kind), text)
+        kinds += [kind] * count
+    return Redacted(text, tuple(kinds))
