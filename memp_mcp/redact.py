@@ -29,6 +29,7 @@ PRIVATE_MARK = "<private:dropped>"
 _PLACEHOLDER = re.compile(r"<redacted:[a-z0-9-]+>")
 # A private span runs to its closing tag, or to the end of the text when the tag was cut off.
 _PRIVATE = re.compile(r"<private>.*?(?:</private>|\Z)", re.DOTALL | re.IGNORECASE)
+_PRIVATE_TAIL = re.compile(r"\A.*</private>", re.DOTALL | re.IGNORECASE)
 # Characters a token continues with: a match a plugin cut short (a JWT's signature, a Stripe key
 # longer than the plugin's 24 characters) is widened over them.
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -218,9 +219,11 @@ def find_secrets(text: str) -> tuple[str, ...]:
 def redact(text: str) -> Redacted:
     """`text` with private spans dropped and every secret found replaced by its typed placeholder."""
     kinds: list[str] = []
-    if "<private" in text.lower():
+    if "private>" in text.lower():
         text, dropped = _PRIVATE.subn(PRIVATE_MARK, text)
-        kinds += ["private"] * dropped
+        # A closing tag left over: its opening was cut off before the text came here.
+        text, cut = _PRIVATE_TAIL.subn(PRIVATE_MARK, text)
+        kinds += ["private"] * (dropped + cut)
     lowered = text.lower()
     spans: list[tuple[int, int, str]] = []
     for detector in _active(lowered):

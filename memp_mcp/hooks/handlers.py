@@ -51,13 +51,20 @@ def namespace_for(settings: Settings, cwd: object) -> str:
 # -- the prompt ----------------------------------------------------------------------------
 
 
+def prompt_task(prompt: str) -> str:
+    """The prompt as this session's state keeps it (on disk): one line, without secrets or private spans."""
+    from memp_mcp.redact import redact
+
+    return " ".join(redact(prompt).text.split())[:MAX_TASK_CHARS]
+
+
 def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
     from memp_mcp.text import keywords
 
     prompt = data.get("prompt")
     if not isinstance(prompt, str):
         return None
-    task = " ".join(prompt.split())[:MAX_TASK_CHARS]
+    task = prompt_task(prompt)
     if task.startswith("/") or len(keywords(task)) < MIN_PROMPT_KEYWORDS:
         return None
     if settings.database_url is None and not settings.db_path.exists():
@@ -107,7 +114,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     if not steps:
         return
     task = turn_task(turn)
-    same_prompt = state.task == " ".join(turn.prompt.split())[:MAX_TASK_CHARS]
+    same_prompt = state.task == prompt_task(turn.prompt)
     namespace = (
         state.namespace if same_prompt and state.namespace else namespace_for(settings, data.get("cwd") or turn.cwd)
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from memp_mcp.engine.verdict import TEST_COMMAND
 from memp_mcp.models import MAX_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
+from memp_mcp.redact import redact
 
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.
 TAIL_BYTES = 32 * 1024 * 1024
@@ -167,7 +168,7 @@ def describe_action(call: ToolCall) -> str:
         detail = str(data["description"])
     else:
         detail = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    return _clip(f"{call.name}: {' '.join(detail.split())}", MAX_ACTION_CHARS)
+    return _clip(f"{call.name}: {' '.join(redact(detail).text.split())}", MAX_ACTION_CHARS)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -176,7 +177,9 @@ def _clip(text: str, limit: int) -> str:
 
 def describe_result(call: ToolCall) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
-    text = call.result.strip()
+    # Redacted whole, before the middle is cut: a secret or a <private> span across the cut would
+    # otherwise leave a piece no detector recognises.
+    text = redact(call.result).text.strip()
     if len(text) > OBSERVATION_CHARS:
         half = OBSERVATION_CHARS // 2
         text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
@@ -210,7 +213,7 @@ def turn_steps(turn: Turn) -> list[Step]:
 
 
 def turn_task(turn: Turn) -> str:
-    return _clip(" ".join(turn.prompt.split()), MAX_TASK_CHARS)
+    return _clip(" ".join(redact(turn.prompt).text.split()), MAX_TASK_CHARS)
 
 
 def infer_outcome(turn: Turn) -> tuple[bool | None, str]:
