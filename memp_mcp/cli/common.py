@@ -65,3 +65,8 @@ def memory_at(
         return open_memory(settings, embedder=None if need_model else BackgroundEmbedder(None))
     except MempError as exc:
         fail(str(exc))
+
+
+def redaction_line(redacted: list[Any]) -> str:
+    """What was redacted before storing, and where (never the value): `redacted: github-token in steps[0]; ...`."""
+    return "redacted before storing: " + "; ".join(f"{r.kind} in {r.field}" for r in redacted)

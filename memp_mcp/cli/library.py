@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from memp_mcp.cli.common import console, errors, fail, memory_at, settings_with
+from memp_mcp.cli.common import console, errors, fail, memory_at, redaction_line, settings_with
 from memp_mcp.cli.options import DatabaseUrlOption, DbOption, NamespaceOption
 from memp_mcp.errors import MempError
 from memp_mcp.text import counted, one_line
@@ -43,14 +43,21 @@ def export_command(
     output = output or destination
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     lines = export_library(memory, memory.default_namespace)
+    try:
+        # The first line comes once every procedure was checked for secrets.
+        first = next(lines)
+    except MempError as exc:
+        fail(str(exc))
     if output is None:
+        print(first)
         for line in lines:
             print(line)
         return
     temporary = output.with_name(output.name + ".partial")
     try:
         with temporary.open("w", encoding="utf-8") as handle:
-            count = sum(1 for line in lines if handle.write(line + "\n"))
+            handle.write(first + "\n")
+            count = 1 + sum(1 for line in lines if handle.write(line + "\n"))
         temporary.replace(output)
     except OSError as exc:
         if temporary.parent.is_dir():
@@ -67,6 +74,8 @@ def _export_skills(directory: Path, db: Path | None, namespace: str | None, data
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         written = export_skills(memory, memory.default_namespace, directory)
+    except MempError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot write skills into {directory}: {exc.strerror or exc}")
     errors.print(f"exported {len(written)} active procedures as skills into {directory}")
@@ -105,6 +114,8 @@ def import_command(
     )
     for conflict in report.conflicts:
         console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)
+    if report.redacted:
+        console.print(redaction_line(report.redacted), highlight=False)
 
 
 def migrate(

@@ -19,8 +19,9 @@ return the k best.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError
@@ -71,6 +72,15 @@ def embed_keys(
         if progress:
             progress(min(start + batch_size, len(keys)), len(keys))
     return embedded
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One row's texts: plain columns as strings, JSON columns decoded."""
+
+    table: str
+    key: tuple[Any, ...]
+    values: dict[str, Any]
 
 
 class Store(Protocol):
@@ -218,6 +228,16 @@ class Store(Protocol):
     def set_status(self, procedure_id: int, status: ProcedureStatus) -> None: ...
 
     def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None: ...
+
+    # -- every sent text, for `scan` (texts.py) ----------------------------------------------------
+
+    def stored_rows(self, namespace: str | None = None) -> Iterator[StoredRow]:
+        """Every row holding text an agent or a user sent, history included."""
+        ...
+
+    def rewrite_row(self, row: StoredRow, changes: dict[str, Any]) -> None:
+        """Write new values of some of a row's texts (inside a transaction), keeping search in step."""
+        ...
 
     # -- search --------------------------------------------------------------------------------
 
