@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 PRIVATE_MARK = "<private:dropped>"
@@ -33,6 +33,11 @@ _PRIVATE_TAIL = re.compile(r"\A.*</private>", re.DOTALL | re.IGNORECASE)
 # Characters a token continues with: a match a plugin cut short (a JWT's signature, a Stripe key
 # longer than the plugin's 24 characters) is widened over them.
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+# A value found once is looked for in the texts that come with it only when it is this long: a
+# short one ("8080", a four-letter password) would be replaced wherever its letters occur.
+_MIN_KNOWN_CHARS = 8
 
 
 def placeholder(kind: str) -> str:
@@ -209,6 +214,10 @@ class _PuttyKey:
 class Redacted:
     text: str
     kinds: tuple[str, ...]  # the kind of each secret replaced, in order of appearance, repeats kept
+    # The values replaced, by value: held in memory only, so that a caller can take the same values
+    # out of the texts that come with this one (`known`), where they appear without the context that
+    # made them recognisable (a key echoed bare in a command's output).
+    values: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 def find_secrets(text: str) -> tuple[str, ...]:
@@ -216,8 +225,9 @@ def find_secrets(text: str) -> tuple[str, ...]:
     return redact(text).kinds
 
 
-def redact(text: str) -> Redacted:
-    """`text` with private spans dropped and every secret found replaced by its typed placeholder."""
+def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
+    """`text` with private spans dropped and every secret found replaced by its typed placeholder,
+    and so is every secret value of `known` (value -> kind) that it holds."""
     kinds: list[str] = []
     if "private>" in text.lower():
         text, dropped = _PRIVATE.subn(PRIVATE_MARK, text)
@@ -234,9 +244,15 @@ def redact(text: str) -> Redacted:
                 while end < len(text) and text[end] in _TOKEN_CHARS:
                     end += 1
             spans.append((start, end, detector.kind))
+    for value, kind in (known or {}).items():
+        start = text.find(value)
+        while start != -1:
+            spans.append((start, start + len(value), kind))
+            start = text.find(value, start + len(value))
     if not spans:
         return Redacted(text, tuple(kinds))
     parts: list[str] = []
+    values: dict[str, str] = {}
     position = 0
     # Earliest first, and of two overlapping, the one found first (detectors are ordered from the
     # most specific): an overlapped span is already covered.
@@ -247,9 +263,11 @@ def redact(text: str) -> Redacted:
             continue
         parts += [text[position:start], placeholder(kind)]
         kinds.append(kind)
+        if end - start >= _MIN_KNOWN_CHARS:
+            values[text[start:end]] = kind
         position = end
     parts.append(text[position:])
-    return Redacted("".join(parts), tuple(kinds))
+    return Redacted("".join(parts), tuple(kinds), values)
 
 
 def _active(lowered: str) -> Iterator[_Detector]:

@@ -15,7 +15,7 @@ from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Procedure, Trajectory
 from memp_mcp.redact import redact
 from memp_mcp.store import Store
-from memp_mcp.store.texts import StoredRow
+from memp_mcp.store.base import StoredRow
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ def scan(store: Store, namespace: str | None, *, fix: bool) -> ScanReport:
         with store.transaction():
             for row, changed in changes:
                 store.rewrite_row(row, changed)
+        store.purge_freed()  # the old values would stay readable in the file's freed pages
     return report
 
 

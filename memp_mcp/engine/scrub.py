@@ -21,6 +21,9 @@ class Scrubber:
 
     def __init__(self) -> None:
         self._found: dict[tuple[str, str], None] = {}
+        # Secret values found so far in this input (memory only): taken out wherever they recur in
+        # it, such as a token set by a command and echoed bare in its output.
+        self._values: dict[str, str] = {}
 
     @property
     def found(self) -> list[Redaction]:
@@ -32,7 +35,8 @@ class Scrubber:
             self._found[field, kind] = None
 
     def text(self, field: str, value: str) -> str:
-        redacted = redact(value)
+        redacted = redact(value, self._values)
+        self._values.update(redacted.values)
         self._note(field, redacted.kinds)
         return redacted.text
 

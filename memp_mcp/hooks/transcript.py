@@ -175,11 +175,11 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_result(call: ToolCall) -> str:
+def describe_result(call: ToolCall, known: dict[str, str] | None = None) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
     # Redacted whole, before the middle is cut: a secret or a <private> span across the cut would
     # otherwise leave a piece no detector recognises.
-    text = redact(call.result).text.strip()
+    text = redact(call.result, known).text.strip()
     if len(text) > OBSERVATION_CHARS:
         half = OBSERVATION_CHARS // 2
         text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
@@ -194,7 +194,9 @@ def call_step(call: ToolCall) -> Step:
     an "Error:" label: a failing test run is a check that failed (perhaps on purpose, to reproduce a
     bug), which the builder tells apart from an action that was refused by what the output says."""
     exit_code = None
-    observation = describe_result(call)
+    # Secrets the call was given, taken out of its output too, where they may come back bare.
+    given = redact("\n".join(str(value) for value in call.input.values())).values
+    observation = describe_result(call, given)
     if call.is_error and call.command and (found := EXIT_CODE.match(observation)):
         # The code goes in its field; the output that follows is what the command said.
         exit_code, observation = int(found.group(1)), observation[found.end() :]

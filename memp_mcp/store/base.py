@@ -239,6 +239,10 @@ class Store(Protocol):
         """Write new values of some of a row's texts (inside a transaction), keeping search in step."""
         ...
 
+    def purge_freed(self) -> None:
+        """Rewrite the storage so that no freed space keeps overwritten text (outside a transaction)."""
+        ...
+
     # -- search --------------------------------------------------------------------------------
 
     def vector_search(self, namespace: str, vector: Vector, k: int) -> list[tuple[int, float]]:
