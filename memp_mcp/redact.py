@@ -11,9 +11,9 @@ a step stays readable: `export GITHUB_TOKEN=<redacted:github-token> && gh releas
 addresses, phone numbers, street addresses) is replaced only where a caller asks
 (`redact_personal`): in the texts that travel with a procedure (its title and when-to-use).
 
-Plugins are loaded on first use (detect-secrets imports an HTTP client for its optional verifiers),
-and each runs only on text holding one of its cheap trigger words, so text with nothing of the kind
-costs a few substring searches.
+Plugins are loaded on first use (detect-secrets imports an HTTP client for its optional verifiers).
+Each detector runs only on the lines holding one of its trigger words, all of which are found in one
+pass of an Aho-Corasick automaton: text with nothing of the kind costs that one pass.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class _Detector:
     triggers: tuple[str, ...]  # lower-case substrings without which the detector cannot match
     find: Callable[[str], Iterator[tuple[int, int]]]  # spans of secret values
     widen: bool = False
+    # What it matches lies on one line: it runs on the lines holding a trigger, not the whole text
+    # (a 20,000-character output with the word "password" in one line costs one short line).
+    one_line: bool = True
 
 
 def _regex(pattern: str, group: int = 0, flags: int = 0) -> Callable[[str], Iterator[tuple[int, int]]]:
@@ -110,7 +113,9 @@ def credible_secret(value: str) -> bool:
     return classes >= 3 or (classes >= 2 and _entropy(value) >= 3.0)
 
 
-_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api_?key|apikey|access_?key|auth_?key|private_?key)"
+_SECRET_NAME = (
+    r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key)"
+)
 _ASSIGNED = re.compile(
     rf"(?i)(?<![A-Za-z0-9]){_SECRET_NAME}[A-Za-z0-9_-]*[\"']?\s*(?::=|=|:)\s*([\"']?)([^\s\"'`,;]+)\1"
 )
@@ -125,6 +130,16 @@ def _assigned(text: str) -> Iterator[tuple[int, int]]:
     for match in _FLAG.finditer(text):
         if credible_secret(match.group(1)):
             yield match.span(1)
+
+
+# The words of detect-secrets' keyword list (plugins/keyword.py DENYLIST) as triggers: "key" alone
+# would send most code to its regexes.
+_KEYWORDS = (
+    "password", "passwd", "pwd", "secret", "contrase", "api_key", "apikey", "api-key", "auth_key", "authkey",
+    "service_key", "servicekey", "account_key", "accountkey", "db_key", "dbkey", "database_key", "priv_key",
+    "privkey", "private_key", "privatekey", "client_key", "clientkey", "db_pass", "dbpass", "database_pass",
+    "key_pass", "keypass",
+)  # fmt: skip
 
 
 @functools.cache
@@ -150,8 +165,8 @@ def _detectors() -> tuple[_Detector, ...]:
     )
     return (
         # Whole blocks first: a PEM key inside a GCP service-account file, JSON-escaped or not.
-        _Detector("private-key", ("private key",), _regex(pem, flags=re.DOTALL)),
-        _Detector("private-key", ("putty-user-key",), _values(_PuttyKey())),
+        _Detector("private-key", ("private key",), _regex(pem, flags=re.DOTALL), one_line=False),
+        _Detector("private-key", ("putty-user-key",), _values(_PuttyKey()), one_line=False),
         _Detector("anthropic-key", ("sk-ant-",), _regex(r"sk-ant-[A-Za-z0-9_-]{20,}")),
         _Detector("openai-key", ("sk-",), _regex(r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}")),
         _Detector("openai-key", ("t3blbkfj",), _values(OpenAIDetector()), widen=True),
@@ -194,12 +209,8 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("mailchimp-key", ("-us",), _values(MailchimpDetector()), True),
         _Detector("password", ("://",), _values(BasicAuthDetector(), lambda v: not _PLACEHOLDER.search(v))),
         _Detector("bearer-token", ("bearer",), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
-        _Detector(
-            "secret",
-            ("password", "passwd", "pwd", "secret", "key", "contrase"),
-            _values(KeywordDetector(), credible_secret),
-        ),
-        _Detector("secret", ("pass", "pwd", "secret", "token", "key"), _assigned),
+        _Detector("secret", _KEYWORDS, _values(KeywordDetector(), credible_secret)),
+        _Detector("secret", (*_KEYWORDS, "token", "access_key", "accesskey", "access-key"), _assigned),
     )
 
 
@@ -235,9 +246,12 @@ def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
         text, cut = _PRIVATE_TAIL.subn(PRIVATE_MARK, text)
         kinds += ["private"] * (dropped + cut)
     lowered = text.lower()
+    present = set(_triggers().find_matches_as_strings(lowered, overlapping=True))
     spans: list[tuple[int, int, str]] = []
-    for detector in _active(lowered):
-        for start, end in detector.find(text):
+    for detector in _detectors() if present else ():
+        if present.isdisjoint(detector.triggers):
+            continue
+        for start, end in _found(detector, text, lowered, present):
             if detector.widen:
                 while start > 0 and text[start - 1] in _TOKEN_CHARS:
                     start -= 1
@@ -270,11 +284,36 @@ def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
     return Redacted("".join(parts), tuple(kinds), values)
 
 
-def _active(lowered: str) -> Iterator[_Detector]:
-    # The triggers are cheap substring searches: on most text no detector's regexes run at all.
-    for detector in _detectors():
-        if any(trigger in lowered for trigger in detector.triggers):
-            yield detector
+@functools.cache
+def _triggers() -> Any:
+    """Every detector's triggers in one automaton: the text is read once, not once per trigger."""
+    import ahocorasick_rs
+
+    triggers = sorted({trigger for detector in _detectors() for trigger in detector.triggers})
+    return ahocorasick_rs.AhoCorasick(triggers, matchkind=ahocorasick_rs.MatchKind.Standard)
+
+
+def _found(detector: _Detector, text: str, lowered: str, present: set[str]) -> Iterator[tuple[int, int]]:
+    if not detector.one_line:
+        yield from detector.find(text)
+        return
+    for first, last in _lines_with(lowered, [t for t in detector.triggers if t in present]):
+        for start, end in detector.find(text[first:last]):
+            yield first + start, first + end
+
+
+def _lines_with(lowered: str, triggers: list[str]) -> list[tuple[int, int]]:
+    """The (start, end) of each line of the text holding one of `triggers`, in order, each once."""
+    lines: set[tuple[int, int]] = set()
+    for trigger in triggers:
+        at = lowered.find(trigger)
+        while at != -1:
+            first = lowered.rfind("\n", 0, at) + 1
+            last = lowered.find("\n", at)
+            last = len(lowered) if last == -1 else last
+            lines.add((first, last))
+            at = lowered.find(trigger, last)
+    return sorted(lines)
 
 
 # -- personal data ---------------------------------------------------------------------------
