@@ -142,6 +142,15 @@ _KEYWORDS = (
 )  # fmt: skip
 
 
+def _any_case(*words: str) -> tuple[str, ...]:
+    """Triggers for words written in any usual case: password, PASSWORD, Password, apiKey, ApiKey."""
+    variants: list[str] = []
+    for word in words:
+        camel = word.replace("_key", "Key").replace("key", "Key").replace("pass", "Pass").replace("token", "Token")
+        variants += [word, word.upper(), word.capitalize(), camel, camel[:1].upper() + camel[1:]]
+    return tuple(dict.fromkeys(variants))
+
+
 @functools.cache
 def _detectors() -> tuple[_Detector, ...]:
     from detect_secrets.plugins.aws import AWSKeyDetector
@@ -165,34 +174,46 @@ def _detectors() -> tuple[_Detector, ...]:
     )
     return (
         # Whole blocks first: a PEM key inside a GCP service-account file, JSON-escaped or not.
-        _Detector("private-key", ("private key",), _regex(pem, flags=re.DOTALL), one_line=False),
-        _Detector("private-key", ("putty-user-key",), _values(_PuttyKey()), one_line=False),
+        _Detector("private-key", ("PRIVATE KEY",), _regex(pem, flags=re.DOTALL), one_line=False),
+        _Detector("private-key", ("PuTTY-User-Key",), _values(_PuttyKey()), one_line=False),
         _Detector("anthropic-key", ("sk-ant-",), _regex(r"sk-ant-[A-Za-z0-9_-]{20,}")),
         _Detector("openai-key", ("sk-",), _regex(r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}")),
-        _Detector("openai-key", ("t3blbkfj",), _values(OpenAIDetector()), widen=True),
+        _Detector("openai-key", ("T3BlbkFJ",), _values(OpenAIDetector()), widen=True),
         _Detector("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), _values(GitHubTokenDetector()), True),
         _Detector("github-token", ("github_pat_",), _regex(r"github_pat_[A-Za-z0-9_]{30,}")),
         _Detector(
             "gitlab-token",
-            ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-", "glimt-", "glptt-", "glagent-"),
+            (
+                "glpat-",
+                "gldt-",
+                "glft-",
+                "glsoat-",
+                "glrt-",
+                "GR1348941",
+                "glcbt-",
+                "glimt-",
+                "glptt-",
+                "glagent-",
+                "gloas-",
+            ),
             _values(GitLabTokenDetector()),
             True,
         ),
-        _Detector("aws-access-key", ("a3t", "abia", "acca", "akia", "asia"), _values(AWSKeyDetector()), True),
+        _Detector("aws-access-key", ("A3T", "ABIA", "ACCA", "AKIA", "ASIA"), _values(AWSKeyDetector()), True),
         _Detector(
             "aws-secret-key",
-            ("aws",),
+            _any_case("aws"),
             _regex(
                 r"(?i)aws.{0,30}?(?:secret|key)[\w-]{0,20}[\"']?(?:\s*[=:]\s*|\s+)[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
                 1,
             ),
         ),
-        _Detector("gcp-api-key", ("aiza",), _regex(r"AIza[0-9A-Za-z_-]{35}")),
+        _Detector("gcp-api-key", ("AIza",), _regex(r"AIza[0-9A-Za-z_-]{35}")),
         _Detector("gcp-key-id", ("private_key_id",), _regex(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"", 1)),
-        _Detector("azure-storage-key", ("accountkey",), _values(AzureStorageKeyDetector(), label="AccountKey=")),
+        _Detector("azure-storage-key", ("AccountKey",), _values(AzureStorageKeyDetector(), label="AccountKey=")),
         _Detector(
             "azure-key",
-            ("sharedaccesskey", "accountkey", "sig=", "subscription-key", "api-key", "functions-key"),
+            ("SharedAccessKey", "AccountKey", "sig=", *_any_case("subscription-key", "api-key", "functions-key")),
             _regex(
                 r"(?i)(?:SharedAccessKey|AccountKey|[?&]sig|subscription-key|api-key|functions-key)[\"']?\s*[=:]\s*"
                 r"[\"']?([A-Za-z0-9+/%]{32,}={0,2})",
@@ -202,15 +223,15 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("slack-token", ("xox", "hooks.slack.com"), _values(SlackDetector()), True),
         _Detector("stripe-key", ("sk_live_", "rk_live_"), _values(StripeDetector()), True),
         _Detector("stripe-key", ("sk_test_", "rk_test_"), _regex(r"\b[rs]k_test_[0-9a-zA-Z]{24,}")),
-        _Detector("jwt", ("eyj",), _values(JwtTokenDetector()), True),
-        _Detector("npm-token", ("npm_", "_authtoken"), _values(NpmDetector()), True),
+        _Detector("jwt", ("eyJ",), _values(JwtTokenDetector()), True),
+        _Detector("npm-token", ("npm_", "_authToken"), _values(NpmDetector()), True),
         _Detector("pypi-token", ("pypi-",), _values(PypiTokenDetector()), True),
-        _Detector("sendgrid-key", ("sg.",), _values(SendGridDetector()), True),
+        _Detector("sendgrid-key", ("SG.",), _values(SendGridDetector()), True),
         _Detector("mailchimp-key", ("-us",), _values(MailchimpDetector()), True),
         _Detector("password", ("://",), _values(BasicAuthDetector(), lambda v: not _PLACEHOLDER.search(v))),
-        _Detector("bearer-token", ("bearer",), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
-        _Detector("secret", _KEYWORDS, _values(KeywordDetector(), credible_secret)),
-        _Detector("secret", (*_KEYWORDS, "token", "access_key", "accesskey", "access-key"), _assigned),
+        _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
+        _Detector("secret", _any_case(*_KEYWORDS), _values(KeywordDetector(), credible_secret)),
+        _Detector("secret", _any_case(*_KEYWORDS, "token", "access_key", "accesskey", "access-key"), _assigned),
     )
 
 
@@ -240,18 +261,20 @@ def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
     """`text` with private spans dropped and every secret found replaced by its typed placeholder,
     and so is every secret value of `known` (value -> kind) that it holds."""
     kinds: list[str] = []
-    if "private>" in text.lower():
+    if "private>" in text or "PRIVATE>" in text or "Private>" in text:
         text, dropped = _PRIVATE.subn(PRIVATE_MARK, text)
         # A closing tag left over: its opening was cut off before the text came here.
         text, cut = _PRIVATE_TAIL.subn(PRIVATE_MARK, text)
         kinds += ["private"] * (dropped + cut)
-    lowered = text.lower()
-    present = set(_triggers().find_matches_as_strings(lowered, overlapping=True))
+    triggers, automaton = _triggers()
+    found_at: dict[str, list[int]] = {}
+    for index, start, _ in automaton.find_matches_as_indexes(text, overlapping=True):
+        found_at.setdefault(triggers[index], []).append(start)
     spans: list[tuple[int, int, str]] = []
-    for detector in _detectors() if present else ():
-        if present.isdisjoint(detector.triggers):
+    for detector in _detectors() if found_at else ():
+        if found_at.keys().isdisjoint(detector.triggers):
             continue
-        for start, end in _found(detector, text, lowered, present):
+        for start, end in _found(detector, text, found_at):
             if detector.widen:
                 while start > 0 and text[start - 1] in _TOKEN_CHARS:
                     start -= 1
@@ -285,35 +308,27 @@ def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
 
 
 @functools.cache
-def _triggers() -> Any:
+def _triggers() -> tuple[list[str], Any]:
     """Every detector's triggers in one automaton: the text is read once, not once per trigger."""
     import ahocorasick_rs
 
     triggers = sorted({trigger for detector in _detectors() for trigger in detector.triggers})
-    return ahocorasick_rs.AhoCorasick(triggers, matchkind=ahocorasick_rs.MatchKind.Standard)
+    return triggers, ahocorasick_rs.AhoCorasick(triggers, matchkind=ahocorasick_rs.MatchKind.Standard)
 
 
-def _found(detector: _Detector, text: str, lowered: str, present: set[str]) -> Iterator[tuple[int, int]]:
+def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> Iterator[tuple[int, int]]:
     if not detector.one_line:
         yield from detector.find(text)
         return
-    for first, last in _lines_with(lowered, [t for t in detector.triggers if t in present]):
+    lines: set[tuple[int, int]] = set()
+    for trigger in detector.triggers:
+        for at in found_at.get(trigger, ()):
+            first = text.rfind("\n", 0, at) + 1
+            last = text.find("\n", at)
+            lines.add((first, len(text) if last == -1 else last))
+    for first, last in sorted(lines):
         for start, end in detector.find(text[first:last]):
             yield first + start, first + end
-
-
-def _lines_with(lowered: str, triggers: list[str]) -> list[tuple[int, int]]:
-    """The (start, end) of each line of the text holding one of `triggers`, in order, each once."""
-    lines: set[tuple[int, int]] = set()
-    for trigger in triggers:
-        at = lowered.find(trigger)
-        while at != -1:
-            first = lowered.rfind("\n", 0, at) + 1
-            last = lowered.find("\n", at)
-            last = len(lowered) if last == -1 else last
-            lines.add((first, last))
-            at = lowered.find(trigger, last)
-    return sorted(lines)
 
 
 # -- personal data ---------------------------------------------------------------------------

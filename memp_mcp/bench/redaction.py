@@ -173,7 +173,7 @@ def stop_hook_pass(datasets: Path, folder: Path, repeats: int = 15) -> dict[str,
     path = _big_transcript(datasets, folder)
 
     def timed(redactor: Callable[..., Any], engine_pass: bool) -> list[float]:
-        original = transcript.redact
+        original = getattr(transcript, "redact")  # noqa: B009
         setattr(transcript, "redact", redactor)  # noqa: B010  (the reader's redaction, switched off)
         try:
             samples = []
