@@ -151,6 +151,11 @@ def _any_case(*words: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(variants))
 
 
+# "token" alone is in most code and prose (tokenizer, tokens used): a token's name is an
+# environment variable, a snake-case or camel-case name, or a word given a value.
+_TOKEN_NAMES = ("TOKEN", "_token", "-token", "Token", "token=", "token:", 'token"', "token'")
+
+
 @functools.cache
 def _detectors() -> tuple[_Detector, ...]:
     from detect_secrets.plugins.aws import AWSKeyDetector
@@ -231,7 +236,9 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("password", ("://",), _values(BasicAuthDetector(), lambda v: not _PLACEHOLDER.search(v))),
         _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
         _Detector("secret", _any_case(*_KEYWORDS), _values(KeywordDetector(), credible_secret)),
-        _Detector("secret", _any_case(*_KEYWORDS, "token", "access_key", "accesskey", "access-key"), _assigned),
+        _Detector(
+            "secret", (*_any_case(*_KEYWORDS, "access_key", "accesskey", "access-key"), *_TOKEN_NAMES), _assigned
+        ),
     )
 
 

@@ -7,6 +7,8 @@
   p50/p95 over windows of the real runs.
 - Stop hook: reading the last turn of a 2 MB transcript into steps and the engine's pass over them,
   with and without redaction; the difference is what redaction adds.
+- Times are the process's CPU time (time.process_time), which other processes on a busy machine do
+  not inflate.
 - Import: the first redaction in a process loads detect-secrets' plugins (the warm server pays it once).
 """
 
@@ -132,11 +134,11 @@ def record_pass(datasets: Path) -> dict[str, Any]:
         for start in range(0, max(1, len(steps) - STEPS_PER_RECORD + 1), STEPS_PER_RECORD // 2):
             window = steps[start : start + STEPS_PER_RECORD]
             sizes.append(sum(len(s.action) + len(s.observation or "") for s in window))
-            began = time.perf_counter()
+            began = time.process_time()
             scrub = Scrubber()
             scrub.text("task", run["task"])
             scrub.steps("steps", window)
-            samples.append((time.perf_counter() - began) * 1000)
+            samples.append((time.process_time() - began) * 1000)
     return {"ms": _ms(samples), "chars_p50": int(percentile([float(s) for s in sizes], 0.5))}
 
 
@@ -166,28 +168,25 @@ def _big_transcript(datasets: Path, folder: Path) -> Path:
     return path
 
 
-def stop_hook_pass(datasets: Path, folder: Path, repeats: int = 15) -> dict[str, Any]:
+def stop_hook_pass(datasets: Path, folder: Path, repeats: int = 20) -> dict[str, Any]:
     """The Stop hook's reading of a 2 MB transcript and the engine's pass, with and without redaction."""
     import memp_mcp.hooks.transcript as transcript
 
     path = _big_transcript(datasets, folder)
 
-    def timed(redactor: Callable[..., Any], engine_pass: bool) -> list[float]:
+    def timed(redactor: Callable[..., Any], engine_pass: bool) -> float:
         original = getattr(transcript, "redact")  # noqa: B009
         setattr(transcript, "redact", redactor)  # noqa: B010  (the reader's redaction, switched off)
         try:
-            samples = []
-            for _ in range(repeats):
-                began = time.perf_counter()
-                turn = transcript.read_last_turn(path)
-                assert turn is not None
-                steps = transcript.turn_steps(turn)
-                if engine_pass:
-                    scrub = Scrubber()
-                    scrub.text("task", transcript.turn_task(turn))
-                    scrub.steps("steps", steps)
-                samples.append((time.perf_counter() - began) * 1000)
-            return samples
+            began = time.process_time()
+            turn = transcript.read_last_turn(path)
+            assert turn is not None
+            steps = transcript.turn_steps(turn)
+            if engine_pass:
+                scrub = Scrubber()
+                scrub.text("task", transcript.turn_task(turn))
+                scrub.steps("steps", steps)
+            return (time.process_time() - began) * 1000
         finally:
             setattr(transcript, "redact", original)  # noqa: B010
 
@@ -196,10 +195,14 @@ def stop_hook_pass(datasets: Path, folder: Path, repeats: int = 15) -> dict[str,
             self.text = text
             self.values: dict[str, str] = {}
 
-    with_redaction = timed(redact, engine_pass=True)
-    without = timed(_Unchanged, engine_pass=False)
+    # Interleaved, one of each at a time, so that a busy moment of the machine falls on both.
+    with_redaction: list[float] = []
+    without: list[float] = []
+    for _ in range(repeats):
+        with_redaction.append(timed(redact, engine_pass=True))
+        without.append(timed(_Unchanged, engine_pass=False))
     turn = transcript.read_last_turn(path)
-    added = [a - b for a, b in zip(sorted(with_redaction), sorted(without), strict=True)]
+    added = [a - b for a, b in zip(with_redaction, without, strict=True)]
     return {
         "bytes": path.stat().st_size,
         "steps": len(transcript.turn_steps(turn)) if turn else 0,
@@ -213,8 +216,8 @@ def first_use_ms() -> float:
     """What the first redaction in a fresh process costs once the engine is loaded (plugins imported)."""
     code = (
         "import time, memp_mcp.engine.memory, memp_mcp.redact as r\n"
-        "t = time.perf_counter(); r.redact('export TOKEN=ghp_' + 'a' * 36)\n"
-        "print((time.perf_counter() - t) * 1000)"
+        "t = time.process_time(); r.redact('export TOKEN=ghp_' + 'a' * 36)\n"
+        "print((time.process_time() - t) * 1000)"
     )
     runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)]
     runs += [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)]

@@ -152,6 +152,11 @@ def _result_text(content: Any) -> str:
 
 def describe_action(call: ToolCall) -> str:
     """The call as one readable action: the tool and what it was pointed at."""
+    return _action_and_secrets(call)[0]
+
+
+def _action_and_secrets(call: ToolCall) -> tuple[str, dict[str, str]]:
+    """The action, redacted, and the secret values taken out of it (memory only)."""
     data = call.input
     if call.command:
         detail = call.command
@@ -168,7 +173,8 @@ def describe_action(call: ToolCall) -> str:
         detail = str(data["description"])
     else:
         detail = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    return _clip(f"{call.name}: {' '.join(redact(detail).text.split())}", MAX_ACTION_CHARS)
+    redacted = redact(detail)
+    return _clip(f"{call.name}: {' '.join(redacted.text.split())}", MAX_ACTION_CHARS), redacted.values
 
 
 def _clip(text: str, limit: int) -> str:
@@ -195,13 +201,13 @@ def call_step(call: ToolCall) -> Step:
     bug), which the builder tells apart from an action that was refused by what the output says."""
     exit_code = None
     # Secrets the call was given, taken out of its output too, where they may come back bare.
-    given = redact("\n".join(str(value) for value in call.input.values())).values
+    action, given = _action_and_secrets(call)
     observation = describe_result(call, given)
     if call.is_error and call.command and (found := EXIT_CODE.match(observation)):
         # The code goes in its field; the output that follows is what the command said.
         exit_code, observation = int(found.group(1)), observation[found.end() :]
     return Step(
-        action=describe_action(call),
+        action=action,
         observation=observation,
         ok=False if call.is_error and exit_code is None else None,
         exit_code=exit_code,
