@@ -268,15 +268,13 @@ def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
     """`text` with private spans dropped and every secret found replaced by its typed placeholder,
     and so is every secret value of `known` (value -> kind) that it holds."""
     kinds: list[str] = []
-    if "private>" in text or "PRIVATE>" in text or "Private>" in text:
+    found_at = _triggers_in(text)
+    if not found_at.keys().isdisjoint(_PRIVATE_TAGS):
         text, dropped = _PRIVATE.subn(PRIVATE_MARK, text)
         # A closing tag left over: its opening was cut off before the text came here.
         text, cut = _PRIVATE_TAIL.subn(PRIVATE_MARK, text)
         kinds += ["private"] * (dropped + cut)
-    triggers, automaton = _triggers()
-    found_at: dict[str, list[int]] = {}
-    for index, start, _ in automaton.find_matches_as_indexes(text, overlapping=True):
-        found_at.setdefault(triggers[index], []).append(start)
+        found_at = _triggers_in(text)
     spans: list[tuple[int, int, str]] = []
     for detector in _detectors() if found_at else ():
         if found_at.keys().isdisjoint(detector.triggers):
@@ -314,13 +312,30 @@ def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
     return Redacted("".join(parts), tuple(kinds), values)
 
 
+_PRIVATE_TAGS = ("private>", "PRIVATE>", "Private>")
+
+
+def _triggers_in(text: str) -> dict[str, list[int]]:
+    """Where each trigger (and private tag) occurs in `text`."""
+    triggers, automaton = _triggers()
+    found_at: dict[str, list[int]] = {}
+    for index, start, _ in automaton.find_matches_as_indexes(text, overlapping=True):
+        found_at.setdefault(triggers[index], []).append(start)
+    return found_at
+
+
 @functools.cache
 def _triggers() -> tuple[list[str], Any]:
-    """Every detector's triggers in one automaton: the text is read once, not once per trigger."""
+    """Every detector's triggers and the private tags in one automaton: the text is read once, not once
+    per trigger."""
     import ahocorasick_rs
 
-    triggers = sorted({trigger for detector in _detectors() for trigger in detector.triggers})
-    return triggers, ahocorasick_rs.AhoCorasick(triggers, matchkind=ahocorasick_rs.MatchKind.Standard)
+    triggers = sorted({trigger for detector in _detectors() for trigger in detector.triggers} | set(_PRIVATE_TAGS))
+    # A DFA: built once per process (about a millisecond), it reads long tool outputs twice as fast.
+    automaton = ahocorasick_rs.AhoCorasick(
+        triggers, matchkind=ahocorasick_rs.MatchKind.Standard, implementation=ahocorasick_rs.Implementation.DFA
+    )
+    return triggers, automaton
 
 
 def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> Iterator[tuple[int, int]]:
