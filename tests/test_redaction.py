@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from memp_mcp.engine.memory import Memory
 from memp_mcp.hooks.handlers import run_hook
 from memp_mcp.hooks.memories import FreshMemories
 from memp_mcp.redact import PRIVATE_MARK, redact, redact_personal
-from memp_mcp.store import SQLiteStore
+from memp_mcp.store import SQLiteStore, Store
 from tests.claude_code_session import Transcript
 from tests.conftest import FakeEmbedder
 
@@ -289,11 +290,16 @@ def test_cli_edit_stores_no_secret(cli_db: Path) -> None:
 
 
 def _store_secrets_around_the_engine(path: Path, corpus: dict[str, tuple[str, str]]) -> None:
+    store = SQLiteStore(path)
+    _write_secrets_around_the_engine(store, corpus)
+    store.close()
+
+
+def _write_secrets_around_the_engine(store: Store, corpus: dict[str, tuple[str, str]]) -> None:
     """A database written before redaction existed: secrets in a procedure, its history, a trajectory,
     a search key and a logged recall."""
     from memp_mcp.models import Outcome, Step
 
-    store = SQLiteStore(path)
     texts = [text for text, _ in corpus.values()]
     with store.transaction():
         trajectory = store.add_trajectory(
@@ -305,7 +311,6 @@ def _store_secrets_around_the_engine(path: Path, corpus: dict[str, tuple[str, st
         )  # fmt: skip
         store.revise_procedure(procedure, reason="more", changed_by=None, steps=texts[8:])
         store.add_recall_event("r1", "default", "deploy with " + texts[3], [procedure], "hybrid")
-    store.close()
 
 
 def test_export_refuses_a_procedure_holding_a_secret(cli_db: Path, tmp_path: Path) -> None:
@@ -329,8 +334,12 @@ def test_scan_fix_redacts_stored_secrets_history_included(cli_db: Path, tmp_path
     out = " ".join(out.split())
     assert code == 1 and "procedure_versions 1/1 steps_json" in out and "--fix" in out
     assert_no_secret(out, corpus)
+    _, out = _run("doctor")
+    assert re.search(r"FAIL secrets stored: [1-9][0-9]* \(in 10 texts\)", " ".join(out.split())), out
     code, out = _run("scan", "--all", "--fix")
     assert code == 0 and "redacted" in out, out
+    _, out = _run("doctor")
+    assert "ok secrets stored: 0" in " ".join(out.split()), out
     assert_no_secret(database_bytes(cli_db), corpus)
     code, out = _run("scan", "--all")
     assert code == 0 and out.startswith("no secrets"), out
@@ -338,3 +347,24 @@ def test_scan_fix_redacts_stored_secrets_history_included(cli_db: Path, tmp_path
     assert code == 0, out
     procedure = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[1])
     assert procedure["steps"][0] == "SLACK_BOT_TOKEN=<redacted:slack-token> python bot.py"
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_the_team_store_is_scanned_fixed_and_recorded_into_without_secrets(store: Store) -> None:
+    from memp_mcp.engine.scan import scan
+
+    corpus = secret_corpus(8)
+    _write_secrets_around_the_engine(store, corpus)
+    found = scan(store, "default", fix=False)
+    assert {f.table for f in found.found} == {
+        "trajectories", "procedures", "procedure_versions", "procedure_keys", "recall_events",
+    }  # fmt: skip
+    assert scan(store, "elsewhere", fix=False).found == []
+    scan(store, None, fix=True)
+    memory = Memory(store, FakeEmbedder())
+    recorded = memory.record("rotate keys " + corpus["aws key id"][0], _steps(corpus), "success")
+    assert recorded.procedure_id is not None and recorded.redacted
+    stored = json.dumps([row.values for row in store.stored_rows()])
+    assert_no_secret(stored, corpus)
+    assert "<redacted:github-token>" in stored
+    assert scan(store, None, fix=False).found == []
