@@ -177,8 +177,8 @@ async def test_mcp_record_stores_no_secret_and_says_what_it_redacted(tmp_path: P
         )
         result = recorded.structured_content
         assert result is not None
-        assert {"field": "steps[0].action", "kind": "github-token"} in result["redacted"]
-        assert {"field": "task", "kind": "anthropic-key"} in result["redacted"]
+        assert "steps[0].action: github-token" in result["redacted"]
+        assert "task: anthropic-key" in result["redacted"]
         assert_no_secret(json.dumps(result), corpus)
         recalled = await client.call_tool("recall_procedure", {"task": "publish the package"})
         assert recalled.structured_content and recalled.structured_content["procedures"]
@@ -252,7 +252,7 @@ def test_import_of_a_jsonl_library_stores_no_secret(cli_db: Path, tmp_path: Path
     code, out = _run("import", str(library))
     out = " ".join(out.split())
     assert code == 0, out
-    assert "redacted before storing" in out and "github-token in procedures[0].steps[0]" in out
+    assert "redacted before storing" in out and "procedures[0].steps[0]: github-token" in out
     assert_no_secret(out, corpus)
     assert_no_secret(database_bytes(cli_db), corpus)
 
@@ -284,7 +284,7 @@ def test_cli_edit_stores_no_secret(cli_db: Path) -> None:
     )  # fmt: skip
     out = " ".join(out.split())
     assert code == 0, out
-    assert "aws-access-key in steps[0]" in out and "email in title" in out
+    assert "steps[0]: aws-access-key" in out and "title: email" in out
     assert_no_secret(database_bytes(cli_db), corpus)
     assert b"jane@example.org" not in database_bytes(cli_db)
 

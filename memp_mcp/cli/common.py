@@ -67,6 +67,6 @@ def memory_at(
         fail(str(exc))
 
 
-def redaction_line(redacted: list[Any]) -> str:
-    """What was redacted before storing, and where (never the value): `redacted: github-token in steps[0]; ...`."""
-    return "redacted before storing: " + "; ".join(f"{r.kind} in {r.field}" for r in redacted)
+def redaction_line(redacted: list[str]) -> str:
+    """What was redacted before storing, and where (never the value): `steps[0]: github-token; ...`."""
+    return "redacted before storing: " + "; ".join(redacted)

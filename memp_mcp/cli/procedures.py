@@ -161,7 +161,7 @@ def edit(
         console.print(redaction_line(found), highlight=False)
 
 
-def _redactions(fields: dict[str, Any]) -> list[Any]:
+def _redactions(fields: dict[str, Any]) -> list[str]:
     """What the edit's texts held that the memory redacted (it stores them without)."""
     from memp_mcp.engine.scrub import Scrubber
 

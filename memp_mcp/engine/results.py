@@ -68,13 +68,9 @@ class RecallResult(BaseModel):
     )
 
 
-# A secret or private span replaced before storing: where, and what kind (never the value). No
-# docstring: it would be sent, as the schema's description, with every tool list.
-class Redaction(BaseModel):
-    model_config = COMPACT_SCHEMA
-
-    field: str
-    kind: str
+# What was redacted before storing, as "where: kind" ("steps[2].action: github-token"), never the
+# value. Plain strings: the field is in every record and report result's schema, sent with the tool list.
+Redactions = list[str]
 
 
 class RecordResult(BaseModel):
@@ -88,7 +84,7 @@ class RecordResult(BaseModel):
         description="Other procedures that take an action this run found refused: each got a pitfall saying "
         "what worked instead (update strategy 'adjustment').",
     )
-    redacted: list[Redaction] = Field(default_factory=list)
+    redacted: Redactions = Field(default_factory=list)
 
 
 class OutcomeResult(BaseModel):
@@ -105,7 +101,7 @@ class OutcomeResult(BaseModel):
     )
     trajectory_id: int | None = None
     message: str
-    redacted: list[Redaction] = Field(default_factory=list)
+    redacted: Redactions = Field(default_factory=list)
 
 
 class ProcedureDetail(BaseModel):
@@ -122,4 +118,4 @@ class ImportReport(BaseModel):
     merged: int
     trajectories: int
     conflicts: list[str]
-    redacted: list[Redaction] = Field(default_factory=list)
+    redacted: Redactions = Field(default_factory=list)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memp_mcp.engine.results import Redaction
 from memp_mcp.models import ProcedureDraft, Step
 from memp_mcp.redact import redact, redact_personal
 
@@ -26,9 +25,10 @@ class Scrubber:
         self._values: dict[str, str] = {}
 
     @property
-    def found(self) -> list[Redaction]:
-        """What was replaced, where: each field and kind once, in the order met."""
-        return [Redaction(field=field, kind=kind) for field, kind in self._found]
+    def found(self) -> list[str]:
+        """What was replaced, where ("steps[2].action: github-token"): each field and kind once, in the
+        order met."""
+        return [f"{field}: {kind}" for field, kind in self._found]
 
     def _note(self, field: str, kinds: Sequence[str]) -> None:
         for kind in kinds:
