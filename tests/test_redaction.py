@@ -170,7 +170,7 @@ async def test_mcp_record_stores_no_secret_and_says_what_it_redacted(tmp_path: P
     settings = load_settings({"db_path": tmp_path / "server.db"}, environ={})
     store = SQLiteStore(settings.db_path)
     memory = Memory(store, FakeEmbedder())
-    task = "publish the package with " + corpus["anthropic"][0]
+    task = "publish the package for jane.roe@example.org with " + corpus["anthropic"][0]
     async with Client(build_server(settings, memory=memory), raise_exceptions=True) as client:
         recorded = await client.call_tool(
             "record_trajectory", {"task": task, "steps": _steps(corpus), "outcome": "success"}
@@ -182,6 +182,7 @@ async def test_mcp_record_stores_no_secret_and_says_what_it_redacted(tmp_path: P
         assert_no_secret(json.dumps(result), corpus)
         recalled = await client.call_tool("recall_procedure", {"task": "publish the package"})
         assert recalled.structured_content and recalled.structured_content["procedures"]
+        assert "jane.roe@example.org" not in json.dumps(recalled.structured_content) + str(recalled.content)
         assert_no_secret(json.dumps(recalled.structured_content) + str(recalled.content), corpus)
         detail = await client.call_tool("get_procedure", {"procedure_id": result["procedure_id"]})
         assert_no_secret(json.dumps(detail.structured_content), corpus)
@@ -368,3 +369,19 @@ def test_the_team_store_is_scanned_fixed_and_recorded_into_without_secrets(store
     assert_no_secret(stored, corpus)
     assert "<redacted:github-token>" in stored
     assert scan(store, None, fix=False).found == []
+
+
+def test_a_long_tool_output_is_redacted_across_the_cuts_that_abridge_it() -> None:
+    from memp_mcp.hooks.transcript import OBSERVATION_CHARS, ToolCall, call_step
+
+    corpus = secret_corpus(9)
+    half = OBSERVATION_CHARS // 2
+    pem, token = corpus["pem private key"][1], corpus["github classic"][1]
+    head = "a" * (half - 200) + pem  # the key block runs across the head's cut
+    tail = "<private>internal-host-7 " + "d" * 400 + "</private> then " + token + " " + "e" * (half - 300)
+    result = head + "b" * 50_000 + tail  # the private span opens before the tail's cut
+    step = call_step(ToolCall("Bash", {"command": f"deploy --token {token}"}, result, answered=True))
+    assert step.observation is not None and "[..." in step.observation
+    assert_no_secret(step.observation + step.action, corpus)
+    assert "internal-host-7" not in step.observation and "dddd" not in step.observation
+    assert "<redacted:github-token>" in step.observation and "<redacted:private-key>" in step.observation

@@ -101,7 +101,18 @@ def false_redactions(datasets: Path) -> dict[str, Any]:
             instruction_hit += 1
             kinds.update(redacted.kinds)
             examples.append(f"instruction {path.parent.name}: {_context('', redacted.text)}")
+    # Not looked at while the detectors were tuned: published skills for the same families.
+    skills = sorted((datasets / "claude_code_sessions" / "skills").rglob("SKILL.md"))
+    skill_hit = 0
+    for path in skills:
+        redacted = redact(path.read_text(encoding="utf-8"))
+        if redacted.kinds:
+            skill_hit += 1
+            kinds.update(redacted.kinds)
+            examples.append(f"skill {path.parent.name}: {_context('', redacted.text)}")
     return {
+        "skills": len(skills),
+        "skills_redacted": skill_hit,
         "swe_steps": swe_steps,
         "swe_steps_redacted": swe_hit,
         "session_texts": session_texts,

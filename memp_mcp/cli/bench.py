@@ -301,7 +301,8 @@ def bench_redaction(
     console.print(
         f"false redactions: {false['swe_steps_redacted']}/{false['swe_steps']} SWE-agent steps ({swe_share:.2%}), "
         f"{false['session_texts_redacted']}/{false['session_texts']} Claude Code prompts, tool calls and results "
-        f"({session_share:.2%}), {false['instructions_redacted']}/{false['instructions']} instructions"
+        f"({session_share:.2%}), {false['instructions_redacted']}/{false['instructions']} instructions; "
+        f"held out (not tuned on): {false['skills_redacted']}/{false['skills']} published SKILL.md files"
     )
     console.print(f"  by kind: {false['kinds'] or 'none'}")
     for example in false["examples"]:

@@ -25,7 +25,7 @@ from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
 from memp_mcp.errors import InvalidInputError, StoreError
 from memp_mcp.models import Procedure, Step, Trajectory
-from memp_mcp.redact import redact
+from memp_mcp.redact import redact, redact_personal
 from memp_mcp.store import Store
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ class Recaller:
             author=procedure.author,
             source_trajectory_ids=ranked_sources,
             exemplar=exemplar,
-            exemplar_task=exemplar_task,
+            # The task travels with the procedure into another session: without personal data.
+            exemplar_task=None if exemplar_task is None else redact_personal(exemplar_task).text,
             provisional=procedure.provisional,
             candidate_of=procedure.candidate_of,
         )

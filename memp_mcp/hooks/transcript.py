@@ -23,6 +23,9 @@ from memp_mcp.redact import redact
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.
 TAIL_BYTES = 32 * 1024 * 1024
 OBSERVATION_CHARS = 1_500
+# How far beyond a cut a kept end of a long output is read for secrets: more than a 4096-bit RSA key
+# block in PEM (about 3,300 characters).
+CUT_MARGIN = 4_096
 # Tools whose calls are bookkeeping, not work on the task.
 SKIPPED_TOOLS = frozenset({"TodoWrite", "ExitPlanMode", "AskUserQuestion"})
 # How Claude Code's Bash tool reports a command that exited non-zero (the result is marked is_error).
@@ -183,12 +186,18 @@ def _clip(text: str, limit: int) -> str:
 
 def describe_result(call: ToolCall, known: dict[str, str] | None = None) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
-    # Redacted whole, before the middle is cut: a secret or a <private> span across the cut would
-    # otherwise leave a piece no detector recognises.
-    text = redact(call.result, known).text.strip()
-    if len(text) > OBSERVATION_CHARS:
-        half = OBSERVATION_CHARS // 2
-        text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
+    text = call.result.strip()
+    half = OBSERVATION_CHARS // 2
+    if len(text) > OBSERVATION_CHARS + 2 * CUT_MARGIN:
+        # Each kept end is redacted with a margin beyond the cut, so that a secret, a key block or a
+        # <private> span across the cut is still recognised whole; the middle is never read.
+        head = redact(text[: half + CUT_MARGIN], known).text[:half]
+        tail = redact(text[-(half + CUT_MARGIN) :], known).text[-half:]
+        text = head + f"\n[... {len(text) - 2 * half} characters ...]\n" + tail
+    else:
+        text = redact(text, known).text
+        if len(text) > OBSERVATION_CHARS:
+            text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
     if call.is_error and not call.command:
         # A tool that refused the call (an edit whose text was not found, a file that does not exist).
         return "Error: " + text if text else "Error"
