@@ -385,3 +385,13 @@ def test_a_long_tool_output_is_redacted_across_the_cuts_that_abridge_it() -> Non
     assert_no_secret(step.observation + step.action, corpus)
     assert "internal-host-7" not in step.observation and "dddd" not in step.observation
     assert "<redacted:github-token>" in step.observation and "<redacted:private-key>" in step.observation
+
+
+def test_migrate_refuses_to_carry_stored_secrets_into_the_team_store(tmp_path: Path, postgres_url: str) -> None:
+    corpus = secret_corpus(10)
+    path = tmp_path / "old.db"
+    _store_secrets_around_the_engine(path, corpus)
+    code, out = _run("migrate", "--db", str(path), "--to", postgres_url)
+    out = " ".join(out.split())
+    assert code == 2 and "nothing migrated" in out and "scan --all --fix" in out, out
+    assert_no_secret(out, corpus)

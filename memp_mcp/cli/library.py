@@ -125,6 +125,7 @@ def migrate(
     db: DbOption = None,
 ) -> None:
     """Copy the SQLite memory into PostgreSQL: every row with its id, history, statistics and vectors."""
+    from memp_mcp.engine.scan import scan
     from memp_mcp.store import SQLiteStore, open_store
     from memp_mcp.store.postgres import PostgresStore
     from memp_mcp.store.transfer import copy_sqlite_to_postgres
@@ -136,6 +137,13 @@ def migrate(
     try:
         source = SQLiteStore(settings.db_path)
         try:
+            # The copy takes rows as they are, around the engine's redaction: a team store must not
+            # receive secrets an older memory kept.
+            if stored := scan(source, None, fix=False).found:
+                fail(
+                    f"nothing migrated: {settings.db_path} holds secrets ({stored[0].where} and "
+                    f"{len(stored) - 1} more texts); run `memp-mcp scan --all --fix --db {settings.db_path}` first"
+                )
             target = open_store(settings.db_path, settings.database_url)
             assert isinstance(target, PostgresStore)
             try:

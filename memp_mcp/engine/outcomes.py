@@ -142,6 +142,8 @@ class Outcomes:
             )
         if warned:
             parts.append(warned_message(warned))
+        if scrub.found:
+            parts.append(f"Redacted before storing: {'; '.join(scrub.found)}.")
         return OutcomeResult(
             recall_id=event.id,
             success=success,

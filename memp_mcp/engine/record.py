@@ -124,6 +124,8 @@ class Recorder:
         if result.warned_procedure_ids:
             result.message += f" {warned_message(result.warned_procedure_ids)}"
         result.redacted = scrub.found
+        if result.redacted:
+            result.message += f" Redacted before storing: {'; '.join(result.redacted)}."
         return result
 
     def _build(
