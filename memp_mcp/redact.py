@@ -91,19 +91,24 @@ def _entropy(value: str) -> float:
     return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
 
 
-_REFERENCE = re.compile(r"^[$%{<@]|[(){}\[\]<>]|^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_CODE = re.compile(r"^[$%{<@]|[(){}\[\]<>]")
+# Unquoted, a name is a variable (`password = raw_password`, `token: settings.API_TOKEN`) unless it
+# holds a digit, as generated and chosen passwords do.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z_]*$|^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)^(x+|\*+|\.+|changeme|change_me|password\d*|secret\d*|example\w*|your\w*|dummy\w*|test\w*|fake\w*"
     r"|placeholder|redacted|null|none|true|false|hunter2|admin|root|sample\w*|foo\w*|bar\w*|xxx\w*)$"
 )
 
 
-def credible_secret(value: str) -> bool:
+def credible_secret(value: str, quoted: bool = True) -> bool:
     """Whether a value assigned to a secret-sounding name looks like a credential rather than code:
     not a variable, call or reference (`$TOKEN`, `self.password`, `os.environ[...]`), not an
     obvious placeholder, long enough and mixed enough to be a real one."""
     value = value.strip()
-    if len(value) < 8 or " " in value or _REFERENCE.search(value) or _PLACEHOLDER_WORDS.match(value):
+    if len(value) < 8 or " " in value or _CODE.search(value) or _PLACEHOLDER_WORDS.match(value):
+        return False
+    if not quoted and _NAME.match(value):
         return False
     if value.startswith(("/", "./", "~", "http")) and "@" not in value:
         return False  # a path or a URL (a URL's password is the basic-auth detector's)
@@ -125,10 +130,10 @@ _FLAG = re.compile(r"(?i)--(?:password|passwd|token|api-key|secret|access-key|cl
 def _assigned(text: str) -> Iterator[tuple[int, int]]:
     """Values given to secret-sounding names in shell, env files, YAML and command flags."""
     for match in _ASSIGNED.finditer(text):
-        if credible_secret(match.group(2)):
+        if credible_secret(match.group(2), quoted=bool(match.group(1))):
             yield match.span(2)
     for match in _FLAG.finditer(text):
-        if credible_secret(match.group(1)):
+        if credible_secret(match.group(1), quoted=False):
             yield match.span(1)
 
 

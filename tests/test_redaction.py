@@ -77,6 +77,8 @@ def secret_corpus(seed: int = 0) -> dict[str, tuple[str, str]]:
         "pem private key": ("cat > deploy_key <<EOF\n{}\nEOF\nchmod 600 deploy_key", pem),
         "postgres url": ("psql postgresql://app:{}@db.internal:5432/app -c 'select 1'", r(18)),
         "mysql url": ("DATABASE_URL=mysql://root:{}@localhost/shop ./manage.py migrate", r(14)),
+        "password in env": ("export DB_PASSWORD={} && ./run.sh", r(10) + str(rng.randint(10, 99))),
+        "password in code": ("EMAIL_HOST_PASSWORD = '{}'", r(12) + "#" + str(rng.randint(10, 99))),
     }
     return {name: (template.format(value), value) for name, (template, value) in values.items()}
 
@@ -122,6 +124,9 @@ def test_every_format_of_the_corpus_is_redacted_with_a_typed_placeholder(seed: i
         "git log --oneline -3  # 5b00743a1c2e9f0d4b6a8c7e3f1d2b4a6c8e0f13",
         'export API_KEY=$API_KEY && curl -H "Authorization: Bearer $TOKEN" https://example.com',
         "client.login(username='admin', password='password')",
+        "password = raw_password",
+        "token: settings.API_TOKEN",
+        "export SECRET_KEY=$(openssl rand -hex 32)",
         "Read: /work/app/settings.py",
     ],
 )
