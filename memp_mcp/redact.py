@@ -137,6 +137,21 @@ def _assigned(text: str) -> Iterator[tuple[int, int]]:
             yield match.span(1)
 
 
+# Domains reserved for documentation and tests (RFC 2606, RFC 6761): a URL's password there is an example.
+_EXAMPLE_HOST = re.compile(r"@(?:[A-Za-z0-9-]+\.)*(?:example\.(?:com|net|org)|example|test|invalid)(?![A-Za-z0-9.-])")
+
+
+def _url_passwords(find: Callable[[str], Iterator[tuple[int, int]]]) -> Callable[[str], Iterator[tuple[int, int]]]:
+    """A URL's passwords, but those of example hosts and the placeholders already there."""
+
+    def passwords(text: str) -> Iterator[tuple[int, int]]:
+        for start, end in find(text):
+            if not _PLACEHOLDER.search(text[start:end]) and not _EXAMPLE_HOST.match(text, end):
+                yield start, end
+
+    return passwords
+
+
 # The words of detect-secrets' keyword list (plugins/keyword.py DENYLIST) as triggers: "key" alone
 # would send most code to its regexes.
 _KEYWORDS = (
@@ -238,7 +253,7 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("pypi-token", ("pypi-",), _values(PypiTokenDetector()), True),
         _Detector("sendgrid-key", ("SG.",), _values(SendGridDetector()), True),
         _Detector("mailchimp-key", ("-us",), _values(MailchimpDetector()), True),
-        _Detector("password", ("://",), _values(BasicAuthDetector(), lambda v: not _PLACEHOLDER.search(v))),
+        _Detector("password", ("://",), _url_passwords(_values(BasicAuthDetector()))),
         _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
         _Detector("secret", _any_case(*_KEYWORDS), _values(KeywordDetector(), credible_secret)),
         _Detector(

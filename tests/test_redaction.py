@@ -125,6 +125,7 @@ def test_every_format_of_the_corpus_is_redacted_with_a_typed_placeholder(seed: i
         'export API_KEY=$API_KEY && curl -H "Authorization: Bearer $TOKEN" https://example.com',
         "client.login(username='admin', password='password')",
         "password = raw_password",
+        "assert is_valid('http://user:pass@example.com/path')",
         "token: settings.API_TOKEN",
         "export SECRET_KEY=$(openssl rand -hex 32)",
         "Read: /work/app/settings.py",
