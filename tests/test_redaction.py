@@ -401,3 +401,23 @@ def test_migrate_refuses_to_carry_stored_secrets_into_the_team_store(tmp_path: P
     out = " ".join(out.split())
     assert code == 2 and "nothing migrated" in out and "scan --all --fix" in out, out
     assert_no_secret(out, corpus)
+
+
+def test_an_outcome_report_stores_no_secret_and_its_pitfalls_no_personal_data(tmp_path: Path) -> None:
+    corpus = secret_corpus(11)
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), FakeEmbedder())
+    memory.record("publish the package", ["make dist", "twine upload dist/*"], "success")
+    recall = memory.recall("publish the package for jane.roe@example.org")
+    assert recall.recall_id is not None
+    reported = memory.report_outcome(
+        recall.recall_id,
+        False,
+        notes="upload refused with " + corpus["stripe"][0],
+        correction=corpus["slack"][0],
+        trajectory=_steps(corpus),
+    )
+    assert "notes: stripe-key" in reported.redacted and "correction: slack-token" in reported.redacted
+    procedure = memory.get_procedure(reported.credited_procedure_ids[0]).procedure
+    assert "jane.roe@example.org" not in json.dumps(procedure.pitfalls)
+    memory.store.close()
+    assert_no_secret(database_bytes(tmp_path / "m.db"), corpus)

@@ -21,6 +21,7 @@ from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope
 from memp_mcp.errors import InvalidInputError, NotFoundError
 from memp_mcp.models import MAX_PITFALL_CHARS, MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, ProcedureStatus, Step
+from memp_mcp.redact import redact_personal
 from memp_mcp.store import Store
 
 # The paper's rule: a procedure retrieved at least 3 times whose success rate is under 50% is
@@ -175,6 +176,7 @@ class Outcomes:
         a procedure that keeps failing without a correction is still retired.
         """
         procedure = self.store.get_procedure(procedure_id)
+        task = redact_personal(task).text  # named in pitfalls, which travel with the procedure
         pitfalls: list[str] = []
         new_steps: list[str] | None = None
         source = None
