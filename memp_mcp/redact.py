@@ -22,8 +22,9 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 PRIVATE_MARK = "<private:dropped>"
 _PLACEHOLDER = re.compile(r"<redacted:[a-z0-9-]+>")
@@ -269,14 +270,13 @@ class _PuttyKey:
             yield found.group(0)
 
 
-@dataclass(frozen=True)
-class Redacted:
+class Redacted(NamedTuple):
     text: str
-    kinds: tuple[str, ...]  # the kind of each secret replaced, in order of appearance, repeats kept
+    kinds: tuple[str, ...] = ()  # the kind of each secret replaced, in order of appearance, repeats kept
     # The values replaced, by value: held in memory only, so that a caller can take the same values
     # out of the texts that come with this one (`known`), where they appear without the context that
-    # made them recognisable (a key echoed bare in a command's output).
-    values: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # made them recognisable (a key echoed bare in a command's output). Never stored, never shown.
+    values: Mapping[str, str] = MappingProxyType({})
 
 
 def find_secrets(text: str) -> tuple[str, ...]:
@@ -287,8 +287,10 @@ def find_secrets(text: str) -> tuple[str, ...]:
 def redact(text: str, known: Mapping[str, str] | None = None) -> Redacted:
     """`text` with private spans dropped and every secret found replaced by its typed placeholder,
     and so is every secret value of `known` (value -> kind) that it holds."""
-    kinds: list[str] = []
     found_at = _triggers_in(text)
+    if not found_at and not known:
+        return Redacted(text)  # the common case, kept cheap: most texts hold no trigger at all
+    kinds: list[str] = []
     if not found_at.keys().isdisjoint(_PRIVATE_TAGS):
         text, dropped = _PRIVATE.subn(PRIVATE_MARK, text)
         # A closing tag left over: its opening was cut off before the text came here.

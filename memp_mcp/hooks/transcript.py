@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def describe_action(call: ToolCall) -> str:
     return _action_and_secrets(call)[0]
 
 
-def _action_and_secrets(call: ToolCall) -> tuple[str, dict[str, str]]:
+def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
     """The action, redacted, and the secret values taken out of it (memory only)."""
     data = call.input
     if call.command:
@@ -184,7 +185,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_result(call: ToolCall, known: dict[str, str] | None = None) -> str:
+def describe_result(call: ToolCall, known: Mapping[str, str] | None = None) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
     text = call.result.strip()
     half = OBSERVATION_CHARS // 2
