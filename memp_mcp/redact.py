@@ -54,6 +54,9 @@ class _Detector:
     # What it matches lies on one line: it runs on the lines holding a trigger, not the whole text
     # (a 20,000-character output with the word "password" in one line costs one short line).
     one_line: bool = True
+    # How far past its trigger a match can end. A detector reads a window around each trigger, not
+    # the whole line: some patterns backtrack quadratically over a long line (minified code, JSON).
+    reach: int = 2_048
 
 
 def _regex(pattern: str, group: int = 0, flags: int = 0) -> Callable[[str], Iterator[tuple[int, int]]]:
@@ -119,11 +122,13 @@ def credible_secret(value: str, quoted: bool = True) -> bool:
     return classes >= 3 or (classes >= 2 and _entropy(value) >= 3.0)
 
 
-_SECRET_NAME = (
-    r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key)"
+_SECRET_WORD = re.compile(
+    r"(?i)password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key"
 )
+# A name, then its value: each read possessively (no backtracking into them), the name checked for a
+# secret word afterwards, so that a long run of name characters costs one pass.
 _ASSIGNED = re.compile(
-    rf"(?i)(?<![A-Za-z0-9]){_SECRET_NAME}[A-Za-z0-9_-]*[\"']?\s*(?::=|=|:)\s*([\"']?)([^\s\"'`,;]+)\1"
+    r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,80}+)[\"']?\s*+(?::=|=|:)\s*+([\"']?)([^\s\"'`,;]{1,500}+)\2"
 )
 _FLAG = re.compile(r"(?i)--(?:password|passwd|token|api-key|secret|access-key|client-secret)(?:=|\s+)([^\s\"'`]+)")
 
@@ -131,11 +136,23 @@ _FLAG = re.compile(r"(?i)--(?:password|passwd|token|api-key|secret|access-key|cl
 def _assigned(text: str) -> Iterator[tuple[int, int]]:
     """Values given to secret-sounding names in shell, env files, YAML and command flags."""
     for match in _ASSIGNED.finditer(text):
-        if credible_secret(match.group(2), quoted=bool(match.group(1))):
-            yield match.span(2)
+        if _SECRET_WORD.search(match.group(1)) and credible_secret(match.group(3), quoted=bool(match.group(2))):
+            yield match.span(3)
     for match in _FLAG.finditer(text):
         if credible_secret(match.group(1), quoted=False):
             yield match.span(1)
+
+
+def _assignments(find: Callable[[str], Iterator[tuple[int, int]]]) -> Callable[[str], Iterator[tuple[int, int]]]:
+    """`find` run only on text that can hold a quoted value given to a name: every pattern of
+    detect-secrets' keyword detector needs a quote and one of = : ( ; (they backtrack long on text
+    that has neither)."""
+
+    def guarded(text: str) -> Iterator[tuple[int, int]]:
+        if any(q in text for q in "\"'`") and any(a in text for a in "=:(;"):
+            yield from find(text)
+
+    return guarded
 
 
 # Domains reserved for documentation and tests (RFC 2606, RFC 6761): a URL's password there is an example.
@@ -233,6 +250,7 @@ def _detectors() -> tuple[_Detector, ...]:
                 r"(?i)aws.{0,30}?(?:secret|key)[\w-]{0,20}[\"']?(?:\s*[=:]\s*|\s+)[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
                 1,
             ),
+            reach=200,
         ),
         _Detector("gcp-api-key", ("AIza",), _regex(r"AIza[0-9A-Za-z_-]{35}")),
         _Detector("gcp-key-id", ("private_key_id",), _regex(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"", 1)),
@@ -256,7 +274,9 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("mailchimp-key", ("-us",), _values(MailchimpDetector()), True),
         _Detector("password", ("://",), _url_passwords(_values(BasicAuthDetector()))),
         _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
-        _Detector("secret", _any_case(*_KEYWORDS), _values(KeywordDetector(), credible_secret)),
+        _Detector(
+            "secret", _any_case(*_KEYWORDS), _assignments(_values(KeywordDetector(), credible_secret)), reach=300
+        ),
         _Detector(
             "secret", (*_any_case(*_KEYWORDS, "access_key", "accesskey", "access-key"), *_TOKEN_NAMES), _assigned
         ),
@@ -360,19 +380,28 @@ def _triggers() -> tuple[list[str], Any]:
     return triggers, automaton
 
 
+# Context a window keeps before its trigger (a secret's name: DB_PASSWORD=), and at most how many
+# windows a detector reads in one text: a text repeating a trigger thousands of times costs as much
+# as one that repeats it this often.
+_WINDOW_BEFORE = 100
+_MAX_WINDOWS = 64
+
+
 def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> Iterator[tuple[int, int]]:
     if not detector.one_line:
         yield from detector.find(text)
         return
-    lines: set[tuple[int, int]] = set()
-    for trigger in detector.triggers:
-        for at in found_at.get(trigger, ()):
-            first = text.rfind("\n", 0, at) + 1
-            last = text.find("\n", at)
-            lines.add((first, len(text) if last == -1 else last))
-    for first, last in sorted(lines):
+    starts = sorted(at for trigger in detector.triggers for at in found_at.get(trigger, ()))
+    covered = -1
+    for at in starts[:_MAX_WINDOWS]:
+        line_end = text.find("\n", at)
+        last = min(len(text) if line_end == -1 else line_end, at + detector.reach)
+        if last <= covered:
+            continue  # within the window read for an earlier trigger
+        first = max(text.rfind("\n", 0, at) + 1, at - _WINDOW_BEFORE)
         for start, end in detector.find(text[first:last]):
             yield first + start, first + end
+        covered = last
 
 
 # -- personal data ---------------------------------------------------------------------------

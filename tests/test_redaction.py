@@ -421,3 +421,21 @@ def test_an_outcome_report_stores_no_secret_and_its_pitfalls_no_personal_data(tm
     assert "jane.roe@example.org" not in json.dumps(procedure.pitfalls)
     memory.store.close()
     assert_no_secret(database_bytes(tmp_path / "m.db"), corpus)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_key" * 3000,
+        "api_key='a'," * 2000,
+        "x." * 10000 + "password=abc123XYZ",
+        '{"password": "' * 2000,
+        "TOKEN=" * 4000,
+        "aws " * 5000 + "secret",
+        "http://a:b@" * 3000,
+    ],
+    ids=["keywords", "quoted", "dotted-name", "json", "tokens", "aws", "urls"],
+)
+def test_text_built_to_make_patterns_backtrack_is_read_in_bounded_work(text: str) -> None:
+    # Each of these took minutes when a pattern read whole lines: it must simply finish.
+    assert redact(text).text
