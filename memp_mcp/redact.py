@@ -54,7 +54,7 @@ class _Detector:
     # What it matches lies on one line: it runs on the lines holding a trigger, not the whole text
     # (a 20,000-character output with the word "password" in one line costs one short line).
     one_line: bool = True
-    # How far past its trigger a match can end. A detector reads a window around each trigger, not
+    # How far past its trigger a match can end. A detector reads a window around its triggers, not
     # the whole line: some patterns backtrack quadratically over a long line (minified code, JSON).
     reach: int = 2_048
 
@@ -275,7 +275,7 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("password", ("://",), _url_passwords(_values(BasicAuthDetector()))),
         _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
         _Detector(
-            "secret", _any_case(*_KEYWORDS), _assignments(_values(KeywordDetector(), credible_secret)), reach=300
+            "secret", _any_case(*_KEYWORDS), _assignments(_values(KeywordDetector(), credible_secret)), reach=500
         ),
         _Detector(
             "secret", (*_any_case(*_KEYWORDS, "access_key", "accesskey", "access-key"), *_TOKEN_NAMES), _assigned
@@ -380,11 +380,8 @@ def _triggers() -> tuple[list[str], Any]:
     return triggers, automaton
 
 
-# Context a window keeps before its trigger (a secret's name: DB_PASSWORD=), and at most how many
-# windows a detector reads in one text: a text repeating a trigger thousands of times costs as much
-# as one that repeats it this often.
+# Context a window keeps before its trigger (a secret's name: DB_PASSWORD=).
 _WINDOW_BEFORE = 100
-_MAX_WINDOWS = 64
 
 
 def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> Iterator[tuple[int, int]]:
@@ -392,12 +389,15 @@ def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> It
         yield from detector.find(text)
         return
     starts = sorted(at for trigger in detector.triggers for at in found_at.get(trigger, ()))
+    # A trigger this far inside the last window read was read with room for its value: windows
+    # advance by about `reach`, however densely a text repeats a trigger.
+    margin = min(200, detector.reach // 2)
     covered = -1
-    for at in starts[:_MAX_WINDOWS]:
+    for at in starts:
+        if at + margin <= covered:
+            continue
         line_end = text.find("\n", at)
         last = min(len(text) if line_end == -1 else line_end, at + detector.reach)
-        if last <= covered:
-            continue  # within the window read for an earlier trigger
         first = max(text.rfind("\n", 0, at) + 1, at - _WINDOW_BEFORE)
         for start, end in detector.find(text[first:last]):
             yield first + start, first + end
