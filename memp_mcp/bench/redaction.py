@@ -126,6 +126,7 @@ def false_redactions(datasets: Path) -> dict[str, Any]:
 
 def _ms(samples: list[float]) -> dict[str, float]:
     return {
+        "min": round(min(samples), 3) if samples else float("nan"),
         "p50": round(percentile(samples, 0.5), 3),
         "p95": round(percentile(samples, 0.95), 3),
         "n": len(samples),
