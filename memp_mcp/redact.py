@@ -20,6 +20,7 @@ costs more than a few passes however it is built (`memp-mcp bench redaction` mea
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -72,13 +73,14 @@ def _regex(pattern: str, group: int = 0, flags: int = 0) -> Callable[[str], Iter
 
 
 def _values(
-    plugin: Any, credible: Callable[[str], bool] = lambda _: True, *, label: str = ""
+    plugin: Callable[[], Any], credible: Callable[[str], bool] = lambda _: True, *, label: str = ""
 ) -> Callable[[str], Iterator[tuple[int, int]]]:
-    """Spans of the values a detect-secrets plugin finds in the text (it reports values, not places);
-    a `label` the plugin reports with the value (`AccountKey=`) is left in place."""
+    """Spans of the values a detect-secrets plugin (made by `plugin` when first needed) finds in the
+    text (it reports values, not places); a `label` it reports with the value (`AccountKey=`) is left
+    in place."""
 
     def find(text: str) -> Iterator[tuple[int, int]]:
-        for value in set(plugin.analyze_string(text)):
+        for value in set(plugin().analyze_string(text)):
             if not value or not credible(value):
                 continue
             start = text.find(value)
@@ -87,6 +89,17 @@ def _values(
                 start = text.find(value, start + len(value))
 
     return find
+
+
+def _plugin(module: str, name: str) -> Callable[[], Any]:
+    """A detect-secrets plugin, imported and made on first use: a text that never triggers one (most
+    prompts) never loads detect-secrets, which imports an HTTP client for its optional verifiers."""
+
+    @functools.cache
+    def make() -> Any:
+        return getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)()
+
+    return make
 
 
 def _entropy(value: str) -> float:
@@ -197,20 +210,6 @@ _TOKEN_NAMES = ("TOKEN", "_token", "-token", "Token", "token=", "token:", 'token
 
 @functools.cache
 def _detectors() -> tuple[_Detector, ...]:
-    from detect_secrets.plugins.aws import AWSKeyDetector
-    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-    from detect_secrets.plugins.basic_auth import BasicAuthDetector
-    from detect_secrets.plugins.github_token import GitHubTokenDetector
-    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-    from detect_secrets.plugins.jwt import JwtTokenDetector
-    from detect_secrets.plugins.keyword import KeywordDetector
-    from detect_secrets.plugins.mailchimp import MailchimpDetector
-    from detect_secrets.plugins.npm import NpmDetector
-    from detect_secrets.plugins.openai import OpenAIDetector
-    from detect_secrets.plugins.pypi_token import PypiTokenDetector
-    from detect_secrets.plugins.sendgrid import SendGridDetector
-    from detect_secrets.plugins.slack import SlackDetector
-    from detect_secrets.plugins.stripe import StripeDetector
 
     pem = (
         r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
@@ -219,11 +218,16 @@ def _detectors() -> tuple[_Detector, ...]:
     return (
         # Whole blocks first: a PEM key inside a GCP service-account file, JSON-escaped or not.
         _Detector("private-key", ("PRIVATE KEY",), _regex(pem, flags=re.DOTALL), one_line=False),
-        _Detector("private-key", ("PuTTY-User-Key",), _values(_PuttyKey()), one_line=False),
+        _Detector("private-key", ("PuTTY-User-Key",), _values(_PuttyKey), one_line=False),
         _Detector("anthropic-key", ("sk-ant-",), _regex(r"sk-ant-[A-Za-z0-9_-]{20,}")),
         _Detector("openai-key", ("sk-",), _regex(r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}")),
-        _Detector("openai-key", ("T3BlbkFJ",), _values(OpenAIDetector()), widen=True),
-        _Detector("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), _values(GitHubTokenDetector()), True),
+        _Detector("openai-key", ("T3BlbkFJ",), _values(_plugin("openai", "OpenAIDetector")), widen=True),
+        _Detector(
+            "github-token",
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+            _values(_plugin("github_token", "GitHubTokenDetector")),
+            True,
+        ),
         _Detector("github-token", ("github_pat_",), _regex(r"github_pat_[A-Za-z0-9_]{30,}")),
         _Detector(
             "gitlab-token",
@@ -240,10 +244,12 @@ def _detectors() -> tuple[_Detector, ...]:
                 "glagent-",
                 "gloas-",
             ),
-            _values(GitLabTokenDetector()),
+            _values(_plugin("gitlab_token", "GitLabTokenDetector")),
             True,
         ),
-        _Detector("aws-access-key", ("A3T", "ABIA", "ACCA", "AKIA", "ASIA"), _values(AWSKeyDetector()), True),
+        _Detector(
+            "aws-access-key", ("A3T", "ABIA", "ACCA", "AKIA", "ASIA"), _values(_plugin("aws", "AWSKeyDetector")), True
+        ),
         _Detector(
             "aws-secret-key",
             _any_case("aws"),
@@ -255,7 +261,11 @@ def _detectors() -> tuple[_Detector, ...]:
         ),
         _Detector("gcp-api-key", ("AIza",), _regex(r"AIza[0-9A-Za-z_-]{35}")),
         _Detector("gcp-key-id", ("private_key_id",), _regex(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"", 1)),
-        _Detector("azure-storage-key", ("AccountKey",), _values(AzureStorageKeyDetector(), label="AccountKey=")),
+        _Detector(
+            "azure-storage-key",
+            ("AccountKey",),
+            _values(_plugin("azure_storage_key", "AzureStorageKeyDetector"), label="AccountKey="),
+        ),
         _Detector(
             "azure-key",
             ("SharedAccessKey", "AccountKey", "sig=", *_any_case("subscription-key", "api-key", "functions-key")),
@@ -265,18 +275,21 @@ def _detectors() -> tuple[_Detector, ...]:
                 1,
             ),
         ),
-        _Detector("slack-token", ("xox", "hooks.slack.com"), _values(SlackDetector()), True),
-        _Detector("stripe-key", ("sk_live_", "rk_live_"), _values(StripeDetector()), True),
+        _Detector("slack-token", ("xox", "hooks.slack.com"), _values(_plugin("slack", "SlackDetector")), True),
+        _Detector("stripe-key", ("sk_live_", "rk_live_"), _values(_plugin("stripe", "StripeDetector")), True),
         _Detector("stripe-key", ("sk_test_", "rk_test_"), _regex(r"\b[rs]k_test_[0-9a-zA-Z]{24,}")),
-        _Detector("jwt", ("eyJ",), _values(JwtTokenDetector()), True),
-        _Detector("npm-token", ("npm_", "_authToken"), _values(NpmDetector()), True),
-        _Detector("pypi-token", ("pypi-",), _values(PypiTokenDetector()), True),
-        _Detector("sendgrid-key", ("SG.",), _values(SendGridDetector()), True),
-        _Detector("mailchimp-key", ("-us",), _values(MailchimpDetector()), True),
-        _Detector("password", ("://",), _url_passwords(_values(BasicAuthDetector()))),
+        _Detector("jwt", ("eyJ",), _values(_plugin("jwt", "JwtTokenDetector")), True),
+        _Detector("npm-token", ("npm_", "_authToken"), _values(_plugin("npm", "NpmDetector")), True),
+        _Detector("pypi-token", ("pypi-",), _values(_plugin("pypi_token", "PypiTokenDetector")), True),
+        _Detector("sendgrid-key", ("SG.",), _values(_plugin("sendgrid", "SendGridDetector")), True),
+        _Detector("mailchimp-key", ("-us",), _values(_plugin("mailchimp", "MailchimpDetector")), True),
+        _Detector("password", ("://",), _url_passwords(_values(_plugin("basic_auth", "BasicAuthDetector")))),
         _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
         _Detector(
-            "secret", _any_case(*_KEYWORDS), _assignments(_values(KeywordDetector(), credible_secret)), reach=500
+            "secret",
+            _any_case(*_KEYWORDS),
+            _assignments(_values(_plugin("keyword", "KeywordDetector"), credible_secret)),
+            reach=500,
         ),
         _Detector(
             "secret", (*_any_case(*_KEYWORDS, "access_key", "accesskey", "access-key"), *_TOKEN_NAMES), _assigned
