@@ -21,6 +21,8 @@ from memp_mcp.cli.common import console, errors, fail, settings_with
 from memp_mcp.cli.options import DatabaseUrlOption
 from memp_mcp.errors import MempError
 
+STEPS = 50
+
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 
 JsonFiguresOption = Annotated[bool, typer.Option("--json", help="End with one JSON line of every figure.")]
@@ -420,6 +422,50 @@ def bench_sessions(
     console.print(table)
     if results["not_captured"]:
         console.print("not captured: " + ", ".join(results["not_captured"]))
+    if as_json:
+        print(json.dumps(results))
+
+
+@bench_app.command("redaction")
+def bench_redaction(
+    datasets: Annotated[
+        Path, typer.Argument(help="The datasets folder (swe_trajectories/, claude_code_sessions/).")
+    ] = Path("shared/datasets"),
+    as_json: JsonFiguresOption = False,
+) -> None:
+    """False redactions on real development work, and the time redaction adds to a record and a Stop hook."""
+    from memp_mcp.bench.redaction import run_redaction_bench
+
+    if not (datasets / "swe_trajectories" / "django.jsonl").is_file():
+        fail(f"{datasets} has no swe_trajectories/django.jsonl; give the datasets folder")
+    with tempfile.TemporaryDirectory(prefix="memp-bench-redaction-") as scratch:
+        results = run_redaction_bench(datasets, Path(scratch))
+    false = results["false_redactions"]
+    swe_share = false["swe_steps_redacted"] / max(1, false["swe_steps"])
+    session_share = false["session_texts_redacted"] / max(1, false["session_texts"])
+    console.print(
+        f"false redactions: {false['swe_steps_redacted']}/{false['swe_steps']} SWE-agent steps ({swe_share:.2%}), "
+        f"{false['session_texts_redacted']}/{false['session_texts']} Claude Code prompts, tool calls and results "
+        f"({session_share:.2%}), {false['instructions_redacted']}/{false['instructions']} instructions; "
+        f"held out (not tuned on): {false['skills_redacted']}/{false['skills']} published SKILL.md files"
+    )
+    console.print(f"  by kind: {false['kinds'] or 'none'}")
+    for example in false["examples"]:
+        console.print(f"  {example}", highlight=False)
+    record = results["record_50_steps"]["ms"]
+    console.print(
+        f"record, redaction pass over a {STEPS}-step trajectory: "
+        f"p50 {record['p50']:.2f} ms, p95 {record['p95']:.2f} ms "
+        f"({record['n']} windows of the real runs, {results['record_50_steps']['chars_p50']:,} characters p50)"
+    )
+    stop = results["stop_hook_2mb"]
+    console.print(
+        f"Stop hook on a {stop['bytes']:,}-byte transcript ({stop['steps']} steps): "
+        f"{stop['without_ms']['p95']:.1f} ms p95 without redaction, {stop['with_ms']['p95']:.1f} ms with; "
+        f"added p50 {stop['added_ms']['p50']:.1f} ms, p95 {stop['added_ms']['p95']:.1f} ms "
+        f"(fastest against fastest: {stop['added_best_ms']:.1f} ms)"
+    )
+    console.print(f"first redaction in a fresh process (loads detect-secrets' plugins): {results['first_use_ms']} ms")
     if as_json:
         print(json.dumps(results))
 

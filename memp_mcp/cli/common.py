@@ -65,3 +65,8 @@ def memory_at(
         return open_memory(settings, embedder=None if need_model else BackgroundEmbedder(None))
     except MempError as exc:
         fail(str(exc))
+
+
+def redaction_line(redacted: list[str]) -> str:
+    """What was redacted before storing, and where (never the value): `steps[0]: github-token; ...`."""
+    return "redacted before storing: " + "; ".join(redacted)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from memp_mcp.cli.common import console, errors, fail, memory_at, settings_with
+from memp_mcp.cli.common import console, errors, fail, memory_at, redaction_line, settings_with
 from memp_mcp.cli.options import DatabaseUrlOption, DbOption, NamespaceOption
 from memp_mcp.errors import MempError
 from memp_mcp.text import counted, one_line
@@ -43,14 +43,21 @@ def export_command(
     output = output or destination
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     lines = export_library(memory, memory.default_namespace)
+    try:
+        # The first line comes once every procedure was checked for secrets.
+        first = next(lines)
+    except MempError as exc:
+        fail(str(exc))
     if output is None:
+        print(first)
         for line in lines:
             print(line)
         return
     temporary = output.with_name(output.name + ".partial")
     try:
         with temporary.open("w", encoding="utf-8") as handle:
-            count = sum(1 for line in lines if handle.write(line + "\n"))
+            handle.write(first + "\n")
+            count = 1 + sum(1 for line in lines if handle.write(line + "\n"))
         temporary.replace(output)
     except OSError as exc:
         if temporary.parent.is_dir():
@@ -67,6 +74,8 @@ def _export_skills(directory: Path, db: Path | None, namespace: str | None, data
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         written = export_skills(memory, memory.default_namespace, directory)
+    except MempError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot write skills into {directory}: {exc.strerror or exc}")
     errors.print(f"exported {len(written)} active procedures as skills into {directory}")
@@ -105,6 +114,8 @@ def import_command(
     )
     for conflict in report.conflicts:
         console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)
+    if report.redacted:
+        console.print(redaction_line(report.redacted), highlight=False)
 
 
 def migrate(
@@ -114,6 +125,7 @@ def migrate(
     db: DbOption = None,
 ) -> None:
     """Copy the SQLite memory into PostgreSQL: every row with its id, history, statistics and vectors."""
+    from memp_mcp.engine.scan import scan
     from memp_mcp.store import SQLiteStore, open_store
     from memp_mcp.store.postgres import PostgresStore
     from memp_mcp.store.transfer import copy_sqlite_to_postgres
@@ -125,6 +137,13 @@ def migrate(
     try:
         source = SQLiteStore(settings.db_path)
         try:
+            # The copy takes rows as they are, around the engine's redaction: a team store must not
+            # receive secrets an older memory kept.
+            if stored := scan(source, None, fix=False).found:
+                fail(
+                    f"nothing migrated: {settings.db_path} holds secrets ({stored[0].where} and "
+                    f"{len(stored) - 1} more texts); run `memp-mcp scan --all --fix --db {settings.db_path}` first"
+                )
             target = open_store(settings.db_path, settings.database_url)
             assert isinstance(target, PostgresStore)
             try:

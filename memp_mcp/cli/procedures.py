@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from memp_mcp.cli.common import console, fail, memory_at
+from memp_mcp.cli.common import console, fail, memory_at, redaction_line
 from memp_mcp.cli.options import DatabaseUrlOption, DbOption, NamespaceOption
 from memp_mcp.errors import MempError
 from memp_mcp.text import one_line
@@ -157,6 +157,21 @@ def edit(
     except MempError as exc:
         fail(str(exc))
     console.print(f"procedure {revised.id} is now version {revised.version}")
+    if found := _redactions(fields):
+        console.print(redaction_line(found), highlight=False)
+
+
+def _redactions(fields: dict[str, Any]) -> list[str]:
+    """What the edit's texts held that the memory redacted (it stores them without)."""
+    from memp_mcp.engine.scrub import Scrubber
+
+    scrub = Scrubber()
+    for name, value in fields.items():
+        if isinstance(value, str):
+            scrub.shared(name, value)
+        elif isinstance(value, list):
+            scrub.texts(name, value)
+    return scrub.found
 
 
 def _edit_in_editor(text: str) -> str | None:

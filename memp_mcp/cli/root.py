@@ -17,6 +17,7 @@ from memp_mcp import __version__
 from memp_mcp.cli.bench import bench_app, demo
 from memp_mcp.cli.common import console
 from memp_mcp.cli.library import export_command, import_command, migrate
+from memp_mcp.cli.privacy import scan
 from memp_mcp.cli.procedures import edit, forget, list_command, recall, restore, show, stats
 from memp_mcp.cli.setup import doctor, hook, install_app, model_app, reindex, serve, smoke
 
@@ -60,6 +61,7 @@ app.command("export")(export_command)
 app.command("import")(import_command)
 app.command()(migrate)
 app.command()(doctor)
+app.command()(scan)
 app.command()(demo)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")

@@ -292,6 +292,15 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
                 f"vectors from {bound[0] if bound else 'no model yet'})",
                 "; ".join(problems_found),
             )
+            if scratch is None:
+                from memp_mcp.engine.scan import scan
+
+                stored = scan(store, None, fix=False)
+                report(
+                    not stored.found,
+                    f"secrets stored: {stored.secrets} (in {len(stored.found)} texts)",
+                    "run `memp-mcp scan --all --fix` to redact them in place",
+                )
         finally:
             store.close()
     except MempError as exc:

@@ -16,6 +16,9 @@
   markdown.py the Markdown rendering and parsing of one procedure.
 - build.py: the extractive builder (steps kept, pitfalls, placeholders); verdict.py reads one step
   (worked or failed, a command line or not).
+- scrub.py takes secrets and private spans out of what callers send, right after inputs.py checks it,
+  and personal data out of titles and when-to-use; scan.py finds (and redacts) secrets already stored
+  and refuses them at export.
 - inputs.py checks what callers send; results.py holds the result models; strategies.py the paper's
   strategies; model.py the embedding model as bound to the database.
 

@@ -23,6 +23,7 @@ from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.record import MAX_KEYS_PER_PROCEDURE
 from memp_mcp.engine.results import ImportReport
 from memp_mcp.engine.retrieve import key_text
+from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.trust import import_conflict
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import (
@@ -85,7 +86,8 @@ def import_procedures(
 ) -> ImportReport:
     """Check every procedure, then write them all in one transaction into `namespace` (already writable),
     as `principal`'s: a file is trusted as its importer is."""
-    checked = [_checked(number, procedure) for number, procedure in enumerate(procedures, 1)]
+    scrub = Scrubber()
+    checked = [_scrubbed(number, _checked(number, p), scrub) for number, p in enumerate(procedures, 1)]
     embedder = model.get(wait=30.0)
     key_lists = [
         list(dict.fromkeys([*p.keys, p.when_to_use, *(key_text(t.task) for t in p.trajectories)]))[
@@ -165,7 +167,9 @@ def import_procedures(
                     twin.id, reason="import: merged pitfalls", changed_by=procedure.author, pitfalls=pitfalls
                 )
             merged += 1
-    return ImportReport(created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts)
+    return ImportReport(
+        created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts, redacted=scrub.found
+    )
 
 
 def _checked(number: int, procedure: ImportedProcedure) -> ImportedProcedure:
@@ -190,6 +194,29 @@ def _checked(number: int, procedure: ImportedProcedure) -> ImportedProcedure:
         raise InvalidInputError(f"procedure {number} ('{procedure.title[:80]}'): {exc}") from None
     return procedure.model_copy(
         update={"steps": draft.steps, "pitfalls": draft.pitfalls, "author": author, "trajectories": trajectories}
+    )
+
+
+def _scrubbed(number: int, procedure: ImportedProcedure, scrub: Scrubber) -> ImportedProcedure:
+    """`procedure` without secrets or private spans, nor personal data in its title and when-to-use."""
+    where = f"procedures[{number - 1}]"
+    return procedure.model_copy(
+        update={
+            "title": scrub.shared(f"{where}.title", procedure.title),
+            "when_to_use": scrub.shared(f"{where}.when_to_use", procedure.when_to_use),
+            "steps": scrub.texts(f"{where}.steps", procedure.steps),
+            "pitfalls": scrub.texts(f"{where}.pitfalls", procedure.pitfalls),
+            "keys": [scrub.shared(f"{where}.keys", key) for key in procedure.keys],
+            "trajectories": [
+                t.model_copy(
+                    update={
+                        "task": scrub.text(f"{where}.trajectories[{i}].task", t.task),
+                        "steps": scrub.steps(f"{where}.trajectories[{i}].steps", t.steps),
+                    }
+                )
+                for i, t in enumerate(procedure.trajectories)
+            ],
+        }
     )
 
 

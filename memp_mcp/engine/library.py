@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from memp_mcp.engine.imports import ImportedProcedure
 from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.results import ImportReport
+from memp_mcp.engine.scan import refuse_secrets
 from memp_mcp.errors import InvalidInputError
 
 FORMAT_NAME = "memp-mcp-library"
@@ -50,8 +51,17 @@ class LibraryProcedure(ImportedProcedure):
 
 
 def export_library(memory: Memory, namespace: str) -> Iterator[str]:
-    """The namespace's procedures (active and deprecated) as JSON lines, header first."""
+    """The namespace's procedures (active and deprecated) as JSON lines, header first.
+
+    InvalidInputError, before the first line, when a procedure holds a secret (scan.refuse_secrets).
+    """
     store = memory.store
+    offset = 0
+    while batch := store.list_procedures(namespace, None, None, 200, offset):
+        offset += len(batch)
+        for procedure in batch:
+            trajectories = [store.get_trajectory(tid) for tid in procedure.source_trajectory_ids]
+            refuse_secrets(procedure, store.keys(procedure.id), trajectories)
     bound = store.embedding_model()
     header = {
         "format": FORMAT_NAME,

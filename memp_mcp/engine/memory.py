@@ -27,6 +27,7 @@ from memp_mcp.engine.results import (
     RecordResult,
 )
 from memp_mcp.engine.retrieve import RetrievalTuning, Retriever, tuning_for
+from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, procedure_in
 from memp_mcp.errors import EditConflictError, InvalidInputError
@@ -232,6 +233,11 @@ class Memory:
             raise InvalidInputError(
                 f"version must be a positive integer (as get_procedure shows); got {expected_version!r}"
             )
+        scrub = Scrubber()
+        title = None if title is None else scrub.shared("title", title)
+        when_to_use = None if when_to_use is None else scrub.shared("when_to_use", when_to_use)
+        steps = None if steps is None else scrub.texts("steps", steps)
+        pitfalls = None if pitfalls is None else scrub.texts("pitfalls", pitfalls)
         model = self.model.get(0.0)
         key_vector = model.embed([when_to_use])[0] if model and when_to_use else None
         with self.store.transaction():

@@ -16,6 +16,7 @@ from memp_mcp.engine.build import failure_pitfalls
 from memp_mcp.engine.inputs import check_agent, check_draft, check_id, check_steps
 from memp_mcp.engine.lessons import lesson_pitfall, lessons, merged_pitfalls, spread_lessons, warned_message
 from memp_mcp.engine.results import OutcomeResult
+from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import (
     MAX_CANDIDATES_PER_PROCEDURE,
@@ -35,6 +36,7 @@ from memp_mcp.models import (
     RecallEvent,
     Step,
 )
+from memp_mcp.redact import redact_personal
 from memp_mcp.store import Store
 
 # The paper's rule: a procedure retrieved at least 3 times whose success rate is under 50% is
@@ -105,6 +107,13 @@ class Outcomes:
             raise InvalidInputError(
                 f"correction must be a procedure draft or a text of at most {MAX_PITFALL_CHARS} characters"
             )
+        scrub = Scrubber()
+        notes = scrub.optional("notes", notes)
+        steps = None if steps is None else scrub.steps("trajectory", steps)
+        if isinstance(correction, ProcedureDraft):
+            correction = scrub.draft("correction", correction)
+        elif correction is not None:
+            correction = scrub.text("correction", correction)
         adjusted: list[int] = []
         proposed: int | None = None
         deprecated: list[int] = []
@@ -194,6 +203,8 @@ class Outcomes:
             )
         if warned:
             parts.append(warned_message(warned))
+        if scrub.found:
+            parts.append(f"Redacted before storing: {'; '.join(scrub.found)}.")
         return OutcomeResult(
             recall_id=event.id,
             success=success,
@@ -204,6 +215,7 @@ class Outcomes:
             warned_procedure_ids=warned,
             trajectory_id=trajectory_id,
             message=" ".join(parts),
+            redacted=scrub.found,
         )
 
     def _steps_of(self, procedure_id: int, version: int) -> list[str] | None:
@@ -280,6 +292,7 @@ class Outcomes:
         a procedure that keeps failing without a correction is still retired.
         """
         procedure = self.store.get_procedure(procedure_id)
+        task = redact_personal(task).text  # named in pitfalls, which travel with the procedure
         pitfalls: list[str] = []
         new_steps: list[str] | None = None
         source = None

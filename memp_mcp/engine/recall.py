@@ -25,6 +25,7 @@ from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
 from memp_mcp.errors import InvalidInputError, StoreError
 from memp_mcp.models import Procedure, Step, Trajectory
+from memp_mcp.redact import redact, redact_personal
 from memp_mcp.store import Store
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Recaller:
         overhead: int,
     ) -> RecallResult:
         """Memory.recall, its inputs unchecked."""
-        task = check_task(task)
+        task = redact(check_task(task)).text  # the task is logged with the recall, and a report stores it
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
             raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")
         namespace = self.scope.namespace(namespace)
@@ -170,7 +171,8 @@ class Recaller:
             author=procedure.author,
             source_trajectory_ids=ranked_sources,
             exemplar=exemplar,
-            exemplar_task=exemplar_task,
+            # The task travels with the procedure into another session: without personal data.
+            exemplar_task=None if exemplar_task is None else redact_personal(exemplar_task).text,
             provisional=procedure.provisional,
             candidate_of=procedure.candidate_of,
         )

@@ -21,6 +21,7 @@ from memp_mcp.engine.lessons import Lesson, lesson_pitfall, lessons, merged_pitf
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import RecordResult
 from memp_mcp.engine.retrieve import key_text
+from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import (
     MAX_CANDIDATES_PER_PROCEDURE,
@@ -56,6 +57,22 @@ class _Planned:
     family: str
 
 
+def _shareable(planned: _Planned, scrub: Scrubber) -> _Planned:
+    """The planned procedure without personal data in the texts that travel with it (written from the task)."""
+    draft = planned.draft
+    when_to_use = draft.when_to_use
+    return _Planned(
+        draft.model_copy(
+            update={
+                "title": scrub.shared("procedure.title", draft.title),
+                "when_to_use": None if when_to_use is None else scrub.shared("procedure.when_to_use", when_to_use),
+            }
+        ),
+        planned.source,
+        scrub.shared("procedure.when_to_use", planned.family),
+    )
+
+
 @dataclass
 class Recorder:
     """Records trajectories into one store under the memory's strategies and namespaces."""
@@ -84,10 +101,17 @@ class Recorder:
         outcome = check_outcome(outcome)
         agent = check_agent(agent)
         namespace = self.scope.writable(namespace)
+        scrub = Scrubber()
+        task = scrub.text("task", task)
+        parsed_steps = scrub.steps("steps", parsed_steps)
+        if draft is not None:
+            draft = scrub.draft("procedure", draft)
         why_not = self._why_no_procedure(parsed_steps, outcome, draft)
         planned = (
             self._plan(task, parsed_steps, outcome, draft, draft_source, root, heading) if why_not is None else None
         )
+        if planned is not None:
+            planned = _shareable(planned, scrub)
         model = self.model.get(0.0)
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
@@ -117,6 +141,9 @@ class Recorder:
                 )
         if result.warned_procedure_ids:
             result.message += f" {warned_message(result.warned_procedure_ids)}"
+        result.redacted = scrub.found
+        if result.redacted:
+            result.message += f" Redacted before storing: {'; '.join(result.redacted)}."
         return result
 
     def _build(

@@ -68,6 +68,11 @@ class RecallResult(BaseModel):
     )
 
 
+# What was redacted before storing, as "where: kind" ("steps[2].action: github-token"), never the
+# value. Plain strings: the field is in every record and report result's schema, sent with the tool list.
+Redactions = list[str]
+
+
 class RecordResult(BaseModel):
     action: str = Field(description="created, merged, candidate (steps kept apart until they succeed) or stored_only.")
     trajectory_id: int
@@ -79,6 +84,7 @@ class RecordResult(BaseModel):
         description="Other procedures that take an action this run found refused: each got a pitfall saying "
         "what worked instead (update strategy 'adjustment').",
     )
+    redacted: Redactions = Field(default_factory=list)
 
 
 class OutcomeResult(BaseModel):
@@ -95,6 +101,7 @@ class OutcomeResult(BaseModel):
     )
     trajectory_id: int | None = None
     message: str
+    redacted: Redactions = Field(default_factory=list)
 
 
 class ProcedureDetail(BaseModel):
@@ -111,3 +118,4 @@ class ImportReport(BaseModel):
     merged: int
     trajectories: int
     conflicts: list[str]
+    redacted: Redactions = Field(default_factory=list)

@@ -29,6 +29,7 @@ from memp_mcp.engine.library import FORMAT_NAME, FORMAT_VERSION, import_library
 from memp_mcp.engine.markdown import parse_procedure, render_procedure
 from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.results import ImportReport
+from memp_mcp.engine.scan import refuse_secrets
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Procedure, ProcedureStatus
 
@@ -118,11 +119,14 @@ def export_skills(memory: Memory, namespace: str, directory: Path) -> list[Path]
     A folder written by an earlier export of the same procedure is overwritten; nothing else in
     `directory` is touched.
     """
+    procedures = list(_active_procedures(memory, namespace))
+    for procedure in procedures:
+        refuse_secrets(procedure, (), ())  # before anything is written
     directory.mkdir(parents=True, exist_ok=True)
     exported_at = datetime.now(UTC).isoformat(timespec="seconds")
     taken: set[str] = set()
     written: list[Path] = []
-    for procedure in _active_procedures(memory, namespace):
+    for procedure in procedures:
         name = skill_name(procedure.title, taken, f"procedure-{procedure.id}")
         taken.add(name)
         path = directory / name / SKILL_FILE

@@ -68,13 +68,20 @@ def namespace_for(settings: Settings, cwd: object) -> str:
 # -- the prompt ----------------------------------------------------------------------------
 
 
+def prompt_task(prompt: str) -> str:
+    """The prompt as this session's state keeps it (on disk): one line, without secrets or private spans."""
+    from memp_mcp.redact import redact
+
+    return " ".join(redact(prompt).text.split())[:MAX_TASK_CHARS]
+
+
 def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> dict[str, Any] | None:
     from memp_mcp.text import keywords
 
     prompt = data.get("prompt")
     if not isinstance(prompt, str):
         return None
-    task = " ".join(prompt.split())[:MAX_TASK_CHARS]
+    task = prompt_task(prompt)
     if task.startswith("/") or len(keywords(task)) < MIN_PROMPT_KEYWORDS:
         return None  # a follow-up ("go on") continues the task the session remembers
     path = state_path(settings, data.get("session_id"))

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memp_mcp.engine.verdict import TEST_COMMAND
 from memp_mcp.models import MAX_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
+from memp_mcp.redact import redact
 
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.
 TAIL_BYTES = 32 * 1024 * 1024
 OBSERVATION_CHARS = 1_500
+# How far beyond a cut a kept end of a long output is read for secrets: more than a 4096-bit RSA key
+# block in PEM (about 3,300 characters).
+CUT_MARGIN = 4_096
 # The client's own tools: plans, to-do lists, finding tools, loading skills, asking the user. How the
 # agent organises its work, not work on the task.
 SKIPPED_TOOLS = frozenset(
@@ -232,6 +237,11 @@ def _result_text(content: Any) -> str:
 
 def describe_action(call: ToolCall) -> str:
     """The call as one readable action: the tool and what it was pointed at."""
+    return _action_and_secrets(call)[0]
+
+
+def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
+    """The action, redacted, and the secret values taken out of it (memory only)."""
     data = call.input
     if call.command:
         detail = call.command
@@ -248,21 +258,30 @@ def describe_action(call: ToolCall) -> str:
         detail = str(data["description"])
     else:
         detail = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    return _clip(f"{call.name}: {' '.join(detail.split())}", MAX_ACTION_CHARS)
+    redacted = redact(detail)
+    return _clip(f"{call.name}: {' '.join(redacted.text.split())}", MAX_ACTION_CHARS), redacted.values
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_result(call: ToolCall) -> str:
+def describe_result(call: ToolCall, known: Mapping[str, str] | None = None) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
     text = call.result.strip()
     if call.is_error and (refusal := _refusal(text)):
-        return refusal
-    if len(text) > OBSERVATION_CHARS:
-        half = OBSERVATION_CHARS // 2
-        text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
+        return redact(refusal, known).text
+    half = OBSERVATION_CHARS // 2
+    if len(text) > OBSERVATION_CHARS + 2 * CUT_MARGIN:
+        # Each kept end is redacted with a margin beyond the cut, so that a secret, a key block or a
+        # <private> span across the cut is still recognised whole; the middle is never read.
+        head = redact(text[: half + CUT_MARGIN], known).text[:half]
+        tail = redact(text[-(half + CUT_MARGIN) :], known).text[-half:]
+        text = head + f"\n[... {len(text) - 2 * half} characters ...]\n" + tail
+    else:
+        text = redact(text, known).text
+        if len(text) > OBSERVATION_CHARS:
+            text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
     if call.is_error and not call.command:
         # A tool that refused the call (an edit whose text was not found, a file that does not exist).
         return "Error: " + text if text else "Error"
@@ -287,12 +306,14 @@ def call_step(call: ToolCall) -> Step:
     an "Error:" label: a failing test run is a check that failed (perhaps on purpose, to reproduce a
     bug), which the builder tells apart from an action that was refused by what the output says."""
     exit_code = None
-    observation = describe_result(call)
+    # Secrets the call was given, taken out of its output too, where they may come back bare.
+    action, given = _action_and_secrets(call)
+    observation = describe_result(call, given)
     if call.is_error and call.command and (found := EXIT_CODE.match(observation)):
         # The code goes in its field; the output that follows is what the command said.
         exit_code, observation = int(found.group(1)), observation[found.end() :]
     return Step(
-        action=describe_action(call),
+        action=action,
         observation=observation,
         ok=False if call.is_error and exit_code is None else None,
         exit_code=exit_code,
@@ -307,7 +328,7 @@ def turn_steps(turn: Turn) -> list[Step]:
 
 
 def turn_task(turn: Turn) -> str:
-    return _clip(" ".join(turn.prompt.split()), MAX_TASK_CHARS)
+    return _clip(" ".join(redact(turn.prompt).text.split()), MAX_TASK_CHARS)
 
 
 def infer_outcome(turn: Turn) -> tuple[bool | None, str]:

@@ -8,6 +8,7 @@ What lives where:
   two databases spell apart (placeholders, JSON, times, lists of ids, a few expressions);
 - procedures.py, history.py, sql_store.py: the SQL of procedures, trajectories, recall events and
   statistics, written once for both backends; rows.py: rows to models;
+- texts.py: every stored text a user or an agent sent, read and rewritten row by row (`scan`);
 - schema.py: the migration runner; migrations.py and postgres_migrations.py: each backend's list;
 - sqlite/: the SQLite store (connection, dialect, sqlite-vec vectors with the in-memory codes of
   binary_codes.py and bit_index.py, FTS5 full-text); driver.py opens SQLite with sqlite-vec loaded;

@@ -19,8 +19,9 @@ return the k best.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError
@@ -71,6 +72,15 @@ def embed_keys(
         if progress:
             progress(min(start + batch_size, len(keys)), len(keys))
     return embedded
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One row's texts: plain columns as strings, JSON columns decoded."""
+
+    table: str
+    key: tuple[Any, ...]
+    values: dict[str, Any]
 
 
 class Store(Protocol):
@@ -232,6 +242,20 @@ class Store(Protocol):
 
     def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
         """Count an outcome of a version the procedure has since left: in its totals and that version's record."""
+        ...
+
+    # -- every sent text, for `scan` (texts.py) ----------------------------------------------------
+
+    def stored_rows(self, namespace: str | None = None) -> Iterator[StoredRow]:
+        """Every row holding text an agent or a user sent, history included."""
+        ...
+
+    def rewrite_row(self, row: StoredRow, changes: dict[str, Any]) -> None:
+        """Write new values of some of a row's texts (inside a transaction), keeping search in step."""
+        ...
+
+    def purge_freed(self) -> None:
+        """Rewrite the storage so that no freed space keeps overwritten text (outside a transaction)."""
         ...
 
     # -- search --------------------------------------------------------------------------------

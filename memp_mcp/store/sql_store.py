@@ -7,9 +7,10 @@ from __future__ import annotations
 from memp_mcp.models import NamespaceStats, ProcedureStatus
 from memp_mcp.store.history import History
 from memp_mcp.store.procedures import Procedures
+from memp_mcp.store.texts import StoredTexts
 
 
-class SQLStore(Procedures, History):
+class SQLStore(Procedures, History, StoredTexts):
     """Procedures, trajectories and recall events in whichever database the backend connects to."""
 
     def stats(self, namespace: str) -> NamespaceStats:

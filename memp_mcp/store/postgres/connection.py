@@ -177,6 +177,16 @@ class PostgresConnection(Database):
         except PoolTimeout:
             raise StoreError(f"no connection to {self.location} came free; try again") from None
 
+    def purge_freed(self) -> None:
+        """Rewrite the tables holding sent text, so that no dead row keeps text that was overwritten,
+        such as a redacted secret (VACUUM FULL: it locks each table while it copies it)."""
+        try:
+            with self._pool.connection() as pooled:
+                for table in ("trajectories", "procedures", "procedure_versions", "procedure_keys", "recall_events"):
+                    pooled.execute(f"VACUUM FULL {table}")
+        except PoolTimeout:
+            raise StoreError(f"no connection to {self.location} came free; try again") from None
+
     def _write(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None:

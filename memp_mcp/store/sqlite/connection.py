@@ -226,6 +226,14 @@ class SQLiteConnection(Database):
         vec_version = self._execute("SELECT vec_version()").fetchone()[0]
         return f"{driver.driver_name()} with sqlite-vec {vec_version}"
 
+    def purge_freed(self) -> None:
+        """Rewrite the file (and empty the write-ahead log) so that no freed page keeps text that was
+        overwritten, such as a redacted secret."""
+        with self._statement():
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
