@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 # Size limits: generous for real agent work, small enough that one call cannot bloat the file
-# or stall the server. Documented in the README.
+# or stall the server. Documented in docs/tools.md.
 MAX_TASK_CHARS = 2_000
 MAX_STEPS = 500
 MAX_ACTION_CHARS = 2_000

@@ -61,7 +61,7 @@ def serve(
 
 
 def hook() -> None:
-    """Claude Code's command hook: reads the event's JSON on stdin (see README, "Claude Code"); always exits 0."""
+    """Claude Code's command hook: reads the event's JSON on stdin (see docs/claude-code.md); always exits 0."""
     from memp_mcp.hooks.command import main as hook_main
 
     raise typer.Exit(hook_main())
@@ -98,8 +98,8 @@ def install_claude_code(
     if scope == "project" and not uninstall and shutil.which("memp-mcp") is None:
         errors.print(
             "note: the project's files start `memp-mcp` from the PATH (they are shared, so they name no "
-            "installation of this machine), and it is not on this PATH: put the command on it (the README's "
-            "Install section: pipx), or start Claude Code where it is"
+            "installation of this machine), and it is not on this PATH: put the command on it (for example "
+            "a link to the installed command in a folder on the PATH), or start Claude Code where it is"
         )
     if any(change.changed for change in changes):
         errors.print("restart Claude Code (or run /hooks) to pick up the change")
