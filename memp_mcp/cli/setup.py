@@ -45,11 +45,13 @@ def serve(
         fail(f"--transport must be stdio or streamable-http, not {transport!r}")
     if not 1 <= port <= 65535:
         fail(f"--port {port} is not a TCP port; give one from 1 to 65535")
-    if project_namespace and namespace is None:
-        from memp_mcp.project import project_namespace as namespace_of
-
-        namespace = namespace_of(Path.cwd())
     settings = settings_with(db_path=db, namespace=namespace, database_url=database_url)
+    if project_namespace and namespace is None:
+        from memp_mcp.hooks.handlers import namespace_for
+
+        settings = settings_with(
+            db_path=db, namespace=namespace_for(settings, str(Path.cwd())), database_url=database_url
+        )
     from memp_mcp.server.app import run_server
 
     try:
