@@ -134,7 +134,9 @@ def import_procedures(
                     twin.id, reason="import: merged pitfalls", changed_by=procedure.author, pitfalls=pitfalls
                 )
             merged += 1
-    return ImportReport(created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts)
+    return ImportReport(
+        namespace=namespace, created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts
+    )
 
 
 def _checked(number: int, procedure: ImportedProcedure) -> ImportedProcedure:

@@ -107,6 +107,7 @@ class ProcedureDetail(BaseModel):
 
 
 class ImportReport(BaseModel):
+    namespace: str = ""
     created: int
     merged: int
     trajectories: int
