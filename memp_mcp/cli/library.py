@@ -116,6 +116,8 @@ def import_command(
     )
     for conflict in report.conflicts:
         console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)
+    for note in report.notes:
+        errors.print(Text.assemble(("note:", "cyan"), f" {one_line(note)}"), highlight=False, soft_wrap=True)
 
 
 def migrate(

@@ -34,6 +34,7 @@ from memp_mcp.models import (
     Procedure,
     ProcedureDraft,
     ProcedureStatus,
+    SkillDocument,
     Step,
     Trajectory,
 )
@@ -70,6 +71,8 @@ class ImportedProcedure(BaseModel):
     keys: list[str] = Field(default_factory=list, max_length=MAX_KEYS_PER_PROCEDURE * 4)
     trajectories: list[ImportedTrajectory] = Field(default_factory=list)
     stats: ImportedStats = Field(default_factory=ImportedStats)
+    # The Agent Skill it was derived from, kept whole (see skills.py); None for recorded work.
+    skill: SkillDocument | None = None
 
 
 def import_procedures(
@@ -93,7 +96,15 @@ def import_procedures(
             vectors = {}  # the database was re-embedded with another model meanwhile: backfilled later
         for procedure, keys in zip(checked, key_lists, strict=True):
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
-            twin = _same_task(store, namespace, procedure)
+            if procedure.skill is not None:
+                # A skill is its own procedure: it merges with nothing but itself imported again,
+                # so two skills of one title (or one name, from two authors) stay two.
+                if store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
+                    merged += 1
+                    continue
+                twin = None
+            else:
+                twin = _same_task(store, namespace, procedure)
             if twin is None:
                 trajectory_ids = [
                     store.add_trajectory(namespace, t.task, t.steps, t.outcome, t.agent) for t in procedure.trajectories
@@ -115,6 +126,8 @@ def import_procedures(
                 store.bump_stats(new_id, retrieved=stats.retrieved, succeeded=stats.succeeded, failed=stats.failed)
                 if procedure.status == ProcedureStatus.DEPRECATED:
                     store.set_status(new_id, ProcedureStatus.DEPRECATED)
+                if procedure.skill is not None:
+                    store.save_skill(new_id, procedure.skill)
                 created += 1
                 continue
             held = {_fingerprint(t) for t in (store.get_trajectory(i) for i in twin.source_trajectory_ids)}

@@ -112,3 +112,4 @@ class ImportReport(BaseModel):
     merged: int
     trajectories: int
     conflicts: list[str]
+    notes: list[str] = Field(default_factory=list)

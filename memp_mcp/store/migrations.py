@@ -145,6 +145,21 @@ INSERT INTO procedure_fts (procedure_fts, rank) VALUES ('automerge', 2);
 INSERT INTO procedure_fts (procedure_fts) VALUES ('optimize');
 """
 
+# An imported Agent Skill is kept whole beside the procedure derived from it (SKILL.md's frontmatter
+# and body as written, and its other files), so that an export writes the same folder back.
+M008_SKILL_DOCUMENTS = """
+CREATE TABLE skill_documents (
+    procedure_id INTEGER PRIMARY KEY REFERENCES procedures(id),
+    name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    frontmatter TEXT NOT NULL,
+    body TEXT NOT NULL,
+    files TEXT NOT NULL
+);
+CREATE INDEX skill_documents_by_name ON skill_documents(name);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -153,6 +168,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "version_records", M005_VERSION_RECORDS),
     (6, "candidates", M006_CANDIDATES),
     (7, "fulltext_merges", M007_FULLTEXT_MERGES),
+    (8, "skill_documents", M008_SKILL_DOCUMENTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -96,8 +96,23 @@ CREATE INDEX recall_events_by_namespace ON recall_events(namespace);
 """
 
 
+# An imported Agent Skill kept whole beside its procedure (see migrations.M008_SKILL_DOCUMENTS).
+M002_SKILL_DOCUMENTS = """
+CREATE TABLE skill_documents (
+    procedure_id BIGINT PRIMARY KEY REFERENCES procedures(id),
+    name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    frontmatter TEXT NOT NULL,
+    body TEXT NOT NULL,
+    files TEXT NOT NULL
+);
+CREATE INDEX skill_documents_by_name ON skill_documents(name);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
+    (2, "skill_documents", M002_SKILL_DOCUMENTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

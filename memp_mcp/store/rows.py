@@ -22,6 +22,7 @@ PROCEDURE_COLUMNS = (
 )
 TRAJECTORY_COLUMNS = "id, namespace, task, steps_json, outcome, score, agent, created_at"
 RECALL_EVENT_COLUMNS = "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success"
+SKILL_DOCUMENT_COLUMNS = "procedure_id, name, folder, digest, frontmatter, body, files"
 VERSION_COLUMNS = (
     "version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, success_count, "
     "failure_count"
