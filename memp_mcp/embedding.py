@@ -14,6 +14,7 @@ directory) that the database records, so vectors of two models never mix.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import threading
@@ -220,6 +221,10 @@ def _pypi_minilm(settings: Settings, allow_download: bool) -> FastEmbedEmbedder:
     return FastEmbedEmbedder.from_directory(DEFAULT_EMBEDDING_MODEL, minilm_dir(settings.model_cache_dir))
 
 
+# How long a process that ends may wait for a model still loading (it loads in about a second).
+EXIT_WAIT_SECONDS = 30.0
+
+
 class BackgroundEmbedder:
     """Loads the embedder on a thread, so a server can answer before the model is ready.
 
@@ -243,6 +248,11 @@ class BackgroundEmbedder:
             self._ready.set()
         else:
             threading.Thread(target=self._load, args=(settings,), name="embedder-load", daemon=True).start()
+            # A process that ends while the thread is inside onnxruntime, creating its session, is
+            # aborted by the C++ runtime at interpreter shutdown ("terminate called without an
+            # active exception", exit 134): a command that never needed the model must not race
+            # it. atexit runs before the interpreter finalizes, so the load is let finish first.
+            atexit.register(self._ready.wait, EXIT_WAIT_SECONDS)
 
     def _load(self, settings: Settings) -> None:
         started = time.perf_counter()

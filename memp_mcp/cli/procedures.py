@@ -160,7 +160,9 @@ def edit(
     """
     from memp_mcp.engine.markdown import parse_procedure, render_procedure
 
-    memory = memory_at(db, namespace, database_url=database_url)
+    # No model: the edited keys are stored without vectors, which a server embeds at its next
+    # write, and nothing loads in the background while the editor is open.
+    memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         fields: dict[str, Any] = {"title": title, "when_to_use": when_to_use, "steps": step, "pitfalls": pitfall}
         if all(value is None for value in fields.values()):
