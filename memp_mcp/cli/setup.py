@@ -79,7 +79,7 @@ def install_claude_code(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a diff; write nothing.")] = False,
 ) -> None:
     """Add memp-mcp's MCP server and hooks to Claude Code's settings (idempotent; nothing else changes)."""
-    from memp_mcp.hooks.install import apply, plan_claude_code
+    from memp_mcp.hooks.install import apply, hooks_installed, plan_claude_code
 
     if scope not in ("user", "project"):
         fail(f"--scope must be user or project, not {scope!r}")
@@ -102,6 +102,14 @@ def install_claude_code(
             "note: the project's files start `memp-mcp` from the PATH (they are shared, so they name no "
             "installation of this machine), and it is not on this PATH: put the command on it (for example "
             "a link to the installed command in a folder on the PATH), or start Claude Code where it is"
+        )
+    other = "project" if scope == "user" else "user"
+    if not uninstall and (elsewhere := hooks_installed(other)) is not None:
+        errors.print(
+            f"warning: memp-mcp's hooks are also installed for the {other} scope ({elsewhere}), so Claude Code "
+            f"runs each of them twice; keep one: memp-mcp install claude-code --scope {other} --uninstall",
+            highlight=False,
+            soft_wrap=True,
         )
     if any(change.changed for change in changes):
         errors.print("restart Claude Code (or run /hooks) to pick up the change")
