@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -103,7 +103,7 @@ def install_claude_code(
             "installation of this machine), and it is not on this PATH: put the command on it (for example "
             "a link to the installed command in a folder on the PATH), or start Claude Code where it is"
         )
-    other = "project" if scope == "user" else "user"
+    other: Literal["user", "project"] = "project" if scope == "user" else "user"
     if not uninstall and (elsewhere := hooks_installed(other)) is not None:
         errors.print(
             f"warning: memp-mcp's hooks are also installed for the {other} scope ({elsewhere}), so Claude Code "
