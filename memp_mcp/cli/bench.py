@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from memp_mcp.cli.common import console, errors, fail, settings_with
 from memp_mcp.cli.options import DatabaseUrlOption
@@ -583,4 +584,17 @@ def demo(
 ) -> None:
     """The story in about a minute: agents with and without memory, the world changing under them, recovery,
     and a weak agent helped by a strong agent's memory. Prints tables and writes a plot."""
-    _run_drift(60, [0], 30, 15, (), plot, False, transfer=True)
+    from memp_mcp.bench.lifelong import drift_headline
+
+    report = _run_drift(60, [0], 30, 15, (), plot, False, transfer=True)
+    console.print(
+        "Configurations: 'no memory' runs without memp-mcp; vanilla, validation and adjustment are memory "
+        "under the paper's update strategies (keep everything; keep what succeeded; also revise what failed).",
+        highlight=False,
+    )
+    console.print(Text(drift_headline(report), style="bold"), highlight=False)
+    console.print(
+        "Next: give Claude Code this memory with `memp-mcp install claude-code` (README, Quickstart); "
+        "the full benchmarks are in docs/benchmarks.md.",
+        highlight=False,
+    )
