@@ -376,3 +376,12 @@ def test_import_says_where_it_writes_and_the_namespace_flag_wins_over_the_file(
     assert target.count_procedures("team") == 2 and target.count_procedures("default") == 0
     code, out = run("import", str(library))  # no flag: the namespace the file names
     assert code == 0 and "into namespace default" in out, out
+
+
+def test_namespaces_before_anything_was_recorded_says_so_and_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMP_DB_PATH", str(tmp_path / "not-yet" / "memory.db"))
+    code, out = run("namespaces")
+    assert code == 0 and "No memory yet" in " ".join(out.split()), out
+    assert not (tmp_path / "not-yet").exists()

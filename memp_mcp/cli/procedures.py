@@ -247,10 +247,20 @@ def namespaces(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List every namespace with its procedures and trajectories; `*` marks the one commands here use."""
-    from memp_mcp.cli.common import chosen_namespace, settings_with
+    from memp_mcp.cli.common import chosen_namespace, holds_no_memory, settings_with
 
+    settings = settings_with(db_path=db, database_url=database_url)
+    if db is None and holds_no_memory(settings):
+        # A first look, before anything was recorded: not an error.
+        console.print(
+            Text(
+                f"No memory yet: {settings.db_path} does not exist. The Claude Code hooks create it when they "
+                "record the first turn (`memp-mcp install claude-code`); an MCP server, when a client records."
+            )
+        )
+        return
     memory = memory_at(db, None, need_model=False, database_url=database_url, announce=False)
-    here, why = chosen_namespace(settings_with(db_path=db, database_url=database_url), None)
+    here, why = chosen_namespace(settings, None)
     rows = namespace_counts(memory)
     if as_json:
         for name, procedures, trajectories in rows:
