@@ -338,8 +338,11 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     steps_axis.legend(fontsize=7)
     headline = drift_headline(report)
     if headline:
-        figure.suptitle(headline, fontsize=10, wrap=True)
-    figure.tight_layout()
+        # One sentence a line, in room kept free above the axes.
+        figure.suptitle(headline.replace(". ", ".\n"), fontsize=10)
+        figure.tight_layout(rect=(0, 0, 1, 0.88))
+    else:
+        figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

@@ -126,3 +126,18 @@ def owner_hint(memory: Any, procedure_id: int, namespace: str) -> str:
     if found and found[0].namespace != namespace:
         return f"; procedure {procedure_id} is in namespace {found[0].namespace}: add --namespace {found[0].namespace}"
     return f"; {elsewhere_hint(memory, namespace)}"
+
+
+def nothing_recorded_yet(db: Path | None, database_url: str | None) -> bool:
+    """Say so when the default database does not exist yet (a first look, not an error; a --db that
+    names no database is a typo, and memory_at refuses it)."""
+    settings = settings_with(db_path=db, database_url=database_url)
+    if db is not None or not holds_no_memory(settings):
+        return False
+    console.print(
+        Text(
+            f"No memory yet: {settings.db_path} does not exist. The Claude Code hooks create it when they "
+            "record the first turn (`memp-mcp install claude-code`); an MCP server, when a client records."
+        )
+    )
+    return True

@@ -15,7 +15,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from memp_mcp.cli.common import console, elsewhere_hint, errors, fail, memory_at, namespace_counts, owner_hint
+from memp_mcp.cli.common import (
+    console,
+    elsewhere_hint,
+    errors,
+    fail,
+    memory_at,
+    namespace_counts,
+    nothing_recorded_yet,
+    owner_hint,
+)
 from memp_mcp.cli.options import DatabaseUrlOption, DbOption, NamespaceOption
 from memp_mcp.errors import MempError, NotFoundError
 from memp_mcp.text import one_line
@@ -64,6 +73,8 @@ def recall(
 
 def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace: NamespaceOption = None) -> None:
     """Counts of trajectories, procedures and recalls in a namespace."""
+    if nothing_recorded_yet(db, database_url):
+        return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     figures = memory.stats()
     console.print_json(figures.model_dump_json())
@@ -85,6 +96,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List procedures."""
+    if nothing_recorded_yet(db, database_url):
+        return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         procedures = memory.list_procedures(memory.default_namespace, status, text, limit)
@@ -247,18 +260,11 @@ def namespaces(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List every namespace with its procedures and trajectories; `*` marks the one commands here use."""
-    from memp_mcp.cli.common import chosen_namespace, holds_no_memory, settings_with
+    from memp_mcp.cli.common import chosen_namespace, settings_with
 
-    settings = settings_with(db_path=db, database_url=database_url)
-    if db is None and holds_no_memory(settings):
-        # A first look, before anything was recorded: not an error.
-        console.print(
-            Text(
-                f"No memory yet: {settings.db_path} does not exist. The Claude Code hooks create it when they "
-                "record the first turn (`memp-mcp install claude-code`); an MCP server, when a client records."
-            )
-        )
+    if nothing_recorded_yet(db, database_url):
         return
+    settings = settings_with(db_path=db, database_url=database_url)
     memory = memory_at(db, None, need_model=False, database_url=database_url, announce=False)
     here, why = chosen_namespace(settings, None)
     rows = namespace_counts(memory)
