@@ -336,13 +336,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     success_axis.set(title="Success rate per task group", xlabel="group", ylabel="success rate", ylim=(0, 1.05))
     steps_axis.set(title="Mean steps per task group", xlabel="group", ylabel="steps")
     steps_axis.legend(fontsize=7)
-    headline = drift_headline(report)
-    if headline:
-        # One sentence a line, in room kept free above the axes.
-        figure.suptitle(headline.replace(". ", ".\n"), fontsize=10)
-        figure.tight_layout(rect=(0, 0, 1, 0.88))
-    else:
-        figure.tight_layout()
+    figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
@@ -480,6 +474,12 @@ def write_drift_plot(report: dict[str, Any], path: Path) -> None:
         bars = axes[2].bar(names, values, color=["#999999", "#1b9e77"])
         axes[2].bar_label(bars, labels=[f"{v:.0f}%" for v in values])
         axes[2].set(title="Weak agent on new tasks", ylabel="success %", ylim=(0, 105))
-    figure.tight_layout()
+    headline = drift_headline(report)
+    if headline:
+        # One sentence a line, in room kept free above the axes.
+        figure.suptitle(headline.replace(". ", ".\n"), fontsize=10)
+        figure.tight_layout(rect=(0, 0, 1, 0.88))
+    else:
+        figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
