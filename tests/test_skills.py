@@ -376,3 +376,18 @@ def test_each_task_gets_a_skill_of_its_own_family_first(real_embedder: object) -
     report = run_skills_bench(DATASET, real_embedder)
     print(report.as_dict())
     assert report.own_family_first / report.tasks >= 0.85, report.per_task
+
+
+def test_a_library_file_carries_a_skill_whole(db: Path, tmp_path: Path) -> None:
+    from memp_mcp.engine.library import export_library, import_library
+    from memp_mcp.engine.skills import export_skills, import_skills
+
+    source = write_pdf_skill(tmp_path / "in")
+    memory = Memory(SQLiteStore(db), FakeEmbedder(), namespace="docs")
+    import_skills(memory, source)
+    lines = list(export_library(memory, "docs"))
+    other = Memory(SQLiteStore(tmp_path / "other.db"), FakeEmbedder(), namespace="docs")
+    assert import_library(other, lines).created == 1
+    export_skills(other, "docs", tmp_path / "out")
+    assert read_skill(tmp_path / "out" / "pdf").body == read_skill(source).body
+    assert (tmp_path / "out" / "pdf" / "LICENSE.txt").read_bytes() == (source / "LICENSE.txt").read_bytes()
