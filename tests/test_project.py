@@ -106,3 +106,41 @@ def test_memory_recorded_under_the_folder_keyed_namespace_is_carried_over_to_eve
     # A repository that never had folder-keyed memory gets its own namespace.
     fresh = repository(tmp_path / "fresh", "https://example.org/team/other.git")
     assert namespace_for(settings, str(fresh)) == project_namespace(fresh)
+
+
+@needs_git
+def test_work_recorded_by_the_hooks_in_one_clone_is_listed_and_injected_in_another(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    from tests.claude_code_session import Transcript
+    from tests.test_hooks import FIRST_PROMPT, REWORDED_PROMPT, event, fix_the_bug, hook
+
+    env = {
+        **os.environ,
+        "MEMP_DB_PATH": str(tmp_path / "data" / "memory.db"),
+        "MEMP_HOOK_SERVER": "0",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    env.pop("MEMP_NAMESPACE", None)
+    env.pop("MEMP_HOOK_NAMESPACE", None)
+    here = repository(tmp_path / "work" / "cachelib", "git@github.com:acme/cachelib.git")
+    there = tmp_path / "elsewhere" / "cachelib-copy"
+    git(tmp_path, "clone", "-q", str(here), str(there))
+    git(there, "remote", "set-url", "origin", "https://github.com/acme/cachelib")
+    first = Transcript(tmp_path / "t" / "s1.jsonl", "s1", here)
+    first.prompt(FIRST_PROMPT)
+    fix_the_bug(first)
+    hook(event("Stop", "s1", first.path, here, stop_hook_active=False), env)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.cli", "list", "--json"], cwd=there, env=env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert len([json.loads(line) for line in listed.stdout.splitlines()]) == 1
+    assert f"namespace {project_namespace(there)} (this repository's" in listed.stderr
+
+    second = Transcript(tmp_path / "t" / "s2.jsonl", "s2", there)
+    second.prompt(REWORDED_PROMPT)
+    answer = hook(event("UserPromptSubmit", "s2", second.path, there, prompt=REWORDED_PROMPT), env).stdout
+    assert "<procedure" in json.loads(answer)["hookSpecificOutput"]["additionalContext"]
