@@ -63,6 +63,9 @@ class Settings(BaseModel):
     # Namespaces no client may write to (a shared, curated library).
     read_only_namespaces: frozenset[str] = frozenset()
     http_token: str | None = None
+    # A JSON file of tokens, each with its principal and namespaces (memp_mcp.principals); replaces
+    # http_token when set.
+    http_tokens_file: Path | None = None
     # Host header values the HTTP server answers (DNS-rebinding protection); empty: derived from the
     # bind address (see server.allowed_hosts). "*" turns the check off.
     allowed_hosts: tuple[str, ...] = ()
@@ -159,6 +162,7 @@ ENV_VARS: dict[str, str] = {
     "MEMP_RELEVANCE_FLOOR": "relevance_floor",
     "MEMP_READ_ONLY_NAMESPACES": "read_only_namespaces",
     "MEMP_HTTP_TOKEN": "http_token",
+    "MEMP_HTTP_TOKENS": "http_tokens_file",
     "MEMP_ALLOWED_HOSTS": "allowed_hosts",
     "MEMP_HTTP_ALLOW_NO_TOKEN": "http_allow_no_token",
     "MEMP_AGENT_EDITS": "agent_edits",

@@ -16,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 # or stall the server. Documented in docs/tools.md.
 MAX_TASK_CHARS = 2_000
 MAX_STEPS = 500
-MAX_ACTION_CHARS = 2_000
+MAX_ACTION_CHARS = 2_000  # a procedure's step, and an action as a transcript reader clips one
+# A recorded action may be long (a heredoc writing a file): the trajectory keeps it whole, its step is abridged.
+MAX_RECORDED_ACTION_CHARS = 200_000
+# All the text of one trajectory (actions and observations): the limit that stops hostile input.
+MAX_TRAJECTORY_CHARS = 4_000_000
 MAX_OBSERVATION_CHARS = 20_000
 MAX_PROCEDURE_STEPS = 60
 MAX_PITFALLS = 30
@@ -66,7 +70,7 @@ class Step(BaseModel):
 
     action: str = Field(
         min_length=1,
-        max_length=MAX_ACTION_CHARS,
+        max_length=MAX_RECORDED_ACTION_CHARS,
         description="The action or command, as issued (a tool call or shell line).",
     )
     observation: str | None = Field(
@@ -165,6 +169,8 @@ class Procedure(BaseModel):
         description="Set on a candidate: the procedure whose steps it proposes to replace. Recall serves a "
         "candidate only once it has succeeded (or that procedure is retired).",
     )
+    # Who recorded it, as authenticated (memp_mcp.principals); None: from before principals were kept.
+    principal: str | None = Field(default=None, exclude=True)
 
     @property
     def provisional(self) -> bool:
@@ -189,6 +195,8 @@ class RecallEvent(BaseModel):
     created_at: datetime
     reported: bool
     success: bool | None
+    # The version of each of procedure_ids when it was served (None: logged before versions were kept).
+    procedure_versions: list[int] | None = None
 
 
 class NamespaceStats(BaseModel):

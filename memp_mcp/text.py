@@ -94,3 +94,17 @@ def one_line(text: str) -> str:
 def counted(count: int, noun: str) -> str:
     """ "1 step", "3 steps": a count with its noun (one that takes an s)."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def code_fence(text: str) -> str:
+    """A Markdown fence that `text` cannot close: more backticks than its longest run of them (at least three)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def code_lines(text: str) -> str:
+    """Stored code made safe to show between fences: its line breaks and indentation kept (tabs as four
+    spaces), every other control, format and surrogate character dropped, as one_line drops them."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    kept = "".join(c for c in text if c == "\n" or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Zl", "Zp"))
+    return "\n".join(line.rstrip() for line in kept.strip("\n").split("\n"))

@@ -29,6 +29,7 @@ LAYERS = [
         "memp_mcp.paths",
         "memp_mcp.project",
         "memp_mcp.model_fetch",
+        "memp_mcp.principals",
         "memp_mcp",
     ),
 ]

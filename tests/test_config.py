@@ -149,3 +149,43 @@ def test_settings_are_frozen() -> None:
     settings = load_settings(environ={})
     with pytest.raises(ValueError, match="frozen"):
         settings.namespace = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "is not JSON"),
+        ('{"tokens": []}', "at least one token"),
+        ('{"tokens": [{"token": "short", "principal": "a"}]}', "at least 16 characters"),
+        ('{"tokens": [{"token": "0123456789abcdef", "principal": "local:me"}]}', "'principal' must be a name"),
+        ('{"tokens": [{"token": "0123456789abcdef", "principal": "a", "write": "team"}]}', "'write' must be a list"),
+    ],
+)
+def test_a_token_file_that_cannot_be_used_is_refused_with_what_is_wrong(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    from memp_mcp.principals import load_token_file
+
+    path = tmp_path / "tokens.json"
+    path.write_text(content)
+    with pytest.raises(InvalidInputError, match=message):
+        load_token_file(path)
+
+
+def test_a_principal_reads_what_it_may_write_and_defaults_to_a_namespace_it_may_use(tmp_path: Path) -> None:
+    from memp_mcp.principals import load_token_file, principal_for
+
+    path = tmp_path / "tokens.json"
+    path.write_text(
+        '{"tokens": [{"token": "0123456789abcdef", "principal": "ci", "read": ["docs"], "write": ["builds"]},'
+        ' {"token": "fedcba9876543210", "principal": "ops", "read": ["*"], "write": ["*"]}]}'
+    )
+    principals = load_token_file(path)
+    ci = principal_for("0123456789abcdef", principals)
+    assert ci is not None and ci.name == "ci"
+    assert ci.may_read("docs") and ci.may_read("builds") and ci.may_write("builds")
+    assert not ci.may_write("docs") and not ci.may_read("default")
+    assert ci.default_namespace("default") == "builds"
+    ops = principal_for("fedcba9876543210", principals)
+    assert ops is not None and ops.may_write("anything") and ops.default_namespace("default") == "default"
+    assert principal_for("0123456789abcdeX", principals) is None

@@ -24,7 +24,7 @@ from memp_mcp.server.app import build_server
 from memp_mcp.server.streamable_http import MAX_HTTP_BODY_BYTES
 from memp_mcp.store import SQLiteStore
 from tests.conftest import FakeEmbedder
-from tests.test_memory import CLEAN_SOAP
+from tests.test_memory import CLEAN_SOAP, HEAT_EGG
 from tests.test_server import http_server  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.anyio
@@ -219,3 +219,85 @@ async def test_a_read_only_database_in_a_read_only_folder_still_answers_recalls(
         assert recorded.is_error and "read" in recorded.content[0].text.lower()  # type: ignore[union-attr]
     assert read_only_folder.read_bytes() == before
     assert sorted(p.name for p in read_only_folder.parent.iterdir()) == ["locked.db"]
+
+
+class FolderLock:
+    """Makes a folder and its database files unwritable for this process and back, as when another
+    account owns them: chmod for users, the immutable flag for root."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        if os.geteuid() == 0 and not self._chattr("+i", folder):
+            pytest.skip("running as root without a working chattr: cannot make a folder read-only")
+        self.unlock()
+
+    @staticmethod
+    def _chattr(flag: str, path: Path) -> bool:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+    def _databases(self) -> list[Path]:
+        return sorted(self.folder.glob("*.db"))
+
+    def lock(self) -> None:
+        for path in [*self._databases(), self.folder]:
+            if os.geteuid() == 0:
+                self._chattr("+i", path)
+            else:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+
+    def unlock(self) -> None:
+        for path in [self.folder, *self._databases()]:
+            if os.geteuid() == 0:
+                self._chattr("-i", path)
+            else:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.fixture
+def folder_lock(tmp_path: Path) -> Iterator[FolderLock]:
+    folder = tmp_path / "library"
+    folder.mkdir()
+    lock = FolderLock(folder)
+    try:
+        yield lock
+    finally:
+        lock.unlock()
+
+
+def _titles(memory: Memory) -> list[str]:
+    return sorted(procedure.title for procedure in memory.list_procedures())
+
+
+def test_a_reader_in_a_read_only_folder_sees_what_another_account_is_writing(folder_lock: FolderLock) -> None:
+    db = folder_lock.folder / "shared.db"
+    with SQLiteStore(db) as store:
+        Memory(store, FakeEmbedder()).record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    # The other account keeps the file open: what it records sits in the WAL beside the file.
+    with SQLiteStore(db) as writer_store:
+        writer = Memory(writer_store, FakeEmbedder())
+        writer.record("heat some egg and put it in garbagecan", HEAT_EGG, "success")
+        folder_lock.lock()
+        with SQLiteStore(db) as reader_store:
+            reader = Memory(reader_store, FakeEmbedder())
+            assert len(_titles(writer)) == 2
+            assert _titles(reader) == _titles(writer)
+        folder_lock.unlock()
+
+
+def test_a_reader_that_opened_an_idle_file_follows_a_writer_who_comes_later(folder_lock: FolderLock) -> None:
+    db = folder_lock.folder / "shared.db"
+    with SQLiteStore(db) as store:
+        Memory(store, FakeEmbedder()).record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    folder_lock.lock()
+    with SQLiteStore(db) as reader_store:
+        reader = Memory(reader_store, FakeEmbedder())
+        before = _titles(reader)
+        assert len(before) == 1
+        folder_lock.unlock()
+        with SQLiteStore(db) as writer_store:
+            writer = Memory(writer_store, FakeEmbedder())
+            writer.record("heat some egg and put it in garbagecan", HEAT_EGG, "success")
+            folder_lock.lock()
+            assert len(_titles(writer)) == 2
+            assert _titles(reader) == _titles(writer)
+            folder_lock.unlock()

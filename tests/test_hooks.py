@@ -19,7 +19,7 @@ import pytest
 
 from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.results import RecalledProcedure
-from memp_mcp.hooks.client import server_pid, socket_path
+from memp_mcp.hooks.client import ensure_runtime_dir, server_pid, socket_path
 from memp_mcp.hooks.transcript import ToolCall, Turn, infer_outcome, read_last_turn, turn_steps
 from memp_mcp.project import project_namespace
 from memp_mcp.server.render import INJECTION_CHARS, render_injection
@@ -213,6 +213,19 @@ def test_a_failing_last_test_run_reports_a_failure_and_revises_the_procedure(
     assert procedure.failure_count == 1 and procedure.version == 2
 
 
+def test_a_transcript_line_nested_too_deep_is_skipped_and_the_turn_still_recorded(
+    project: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    transcript = Transcript(tmp_path / "t" / "deep.jsonl", "deep", project)
+    transcript.prompt(FIRST_PROMPT)
+    with transcript.path.open("a", encoding="utf-8") as handle:
+        handle.write('{"type": "user", "message": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    fix_the_bug(transcript)
+    hook(event("Stop", "deep", transcript.path, project, stop_hook_active=False), env)
+    store = SQLiteStore(Path(env["MEMP_DB_PATH"]))
+    assert store.count_trajectories(project_namespace(project)) == 1
+
+
 def test_a_turn_the_agent_reported_itself_is_not_recorded_again(
     project: Path, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -343,7 +356,8 @@ def test_a_prompt_the_warm_server_answers_imports_the_standard_library_alone(
     requests: list[bytes] = []
     # A stand-in for the warm server: the test is about what the client side imports.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(socket_path(db)))
+        assert ensure_runtime_dir() is not None
+        listener.bind(str(socket_path(db, env)))
         listener.listen(1)
         listener.settimeout(60)
 
@@ -364,7 +378,7 @@ def test_a_prompt_the_warm_server_answers_imports_the_standard_library_alone(
             )
             server.join(10)
         finally:
-            socket_path(db).unlink(missing_ok=True)
+            socket_path(db, env).unlink(missing_ok=True)
     assert requests == [prompt.encode()] and stdout == reply
     assert not beyond_the_standard_library(modules)
     assert not modules & {"pydantic", "numpy", "mcp", "memp_mcp.config", "memp_mcp.paths"}
@@ -518,7 +532,14 @@ def test_the_hook_benchmark_prints_warm_and_cold_figures(tmp_path: Path, real_mo
     assert figures["warm_ms"]["n"] == figures["in_process_ms"]["n"] == 5 and figures["cold_ms"]["n"] == 1
     assert 0 < figures["warm_ms"]["p50"] <= figures["warm_ms"]["max"] and figures["warm_with_model"]
     assert figures["injected"] >= 1 and 0 < figures["injection_chars"]["max"] <= INJECTION_CHARS
-    assert server_pid(tmp_path / "hook-50" / "memory.db") is None, "the benchmark stops the server it started"
+    db = tmp_path / "hook-50" / "memory.db"
+    bench_env = {
+        **os.environ,
+        "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent),
+        "MEMP_DB_PATH": str(db),
+        "MEMP_LOG_LEVEL": "INFO",
+    }
+    assert server_pid(db, bench_env) is None, "the benchmark stops the server it started"
 
 
 @pytest.mark.real_model
@@ -566,4 +587,50 @@ def test_a_warm_server_answers_later_prompts_with_the_model(
     finally:
         if server_pid is not None:
             os.kill(server_pid, signal.SIGTERM)
-            wait_until(lambda: not socket_path(db).exists(), 10)
+            wait_until(lambda: not socket_path(db, warm_env).exists(), 10)
+
+
+def test_warm_servers_are_one_per_database_and_settings_in_a_folder_only_this_user_may_enter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memp_mcp.hooks.client import ask, is_private, runtime_dir
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    db = tmp_path / "memory.db"
+    project_a = {"MEMP_HOOK_NAMESPACE": "project-a", "MEMP_HOOKS": "1"}
+    project_b = {"MEMP_HOOK_NAMESPACE": "project-b", "MEMP_HOOKS": "1"}
+    assert socket_path(db, project_a) != socket_path(db, project_b)
+    assert socket_path(db, project_a) == socket_path(db, {**project_a, "MEMP_HOOK_SERVER": "0"})
+    assert socket_path(db, {"MEMP_DATABASE_URL": "postgresql://team"}) != socket_path(db, {})
+
+    # Someone who made the folder first (a link to theirs, or a folder others may enter) is not trusted.
+    elsewhere = tmp_path / "planted"
+    elsewhere.mkdir(mode=0o777)
+    elsewhere.chmod(0o777)
+    runtime_dir().symlink_to(elsewhere)
+    assert ensure_runtime_dir() is None and not is_private(runtime_dir())
+    assert ask(socket_path(db, project_a), b"{}") is None
+    runtime_dir().unlink()
+    folder = ensure_runtime_dir()
+    assert folder is not None and is_private(folder) and (folder.stat().st_mode & 0o777) == 0o700
+
+
+def test_the_warm_servers_lock_file_is_not_followed_through_a_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    from memp_mcp.hooks.client import lock_path
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = ensure_runtime_dir()
+    assert folder is not None
+    server_env = {**env, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    lock_path(socket_path(Path(env["MEMP_DB_PATH"]), server_env)).symlink_to(victim)
+    done = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.hooks.warm_server"], env=server_env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert victim.read_text() == "precious"

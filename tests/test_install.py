@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from memp_mcp.cli import app
+from memp_mcp.errors import InvalidInputError
 from memp_mcp.hooks import jsonedit
-from memp_mcp.hooks.install import HOOK_EVENTS, SERVER_NAME, is_our_hook
+from memp_mcp.hooks.install import HOOK_EVENTS, SERVER_NAME, Change, apply, is_our_hook
 
 runner = CliRunner()
 
@@ -169,6 +170,7 @@ def test_project_scope_writes_the_project_files_at_the_git_root(
         (".claude/settings.json", '{"hooks": []}', '"hooks" is not an object'),
         (".claude/settings.json", "[]", "does not hold a JSON object"),
         (".claude.json", '{"mcpServers": {"procedural-memory": {"command": "other-tool"}}}', "is not memp-mcp"),
+        (".claude/settings.json", '{"hooks": {}, "model": "opus", "hooks": {"Stop": []}}', "'hooks' appears twice"),
     ],
 )
 def test_files_it_cannot_edit_safely_are_left_alone(home: Path, file: str, content: str, message: str) -> None:
@@ -178,6 +180,27 @@ def test_files_it_cannot_edit_safely_are_left_alone(home: Path, file: str, conte
     assert (home / file).read_text() == content
     other = ".claude.json" if file != ".claude.json" else ".claude/settings.json"
     assert (home / other).read_text(encoding="utf-8") in (SETTINGS, CLAUDE_JSON)
+
+
+def test_a_symlinked_settings_file_is_written_where_it_points_and_stays_a_link(home: Path) -> None:
+    dotfiles = home / "dotfiles"
+    dotfiles.mkdir()
+    settings = home / ".claude" / "settings.json"
+    (dotfiles / "claude-settings.json").write_text(SETTINGS, encoding="utf-8")
+    settings.unlink()
+    settings.symlink_to(dotfiles / "claude-settings.json")
+    assert run("install", "claude-code")[0] == 0
+    assert settings.is_symlink()
+    assert our_hooks(json.loads((dotfiles / "claude-settings.json").read_text()))["Stop"]
+
+
+def test_a_settings_file_changed_since_it_was_read_is_not_overwritten(home: Path) -> None:
+    settings = home / ".claude" / "settings.json"
+    stale = Change(settings, before=SETTINGS, after='{"hooks": {}}\n')
+    settings.write_text('{"model": "sonnet"}\n')  # the client saved its settings meanwhile
+    with pytest.raises(InvalidInputError, match="changed while memp-mcp was editing it"):
+        apply([stale])
+    assert settings.read_text() == '{"model": "sonnet"}\n'
 
 
 @pytest.mark.parametrize(

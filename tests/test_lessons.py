@@ -164,27 +164,26 @@ async def test_a_lesson_reaches_other_procedures_that_take_the_refused_step(clie
     assert (await procedure(client, docs))["procedure"]["version"] == 2
 
 
-async def test_a_lesson_reaches_only_procedures_its_own_agent_recorded(client: Client) -> None:
-    docs = (await record(client, "build the documentation", DOCS, agent="docs-bot"))["procedure_id"]
-    tests = (await record(client, "run the test suite", TESTS, agent="ci-bot"))["procedure_id"]
+def test_a_lesson_reaches_only_procedures_its_own_author_recorded(tmp_path: Path) -> None:
+    memory = Memory(SQLiteStore(tmp_path / "authors.db"), FakeEmbedder())  # type: ignore[arg-type]
+    docs = memory.record("build the documentation", DOCS, "success", principal="docs-team").procedure_id
+    tests = memory.record("run the test suite", TESTS, "success", principal="ci").procedure_id
 
-    # Another agent's run cannot write what to run instead into docs-bot's procedure.
-    recorded = await record(client, "run the benchmarks", BENCH_AFTER_CHANGE, agent="ci-bot")
-    assert recorded["warned_procedure_ids"] == [tests]
-    assert (await procedure(client, docs))["procedure"]["pitfalls"] == []
+    # Another author's run cannot write what to run instead into the docs team's procedure, whatever
+    # agent name it gives.
+    recorded = memory.record("run the benchmarks", BENCH_AFTER_CHANGE, "success", agent="docs-bot", principal="ci")
+    assert recorded.warned_procedure_ids == [tests]
+    assert memory.store.get_procedure(docs or 0).pitfalls == []
 
-    # An outcome report teaches under the name it gives, and a report without one reaches neither.
-    recalled = await call(client, "recall_procedure", {"task": "build the documentation", "k": 1})
-    assert recalled["procedures"][0]["id"] == docs
-    report = {"recall_id": recalled["recall_id"], "success": True, "procedure_id": docs}
+    # An outcome report teaches as its principal.
     run = [INSTALL_REFUSED, UV_INSTALL, {"action": "make -C docs html", "observation": "build succeeded."}]
-    anonymous = await call(client, "report_outcome", {**report, "trajectory": run})
-    assert anonymous["warned_procedure_ids"] == []
-    recalled = await call(client, "recall_procedure", {"task": "build the documentation", "k": 1})
-    named = await call(
-        client, "report_outcome", {**report, "recall_id": recalled["recall_id"], "trajectory": run, "agent": "docs-bot"}
-    )
-    assert named["warned_procedure_ids"] == [docs]
+    recalled = memory.recall("build the documentation", k=1)
+    assert recalled.procedures[0].id == docs
+    other = memory.report_outcome(recalled.recall_id, True, procedure_id=docs, trajectory=run, principal="ci")
+    assert other.warned_procedure_ids == []
+    recalled = memory.recall("build the documentation", k=1)
+    own = memory.report_outcome(recalled.recall_id, True, procedure_id=docs, trajectory=run, principal="docs-team")
+    assert own.warned_procedure_ids == [docs]
 
 
 async def test_one_run_teaches_a_bounded_number_of_procedures(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,18 +262,19 @@ async def test_without_adjustment_a_newer_success_is_kept_as_evidence_and_the_st
         assert merged["trajectory_id"] in detail["procedure"]["source_trajectory_ids"]
 
 
-async def test_another_agents_newer_steps_become_a_candidate_and_the_old_ones_are_told_what_was_refused(
-    client: Client,
+def test_another_authors_newer_steps_become_a_candidate_and_the_old_ones_are_told_what_was_refused(
+    tmp_path: Path,
 ) -> None:
-    first = await record(client, "run the test suite", TESTS, agent="coder")
+    memory = Memory(SQLiteStore(tmp_path / "authors.db"), FakeEmbedder())  # type: ignore[arg-type]
+    first = memory.record("run the test suite", TESTS, "success", principal="coder").procedure_id or 0
     run = [INSTALL_REFUSED, UV_INSTALL, {"action": "pytest -q", "observation": "12 passed"}]
-    proposed = await record(client, "run the test suite", run, agent="another agent")
-    assert proposed["action"] == "candidate" and proposed["procedure_id"] != first["procedure_id"]
-    twin = (await procedure(client, first["procedure_id"]))["procedure"]
-    assert twin["steps"] == ["pip install -e .", "pytest -q"]
-    assert any(p.startswith('"pip install -e ." no longer worked') for p in twin["pitfalls"])
-    candidate = (await procedure(client, proposed["procedure_id"]))["procedure"]
-    assert candidate["candidate_of"] == first["procedure_id"] and candidate["steps"][0] == "uv pip install -e ."
+    proposed = memory.record("run the test suite", run, "success", principal="another")
+    assert proposed.action == "candidate" and proposed.procedure_id != first
+    twin = memory.store.get_procedure(first)
+    assert twin.steps == ["pip install -e .", "pytest -q"]
+    assert any(p.startswith('"pip install -e ." no longer worked') for p in twin.pitfalls)
+    candidate = memory.store.get_procedure(proposed.procedure_id or 0)
+    assert candidate.candidate_of == first and candidate.steps[0] == "uv pip install -e ."
 
 
 async def test_a_lesson_quoting_a_long_step_is_kept_to_a_pitfalls_length_and_the_memory_still_exports(
@@ -291,7 +291,7 @@ async def test_a_lesson_quoting_a_long_step_is_kept_to_a_pitfalls_length_and_the
         "run the test suite",
         [Step(action=install, observation="Successfully installed"), Step(action="pytest -q", observation="12 passed")],
         "success",
-        agent="first-agent",
+        principal="first-author",
     )
     refused = [
         Step(action=install, observation=REFUSED),
@@ -299,12 +299,12 @@ async def test_a_lesson_quoting_a_long_step_is_kept_to_a_pitfalls_length_and_the
         Step(action="pytest -q", observation="12 passed"),
     ]
     # Another agent's run: its steps become a candidate, and the stored procedure is told what was refused.
-    memory.record("run the test suite", refused, "success", agent="second-agent")
+    memory.record("run the test suite", refused, "success", principal="second-author")
     pitfalls = memory.get_procedure(first.procedure_id).procedure.pitfalls
     assert pitfalls, "the refused step taught nothing"
     assert all(len(p) <= MAX_PITFALL_CHARS for p in pitfalls)
 
     exported = list(export_library(memory, "default"))
     report = import_library(memory, exported, namespace="copy")
-    # The procedure and its candidate: the second is for the same task, so it merges into the first.
-    assert (report.created, report.merged) == (1, 1)
+    # The procedure and its candidate, which stays a candidate of the first.
+    assert (report.created, report.merged) == (2, 0)

@@ -122,6 +122,28 @@ def test_a_correction_draft_replaces_the_steps(store: SQLiteStore) -> None:
     assert procedure.steps == fix.steps and "open it" in procedure.pitfalls
 
 
+def test_outcomes_of_steps_since_corrected_count_for_the_version_followed_not_the_correction(
+    store: SQLiteStore,
+) -> None:
+    memory = memory_for(store)
+    created = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")
+    procedure_id = created.procedure_id or 0
+    # Three agents recall the first version; a fourth corrects it before they report.
+    followed_old = [memory.recall("put a clean soapbar in cabinet").recall_id or "" for _ in range(3)]
+    corrector = memory.recall("put a clean soapbar in cabinet").recall_id or ""
+    fix = ProcedureDraft(title="t", steps=["open {target} first", "put {object} in/on {target}"])
+    memory.report_outcome(corrector, False, correction=fix)
+    for recall_id in followed_old:
+        outcome = memory.report_outcome(recall_id, False)
+        assert "you followed version 1" in outcome.message and outcome.adjusted_procedure_ids == []
+    corrected = store.get_procedure(procedure_id)
+    assert corrected.status == ProcedureStatus.ACTIVE and corrected.steps == fix.steps
+    assert (corrected.version, corrected.version_success_count, corrected.version_failure_count) == (2, 0, 0)
+    assert corrected.failure_count == 4
+    first = memory.get_procedure(procedure_id).history[0]
+    assert (first.version, first.failure_count) == (1, 4)
+
+
 def test_validation_strategy_does_not_adjust(store: SQLiteStore) -> None:
     memory = memory_for(store, update="validation")
     created = memory.record("put a clean soapbar in cabinet", CLEAN_SOAP, "success")

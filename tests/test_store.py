@@ -757,23 +757,19 @@ def test_same_task_lookup_starts_from_the_key_text_index(store: SQLiteStore, fak
     assert "procedure_keys_by_text" in plan
 
 
-def test_a_database_from_before_full_text_merges_keeps_its_keyword_search_in_fewer_segments(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "old.db"
-    merges = next(m[0] for m in migrations.MIGRATIONS if m[1] == "fulltext_merges")
-    before = [m for m in migrations.MIGRATIONS if m[0] < merges]
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", before)
-    monkeypatch.setattr(sqlite_module, "LATEST_VERSION", before[-1][0])
-    with SQLiteStore(path) as old:
-        for n in range(40):  # one write each, as a memory grows: FTS5 adds a segment per write
-            _add(old, None, f"deploy service {n} to the staging cluster with helm")
-        found = old.keyword_search(NS, ["deploy", "helm", "service"], 10)
-        stored = old._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0]
-    monkeypatch.undo()
-    with SQLiteStore(path) as upgraded:
-        assert upgraded.schema_version() == migrations.LATEST_VERSION >= merges
-        assert upgraded.keyword_search(NS, ["deploy", "helm", "service"], 10) == found
-        assert upgraded._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0] < stored
-        _add(upgraded, None, "deploy the search service with helm")
-        assert len(upgraded.keyword_search(NS, ["search"], 10)) == 1
+def test_a_database_from_before_full_text_merges_keeps_its_keyword_search_in_fewer_segments(tmp_path: Path) -> None:
+    from memp_mcp.store.sqlite.dialect import split_sql
+
+    with SQLiteStore(tmp_path / "old.db") as store:
+        # As before the merges' migration: FTS5's own merge setting, one segment added per write.
+        store._execute("INSERT INTO procedure_fts (procedure_fts, rank) VALUES ('automerge', 4)")
+        for n in range(40):
+            _add(store, None, f"deploy service {n} to the staging cluster with helm")
+        found = store.keyword_search(NS, ["deploy", "helm", "service"], 10)
+        stored = store._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0]
+        for statement in split_sql(migrations.M007_FULLTEXT_MERGES):
+            store._execute(statement)
+        assert store.keyword_search(NS, ["deploy", "helm", "service"], 10) == found
+        assert store._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0] < stored
+        _add(store, None, "deploy the search service with helm")
+        assert len(store.keyword_search(NS, ["search"], 10)) == 1

@@ -70,7 +70,7 @@ FIX_FAILING_TEST = CodingCase(
     ],
     expected_steps=[
         "pytest tests/test_cache.py -q (fails before the fix: this run reproduces the problem)",
-        "cat src/cachelib/store.py",
+        "Look at src/cachelib/store.py",
         GOOD_PATCH,
         "pytest tests/test_cache.py -q",
     ],
@@ -112,7 +112,7 @@ ADD_DEPENDENCY = CodingCase(
     ],
     expected_steps=[
         "python -m pytest tests/test_weather.py -q (fails before the fix: this run reproduces the problem)",
-        "grep -n dependencies -A4 pyproject.toml",
+        "Look at pyproject.toml; search for 'dependencies'",
         'edit pyproject.toml: add "httpx>=0.27" to [project] dependencies',
         "pip install -e .",
         "python -m pytest tests/test_weather.py -q",
@@ -161,7 +161,7 @@ WRITE_MIGRATION = CodingCase(
         },
     ],
     expected_steps=[
-        "ls alembic/versions",
+        "Look at alembic/versions",
         'alembic revision -m "add users.last_login"',
         "edit alembic/versions/7c1d_add_users_last_login.py: upgrade() adds "
         "sa.Column('last_login', sa.DateTime(), nullable=True) to 'user'; downgrade() drops it",
@@ -209,7 +209,7 @@ DEBUG_CRASH = CodingCase(
     ],
     expected_steps=[
         "python -m invoicer export --month 2024-02 (fails before the fix: this run reproduces the problem)",
-        "sed -n 45,55p src/invoicer/report.py",
+        "Look at src/invoicer/report.py (lines 45-55)",
         GOOD_EDIT,
         "python -m invoicer export --month 2024-02",
         "pytest -q tests/test_report.py",
@@ -246,7 +246,7 @@ SERVICE_DOWN = CodingCase(
     ],
     expected_steps=[
         "curl -sf http://localhost:8080/health (fails before the fix: this run reproduces the problem)",
-        "tail -n 20 /var/log/worker/worker.log",
+        "Look at /var/log/worker/worker.log",
         "ldd /opt/worker/bin/worker | grep ssl",
         "sudo apt-get install -y libssl3t64",
         "sudo systemctl restart worker",
@@ -268,7 +268,7 @@ PLAIN_STRINGS = CodingCase(
         {"action": "pytest -x -q", "observation": "4 passed", "ok": True},
     ],
     expected_steps=[
-        "rg -l parse_cfg src tests",
+        "Look at src, tests; search for 'parse_cfg'",
         "sed -i 's/parse_cfg/parse_config/g' src/app/*.py tests/*.py",
         "sed -i 's/parse_cfg/parse_config/g' docs/usage.md src/app/cli/*.py",
         "pytest -x -q",

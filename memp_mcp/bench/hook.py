@@ -89,11 +89,11 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def _stop_server(db: Path) -> None:
-    pid = server_pid(db)
+def _stop_server(db: Path, env: dict[str, str]) -> None:
+    pid = server_pid(db, env)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        _wait(lambda: server_pid(db) is None, 10)
+        _wait(lambda: server_pid(db, env) is None, 10)
 
 
 def _says(log: Path, text: str) -> bool:
@@ -150,11 +150,11 @@ def run_hook_bench(
             return rng.choice(UNRELATED) if rng.random() < 0.25 else paraphrase(rng, rng.choice(tasks))
 
         try:
-            _stop_server(db)
+            _stop_server(db, env)
             in_process = [_time_one(command, prompt(), project, plain)[0] for _ in range(runs)]
             cold = []
             for _ in range(cold_runs):
-                _stop_server(db)
+                _stop_server(db, env)
                 _evict(_cache_roots(db))
                 cold.append(_time_one(command, prompt(), project, env)[0])
             ready = _wait(partial(_says, log, "warm server recalls with"), 600)
@@ -167,7 +167,7 @@ def run_hook_bench(
                     injected.append(chars)
                     unrelated_injected += text in UNRELATED
         finally:
-            _stop_server(db)
+            _stop_server(db, env)
         results["sizes"][str(size)] = {
             "cold_ms": _summary(cold),
             "in_process_ms": _summary(in_process),

@@ -280,6 +280,62 @@ def bench_hook(
         print(json.dumps(results))
 
 
+@bench_app.command("runs")
+def bench_runs(
+    file: Annotated[Path, typer.Argument(help="A JSONL of runs: task, steps [{action, observation}], outcome.")],
+    fake_embedder: Annotated[
+        bool, typer.Option("--fake-embedder", help="A hashing stand-in for the model: fast, no retrieval quality.")
+    ] = False,
+    as_json: JsonFiguresOption = False,
+) -> None:
+    """Other agents' runs recorded into a fresh database: refused, plumbing share, title P@1, record time.
+    The MEMP_*_STRATEGY settings apply (MEMP_UPDATE_STRATEGY=vanilla builds from unresolved runs too)."""
+    from memp_mcp.bench.runs import HashingEmbedder, load_runs, run_runs_benchmark
+    from memp_mcp.embedding import Embedder, resolve_embedder
+    from memp_mcp.engine.strategies import Strategies
+
+    if not file.is_file():
+        fail(f"{file} is not a file; pass a JSONL of runs (one {{task, steps, outcome}} object a line)")
+    settings = settings_with()
+    strategies = Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy)
+    try:
+        runs = load_runs(file)
+        embedder: Embedder = HashingEmbedder() if fake_embedder else resolve_embedder(settings)
+        with _progress_bars() as report:
+            results = run_runs_benchmark(runs, embedder, progress=report, strategies=strategies)
+    except MempError as exc:
+        fail(str(exc))
+    table = Table(
+        title=f"Runs of {file.name} recorded ({results['runs']} runs, {results['model']}, "
+        f"update strategy {results['update_strategy']})"
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    steps = results["steps_per_procedure"]
+    rows = {
+        "runs (resolved)": f"{results['runs']} ({results['resolved']})",
+        "refused": str(results["refused"]),
+        "procedures built": str(results["procedures"]),
+        "plumbing share of steps": f"{results['plumbing_share']:.1%} ({results['plumbing_steps']}/{results['steps']})",
+        "title P@1": f"{results['title_p_at_1']:.1%} of {results['title_queries']}",
+        "steps per procedure (median/max)": f"{steps['median']}/{steps['max']}",
+        "record p50/p95 ms": f"{results['record_ms']['p50']:.1f}/{results['record_ms']['p95']:.1f}",
+        "record CPU p50/p95 ms": f"{results['record_cpu_ms']['p50']:.1f}/{results['record_cpu_ms']['p95']:.1f}",
+        "served from unresolved runs (as proven)": (
+            f"{results['served_from_unresolved']} ({results['proven_from_unresolved']})"
+        ),
+    }
+    for name, value in rows.items():
+        table.add_row(name, value)
+    console.print(table)
+    for example in results["refused_examples"]:
+        console.print(f"refused {example['id']}: {example['reason']}")
+    for example in results["plumbing_examples"]:
+        console.print(f"plumbing: {example}")
+    if as_json:
+        print(json.dumps(results))
+
+
 @bench_app.command("multi-server")
 def bench_multi_server(
     database_url: DatabaseUrlOption = None,

@@ -5,8 +5,9 @@ Every imported procedure and trajectory is held to the limits a record or an edi
 A procedure merges into an existing one only for the same task (a trajectory task they share, or the
 same title and when-to-use when there are no trajectories), never on a family key every procedure of a
 kind shares; the existing steps are kept (trust.import_conflict). Importing the same procedures again
-changes nothing: trajectories a procedure already holds are not added twice. A new procedure keeps the
-given statistics.
+changes nothing: trajectories a procedure already holds are not added twice. A candidate stays a candidate
+of what it would replace when that comes in the same file (ImportedProcedure.candidate_of). A new procedure keeps the
+given statistics as its totals, but starts provisional: what a file declares is not evidence.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from memp_mcp.models import (
 )
 from memp_mcp.store import Store
 
+# Larger counts are no one's record (and would overflow the columns' 64-bit integers once added to).
+MAX_DECLARED_COUNT = 1_000_000_000
+
 
 class ImportedTrajectory(BaseModel):
     task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
@@ -51,9 +55,9 @@ class ImportedTrajectory(BaseModel):
 class ImportedStats(BaseModel):
     model_config = {"extra": "ignore"}
 
-    retrieved: int = Field(default=0, ge=0)
-    succeeded: int = Field(default=0, ge=0)
-    failed: int = Field(default=0, ge=0)
+    retrieved: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
+    succeeded: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
+    failed: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
 
 
 class ImportedProcedure(BaseModel):
@@ -71,14 +75,19 @@ class ImportedProcedure(BaseModel):
     keys: list[str] = Field(default_factory=list, max_length=MAX_KEYS_PER_PROCEDURE * 4)
     trajectories: list[ImportedTrajectory] = Field(default_factory=list)
     stats: ImportedStats = Field(default_factory=ImportedStats)
+    # The id the procedure had where it was exported, and on a candidate the id of the procedure it
+    # proposes to replace there: links between procedures of one file.
+    id: int | None = None
+    candidate_of: int | None = None
     # The Agent Skill it was derived from, kept whole (see skills.py); None for recorded work.
     skill: SkillDocument | None = None
 
 
 def import_procedures(
-    store: Store, model: ModelBinding, namespace: str, procedures: Sequence[ImportedProcedure]
+    store: Store, model: ModelBinding, namespace: str, procedures: Sequence[ImportedProcedure], principal: str
 ) -> ImportReport:
-    """Check every procedure, then write them all in one transaction into `namespace` (already writable)."""
+    """Check every procedure, then write them all in one transaction into `namespace` (already writable),
+    as `principal`'s: a file is trusted as its importer is."""
     checked = [_checked(number, procedure) for number, procedure in enumerate(procedures, 1)]
     embedder = model.get(wait=30.0)
     key_lists = [
@@ -91,18 +100,27 @@ def import_procedures(
     vectors = dict(zip(flat, embedder.embed(flat), strict=True)) if embedder is not None and flat else {}
     created = merged = trajectory_count = 0
     conflicts: list[str] = []
+    # Where each of the file's ids landed here, so that candidates keep pointing at what they would replace.
+    landed: dict[int, int] = {}
+    # Candidates last: what they point at is imported first.
+    order = sorted(range(len(checked)), key=lambda i: checked[i].candidate_of is not None)
     with store.transaction():
         if vectors and not model.fits_database(embedder):
             vectors = {}  # the database was re-embedded with another model meanwhile: backfilled later
-        for procedure, keys in zip(checked, key_lists, strict=True):
+        for procedure, keys in ((checked[i], key_lists[i]) for i in order):
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
+            candidate_of = landed.get(procedure.candidate_of) if procedure.candidate_of is not None else None
             if procedure.skill is not None:
                 # A skill is its own procedure: it merges with nothing but itself imported again,
                 # so two skills of one title (or one name, from two authors) stay two.
-                if store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
+                if found := store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
+                    if procedure.id is not None:
+                        landed[procedure.id] = found[0]
                     merged += 1
                     continue
                 twin = None
+            elif candidate_of is not None:
+                twin = next((c for c in store.candidates_of(candidate_of) if c.steps == procedure.steps), None)
             else:
                 twin = _same_task(store, namespace, procedure)
             if twin is None:
@@ -121,15 +139,29 @@ def import_procedures(
                     trajectory_ids,
                     trajectory_ids[0] if trajectory_ids else None,
                     key_pairs,
+                    candidate_of=candidate_of,
+                    principal=principal,
                 )
+                if procedure.id is not None:
+                    landed[procedure.id] = new_id
+                # What a file declares is shown in the totals, but is no evidence here: the steps start
+                # provisional and earn trust from outcomes reported on this memory.
                 stats = procedure.stats
-                store.bump_stats(new_id, retrieved=stats.retrieved, succeeded=stats.succeeded, failed=stats.failed)
+                store.bump_stats(
+                    new_id,
+                    retrieved=stats.retrieved,
+                    succeeded=stats.succeeded,
+                    failed=stats.failed,
+                    this_version=False,
+                )
                 if procedure.status == ProcedureStatus.DEPRECATED:
                     store.set_status(new_id, ProcedureStatus.DEPRECATED)
                 if procedure.skill is not None:
                     store.save_skill(new_id, procedure.skill)
                 created += 1
                 continue
+            if procedure.id is not None:
+                landed[procedure.id] = twin.id
             held = {_fingerprint(t) for t in (store.get_trajectory(i) for i in twin.source_trajectory_ids)}
             trajectory_ids = []
             for t in procedure.trajectories:

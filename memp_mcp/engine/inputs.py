@@ -9,7 +9,15 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.models import MAX_NAME_CHARS, MAX_STEPS, MAX_TASK_CHARS, Outcome, ProcedureDraft, Step
+from memp_mcp.models import (
+    MAX_NAME_CHARS,
+    MAX_STEPS,
+    MAX_TASK_CHARS,
+    MAX_TRAJECTORY_CHARS,
+    Outcome,
+    ProcedureDraft,
+    Step,
+)
 
 
 def check_id(value: object) -> int:
@@ -50,6 +58,7 @@ def check_steps(steps: object) -> list[Step]:
             f"{len(steps)} steps is too many: at most {MAX_STEPS} per trajectory (keep the last ones)"
         )
     parsed = []
+    size = 0
     for index, step in enumerate(steps):
         try:
             if isinstance(step, str):
@@ -59,6 +68,13 @@ def check_steps(steps: object) -> list[Step]:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"]) or "step"
             raise InvalidInputError(f"steps[{index}].{where}: {error['msg']}") from None
+        last = parsed[-1]
+        size += len(last.action) + len(last.observation or "") + len(last.thought or "")
+        if size > MAX_TRAJECTORY_CHARS:
+            raise InvalidInputError(
+                f"the trajectory's text passes {MAX_TRAJECTORY_CHARS:,} characters at steps[{index}]; "
+                "send the steps that did the work, or shorten their observations"
+            )
     return parsed
 
 

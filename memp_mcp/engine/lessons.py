@@ -161,6 +161,7 @@ def spread_lessons(
     task: str,
     trajectory_id: int,
     agent: str | None,
+    principal: str,
     skip: set[int],
     near: Sequence[float] | None,
 ) -> list[int]:
@@ -169,7 +170,7 @@ def spread_lessons(
     environment (a command replaced, a service to start first), so the next task of another kind does
     not walk into it. A new version, not a fresh record: no step is rewritten without a run of that task.
 
-    Only procedures the same agent recorded learn it: one run is one agent's word, and a lesson names
+    Only procedures the same principal recorded learn it: one run is one author's word, and a lesson names
     what to run instead, so another author's procedures would otherwise take instructions from any
     agent that can record (trust.may_learn_from).
     """
@@ -180,7 +181,7 @@ def spread_lessons(
     for procedure in _procedures_taking(store, namespace, useful, near):
         if len(warned) >= MAX_WARNED_PER_RUN:
             break
-        if procedure.id in skip or not may_learn_from(procedure, agent):
+        if procedure.id in skip or not may_learn_from(procedure, principal):
             continue
         new = [p for lesson in useful if (p := lesson_pitfall(procedure.steps, lesson))]
         new = [p[:MAX_PITFALL_CHARS] for p in dict.fromkeys(new) if p[:MAX_PITFALL_CHARS] not in procedure.pitfalls]

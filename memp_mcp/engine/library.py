@@ -3,7 +3,7 @@
 Format (version 1), one JSON object per line:
 - line 1, the header: {"format": "memp-mcp-library", "version": 1, "namespace": ..., "exported_at": ...,
   "embedding_model": ...};
-- then one line per procedure: {"type": "procedure", "title", "when_to_use", "steps", "pitfalls",
+- then one line per procedure: {"type": "procedure", "id", "candidate_of", "title", "when_to_use", "steps", "pitfalls",
   "status", "source", "author", "keys", "stats": {...}, "trajectories": [{"task", "outcome", "agent",
   "steps": [{action, observation?, thought?}]}]}.
 
@@ -69,6 +69,8 @@ def export_library(memory: Memory, namespace: str) -> Iterator[str]:
             yield json.dumps(
                 {
                     "type": "procedure",
+                    "id": procedure.id,
+                    "candidate_of": procedure.candidate_of,
                     "title": procedure.title,
                     "when_to_use": procedure.when_to_use,
                     "steps": procedure.steps,
@@ -112,6 +114,8 @@ def parse_library(lines: Iterable[str]) -> tuple[LibraryHeader, list[LibraryProc
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"line {number} is not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise InvalidInputError(f"line {number} nests deeper than a library line can") from None
         try:
             if header is None:
                 header = LibraryHeader.model_validate(data)

@@ -6,7 +6,7 @@ import re
 
 from memp_mcp.errors import InvalidInputError
 from memp_mcp.models import Procedure
-from memp_mcp.text import counted, one_line
+from memp_mcp.text import code_fence, code_lines, counted, one_line
 
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*\S)\s*$")
 _BULLET = re.compile(r"^\s*[-*]\s+(.*\S)\s*$")
@@ -15,7 +15,7 @@ _BULLET = re.compile(r"^\s*[-*]\s+(.*\S)\s*$")
 def render_procedure(procedure: Procedure, *, details: bool = True) -> str:
     """The procedure as Markdown; each stored text on one line of its own, so none can forge a section."""
     lines = [f"# {one_line(procedure.title)}", "", f"When to use: {one_line(procedure.when_to_use)}", "", "## Steps"]
-    lines += [f"{number}. {one_line(step)}" for number, step in enumerate(procedure.steps, 1)]
+    lines += [f"{number}. {_step(step)}" for number, step in enumerate(procedure.steps, 1)]
     lines += ["", "## Pitfalls"]
     lines += [f"- {one_line(pitfall)}" for pitfall in procedure.pitfalls] or ["- (none yet)"]
     if details:
@@ -41,6 +41,15 @@ def render_procedure(procedure: Procedure, *, details: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _step(step: str) -> str:
+    """A step on its line, or code in a fenced block its text cannot close (its line breaks kept)."""
+    if "\n" not in step.strip():
+        return one_line(step)
+    body = code_lines(step)
+    fence = code_fence(body)
+    return f"{fence}\n{body}\n{fence}"
+
+
 def parse_procedure(text: str) -> dict[str, object]:
     """Title, when_to_use, steps and pitfalls from Markdown in the rendered shape.
 
@@ -51,8 +60,20 @@ def parse_procedure(text: str) -> dict[str, object]:
     steps: list[str] = []
     pitfalls: list[str] = []
     section = ""
+    fence: str | None = None
+    code: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
+        if fence is not None:
+            if stripped == fence:
+                steps.append("\n".join(code))
+                fence, code = None, []
+            else:
+                code.append(line)
+            continue
+        if section == "steps" and (match := _NUMBERED.match(line)) and re.fullmatch(r"`{3,}", match.group(1)):
+            fence = match.group(1)
+            continue
         if stripped.startswith("# ") and title is None:
             title = stripped[2:].strip()
         elif stripped.startswith("## "):

@@ -39,6 +39,7 @@ from memp_mcp.models import (
     ProcedureStatus,
     Step,
 )
+from memp_mcp.principals import local_principal
 from memp_mcp.store import Store, open_store
 from memp_mcp.text import one_line
 
@@ -56,8 +57,11 @@ class Memory:
         read_only_namespaces: frozenset[str] = frozenset(),
         tuning: RetrievalTuning | None = None,
         seed: int | None = None,
+        principal: str | None = None,
     ) -> None:
+        """`principal`: who writes when a call names no one (memp_mcp.principals); the local account by default."""
         self.store = store
+        self.principal = principal if principal is not None else local_principal().name
         self.model = ModelBinding(store, embedder)
         self.scope = Scope(validate_namespace(namespace), read_only_namespaces)
         self.strategies = strategies or Strategies()
@@ -99,9 +103,17 @@ class Memory:
         draft: ProcedureDraft | None = None,
         draft_source: str = "agent",
         agent: str | None = None,
+        principal: str | None = None,
+        root: str | None = None,
     ) -> RecordResult:
-        """Store a trajectory and build, merge or skip a procedure per the strategies."""
-        return self._recorder.record(task, steps, outcome, namespace, draft, draft_source, agent)
+        """Store a trajectory and build, merge or skip a procedure per the strategies.
+
+        `agent` is a label for readers; `principal` (default: this memory's) is who records, as
+        authenticated, and is what the trust rules compare (engine/trust.py). Paths under `root` (the
+        project's folder, when known) are written relative to it in the built steps."""
+        return self._recorder.record(
+            task, steps, outcome, namespace, draft, draft_source, agent, principal or self.principal, root
+        )
 
     def recall(
         self,
@@ -137,6 +149,7 @@ class Memory:
         trajectory: Sequence[Step | dict[str, object] | str] | None = None,
         agent: str | None = None,
         namespace: str | None = None,
+        principal: str | None = None,
     ) -> OutcomeResult:
         """Credit or blame the procedure that was followed; on failure, revise it.
 
@@ -144,11 +157,21 @@ class Memory:
         recall returned), else the recall's top-ranked procedure, the one agents are told to follow.
         The others are neither credited nor blamed.
         """
-        return self._outcomes.report(recall_id, success, procedure_id, notes, correction, trajectory, agent, namespace)
+        return self._outcomes.report(
+            recall_id,
+            success,
+            procedure_id,
+            notes,
+            correction,
+            trajectory,
+            agent,
+            namespace,
+            principal or self.principal,
+        )
 
     def import_procedures(self, procedures: Sequence[ImportedProcedure], namespace: str | None = None) -> ImportReport:
         """Add procedures written elsewhere, checked as records and edits are (see imports.py)."""
-        return import_procedures(self.store, self.model, self.scope.writable(namespace), procedures)
+        return import_procedures(self.store, self.model, self.scope.writable(namespace), procedures, self.principal)
 
     # -- single procedures ---------------------------------------------------------------
 

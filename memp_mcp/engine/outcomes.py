@@ -17,9 +17,24 @@ from memp_mcp.engine.inputs import check_agent, check_draft, check_id, check_ste
 from memp_mcp.engine.lessons import lesson_pitfall, lessons, merged_pitfalls, spread_lessons, warned_message
 from memp_mcp.engine.results import OutcomeResult
 from memp_mcp.engine.strategies import Strategies
-from memp_mcp.engine.trust import Scope
+from memp_mcp.engine.trust import (
+    MAX_CANDIDATES_PER_PROCEDURE,
+    Scope,
+    may_correct_in_place,
+    own_candidate,
+    room_for_candidate,
+)
 from memp_mcp.errors import InvalidInputError, NotFoundError
-from memp_mcp.models import MAX_PITFALL_CHARS, MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, ProcedureStatus, Step
+from memp_mcp.models import (
+    MAX_PITFALL_CHARS,
+    MAX_TEXT_CHARS,
+    Outcome,
+    Procedure,
+    ProcedureDraft,
+    ProcedureStatus,
+    RecallEvent,
+    Step,
+)
 from memp_mcp.store import Store
 
 # The paper's rule: a procedure retrieved at least 3 times whose success rate is under 50% is
@@ -54,6 +69,7 @@ class Outcomes:
         trajectory: Sequence[Step | dict[str, object] | str] | None,
         agent: str | None,
         namespace: str | None,
+        principal: str,
     ) -> OutcomeResult:
         """Memory.report_outcome, its inputs unchecked."""
         if not isinstance(success, bool):
@@ -79,6 +95,7 @@ class Outcomes:
         self.scope.writable(event.namespace)
         agent = check_agent(agent)
         followed, attribution = attribute(event.procedure_ids, procedure_id, event.id)
+        served = served_version(event, followed)
         if notes is not None and len(notes) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"notes is too long: at most {MAX_TEXT_CHARS} characters")
         steps = check_steps(trajectory) if trajectory is not None else None
@@ -89,6 +106,7 @@ class Outcomes:
                 f"correction must be a procedure draft or a text of at most {MAX_PITFALL_CHARS} characters"
             )
         adjusted: list[int] = []
+        proposed: int | None = None
         deprecated: list[int] = []
         warned: list[int] = []
         trajectory_id = None
@@ -103,12 +121,36 @@ class Outcomes:
             if steps is not None:
                 outcome = Outcome.SUCCESS if success else Outcome.FAILURE
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
+            target = self.store.get_procedure(followed)  # as the agent found it, before this outcome counts
+            current = target.version
+            if served is not None and served != current and self._steps_of(followed, served) != target.steps:
+                # The agent followed steps the procedure has since replaced: the outcome is theirs, and
+                # the current steps, which nobody followed here, are neither credited nor blamed. (A
+                # version that only added pitfalls kept the steps followed: the outcome is the current's.)
+                self.store.credit_past_version(followed, served, succeeded=int(success), failed=int(not success))
+                past = (
+                    f"Procedure {followed} changed after this recall: you followed version {served}, it is now "
+                    f"at version {current}. The outcome counts for version {served} only."
+                )
+                return OutcomeResult(
+                    recall_id=event.id,
+                    success=success,
+                    credited_procedure_ids=[followed],
+                    attribution=attribution,
+                    trajectory_id=trajectory_id,
+                    message=f"Recorded {'success' if success else 'failure'} for procedure {followed} "
+                    f"({attribution}). {past}",
+                )
             self.store.bump_stats(followed, succeeded=int(success), failed=int(not success))
             if success and trajectory_id is not None:
                 self.store.add_sources(followed, [trajectory_id])
             # A success reached only by departing from the procedure, with the agent saying what to
             # do instead (a step that no longer works), corrects it too: otherwise it is credited
             # and keeps being served as it was.
+            if self.strategies.update == "adjustment" and correction is not None and not may_correct_in_place(target):
+                # None: no room for another candidate (0 is never an id).
+                proposed = self._propose(target, correction, agent, principal, trajectory_id) or 0
+                correction = None
             if self.strategies.update == "adjustment" and (not success or correction is not None):
                 self._adjust(followed, event.task, notes, correction, None if success else steps, agent, success)
                 adjusted.append(followed)
@@ -121,12 +163,30 @@ class Outcomes:
                 keys = self.store.keys_with_vectors([followed]).get(followed, [])
                 near = np.frombuffer(keys[0][1], dtype=np.float32).tolist() if keys else None
                 warned = spread_lessons(
-                    self.store, event.namespace, lessons(steps), event.task, trajectory_id, agent, set(adjusted), near
+                    self.store,
+                    event.namespace,
+                    lessons(steps),
+                    event.task,
+                    trajectory_id,
+                    agent,
+                    principal,
+                    set(adjusted),
+                    near,
                 )
         parts = [f"Recorded {'success' if success else 'failure'} for procedure {followed} ({attribution})."]
         if adjusted:
             fresh = " with a fresh record" if correction else ""
             parts.append(f"Revised procedure {followed}: a new version{fresh}; the old one is kept in its history.")
+        if proposed:
+            parts.append(
+                f"Procedure {followed} has worked before, so your correction is kept apart as candidate procedure "
+                f"{proposed}, which recall serves once it has a reported success."
+            )
+        elif proposed is not None:
+            parts.append(
+                f"Procedure {followed} has worked before and already has {MAX_CANDIDATES_PER_PROCEDURE} candidates "
+                "waiting for a success, so your correction was not kept."
+            )
         if deprecated:
             parts.append(
                 f"Deprecated procedure {followed}: its current version keeps failing (success rate under 50% over "
@@ -144,6 +204,62 @@ class Outcomes:
             warned_procedure_ids=warned,
             trajectory_id=trajectory_id,
             message=" ".join(parts),
+        )
+
+    def _steps_of(self, procedure_id: int, version: int) -> list[str] | None:
+        """The steps `version` of a procedure had, from its history (None when it is not kept)."""
+        return next((v.steps for v in self.store.versions(procedure_id) if v.version == version), None)
+
+    def _propose(
+        self,
+        procedure: Procedure,
+        correction: ProcedureDraft | str,
+        agent: str | None,
+        principal: str,
+        trajectory_id: int | None,
+    ) -> int | None:
+        """Keep a correction to proven steps as a candidate of `procedure` (the agent's own, revised if it has
+        one), found by the same keys; None when the procedure has no room for another candidate."""
+        if isinstance(correction, ProcedureDraft):
+            title, when_to_use = correction.title or procedure.title, correction.when_to_use or procedure.when_to_use
+            steps, pitfalls = correction.steps, merged_pitfalls(procedure.pitfalls, correction.pitfalls)
+        else:
+            title, when_to_use, steps = procedure.title, procedure.when_to_use, procedure.steps
+            pitfalls = merged_pitfalls(procedure.pitfalls, [" ".join(correction.split())])
+        candidates = self.store.candidates_of(procedure.id)
+        mine = own_candidate(candidates, principal)
+        if mine is not None:
+            self.store.revise_procedure(
+                mine.id,
+                reason=f"its author's correction after using procedure {procedure.id}",
+                changed_by=agent,
+                steps=steps if isinstance(correction, ProcedureDraft) else mine.steps,
+                pitfalls=merged_pitfalls(mine.pitfalls, pitfalls),
+                source="agent",
+                fresh_record=True,
+            )
+            return mine.id
+        if not room_for_candidate(candidates):
+            return None
+        vectors = dict(self.store.keys_with_vectors([procedure.id]).get(procedure.id, []))
+        keys = [
+            (text, np.frombuffer(vectors[text], dtype=np.float32).tolist() if text in vectors else None)
+            for text in self.store.keys(procedure.id)
+        ]
+        sources = [] if trajectory_id is None else [trajectory_id]
+        return self.store.add_procedure(
+            procedure.namespace,
+            title,
+            when_to_use,
+            steps,
+            pitfalls,
+            "agent",
+            agent,
+            sources,
+            trajectory_id,
+            keys,
+            candidate_of=procedure.id,
+            principal=principal,
         )
 
     def _adjust(
@@ -201,6 +317,14 @@ def should_retire(procedure: Procedure) -> bool:
         and judged >= DEPRECATE_MIN_JUDGED
         and procedure.version_success_count / judged < DEPRECATE_BELOW_RATE
     )
+
+
+def served_version(event: RecallEvent, procedure_id: int) -> int | None:
+    """The version of `procedure_id` that `event` served, when the recall kept it."""
+    versions = event.procedure_versions
+    if versions is None or len(versions) != len(event.procedure_ids):
+        return None
+    return versions[event.procedure_ids.index(procedure_id)]
 
 
 def attribute(returned: Sequence[int], procedure_id: object, recall_id: str) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from memp_mcp.config import RetrieveStrategy
 from memp_mcp.embedding import Embedder
 from memp_mcp.engine.budget import fit
-from memp_mcp.engine.build import REPRODUCES_NOTE
+from memp_mcp.engine.build import ABRIDGED_NOTE, LOOK_STEP_OPENINGS, REPRODUCES_NOTE
 from memp_mcp.engine.inputs import check_task
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import ExemplarStep, RecalledProcedure, RecallResult
@@ -105,7 +105,9 @@ class Recaller:
             try:
                 event_id = uuid.uuid4().hex[:16]
                 with self.store.transaction():
-                    self.store.add_recall_event(event_id, namespace, task, [p.id for p in procedures], strategy)
+                    self.store.add_recall_event(
+                        event_id, namespace, task, [p.id for p in procedures], strategy, [p.version for p in procedures]
+                    )
                 recall_id = event_id
                 for p in procedures:
                     p.retrieved_count += 1
@@ -199,5 +201,14 @@ def _exemplar(trajectory: Trajectory, procedure_steps: Sequence[str]) -> list[Ex
 
 
 def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -> bool:
+    """Whether the steps are the trajectory's own actions: kept as they were (their paths perhaps made
+    relative, so a step may be part of its action), folded reads of them, or abridged copies of them."""
     actions = {" ".join(s.action.split()) for s in trajectory_steps}
-    return all(step.removesuffix(REPRODUCES_NOTE) in actions for step in procedure_steps)
+
+    def repeated(step: str) -> bool:
+        text = " ".join(step.removesuffix(REPRODUCES_NOTE).split())
+        return text in actions or any(text in action for action in actions)
+
+    return all(
+        step.startswith(LOOK_STEP_OPENINGS) or ABRIDGED_NOTE in step or repeated(step) for step in procedure_steps
+    )

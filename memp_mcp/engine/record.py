@@ -22,7 +22,16 @@ from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import RecordResult
 from memp_mcp.engine.retrieve import key_text
 from memp_mcp.engine.strategies import Strategies
-from memp_mcp.engine.trust import SOURCE_RANK, Scope, may_rewrite_steps, own_candidate, takes_records, why_steps_win
+from memp_mcp.engine.trust import (
+    MAX_CANDIDATES_PER_PROCEDURE,
+    SOURCE_RANK,
+    Scope,
+    may_rewrite_steps,
+    own_candidate,
+    room_for_candidate,
+    takes_records,
+    why_steps_win,
+)
 from memp_mcp.models import MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, Step
 from memp_mcp.store import Store
 from memp_mcp.text import counted
@@ -33,6 +42,8 @@ MAX_KEYS_PER_PROCEDURE = 32
 # Two tasks are the same when their embeddings are this close (a rewording), and their
 # procedures merge when they also do the same kinds of steps.
 MERGE_SIMILARITY = 0.97
+# _propose's answer when a procedure has no room for another candidate (ids start at 1).
+NOT_PROPOSED = 0
 MERGE_SKELETON_OVERLAP = 0.5
 
 Keys = list[tuple[str, list[float] | None]]
@@ -63,15 +74,20 @@ class Recorder:
         draft: ProcedureDraft | None,
         draft_source: str,
         agent: object,
+        principal: str,
+        root: str | None = None,
     ) -> RecordResult:
-        """Memory.record, its inputs unchecked."""
+        """Memory.record, its inputs unchecked; `principal` is who records, as authenticated."""
+        heading = task if isinstance(task, str) else None  # the task as sent, its lines kept for the title
         task = check_task(task)
         parsed_steps = check_steps(steps)
         outcome = check_outcome(outcome)
         agent = check_agent(agent)
         namespace = self.scope.writable(namespace)
         why_not = self._why_no_procedure(parsed_steps, outcome, draft)
-        planned = self._plan(task, parsed_steps, outcome, draft, draft_source) if why_not is None else None
+        planned = (
+            self._plan(task, parsed_steps, outcome, draft, draft_source, root, heading) if why_not is None else None
+        )
         model = self.model.get(0.0)
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
@@ -90,12 +106,14 @@ class Recorder:
                     message=f"Stored trajectory {trajectory_id}; no procedure built: {why_not}.",
                 )
             else:
-                result = self._build(namespace, task, planned, outcome, trajectory_id, vectors, agent, learned)
+                result = self._build(
+                    namespace, task, planned, outcome, trajectory_id, vectors, agent, principal, learned
+                )
             if self.strategies.update == "adjustment":
                 skip = {result.procedure_id} if result.procedure_id is not None else set()
                 near = vectors[1] if vectors else None
                 result.warned_procedure_ids = spread_lessons(
-                    self.store, namespace, learned, task, trajectory_id, agent, skip, near
+                    self.store, namespace, learned, task, trajectory_id, agent, principal, skip, near
                 )
         if result.warned_procedure_ids:
             result.message += f" {warned_message(result.warned_procedure_ids)}"
@@ -110,6 +128,7 @@ class Recorder:
         trajectory_id: int,
         vectors: list[list[float]],
         agent: str | None,
+        principal: str,
         learned: list[Lesson],
     ) -> RecordResult:
         """Inside record's write: add the planned procedure, or merge it into the one for the same task."""
@@ -120,8 +139,19 @@ class Recorder:
         twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
         if twin is not None:
             candidate, revised = self._merge(
-                twin, planned, trajectory_id, keys, agent, learned if outcome == Outcome.SUCCESS else []
+                twin, planned, trajectory_id, keys, agent, principal, learned if outcome == Outcome.SUCCESS else []
             )
+            if candidate == NOT_PROPOSED:
+                return RecordResult(
+                    action="stored_only",
+                    trajectory_id=trajectory_id,
+                    procedure_id=None,
+                    namespace=namespace,
+                    message=f"Stored trajectory {trajectory_id}; its steps differ from those of procedure {twin.id} "
+                    f"('{twin.title}'), which keep serving, and that procedure already has "
+                    f"{MAX_CANDIDATES_PER_PROCEDURE} candidates waiting for a reported success, so they are not "
+                    "proposed as another.",
+                )
             if candidate is not None:
                 return RecordResult(
                     action="candidate",
@@ -143,7 +173,7 @@ class Recorder:
                 if revised
                 else f"Stored trajectory {trajectory_id} as more evidence for procedure {twin.id} ('{twin.title}').",
             )
-        procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent)
+        procedure_id = self._add_planned(namespace, planned, trajectory_id, keys, agent, principal)
         return RecordResult(
             action="created",
             trajectory_id=trajectory_id,
@@ -171,7 +201,14 @@ class Recorder:
         return None
 
     def _plan(
-        self, task: str, steps: list[Step], outcome: Outcome, draft: ProcedureDraft | None, draft_source: str
+        self,
+        task: str,
+        steps: list[Step],
+        outcome: Outcome,
+        draft: ProcedureDraft | None,
+        draft_source: str,
+        root: str | None = None,
+        heading: str | None = None,
     ) -> _Planned:
         family = abstract_task(task, steps)
         if self.strategies.build == "trajectory":
@@ -181,7 +218,7 @@ class Recorder:
             if not draft.when_to_use:
                 draft = draft.model_copy(update={"when_to_use": f"Tasks like: {family}"[:MAX_TEXT_CHARS]})
             return _Planned(draft, draft_source if draft_source in SOURCE_RANK else "agent", family)
-        return _Planned(extract_procedure(task, steps, outcome), "extractive", family)
+        return _Planned(extract_procedure(task, steps, outcome, root, heading), "extractive", family)
 
     def _find_twin(
         self, namespace: str, planned: _Planned, task: str, task_vector: list[float] | None
@@ -221,6 +258,7 @@ class Recorder:
         trajectory_id: int,
         keys: Keys,
         agent: str | None,
+        principal: str,
         learned: Sequence[Lesson] = (),
     ) -> tuple[int | None, bool]:
         """Add a trajectory for the same task to `twin`: (the id of a candidate when its steps went to one,
@@ -239,13 +277,13 @@ class Recorder:
         )
         why = why_steps_win(planned.source, planned.draft.steps, twin, refused_there=bool(outdated))
         changed = why is not None and planned.draft.steps != twin.steps
-        if changed and not may_rewrite_steps(twin, agent, refused_there=bool(outdated)):
-            candidate = self._propose(twin, planned, trajectory_id, keys, agent)
+        if changed and not may_rewrite_steps(twin, principal, refused_there=bool(outdated)):
+            candidate = self._propose(twin, planned, trajectory_id, keys, agent, principal)
             if outdated:
+                did_it = f"candidate {candidate}" if candidate != NOT_PROPOSED else f"trajectory {trajectory_id}"
                 self.store.revise_procedure(
                     twin.id,
-                    reason=f"trajectory {trajectory_id} found steps of it refused; candidate {candidate} did the "
-                    "task another way",
+                    reason=f"trajectory {trajectory_id} found steps of it refused; {did_it} did the task another way",
                     changed_by=agent,
                     pitfalls=merged_pitfalls(twin.pitfalls, outdated),
                 )
@@ -264,6 +302,7 @@ class Recorder:
         trajectory_id: int,
         keys: Keys,
         agent: str | None,
+        principal: str,
         *,
         candidate_of: int | None = None,
     ) -> int:
@@ -280,13 +319,22 @@ class Recorder:
             trajectory_id,
             keys,
             candidate_of=candidate_of,
+            principal=principal,
         )
 
-    def _propose(self, twin: Procedure, planned: _Planned, trajectory_id: int, keys: Keys, agent: str | None) -> int:
-        """Keep other steps for `twin`'s task as a candidate: one per recording agent, revised by it alone."""
-        mine = own_candidate(self.store.candidates_of(twin.id), agent)
+    def _propose(
+        self, twin: Procedure, planned: _Planned, trajectory_id: int, keys: Keys, agent: str | None, principal: str
+    ) -> int:
+        """Keep other steps for `twin`'s task as a candidate: one per recording principal, revised by it alone, and
+        at most MAX_CANDIDATES_PER_PROCEDURE waiting at once (NOT_PROPOSED when that many already are)."""
+        candidates = self.store.candidates_of(twin.id)
+        mine = own_candidate(candidates, principal)
         if mine is None:
-            return self._add_planned(twin.namespace, planned, trajectory_id, keys, agent, candidate_of=twin.id)
+            if not room_for_candidate(candidates):
+                return NOT_PROPOSED
+            return self._add_planned(
+                twin.namespace, planned, trajectory_id, keys, agent, principal, candidate_of=twin.id
+            )
         self.store.add_sources(mine.id, [trajectory_id])
         if planned.draft.steps != mine.steps:
             self._take_steps(mine, planned, agent, f"merged trajectory {trajectory_id}: its author's newer steps")

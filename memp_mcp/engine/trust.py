@@ -7,25 +7,28 @@ The rules, and the function that applies each:
   nor to a memory of the 'trajectory' build strategy (takes_records).
 - Steps recorded for a procedure's task replace its own only when they are better (why_steps_win):
   a success that found some of its steps refused, a more trusted source (SOURCE_RANK), another draft
-  a model wrote, or a shorter extraction. In place only by the procedure's own author, and only while
+  a model wrote, or a shorter extraction. In place only by the procedure's own author (same_author), and only while
   it is provisional (no reported success for its current steps) or outdated (may_rewrite_steps): a
   proven procedure is never rewritten by a record. Otherwise the steps become a candidate, one per
-  recording agent, which that agent alone revises (own_candidate), and recall withholds a candidate
-  until it has a reported success while what it would replace still serves (withheld_candidates).
+  recording agent, which that agent alone revises (own_candidate), at most MAX_CANDIDATES_PER_PROCEDURE
+  waiting at once (room_for_candidate), and recall withholds a candidate until it has a reported success
+  while what it would replace still serves (withheld_candidates).
   A record that found steps of its own task's procedure refused adds that as a pitfall, whoever wrote it.
-- A lesson one run teaches about the environment spreads only to procedures the same agent recorded
-  (may_learn_from): one run is one agent's word.
+- A lesson one run teaches about the environment spreads only to procedures the same principal recorded
+  (may_learn_from): one run is one author's word.
 - An outcome report judges one procedure its recall returned, whoever wrote it; under the
-  'adjustment' strategy a failure adds pitfalls and a correction from the reporter replaces steps.
-  An agent that can recall and report can correct what it followed: what it followed is what failed.
+  'adjustment' strategy a failure adds pitfalls. A correction from the reporter (steps, or a sentence
+  saying what to do instead) revises a provisional procedure in place, but a proven one never
+  (may_correct_in_place): it becomes a candidate, as other steps from a record do.
 - Edits, forget and restore are the operator's (the CLI, or a tool of the server): any procedure of a
   writable namespace.
 - An import keeps the source, author, status and statistics its file gives a new procedure (a file is
   trusted as its importer is), but never rewrites the steps of a procedure held for the same task
   (import_conflict): it adds its sources, keys and pitfalls.
 
-Callers that give no agent name count as one author (a local server's one user); a shared server that
-must tell its agents apart has them name themselves.
+"Author" means principal throughout (memp_mcp.principals): the local account over stdio, in the hooks
+and the CLI, and the bearer token's principal over HTTP. The agent name a caller sends is a label for
+readers and decides nothing here.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from memp_mcp.store import Store
 
 # How far a procedure's author is trusted, by who wrote its steps.
 SOURCE_RANK = {"agent": 3, "sampling": 2, "extractive": 1, "trajectory": 0}
+# Candidates of one procedure waiting for their first reported success.
+MAX_CANDIDATES_PER_PROCEDURE = 3
 # Steps a model wrote for the procedure (the calling agent's draft, or the client's model by sampling).
 DRAFT_SOURCES = frozenset({"agent", "sampling"})
 
@@ -102,16 +107,29 @@ def why_steps_win(source: str, steps: Sequence[str], current: Procedure, *, refu
     return None
 
 
-def may_rewrite_steps(procedure: Procedure, agent: str | None, *, refused_there: bool) -> bool:
-    """Whether a record by `agent` may replace `procedure`'s steps in place: its own author refining it
+def same_author(procedure: Procedure, principal: str) -> bool:
+    """Whether `principal` recorded `procedure`. Who did is what authentication said, never the agent name
+    a caller sends; a procedure from before principals were kept is nobody's."""
+    return procedure.principal is not None and procedure.principal == principal
+
+
+def may_rewrite_steps(procedure: Procedure, principal: str, *, refused_there: bool) -> bool:
+    """Whether a record by `principal` may replace `procedure`'s steps in place: its own author refining it
     while it is provisional, or giving its newer way when the old one was refused (the old version is
     kept in the history). Anything else would hand its record to steps that have not earned it."""
-    return (procedure.provisional or refused_there) and procedure.author == agent
+    return (procedure.provisional or refused_there) and same_author(procedure, principal)
 
 
-def own_candidate(candidates: Iterable[Procedure], agent: str | None) -> Procedure | None:
-    """The candidate `agent` may revise: its own, while still unproven; another agent proposes its own."""
-    return next((c for c in candidates if c.author == agent and c.provisional), None)
+def own_candidate(candidates: Iterable[Procedure], principal: str) -> Procedure | None:
+    """The candidate `principal` may revise: its own, while still unproven; another proposes its own."""
+    return next((c for c in candidates if same_author(c, principal) and c.provisional), None)
+
+
+def room_for_candidate(candidates: Iterable[Procedure]) -> bool:
+    """Whether a procedure with these candidates may take another: each name an agent gives itself could
+    otherwise propose its own, and unproven candidates would crowd real results out of a recall."""
+    waiting = sum(c.provisional and c.status == ProcedureStatus.ACTIVE for c in candidates)
+    return waiting < MAX_CANDIDATES_PER_PROCEDURE
 
 
 def withheld_candidates(store: Store, procedures: Sequence[Procedure]) -> set[int]:
@@ -127,11 +145,17 @@ def withheld_candidates(store: Store, procedures: Sequence[Procedure]) -> set[in
     return {c.id for c in candidates if c.candidate_of in serving}
 
 
-def may_learn_from(procedure: Procedure, agent: str | None) -> bool:
-    """Whether a lesson from a run by `agent` may add a pitfall to `procedure`: a lesson names what to run
-    instead, so another author's procedures would otherwise take instructions from any agent that can
+def may_correct_in_place(procedure: Procedure) -> bool:
+    """Whether a reporter's correction may revise `procedure` itself: only while its steps have no reported
+    success. Steps that have worked are replaced only by steps that have worked too (a candidate)."""
+    return procedure.provisional
+
+
+def may_learn_from(procedure: Procedure, principal: str) -> bool:
+    """Whether a lesson from a run by `principal` may add a pitfall to `procedure`: a lesson names what to
+    run instead, so another author's procedures would otherwise take instructions from anyone who can
     record."""
-    return procedure.author == agent
+    return same_author(procedure, principal)
 
 
 def import_conflict(existing: Procedure, title: str, steps: Sequence[str]) -> str | None:

@@ -22,7 +22,8 @@ _ACTION_ERROR = re.compile(
     r"|invalid (?:option|choice|argument)|\brejected\b|was not applied|string to replace not found"
     r"|not found in (?:the )?file|no changes (?:were )?made|hunk #?\d* ?failed|patch does not apply"
     r"|<tool_use_error>|could not find a version that satisfies|no matching distribution found"
-    r"|unable to locate package|npm err! 404",
+    r"|unable to locate package|npm err! 404"
+    r"|your proposed edit has introduced new syntax error|edit (?:was|has been) (?:rejected|reverted|discarded)",
     re.IGNORECASE,
 )
 # What an agent sees when the action ran but reported a failure: failing tests, a crash, a
@@ -63,6 +64,24 @@ _GO_SUBCOMMANDS = frozenset("build test run mod get vet fmt install generate env
 _COMMAND_PREFIX = re.compile(r"^\s*(?:\$|>|run:|bash:|shell:|sh:|cmd:|exec:|terminal:)\s*", re.IGNORECASE)
 
 
+# What an agent's harness answers when it ran nothing: the agent's message held no action, or several,
+# or was not in the expected format. Such a step did nothing, so it teaches nothing about the task.
+_NOT_RUN = re.compile(
+    r"\A\s*(?:please (?:always )?provide exactly one action|your (?:last )?(?:output|response|message) "
+    r"(?:was|is) not (?:formatted|parsed|in the (?:correct|expected) format)|no (?:valid )?action (?:was )?found"
+    r"|could not parse (?:an |the |your )?action)",
+    re.IGNORECASE,
+)
+
+
+def never_ran(step: Step) -> bool:
+    """Whether the harness refused to run the step at all for its form (not for what it asked)."""
+    return step.exit_code is None and bool(_NOT_RUN.match(step.observation or ""))
+
+
+_NAMED_ERROR = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b:.*")
+
+
 class Verdict(Enum):
     """What became of one step of a trajectory."""
 
@@ -71,11 +90,28 @@ class Verdict(Enum):
     CHECK_FAILED = "check failed"  # it ran and reported a failure: a retry, a mistake, or a reproduction
 
 
+# An exit code an agent writes at the head of an observation ("<returncode>1</returncode>", "Exit code: 1").
+_REPORTED_EXIT = re.compile(r"\A\s*(?:<returncode>\s*(\d+)\s*</returncode>|exit code:? *(\d+)\b)", re.IGNORECASE)
+# Searches exit 1 when they find nothing: an answer, not a failure.
+_SEARCHES = frozenset("grep egrep fgrep rg ag git find".split())
+
+
+def exit_code(step: Step) -> int | None:
+    """The step's exit code: as the agent sent it, or as its observation reports it first thing."""
+    if step.exit_code is not None:
+        return step.exit_code
+    match = _REPORTED_EXIT.match(step.observation or "")
+    return int(match.group(1) or match.group(2)) if match else None
+
+
 def verdict(step: Step) -> Verdict:
     """Whether a step worked, from the agent's own flag or exit code first, then from what it saw."""
     observation = step.observation or ""
-    explicit_failure = step.ok is False or (step.exit_code is not None and step.exit_code != 0)
-    if step.ok is True or (step.exit_code == 0 and step.ok is None):
+    code = exit_code(step)
+    if code == 1 and command_word(step.action) in _SEARCHES and "\n" not in step.action.strip():
+        code = 0
+    explicit_failure = step.ok is False or (code is not None and code != 0)
+    if step.ok is True or (code == 0 and step.ok is None):
         return Verdict.WORKED
     # A read shows a file's or a log's content, which may hold any error text: only its own
     # complaint (the first line, "cat: x: No such file or directory") says the read failed.
@@ -127,9 +163,14 @@ def error_line(step: Step) -> str:
     observation = step.observation or ""
     lines = [" ".join(line.split()) for line in observation.splitlines() if line.strip()]
     chosen = next((line for line in reversed(lines) if _ACTION_ERROR.search(line)), None)
+    if chosen is not None:
+        # A refusal's first sentence, then the error it names ("... syntax error(s): IndentationError: ...").
+        named = next((m for line in lines if line != chosen and (m := _NAMED_ERROR.search(line))), None)
+        if named is not None:
+            chosen = chosen.split(". ", 1)[0].rstrip(".") + ": " + named.group()
     chosen = chosen or next((line for line in reversed(lines) if _CHECK_FAILED.search(line)), None)
     if chosen is None:
         chosen = lines[0] if lines else ""
-        if step.exit_code not in (None, 0):
-            chosen = f"exit code {step.exit_code}" + (f": {chosen}" if chosen else "")
+        if exit_code(step) not in (None, 0):
+            chosen = f"exit code {exit_code(step)}" + (f": {chosen}" if chosen else "")
     return (chosen[:157] + "...") if len(chosen) > 160 else chosen or "it failed"

@@ -168,7 +168,9 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
                 logger.info("recall %s not reported: %s", state.recall_id, exc)
         if not reported:
             outcome = Outcome.UNKNOWN if success is None else Outcome.SUCCESS if success else Outcome.FAILURE
-            recorded = memory.record(task, steps, outcome, namespace=namespace, agent=agent)
+            recorded = memory.record(
+                task, steps, outcome, namespace=namespace, agent=agent, root=data.get("cwd") or turn.cwd
+            )
             logger.info("recorded %s (%s: %s): %s", recorded.action, outcome.value, evidence, recorded.message)
     state.recorded_prompt_id = turn.prompt_id
     if same_prompt:

@@ -291,22 +291,32 @@ def _read(path: Path) -> str | None:
 
 
 def apply(changes: list[Change]) -> None:
-    """Write each changed file atomically (a temporary file renamed over it), keeping its permissions."""
+    """Write each changed file atomically (a temporary file renamed over it), keeping its permissions.
+
+    A symlinked settings file (dotfiles kept in a repository) is written where the link points, and
+    the link kept. A file that changed since it was read (the client saving its settings meanwhile)
+    is not overwritten: InvalidInputError, and that file and those after it are left as they are.
+    """
     for change in changes:
         if not change.changed:
             continue
+        if _read(change.path) != change.before:
+            raise InvalidInputError(
+                f"{change.path} changed while memp-mcp was editing it; nothing more was written, run this again"
+            )
+        target = Path(os.path.realpath(change.path))
         if change.after is None:
             change.path.unlink(missing_ok=True)
             continue
-        change.path.parent.mkdir(parents=True, exist_ok=True)
-        mode = change.path.stat().st_mode & 0o777 if change.before is not None else None
-        handle, temporary = tempfile.mkstemp(prefix=change.path.name + ".", suffix=".tmp", dir=change.path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if change.before is not None else None
+        handle, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
                 out.write(change.after)
             if mode is not None:
                 os.chmod(temporary, mode)
-            os.replace(temporary, change.path)
+            os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

@@ -37,7 +37,7 @@ def parse(text: str) -> Node:
     """The document's root node. Raises InvalidInputError when `text` is not one JSON value."""
     try:
         node, end = _value(text, _skip(text, 0))
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, RecursionError) as exc:
         raise InvalidInputError(f"not valid JSON: {exc}") from None
     if _skip(text, end) != len(text):
         raise InvalidInputError(f"not valid JSON: extra data at character {end}")
@@ -77,6 +77,10 @@ def _container(text: str, pos: int, close: str, *, keyed: bool) -> tuple[Node, i
                 raise ValueError(f"expected ':' at character {pos}")
             pos = _skip(text, pos + 1)
         child, pos = _value(text, pos)
+        if keyed and key in node.value:
+            # Readers disagree on which of two members wins (JavaScript takes the last): editing one
+            # could change nothing the client reads.
+            raise ValueError(f"the key {key!r} appears twice in one object (character {item_start})")
         node.items.append((key, item_start, child))
         if keyed:
             node.value[key] = child.value

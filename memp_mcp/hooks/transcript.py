@@ -115,7 +115,7 @@ def read_last_turn(path: Path) -> Turn | None:
 def _json(raw: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # a line nested too deep is skipped, not the turn
         return None
     return value if isinstance(value, dict) else None
 

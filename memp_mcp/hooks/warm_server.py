@@ -18,7 +18,7 @@ import sys
 import threading
 
 from memp_mcp.config import load_settings
-from memp_mcp.hooks.client import REPLY_TIMEOUT_SECONDS, lock_path, socket_path
+from memp_mcp.hooks.client import REPLY_TIMEOUT_SECONDS, ensure_runtime_dir, lock_path, runtime_dir, socket_path
 from memp_mcp.hooks.command import log_to_file
 from memp_mcp.hooks.handlers import run_hook
 from memp_mcp.hooks.memories import KeptMemories
@@ -34,12 +34,22 @@ def serve() -> int:
     """Run the warm server for the configured database until it has been idle for IDLE_SECONDS."""
     settings = load_settings()
     log_to_file(settings)
+    if ensure_runtime_dir() is None:
+        logger.warning("warm server not started: %s is not a folder only this user may enter", runtime_dir())
+        return 0
     path = socket_path(settings.db_path)
-    # One server per database: the first to lock it serves, later starts (two prompts at once) leave.
-    lock = lock_path(path).open("a")
+    # One server per database and settings: the first to lock it serves, later starts (two prompts at
+    # once) leave. Opened without following a link, and emptied only once locked.
+    try:
+        descriptor = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        logger.warning("warm server not started: cannot open its lock file: %s", exc)
+        return 0
+    lock = os.fdopen(descriptor, "r+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        lock.close()
         return 0
     lock.truncate(0)
     lock.write(str(os.getpid()))  # who to signal to stop it (see memp_mcp.hooks.client.server_pid)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from memp_mcp.text import counted, one_line
+from memp_mcp.text import code_fence, code_lines, counted, one_line
 
 if TYPE_CHECKING:
     from memp_mcp.engine.results import ProcedureDetail, RecalledProcedure, RecallResult
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # The hook's injected context is capped: it rides on every prompt.
 INJECTION_CHARS = 2_000
+# Lines of a code step the injected context shows; get_procedure has the rest.
+_INJECTED_CODE_LINES = 12
 
 # A "<" that would close a tag (the hook's block, or whatever the client wraps injected context in), or
 # open a procedure tag in any case and spacing. "< /path", a shell's input redirection, is no tag.
@@ -34,6 +36,33 @@ def clean(text: str, limit: int | None = None) -> str:
     "<\\procedure"), and clipped to `limit` characters."""
     text = _BLOCK_MARKUP.sub(r"<\\", one_line(text))
     return text if limit is None or len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+# A line that would pass for the BEGIN or END line around a procedure.
+_FRAME_LINE = re.compile(r"^(\s*)(-{3,}\s*(?:BEGIN|END)\b)", re.IGNORECASE | re.MULTILINE)
+
+
+def clean_code(text: str) -> str:
+    """Stored code fit to sit between fences: line breaks and indentation kept (text.code_lines), and as
+    unable as `clean`'s one line to open or close the block around it ("</" and "<procedure" defused, a
+    BEGIN or END frame line escaped)."""
+    return _FRAME_LINE.sub(r"\1\\\2", _BLOCK_MARKUP.sub(r"<\\", code_lines(text)))
+
+
+def code_block(text: str, max_lines: int | None = None) -> str:
+    """Stored code as a fenced block that keeps its lines: the fence is longer than any run of backticks
+    inside (text.code_fence), so the text cannot close it; `max_lines` keeps the head and says what is left."""
+    body = clean_code(text)
+    lines = body.split("\n")
+    if max_lines is not None and len(lines) > max_lines:
+        lines = [*lines[:max_lines], f"[... {len(lines) - max_lines} more lines]"]
+    fence = code_fence(body)
+    return "\n".join([fence, *lines, fence])
+
+
+def render_step(step: str, limit: int | None = None, max_lines: int | None = None) -> str:
+    """A stored step for a model: one cleaned line, or a fenced code block when the step holds line breaks."""
+    return code_block(step, max_lines) if "\n" in step.strip() else clean(step, limit)
 
 
 def render_recall(result: RecallResult) -> str:
@@ -76,7 +105,7 @@ def render_recalled(p: RecalledProcedure) -> str:
         f"Status: {trust}; relevance {p.relevance:.2f}; used {p.retrieved_count}x",
         f"When to use: {clean(p.when_to_use)}",
     ]
-    lines += [f"{i}. {clean(step)}" for i, step in enumerate(p.steps, 1)]
+    lines += [f"{i}. {render_step(step)}" for i, step in enumerate(p.steps, 1)]
     lines += [f"Pitfall: {clean(pitfall)}" for pitfall in p.pitfalls]
     if p.abridged:
         lines.append(f"(abridged: get_procedure({p.id}) has every step and pitfall in full)")
@@ -104,7 +133,7 @@ def render_procedure_markdown(procedure: Procedure) -> str:
         update={
             "title": clean(procedure.title),
             "when_to_use": clean(procedure.when_to_use),
-            "steps": [clean(step) for step in procedure.steps],
+            "steps": [clean_code(step) if "\n" in step.strip() else clean(step) for step in procedure.steps],
             "pitfalls": [clean(pitfall) for pitfall in procedure.pitfalls],
             "source": clean(procedure.source),
             "author": clean(author) if author is not None else None,
@@ -171,7 +200,9 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     )
     closing = "</procedure>"
     lines = [opening, f"Title: {clean(procedure.title, 200)}", f"When to use: {clean(procedure.when_to_use, 200)}"]
-    steps = [f"{n}. {clean(step, 240)}" for n, step in enumerate(procedure.steps, 1)]
+    steps = [
+        f"{n}. {render_step(step, 240, max_lines=_INJECTED_CODE_LINES)}" for n, step in enumerate(procedure.steps, 1)
+    ]
     pitfalls = [f"- {clean(pitfall, 200)}" for pitfall in procedure.pitfalls[:5]]
     used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
     if used + (len(steps[0]) + 1 if steps else 0) > room:

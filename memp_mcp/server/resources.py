@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
 from memp_mcp.errors import NotFoundError
 from memp_mcp.server.render import render_procedure_markdown
@@ -18,8 +18,9 @@ def register_resources(mcp: MCPServer[Any], served: ServedMemory) -> None:
     def procedure_markdown(procedure_id: str) -> str:
         """A procedure rendered as Markdown."""
         try:
-            return render_procedure_markdown(served.memory.get_procedure(int(procedure_id)).procedure)
-        except (ValueError, NotFoundError):
+            namespace = served.namespace(None, write=False)
+            return render_procedure_markdown(served.memory.get_procedure(int(procedure_id), namespace).procedure)
+        except (ValueError, NotFoundError, ToolError):
             # Not found is the client's to act on (-32602 with the URI), not a server fault (-32603).
             raise ResourceNotFoundError(f"no procedure with id {procedure_id}") from None
 

@@ -13,9 +13,13 @@ from mcp.server import MCPServer
 
 from memp_mcp.config import Settings
 from memp_mcp.errors import InvalidInputError
+from memp_mcp.principals import Principal, load_token_file, principal_for
+from memp_mcp.server.served import PRINCIPAL_SCOPE_KEY
 
 logger = logging.getLogger(__name__)
 
+# Who writes through the one shared MEMP_HTTP_TOKEN: everyone holding it is one principal.
+SHARED_TOKEN_PRINCIPAL = "http-token"
 # The HTTP transport refuses bodies larger than this (a record of MAX_STEPS long steps fits).
 MAX_HTTP_BODY_BYTES = 8 * 1024 * 1024
 
@@ -25,11 +29,14 @@ def serve_http(settings: Settings, host: str, port: int, build: Callable[[], MCP
     token are checked, and the port bound, before `build` opens the memory."""
     if not 1 <= port <= 65535:
         raise InvalidInputError(f"port {port} is not a TCP port; give one from 1 to 65535")
-    if not is_loopback(host) and not settings.http_token:
+    # Read now, so a bad token file stops the server before it binds a port or opens the memory.
+    principals = token_principals(settings)
+    if not is_loopback(host) and not principals:
         if not settings.http_allow_no_token:
             raise InvalidInputError(
                 f"refusing to serve on {host} without a token: anyone who can reach the port could read and "
-                "rewrite the memory. Set MEMP_HTTP_TOKEN (clients send Authorization: Bearer <token>), or "
+                "rewrite the memory. Set MEMP_HTTP_TOKEN or a token file in MEMP_HTTP_TOKENS (clients send "
+                "Authorization: Bearer <token>), or "
                 "MEMP_HTTP_ALLOW_NO_TOKEN=1 if the network is trusted"
             )
         logger.warning("serving on %s without MEMP_HTTP_TOKEN, as MEMP_HTTP_ALLOW_NO_TOKEN allows", host)
@@ -60,24 +67,27 @@ def http_app(mcp: MCPServer[Any], settings: Settings, host: str, port: int) -> A
     app = mcp.streamable_http_app(
         max_request_body_size=MAX_HTTP_BODY_BYTES, transport_security=security, host=bind_address(host)
     )
-    return BearerTokenMiddleware(app, settings.http_token) if settings.http_token else app
+    principals = token_principals(settings)
+    return BearerTokenMiddleware(app, principals) if principals else app
 
 
 class BearerTokenMiddleware:
-    """Refuses HTTP requests without `Authorization: Bearer <token>` (401; the scheme in any case, as
-    RFC 9110 has it). Lifespan events pass through."""
+    """Refuses HTTP requests without `Authorization: Bearer <token>` of a known token (401; the scheme in
+    any case, as RFC 9110 has it), and attaches the token's principal to the request for the tools.
+    Lifespan events pass through."""
 
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any, principals: dict[str, Principal]) -> None:
         self.app = app
-        self.expected = token.encode()
+        self.principals = principals
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            import hmac
-
             scheme, _, given = dict(scope.get("headers") or []).get(b"authorization", b"").strip().partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.expected):
-                body = b'{"error": "missing or wrong bearer token (set Authorization: Bearer <MEMP_HTTP_TOKEN>)"}'
+            principal = None
+            if scheme.lower() == b"bearer":
+                principal = principal_for(given.strip().decode("utf-8", "replace"), self.principals)
+            if principal is None:
+                body = b'{"error": "missing or wrong bearer token (set Authorization: Bearer <token>)"}'
                 await send(
                     {
                         "type": "http.response.start",
@@ -91,7 +101,18 @@ class BearerTokenMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
                 return
+            scope = {**scope, PRINCIPAL_SCOPE_KEY: principal}
         await self.app(scope, receive, send)
+
+
+def token_principals(settings: Settings) -> dict[str, Principal]:
+    """Each accepted token with its principal: the token file's (MEMP_HTTP_TOKENS), else the one
+    MEMP_HTTP_TOKEN as principal 'http' with every namespace, else none (no token asked for)."""
+    if settings.http_tokens_file is not None:
+        return load_token_file(settings.http_tokens_file)
+    if settings.http_token:
+        return {settings.http_token: Principal(SHARED_TOKEN_PRINCIPAL)}
+    return {}
 
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")

@@ -164,7 +164,14 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
             draft, source = distilled, "sampling"
         result = call(
             lambda: memory.record(
-                task, raw_steps, outcome, namespace=namespace, draft=draft, draft_source=source, agent=agent
+                task,
+                raw_steps,
+                outcome,
+                namespace=namespace,
+                draft=draft,
+                draft_source=source,
+                agent=agent,
+                principal=served.principal,
             )
         )
         return _result(result, result.message)  # type: ignore[return-value]
@@ -215,6 +222,7 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
                 trajectory=raw,
                 agent=agent,
                 namespace=namespace,
+                principal=served.principal,
             )
         )
         return _result(result, result.message)  # type: ignore[return-value]

@@ -168,6 +168,7 @@ class Store(Protocol):
         keys: Sequence[tuple[str, Vector | None]],
         *,
         candidate_of: int | None = None,
+        principal: str | None = None,
     ) -> int:
         """Insert a procedure with its sources and keys; `candidate_of` names the procedure whose steps
         it proposes to replace. Returns its id."""
@@ -224,7 +225,16 @@ class Store(Protocol):
 
     def set_status(self, procedure_id: int, status: ProcedureStatus) -> None: ...
 
-    def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None: ...
+    def bump_stats(
+        self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0, this_version: bool = True
+    ) -> None:
+        """Add to a procedure's counts; with `this_version` False, to its totals only (its current version's
+        record, which trust is judged on, is left as it is)."""
+        ...
+
+    def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
+        """Count an outcome of a version the procedure has since left: in its totals and that version's record."""
+        ...
 
     # -- search --------------------------------------------------------------------------------
 
@@ -268,7 +278,13 @@ class Store(Protocol):
     # -- recall events, statistics, checks -----------------------------------------------------
 
     def add_recall_event(
-        self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str
+        self,
+        event_id: str,
+        namespace: str,
+        task: str,
+        procedure_ids: Sequence[int],
+        strategy: str,
+        procedure_versions: Sequence[int] | None = None,
     ) -> None: ...
 
     def get_recall_event(self, event_id: str) -> RecallEvent: ...

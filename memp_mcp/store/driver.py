@@ -39,21 +39,24 @@ def driver_name() -> str:
     return f"{module.__name__} (SQLite {module.sqlite_version})"
 
 
-def connect(path: Path | str, *, immutable: bool = False) -> Any:
+def connect(path: Path | str, *, read_only: bool = False, immutable: bool = False) -> Any:
     """A connection with sqlite-vec loaded, in autocommit mode (transactions are explicit).
 
-    `immutable`: open a file that nobody can change (neither it nor its folder is writable) for
-    reading only, without the WAL index and lock files SQLite would otherwise need to create beside it.
+    `read_only`: open for reading only. SQLite still follows other processes' writes through the
+    WAL and its index, which must exist beside the file or be creatable there.
+    `immutable`: also promise SQLite that nobody changes the file, so it reads without the WAL
+    index and lock files; only correct while no one writes it (see SQLiteConnection._open).
     Raises the driver's own errors; the store turns them into StoreError with context.
     """
     module = driver_module()
-    target = f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1" if immutable else str(path)
+    uri = read_only or immutable
+    target = str(path)
+    if uri:
+        target = f"{Path(path).resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write transaction takes the
     # write lock up front and waits (busy timeout) instead of failing half-way through.
     # check_same_thread=False: the store serialises access with its own lock (see SQLiteStore).
-    conn = module.connect(
-        target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False, uri=immutable
-    )
+    conn = module.connect(target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False, uri=uri)
     try:
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)

@@ -57,13 +57,21 @@ class History(Database):
         return {int(r[0]): str(r[1]) for r in self._select(f"SELECT id, task FROM trajectories WHERE {clause}", params)}
 
     def add_recall_event(
-        self, event_id: str, namespace: str, task: str, procedure_ids: Sequence[int], strategy: str
+        self,
+        event_id: str,
+        namespace: str,
+        task: str,
+        procedure_ids: Sequence[int],
+        strategy: str,
+        procedure_versions: Sequence[int] | None = None,
     ) -> None:
         self._write()
+        json = self.dialect.json
+        versions = None if procedure_versions is None else json(list(procedure_versions))
         self._change(
-            "INSERT INTO recall_events (id, namespace, task, procedure_ids_json, strategy, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (event_id, namespace, task, self.dialect.json(list(procedure_ids)), strategy, self.dialect.now()),
+            "INSERT INTO recall_events (id, namespace, task, procedure_ids_json, strategy, created_at, "
+            "procedure_versions_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event_id, namespace, task, json(list(procedure_ids)), strategy, self.dialect.now(), versions),
         )
         if procedure_ids:
             clause, params = self.dialect.any_of("id", procedure_ids)

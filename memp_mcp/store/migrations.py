@@ -145,9 +145,22 @@ INSERT INTO procedure_fts (procedure_fts, rank) VALUES ('automerge', 2);
 INSERT INTO procedure_fts (procedure_fts) VALUES ('optimize');
 """
 
+# A recall keeps the version of each procedure it served, so that an outcome reported after the
+# procedure changed is credited to the steps the agent followed, not to newer ones nobody has tried.
+M008_RECALLED_VERSIONS = """
+ALTER TABLE recall_events ADD COLUMN procedure_versions_json TEXT;
+"""
+
+# Who recorded a procedure, as authentication established it (memp_mcp.principals): the trust rules
+# compare this, never the agent name a caller sends. Procedures from before are nobody's: what would
+# change them in place becomes a candidate.
+M009_PRINCIPALS = """
+ALTER TABLE procedures ADD COLUMN principal TEXT;
+"""
+
 # An imported Agent Skill is kept whole beside the procedure derived from it (SKILL.md's frontmatter
 # and body as written, and its other files), so that an export writes the same folder back.
-M008_SKILL_DOCUMENTS = """
+M010_SKILL_DOCUMENTS = """
 CREATE TABLE skill_documents (
     procedure_id INTEGER PRIMARY KEY REFERENCES procedures(id),
     name TEXT NOT NULL,
@@ -168,7 +181,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "version_records", M005_VERSION_RECORDS),
     (6, "candidates", M006_CANDIDATES),
     (7, "fulltext_merges", M007_FULLTEXT_MERGES),
-    (8, "skill_documents", M008_SKILL_DOCUMENTS),
+    (8, "recalled_versions", M008_RECALLED_VERSIONS),
+    (9, "principals", M009_PRINCIPALS),
+    (10, "skill_documents", M010_SKILL_DOCUMENTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

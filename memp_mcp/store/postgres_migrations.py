@@ -96,8 +96,18 @@ CREATE INDEX recall_events_by_namespace ON recall_events(namespace);
 """
 
 
-# An imported Agent Skill kept whole beside its procedure (see migrations.M008_SKILL_DOCUMENTS).
-M002_SKILL_DOCUMENTS = """
+# As SQLite's migration 8: the version of each procedure a recall served.
+M002_RECALLED_VERSIONS = """
+ALTER TABLE recall_events ADD COLUMN procedure_versions_json JSONB;
+"""
+
+# As SQLite's migration 9: who recorded a procedure, as authenticated.
+M003_PRINCIPALS = """
+ALTER TABLE procedures ADD COLUMN principal TEXT;
+"""
+
+# An imported Agent Skill kept whole beside its procedure (see migrations.M010_SKILL_DOCUMENTS).
+M004_SKILL_DOCUMENTS = """
 CREATE TABLE skill_documents (
     procedure_id BIGINT PRIMARY KEY REFERENCES procedures(id),
     name TEXT NOT NULL,
@@ -112,7 +122,9 @@ CREATE INDEX skill_documents_by_name ON skill_documents(name);
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
-    (2, "skill_documents", M002_SKILL_DOCUMENTS),
+    (2, "recalled_versions", M002_RECALLED_VERSIONS),
+    (3, "principals", M003_PRINCIPALS),
+    (4, "skill_documents", M004_SKILL_DOCUMENTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -37,18 +37,20 @@ class Procedures(Database):
         keys: Sequence[tuple[str, Vector | None]],
         *,
         candidate_of: int | None = None,
+        principal: str | None = None,
     ) -> int:
         """Insert a procedure with its sources and search keys; returns its id.
 
         `candidate_of`: the procedure whose steps this one proposes to replace (see Memory.record).
+        `principal`: who recorded it, as authenticated (memp_mcp.principals).
         """
         self._write()
         self.ensure_namespace(namespace)
         created = self.dialect.now()
         procedure_id = self._insert(
             "INSERT INTO procedures (namespace, title, when_to_use, steps_json, pitfalls_json, source, author, "
-            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "exemplar_trajectory_id, support_count, created_at, updated_at, candidate_of, principal) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 namespace,
                 title,
@@ -62,6 +64,7 @@ class Procedures(Database):
                 created,
                 created,
                 candidate_of,
+                principal,
             ),
         )
         self._link_sources(procedure_id, source_trajectory_ids)
@@ -293,12 +296,26 @@ class Procedures(Database):
         )
         self._set_keys_active(procedure_id, status == ProcedureStatus.ACTIVE)
 
-    def bump_stats(self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0) -> None:
+    def bump_stats(
+        self, procedure_id: int, *, retrieved: int = 0, succeeded: int = 0, failed: int = 0, this_version: bool = True
+    ) -> None:
+        judged = (succeeded, failed) if this_version else (0, 0)
         self._change(
             "UPDATE procedures SET retrieved_count = retrieved_count + ?, success_count = success_count + ?, "
             "failure_count = failure_count + ?, version_success_count = version_success_count + ?, "
             "version_failure_count = version_failure_count + ? WHERE id = ?",
-            (retrieved, succeeded, failed, succeeded, failed, procedure_id),
+            (retrieved, succeeded, failed, *judged, procedure_id),
+        )
+
+    def credit_past_version(self, procedure_id: int, version: int, *, succeeded: int = 0, failed: int = 0) -> None:
+        self._change(
+            "UPDATE procedures SET success_count = success_count + ?, failure_count = failure_count + ? WHERE id = ?",
+            (succeeded, failed, procedure_id),
+        )
+        self._change(
+            "UPDATE procedure_versions SET success_count = COALESCE(success_count, 0) + ?, "
+            "failure_count = COALESCE(failure_count, 0) + ? WHERE procedure_id = ? AND version = ?",
+            (succeeded, failed, procedure_id, version),
         )
 
     def procedures_with_key(self, namespace: str, text: str, *, include_deprecated: bool = False) -> list[int]:

@@ -18,10 +18,12 @@ from memp_mcp.models import Outcome, Procedure, ProcedureStatus, ProcedureVersio
 PROCEDURE_COLUMNS = (
     "id, namespace, title, when_to_use, steps_json, pitfalls_json, status, version, source, author, "
     "exemplar_trajectory_id, retrieved_count, success_count, failure_count, support_count, "
-    "created_at, updated_at, version_success_count, version_failure_count, candidate_of"
+    "created_at, updated_at, version_success_count, version_failure_count, candidate_of, principal"
 )
 TRAJECTORY_COLUMNS = "id, namespace, task, steps_json, outcome, score, agent, created_at"
-RECALL_EVENT_COLUMNS = "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success"
+RECALL_EVENT_COLUMNS = (
+    "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success, procedure_versions_json"
+)
 SKILL_DOCUMENT_COLUMNS = "procedure_id, name, folder, digest, frontmatter, body, files"
 VERSION_COLUMNS = (
     "version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, success_count, "
@@ -96,6 +98,7 @@ def procedure(row: Sequence[Any], sources: list[int]) -> Procedure:
         version_success_count=row[17],
         version_failure_count=row[18],
         candidate_of=row[19],
+        principal=row[20],
     )
 
 
@@ -122,6 +125,7 @@ def recall_event(row: Sequence[Any]) -> RecallEvent:
         created_at=_time(row[5]),
         reported=bool(row[6]),
         success=None if row[7] is None else bool(row[7]),
+        procedure_versions=None if row[8] is None else from_json(row[8]),
     )
 
 

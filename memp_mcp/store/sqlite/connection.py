@@ -55,6 +55,8 @@ class SQLiteConnection(Database):
         self._migrations = migrations
         self._lock = threading.RLock()
         self._errors = driver.database_errors()
+        # True while the file is read as immutable (see _open_read_only).
+        self._immutable = False
         self._conn = self._open()
         # The thread whose transaction is open, if any: the store is shared by threads, and a
         # write from one thread must not count as inside another thread's transaction.
@@ -88,10 +90,41 @@ class SQLiteConnection(Database):
         # A file in a folder nobody may write (a shared library on a read-only mount): SQLite cannot
         # create the journal files beside it, yet the file can still be read, unchanged, for recalls.
         logger.warning("%s cannot be written where it is: opened read-only (recalls work, writes are refused)", path)
+        return self._open_read_only()
+
+    def _open_read_only(self) -> Any:
+        """A reading connection to a file this process may not write, correct while others write it.
+
+        Where another account writes the file, its WAL and WAL index sit beside it and a plain
+        read-only connection follows them. Where neither exists and none can be created here,
+        SQLite can only read the file as immutable, which is wrong once someone writes it again:
+        `_follow_new_writers` then reopens the plain way.
+        """
+        path = self.path
+        self._immutable = False
+        try:
+            return self._prepare(driver.connect(path, read_only=True), read_only=True)
+        except self._errors as exc:
+            error = self._open_error(str(exc))
+        except StoreError as exc:
+            error = exc
+        if self._wal_path.exists():
+            raise error
+        self._immutable = True
         try:
             return self._prepare(driver.connect(path, immutable=True), read_only=True)
         except self._errors as exc:
             raise self._open_error(str(exc)) from None
+
+    @property
+    def _wal_path(self) -> Path:
+        return Path(f"{self.path}-wal")
+
+    def _follow_new_writers(self) -> None:
+        """Leave immutable reading as soon as a writer's WAL appears beside the file (called under the lock)."""
+        if self._immutable and self._wal_path.exists():
+            self._conn.close()
+            self._conn = self._open_read_only()
 
     def _unwritable_where_it_is(self) -> bool:
         """An existing database in a folder this process may not write (not even as root: immutable)."""
@@ -248,6 +281,7 @@ class SQLiteConnection(Database):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
         with self._statement():
+            self._follow_new_writers()
             # Read whole under the lock: a cursor stepped after the lock is released would run
             # inside whatever transaction another thread has opened on this shared connection
             # since, and could return its rows before they are rolled back.
