@@ -14,6 +14,7 @@ directory) that the database records, so vectors of two models never mix.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import threading
@@ -237,6 +238,10 @@ def _pypi_minilm(settings: Settings, allow_download: bool) -> FastEmbedEmbedder:
     return FastEmbedEmbedder.from_directory(DEFAULT_EMBEDDING_MODEL, minilm_dir(settings.model_cache_dir))
 
 
+# How long a process that ends may wait for a model still loading (it loads in about a second).
+EXIT_WAIT_SECONDS = 30.0
+
+
 class BackgroundEmbedder:
     """Loads the embedder on a thread, so a server can answer before the model is ready.
 
@@ -246,6 +251,7 @@ class BackgroundEmbedder:
 
     def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
         self._ready = threading.Event()
+        self._in_runtime = threading.Event()
         self._embedder: Embedder | None = embedder
         self._error: str | None = None
         self.load_seconds: float | None = None
@@ -260,10 +266,23 @@ class BackgroundEmbedder:
             self._ready.set()
         else:
             threading.Thread(target=self._load, args=(settings,), name="embedder-load", daemon=True).start()
+            atexit.register(self._finish_before_exit)
+
+    def _finish_before_exit(self) -> None:
+        """A process that ends while this thread is inside onnxruntime, creating its session, is
+        aborted by the C++ runtime at interpreter shutdown ("terminate called without an active
+        exception", exit 134): then the load is let finish first (atexit runs before the interpreter
+        finalizes). A thread still importing is left behind: the imports are Python, safe to
+        abandon, and would fail at shutdown anyway (with noise on stdout, a stdio server's channel)."""
+        if self._in_runtime.is_set():
+            self._ready.wait(EXIT_WAIT_SECONDS)
 
     def _load(self, settings: Settings) -> None:
         started = time.perf_counter()
         try:
+            import fastembed  # noqa: F401  (the imports first: see _finish_before_exit)
+
+            self._in_runtime.set()
             self._embedder = resolve_embedder(settings)
             self.load_seconds = time.perf_counter() - started
             logger.info("embedding model %s ready in %.2f s", self._embedder.identity, self.load_seconds)

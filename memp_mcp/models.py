@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 # Size limits: generous for real agent work, small enough that one call cannot bloat the file
-# or stall the server. Documented in the README.
+# or stall the server. Documented in docs/tools.md.
 MAX_TASK_CHARS = 2_000
 MAX_STEPS = 500
 MAX_ACTION_CHARS = 2_000  # a procedure's step, and an action as a transcript reader clips one
@@ -205,3 +205,26 @@ class NamespaceStats(BaseModel):
     procedures_active: int
     procedures_deprecated: int
     recalls: int
+
+
+class SkillDocument(BaseModel):
+    """An Agent Skill kept whole: what its SKILL.md said and the files beside it, so that an export
+    writes back the folder that was imported. `folder` is where it sat under the imported folder (its
+    name for a skill imported on its own); `files` maps a path inside the skill folder to its bytes,
+    base64-encoded; `body` is the Markdown after the frontmatter, exactly as written."""
+
+    name: str
+    folder: str
+    frontmatter: dict[str, Any]
+    body: str
+    files: dict[str, str] = Field(default_factory=dict)
+
+    def digest(self) -> str:
+        """The same skill imported twice has the same digest (the frontmatter's memp- metadata aside)."""
+        import hashlib
+        import json
+
+        metadata = {k: v for k, v in (self.frontmatter.get("metadata") or {}).items() if not str(k).startswith("memp-")}
+        frontmatter = {**self.frontmatter, "metadata": metadata}
+        payload = json.dumps([self.name, frontmatter, self.body, self.files], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()

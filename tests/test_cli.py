@@ -32,12 +32,17 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     memory.store.close()
     monkeypatch.setenv("MEMP_DB_PATH", str(path))
     monkeypatch.setenv("MEMP_EMBEDDINGS", "0")
+    monkeypatch.delenv("MEMP_NAMESPACE", raising=False)
+    monkeypatch.delenv("MEMP_HOOK_NAMESPACE", raising=False)
+    monkeypatch.chdir(tmp_path)  # outside any repository: commands use the default namespace
     return path
 
 
 def run(*args: str) -> tuple[int, str]:
+    """The exit code, and what the command printed: on success its output (stdout, where the
+    namespace line on stderr does not mix into JSON), on failure stdout and stderr together."""
     result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_list_and_show(db: Path) -> None:
@@ -100,9 +105,9 @@ def test_a_command_on_a_path_that_holds_no_memory_fails_and_creates_nothing(db: 
 
 def test_messages_keep_square_brackets_that_paths_and_advice_hold(db: Path, tmp_path: Path) -> None:
     library = tmp_path / "lib[v1].jsonl"
-    code, out = run("export", "--output", str(library))
-    assert code == 0 and library.exists()
-    assert f"to {library}" in " ".join(out.split()), out
+    result = runner.invoke(app, ["export", "--output", str(library)])
+    assert result.exit_code == 0 and library.exists()
+    assert f"to {library}" in " ".join(result.output.split()), result.output
 
 
 def test_export_import_round_trip_recalls_the_same_procedures(
@@ -348,4 +353,82 @@ def test_failures_are_one_line_and_exit_2(
         [sys.executable, "-m", "memp_mcp.cli", *args], capture_output=True, text=True, timeout=60, env=os.environ.copy()
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+    # The error is one line; before it, a command that reads memory says which namespace it used.
+    said = [line for line in result.stderr.splitlines() if not line.startswith("namespace ")]
+    assert len(said) == 1 and message in said[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_inside_a_repository_commands_use_its_namespace_and_say_which(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memp_mcp.project import project_namespace
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "config").write_text('[remote "origin"]\n\turl = git@example.org:team/repo.git\n')
+    namespace = project_namespace(repo)
+    memory = Memory(SQLiteStore(db), FakeEmbedder(), namespace=namespace)
+    memory.record("deploy the service to staging", ["make deploy ENV=staging"], "success", namespace=namespace)
+    memory.store.close()
+    monkeypatch.chdir(repo)
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0
+    assert [json.loads(line)["title"] for line in result.stdout.splitlines()] == ["Deploy the service to staging"]
+    assert f"namespace {namespace} (this repository's" in result.stderr
+    result = runner.invoke(app, ["list", "--namespace", "default", "--json"])
+    assert len(result.stdout.splitlines()) == 2 and "namespace default (--namespace)" in result.stderr
+
+
+def test_namespaces_lists_each_with_its_counts(db: Path) -> None:
+    Memory(SQLiteStore(db), FakeEmbedder(), namespace="team").record(
+        "rotate the api keys", ["./rotate-keys.sh"], "success", namespace="team"
+    )
+    result = runner.invoke(app, ["namespaces", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["namespace"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert rows["default"]["procedures"] == 2 and rows["default"]["trajectories"] == 2
+    assert rows["team"]["procedures"] == 1
+    result = runner.invoke(app, ["namespaces"])
+    assert "team" in result.stdout and "*" in result.stdout  # the default one is marked: it is used here
+
+
+def test_an_empty_answer_points_to_the_namespaces_that_hold_memory(db: Path) -> None:
+    for command in (["list"], ["stats"], ["recall", "put a clean soapbar in cabinet"]):
+        result = runner.invoke(app, [*command, "--namespace", "elsewhere"])
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.stderr.split())
+        assert "memory is in default (2 procedures): pass --namespace NAME" in said, (command, said)
+
+
+def test_forget_in_the_wrong_namespace_names_the_namespace_that_has_the_id(db: Path) -> None:
+    code, out = run("forget", "1", "--namespace", "elsewhere")
+    said = " ".join(out.split())
+    assert code == 2 and "no procedure with id 1 in namespace 'elsewhere'" in said
+    assert "procedure 1 is in namespace default: add --namespace default" in said
+    code, out = run("show", "99", "--namespace", "elsewhere")
+    assert code == 2 and "memory is in default (2 procedures)" in " ".join(out.split())
+
+
+def test_import_says_where_it_writes_and_the_namespace_flag_wins_over_the_file(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = tmp_path / "library.jsonl"
+    assert run("export", "--output", str(library))[0] == 0
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("MEMP_DB_PATH", str(other))
+    code, out = run("import", str(library), "--namespace", "team")
+    assert code == 0 and f"into namespace team of {other}" in " ".join(out.split()), out
+    target = SQLiteStore(other)
+    assert target.count_procedures("team") == 2 and target.count_procedures("default") == 0
+    code, out = run("import", str(library))  # no flag: the namespace the file names
+    assert code == 0 and "into namespace default" in out, out
+
+
+def test_namespaces_before_anything_was_recorded_says_so_and_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMP_DB_PATH", str(tmp_path / "not-yet" / "memory.db"))
+    for command in ("namespaces", "list", "stats"):
+        code, out = run(command)
+        assert code == 0 and "No memory yet" in " ".join(out.split()), (command, out)
+    assert not (tmp_path / "not-yet").exists()

@@ -233,3 +233,22 @@ def test_the_plugin_in_the_repository_installs_the_same_hooks_and_server() -> No
     assert servers == {SERVER_NAME: server_entry(["memp-mcp"])}
     skills = sorted((plugin / "skills").iterdir())
     assert skills and all(spec_problems(read_skill(folder)) == [] for folder in skills)
+
+
+def test_installing_one_scope_warns_when_the_other_has_the_hooks_too(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "app"
+    (project / ".git").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    code, out = run("install", "claude-code")
+    assert code == 0 and "also installed" not in out
+    code, out = run("install", "claude-code", "--scope", "project")
+    said = " ".join(out.split())
+    assert code == 0 and "hooks are also installed for the user scope" in said and "runs each of them twice" in said
+    assert "--scope user --uninstall" in said
+    code, out = run("install", "claude-code")
+    assert code == 0 and "also installed for the project scope" in " ".join(out.split())
+    # Taking one out is what the warning asks for: no warning then.
+    code, out = run("install", "claude-code", "--scope", "project", "--uninstall")
+    assert code == 0 and "also installed" not in out

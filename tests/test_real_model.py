@@ -37,3 +37,20 @@ def test_cli_smoke_records_and_recalls_with_the_real_model(tmp_path: Path, real_
     )
     assert done.returncode == 0, done.stderr
     assert "recalled for a paraphrase" in done.stdout and done.stdout.rstrip().endswith("ok")
+
+
+def test_a_process_that_ends_while_the_model_loads_exits_cleanly(tmp_path: Path, real_model_dir: Path) -> None:
+    """The model loads on a thread; ending the process while that thread is inside onnxruntime used
+    to abort it at interpreter shutdown ("terminate called without an active exception", exit 134),
+    as `memp-mcp edit` did when the editor closed within a second."""
+    env = {**os.environ, "MEMP_MODEL_CACHE_DIR": str(real_model_dir.parent)}
+    script = (
+        "import sys, time\n"
+        "from memp_mcp.config import load_settings\n"
+        "from memp_mcp.embedding import BackgroundEmbedder\n"
+        "BackgroundEmbedder(load_settings({}))\n"
+        "time.sleep(float(sys.argv[1]))\n"
+    )
+    for delay in ("0.2", "0.4", "0.6", "0.8", "1.0", "1.2", "1.4", "1.7", "2.0"):
+        ended = subprocess.run([sys.executable, "-c", script, delay], capture_output=True, text=True, env=env)
+        assert ended.returncode == 0 and "terminate called" not in ended.stderr, (delay, ended.stderr[-500:])

@@ -234,8 +234,13 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(*args: str) -> tuple[int, str]:
+    """A command's exit code and output, less the line naming the namespace it used (on stderr)."""
     result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    lines = result.output.splitlines(keepends=True)
+    return result.exit_code, "".join(line for line in lines if not NAMESPACE_NOTICE.match(line))
+
+
+NAMESPACE_NOTICE = re.compile(r"\Anamespace \S+ \(.*\)\n?\Z")
 
 
 def test_import_of_a_jsonl_library_stores_no_secret(cli_db: Path, tmp_path: Path) -> None:
@@ -274,6 +279,9 @@ def test_import_of_skills_stores_no_secret(cli_db: Path, tmp_path: Path) -> None
         "---\nname: deploy-app\ndescription: Deploy the app to production with its credentials.\n---\n"
         f"# Deploy the app\n\n## Steps\n{steps}\n\nThe key file:\n\n```\n{pem}\n```\n"
     )
+    # A supporting file kept whole with the skill holds one too.
+    (folder / "scripts").mkdir()
+    (folder / "scripts" / "deploy.sh").write_text("#!/bin/sh\n" + next(iter(corpus.values()))[0] + "\n")
     code, out = _run("import", str(tmp_path / "skills"))
     assert code == 0, out
     assert "redacted before storing" in out

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from memp_mcp.cli import app
+from memp_mcp.engine.imports import ImportedProcedure
 from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.skills import Skill, read_skill, skill_name, spec_problems
 from memp_mcp.models import ProcedureDraft
@@ -53,6 +54,8 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     memory.store.close()
     monkeypatch.setenv("MEMP_DB_PATH", str(path))
     monkeypatch.setenv("MEMP_EMBEDDINGS", "0")
+    monkeypatch.delenv("MEMP_NAMESPACE", raising=False)
+    monkeypatch.chdir(tmp_path)  # outside any repository: the commands use the default namespace
     return path
 
 
@@ -164,9 +167,37 @@ def test_a_skill_written_by_hand_imports_from_its_own_folder(db: Path, tmp_path:
     code, out = run("import", str(folder))
     assert code == 0 and "imported 1 new procedure," in out, out
     memory = Memory(SQLiteStore(db), FakeEmbedder())
-    imported = memory.list_procedures(text="Releasing")[0]
+    imported = memory.list_procedures(text="release a package")[0]
+    assert imported.title == "release a package"  # its name, not its first heading
     assert imported.steps == ["Bump the version in pyproject.toml", "Build with `python -m build`", "Upload with twine"]
     assert imported.when_to_use.startswith("Release a Python package") and imported.author == "skill:release-a-package"
+    kept = memory.store.skill_of(imported.id)
+    assert kept is not None and kept.frontmatter["license"] == "MIT" and "Some prose first." in kept.body
+
+
+@pytest.mark.parametrize(
+    ("frontmatter", "problem"),
+    [
+        ("name: NAME\n", "description is missing"),
+        ("description: d\n", "name is missing"),
+        ("name: NAME\ndescription: d\nmetadata: [1, 2]", "metadata must be a mapping"),
+        ("name: [unclosed\ndescription: d", "not valid YAML"),
+    ],
+)
+def test_a_skill_that_cannot_be_named_or_found_imports_nothing(
+    db: Path, tmp_path: Path, frontmatter: str, problem: str
+) -> None:
+    root = tmp_path / "in"
+    good = root / "good-one"
+    good.mkdir(parents=True)
+    (good / "SKILL.md").write_text("---\nname: good-one\ndescription: fine\n---\n1. do it\n")
+    bad = root / "the-skill"
+    bad.mkdir()
+    (bad / "SKILL.md").write_text("---\n" + frontmatter.replace("NAME", "the-skill") + "\n---\n1. step\n")
+    before = SQLiteStore(db).count_procedures()
+    code, out = run("import", str(root))
+    assert code == 2 and "nothing imported" in out and problem in out, out
+    assert SQLiteStore(db).count_procedures() == before
 
 
 @pytest.mark.parametrize(
@@ -174,30 +205,23 @@ def test_a_skill_written_by_hand_imports_from_its_own_folder(db: Path, tmp_path:
     [
         ("name: Bad-Name\ndescription: d", "lowercase"),
         ("name: other-name\ndescription: d", "differs from its folder"),
-        ("name: a--b\ndescription: d", "single hyphens"),
-        ("name: " + "a" * 65 + "\ndescription: d", "at most 64"),
-        ("name: NAME\n", "description is missing"),
-        ("name: NAME\ndescription: " + "d" * 1025, "at most 1024"),
-        ("name: NAME\ndescription: d\nmetadata:\n  stats: [1, 2]", "strings to strings"),
-        ("name: NAME\ndescription: d\nversion: 3", "outside the specification"),
-        ("name: [unclosed\ndescription: d", "not valid YAML"),
+        ("name: run2_csv-reporting\ndescription: d", "single hyphens"),
+        ("name: the-skill\ndescription: " + "d" * 1025, "at most 1024"),
+        ("name: the-skill\ndescription: d\nmetadata:\n  stats: [1, 2]", "strings to strings"),
+        ("name: the-skill\ndescription: d\nversion: 3", "outside the specification"),
     ],
 )
-def test_skills_that_break_the_specification_import_nothing(
+def test_a_skill_that_departs_from_the_specification_is_imported_as_written_with_a_note(
     db: Path, tmp_path: Path, frontmatter: str, problem: str
 ) -> None:
-    root = tmp_path / "in"
-    good = root / "good-one"
-    good.mkdir(parents=True)
-    (good / "SKILL.md").write_text("---\nname: good-one\ndescription: fine\n---\n1. do it\n")
-    folder_name = "a" * 65 if "a" * 65 in frontmatter else ("a--b" if "a--b" in frontmatter else "the-skill")
-    bad = root / folder_name
-    bad.mkdir()
-    (bad / "SKILL.md").write_text("---\n" + frontmatter.replace("NAME", folder_name) + "\n---\n1. step\n")
-    before = SQLiteStore(db).count_procedures()
-    code, out = run("import", str(root))
-    assert code == 2 and "nothing imported" in out and problem in out, out
-    assert SQLiteStore(db).count_procedures() == before
+    """Skills in the wild (names with underscores, a folder renamed) are still skills to keep."""
+    folder = tmp_path / "in" / "the-skill"
+    folder.mkdir(parents=True)
+    (folder / "SKILL.md").write_text("---\n" + frontmatter + "\n---\n1. step one\n2. step two\n")
+    result = runner.invoke(app, ["import", str(folder.parent)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "imported 1 new procedure," in said and problem in said, said
+    assert "note:" in said
 
 
 def test_a_folder_without_skills_or_steps_is_refused(db: Path, tmp_path: Path) -> None:
@@ -205,13 +229,165 @@ def test_a_folder_without_skills_or_steps_is_refused(db: Path, tmp_path: Path) -
     empty.mkdir()
     code, out = run("import", str(empty))
     assert code == 2 and "holds no skill" in out
+    # A skill of prose alone is still a skill: recall serves its description as its one step.
     prose = tmp_path / "prose-only"
     prose.mkdir()
-    (prose / "SKILL.md").write_text("---\nname: prose-only\ndescription: d\n---\nJust a paragraph.\n")
+    (prose / "SKILL.md").write_text("---\nname: prose-only\ndescription: Say it in prose.\n---\nJust a paragraph.\n")
     code, out = run("import", str(prose))
-    assert code == 2 and "no steps found" in out
+    assert code == 0 and "imported 1 new procedure," in out, out
 
 
 def test_spec_problems_reports_nothing_for_a_minimal_valid_skill(tmp_path: Path) -> None:
     skill = Skill(tmp_path / "pdf-processing", {"name": "pdf-processing", "description": "Extract text."}, "1. x")
     assert spec_problems(skill) == []
+
+
+PDF_SKILL = """---
+name: pdf
+description: Extract text and tables from PDF files, fill forms, merge and split documents.
+license: Proprietary. LICENSE.txt has complete terms
+metadata:
+  author: someone
+---
+
+# PDF Processing Guide
+
+Read REFERENCE.md for the advanced features.
+
+| Task | Tool |
+|---|---|
+| text | pdfplumber |
+
+## Quick start
+
+1. Open the file with pdfplumber
+   ```python
+   with pdfplumber.open("in.pdf") as pdf:
+       text = pdf.pages[0].extract_text()
+   ```
+2. Extract the tables page by page
+3. Write what you found to out.json
+
+## Common mistakes
+
+- Scanned pages have no text layer: run OCR first
+- Never write over the input file
+"""
+
+
+def write_pdf_skill(root: Path) -> Path:
+    folder = root / "pdf"
+    (folder / "scripts").mkdir(parents=True)
+    (folder / "SKILL.md").write_bytes(PDF_SKILL.replace("\n", "\r\n", 3).encode())  # CRLF in the frontmatter
+    (folder / "REFERENCE.md").write_text("# Reference\n\nEverything else.\n")
+    (folder / "scripts" / "fill_form.py").write_text("print('fill')\n")
+    (folder / "LICENSE.txt").write_bytes(b"Terms\x00\xff binary-safe\n")
+    return folder
+
+
+def test_a_skill_is_kept_whole_and_exported_as_the_same_folder(db: Path, tmp_path: Path) -> None:
+    from memp_mcp.engine.skills import export_skills, import_skills
+
+    source = write_pdf_skill(tmp_path / "in")
+    memory = Memory(SQLiteStore(db), FakeEmbedder(), namespace="docs")
+    report = import_skills(memory, source)
+    assert report.created == 1
+    procedure = memory.list_procedures("docs")[0]
+    assert procedure.title == "pdf" and procedure.steps[0].startswith("Open the file with pdfplumber")
+    assert "pdf.pages[0].extract_text()" in procedure.steps[0]  # the code that goes with the step stays with it
+    assert procedure.steps[1:] == ["Extract the tables page by page", "Write what you found to out.json"]
+    assert procedure.pitfalls == ["Scanned pages have no text layer: run OCR first", "Never write over the input file"]
+    exported = tmp_path / "out"
+    export_skills(memory, "docs", exported)
+    folder = exported / "pdf"
+    assert read_skill(folder).body == read_skill(source).body
+    for name in ("REFERENCE.md", "scripts/fill_form.py", "LICENSE.txt"):
+        assert (folder / name).read_bytes() == (source / name).read_bytes(), name
+    front = yaml.safe_load((folder / "SKILL.md").read_text().split("---")[1])
+    assert front["name"] == "pdf" and front["license"] == "Proprietary. LICENSE.txt has complete terms"
+    assert front["description"] == "Extract text and tables from PDF files, fill forms, merge and split documents."
+    assert front["metadata"]["author"] == "someone" and front["metadata"]["memp-source"] == "skill"
+    # Imported again, the same skill is the same procedure: nothing new.
+    assert import_skills(memory, folder).created == 0
+
+
+def test_two_different_skills_of_one_name_or_title_stay_two_procedures(db: Path, tmp_path: Path) -> None:
+    from memp_mcp.engine.skills import export_skills, import_skills
+
+    for author in ("people", "model"):
+        folder = tmp_path / "in" / author / "cvss-score-extraction"
+        folder.mkdir(parents=True)
+        (folder / "SKILL.md").write_text(
+            f"---\nname: cvss-score-extraction\ndescription: CVSS scores, by {author}.\n---\n1. read {author}\n"
+        )
+    memory = Memory(SQLiteStore(db), FakeEmbedder(), namespace="docs")
+    assert import_skills(memory, tmp_path / "in").created == 2
+    export_skills(memory, "docs", tmp_path / "out")
+    for author in ("people", "model"):
+        assert f"1. read {author}" in (tmp_path / "out" / author / "cvss-score-extraction" / "SKILL.md").read_text()
+
+
+def test_only_a_procedure_from_recorded_work_says_it_was_learned_from_it(db: Path, tmp_path: Path) -> None:
+    from memp_mcp.engine.skills import export_skills
+
+    memory = Memory(SQLiteStore(db), FakeEmbedder())
+    memory.import_procedures(
+        [ImportedProcedure(title="Written by hand", when_to_use="when asked", steps=["do it"], source="skill")]
+    )
+    export_skills(memory, "default", tmp_path / "out")
+    descriptions = {
+        folder.name: yaml.safe_load((folder / "SKILL.md").read_text().split("---")[1])["description"]
+        for folder in (tmp_path / "out").iterdir()
+    }
+    assert "recorded agent work" not in descriptions["written-by-hand"]
+    assert "learned from recorded agent work" in descriptions["put-a-clean-object-in-target"]
+
+
+def test_a_long_skill_keeps_its_steps_in_order_and_says_how_many_more_it_holds() -> None:
+    from memp_mcp.engine.skills import derive_procedure
+
+    body = "# Requirements for Outputs\n\n" + "".join(f"- requirement {n}\n" for n in range(1, 78))
+    derived = derive_procedure(body, "xlsx")
+    assert derived["title"] == "xlsx" and len(derived["steps"]) == 60
+    assert derived["steps"][0] == "requirement 1" and derived["steps"][-1] == "... and 18 more in the skill's SKILL.md"
+
+
+DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "claude_code_sessions"
+needs_dataset = pytest.mark.skipif(
+    not (DATASET / "skills").is_dir(), reason=f"the real skills are not at {DATASET / 'skills'}"
+)
+
+
+@needs_dataset
+def test_every_real_skill_is_its_own_procedure_and_round_trips_byte_identical() -> None:
+    from memp_mcp.bench.skills import run_skills_bench
+
+    report = run_skills_bench(DATASET, FakeEmbedder())
+    print(report.as_dict())
+    assert report.skills >= 40 and report.procedures == report.skills
+    assert report.round_trip_identical == report.skills, report.round_trip_differs
+
+
+@needs_dataset
+@pytest.mark.real_model
+def test_each_task_gets_a_skill_of_its_own_family_first(real_embedder: object) -> None:
+    from memp_mcp.bench.skills import run_skills_bench
+
+    report = run_skills_bench(DATASET, real_embedder)
+    print(report.as_dict())
+    assert report.own_family_first / report.tasks >= 0.85, report.per_task
+
+
+def test_a_library_file_carries_a_skill_whole(db: Path, tmp_path: Path) -> None:
+    from memp_mcp.engine.library import export_library, import_library
+    from memp_mcp.engine.skills import export_skills, import_skills
+
+    source = write_pdf_skill(tmp_path / "in")
+    memory = Memory(SQLiteStore(db), FakeEmbedder(), namespace="docs")
+    import_skills(memory, source)
+    lines = list(export_library(memory, "docs"))
+    other = Memory(SQLiteStore(tmp_path / "other.db"), FakeEmbedder(), namespace="docs")
+    assert import_library(other, lines).created == 1
+    export_skills(other, "docs", tmp_path / "out")
+    assert read_skill(tmp_path / "out" / "pdf").body == read_skill(source).body
+    assert (tmp_path / "out" / "pdf" / "LICENSE.txt").read_bytes() == (source / "LICENSE.txt").read_bytes()

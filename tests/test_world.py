@@ -193,3 +193,28 @@ def test_the_readme_main_command_demo_runs_with_the_real_model(tmp_path: Path, r
     assert all(len(line) <= 80 for line in done.stdout.splitlines())
     assert f"plot written to {plot}" in done.stdout.replace("\n", "")
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    said = " ".join(done.stdout.split())
+    # It says what the lines are, what came out, and what to do next.
+    assert "Configurations: 'no memory' runs without memp-mcp" in said and "After the world changed" in said
+    assert said.rstrip().endswith("the full benchmarks are in docs/benchmarks.md.")
+    assert "memp-mcp install claude-code" in said
+
+
+def test_the_demo_headline_names_the_best_configuration_and_the_transfer() -> None:
+    from memp_mcp.bench.lifelong import drift_headline
+
+    def rate(value: float) -> dict[str, dict[str, float]]:
+        return {"success_rate": {"median": value, "min": value, "max": value}}
+
+    report = {
+        "summary": {
+            "no memory": {"before": rate(0.6), "window": rate(0.4), "after": rate(0.5)},
+            "vanilla": {"before": rate(0.9), "window": rate(0.3), "after": rate(0.6)},
+            "adjustment": {"before": rate(0.9), "window": rate(0.7), "after": rate(0.95)},
+        },
+        "transfer": {"weak alone": rate(0.2), "weak + strong's memory": rate(0.8)},
+    }
+    headline = drift_headline(report)
+    assert headline.startswith("After the world changed, memory updated by adjustment succeeded on 95% of tasks")
+    assert "(70% while it adapted) against 50% with no memory." in headline
+    assert headline.endswith("A weak agent went from 20% alone to 80% with the strong agent's memory.")

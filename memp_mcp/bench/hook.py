@@ -122,6 +122,8 @@ def run_hook_bench(
     rng = random.Random(seed)
     project = workdir / "project"
     (project / ".git").mkdir(parents=True, exist_ok=True)
+    # The namespace comes from the origin in the repository's config, read on every prompt: measured too.
+    (project / ".git" / "config").write_text('[remote "origin"]\n\turl = https://example.org/team/project.git\n')
     results: dict[str, Any] = {"command": command, "sizes": {}}
     startup = []
     for _ in range(10):

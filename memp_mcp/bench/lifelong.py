@@ -376,6 +376,34 @@ def drift_table(report: dict[str, Any], what: str) -> Any:
     return table
 
 
+def drift_headline(report: dict[str, Any]) -> str:
+    """The run's result in two sentences: who recovered after the change, and what memory gave the weak agent."""
+
+    def success(name: str, phase: str) -> float | None:
+        figures = report["summary"].get(name, {}).get(phase) or {}
+        rate = figures.get("success_rate")
+        return None if rate is None else 100 * rate["median"]
+
+    names = list(report["summary"])
+    best = max(names, key=lambda n: success(n, "after") or 0.0)
+    parts = []
+    after_best, after_none = success(best, "after"), success("no memory", "after")
+    window_best = success(best, "window")
+    if after_best is not None and after_none is not None:
+        parts.append(
+            f"After the world changed, memory updated by {best} succeeded on {after_best:.0f}% of tasks "
+            f"({window_best:.0f}% while it adapted) against {after_none:.0f}% with no memory."
+            if window_best is not None
+            else f"After the world changed, memory updated by {best} succeeded on {after_best:.0f}% of tasks "
+            f"against {after_none:.0f}% with no memory."
+        )
+    transfer = report.get("transfer")
+    if transfer:
+        alone, helped = (100 * figures["success_rate"]["median"] for figures in transfer.values())
+        parts.append(f"A weak agent went from {alone:.0f}% alone to {helped:.0f}% with the strong agent's memory.")
+    return " ".join(parts)
+
+
 def _seeds_label(report: dict[str, Any]) -> str:
     seeds = report["seeds"]
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}; median (range)"
@@ -438,13 +466,20 @@ def write_drift_plot(report: dict[str, Any], path: Path) -> None:
     success_axis.text(at / size + 0.6, 4, "rules change; shaded: the window", color="#b2182b", fontsize=9)
     success_axis.set(title="Success per task group", ylabel="success %", ylim=(0, 105))
     steps_axis.set(title="Steps per task (fewer is better)", ylabel="mean steps")
-    success_axis.legend(fontsize=9, loc="lower left")
+    # The lines are memory configurations: none, and memory under each of the paper's update strategies.
+    success_axis.legend(fontsize=9, loc="lower left", title="memory configuration", title_fontsize=9)
     if has_transfer:
         names = list(report["transfer"])
         values = [100 * report["transfer"][n]["success_rate"]["median"] for n in names]
         bars = axes[2].bar(names, values, color=["#999999", "#1b9e77"])
         axes[2].bar_label(bars, labels=[f"{v:.0f}%" for v in values])
         axes[2].set(title="Weak agent on new tasks", ylabel="success %", ylim=(0, 105))
-    figure.tight_layout()
+    headline = drift_headline(report)
+    if headline:
+        # One sentence a line, in room kept free above the axes.
+        figure.suptitle(headline.replace(". ", ".\n"), fontsize=10)
+        figure.tight_layout(rect=(0, 0, 1, 0.88))
+    else:
+        figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

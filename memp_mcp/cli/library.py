@@ -7,7 +7,7 @@ memp_mcp.cli.root registers these commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -87,7 +87,15 @@ def import_command(
     ],
     db: DbOption = None,
     database_url: DatabaseUrlOption = None,
-    namespace: NamespaceOption = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Namespace to import into (default: the one the library file names, else this repository's, "
+            "else MEMP_NAMESPACE).",
+        ),
+    ] = None,
 ) -> None:
     """Import a library or a folder of skills: everything is validated before anything is written."""
     from memp_mcp.engine.library import import_library
@@ -97,7 +105,8 @@ def import_command(
         fail(f"{source} does not exist; give a library file (from `memp-mcp export`) or a folder of skills")
     if not source.is_file() and not source.is_dir():
         fail(f"{source} is neither a library file nor a folder of skills")
-    memory = memory_at(db, None, database_url=database_url, existing=False)
+    # The namespace: --namespace, else the one the file names, else the one commands use here.
+    memory = memory_at(db, None, database_url=database_url, existing=False, announce=False)
     try:
         if source.is_dir():
             report = import_skills(memory, source, namespace)
@@ -110,12 +119,17 @@ def import_command(
         fail(f"nothing imported: {exc}")
     console.print(
         f"imported {counted(report.created, 'new procedure')}, merged {report.merged}, "
-        f"with {report.trajectories} trajectories"
+        f"with {report.trajectories} trajectories, into namespace {report.namespace} of {_where(memory)}",
+        soft_wrap=True,
+        highlight=False,
     )
     for conflict in report.conflicts:
         console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)
     if report.redacted:
         console.print(redaction_line(report.redacted), highlight=False)
+
+    for note in report.notes:
+        errors.print(Text.assemble(("note:", "cyan"), f" {one_line(note)}"), highlight=False, soft_wrap=True)
 
 
 def migrate(
@@ -157,3 +171,8 @@ def migrate(
     for table, count in report.copied.items():
         console.print(f"{table}: {count}")
     console.print(f"moved {settings.db_path} into {target.location}; point the servers at it with MEMP_DATABASE_URL")
+
+
+def _where(memory: Any) -> str:
+    """The database a command wrote to, as a user would name it."""
+    return str(getattr(memory.store, "path", None) or "the PostgreSQL database")

@@ -5,6 +5,7 @@ memp_mcp.cli.root registers these commands.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,19 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from memp_mcp.cli.common import console, fail, memory_at, redaction_line
+from memp_mcp.cli.common import (
+    console,
+    elsewhere_hint,
+    errors,
+    fail,
+    memory_at,
+    namespace_counts,
+    nothing_recorded_yet,
+    owner_hint,
+    redaction_line,
+)
 from memp_mcp.cli.options import DatabaseUrlOption, DbOption, NamespaceOption
-from memp_mcp.errors import MempError
+from memp_mcp.errors import MempError, NotFoundError
 from memp_mcp.text import one_line
 
 if TYPE_CHECKING:
@@ -43,6 +54,11 @@ def recall(
         return
     if not result.procedures:
         console.print(Text(f"No procedure fits this task (namespace {result.namespace}, {result.retrieval})."))
+        if not memory.store.count_procedures(result.namespace):
+            errors.print(
+                f"namespace {result.namespace} holds no procedure; {elsewhere_hint(memory, result.namespace)}",
+                soft_wrap=True,
+            )
         return
     # Stored text is printed as Text, never parsed as Rich markup: "[/]" in a step would crash the
     # command, and "[tool.pytest.ini_options]" would vanish.
@@ -58,9 +74,17 @@ def recall(
 
 def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace: NamespaceOption = None) -> None:
     """Counts of trajectories, procedures and recalls in a namespace."""
+    if nothing_recorded_yet(db, database_url):
+        return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     figures = memory.stats()
     console.print_json(figures.model_dump_json())
+    if not memory.store.count_procedures(memory.default_namespace) and not memory.store.count_trajectories(
+        memory.default_namespace
+    ):
+        errors.print(
+            f"namespace {memory.default_namespace} is empty; {elsewhere_hint(memory, memory.default_namespace)}"
+        )
 
 
 def list_command(
@@ -73,6 +97,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List procedures."""
+    if nothing_recorded_yet(db, database_url):
+        return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         procedures = memory.list_procedures(memory.default_namespace, status, text, limit)
@@ -81,6 +107,12 @@ def list_command(
     if as_json:
         for procedure in procedures:
             print(procedure.model_dump_json())
+        return
+    if not procedures:
+        errors.print(
+            f"no procedure in namespace {memory.default_namespace}; {elsewhere_hint(memory, memory.default_namespace)}",
+            soft_wrap=True,
+        )
         return
     table = Table(title=f"Procedures in {memory.default_namespace}")
     for column in ("id", "title", "steps", "status", "v", "used", "ok", "failed", "by"):
@@ -113,6 +145,8 @@ def show(
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         detail = memory.get_procedure(procedure_id)
+    except NotFoundError as exc:
+        fail(str(exc) + owner_hint(memory, procedure_id, memory.default_namespace))
     except MempError as exc:
         fail(str(exc))
     if as_json:
@@ -140,7 +174,9 @@ def edit(
     """
     from memp_mcp.engine.markdown import parse_procedure, render_procedure
 
-    memory = memory_at(db, namespace, database_url=database_url)
+    # No model: the edited keys are stored without vectors, which a server embeds at its next
+    # write, and nothing loads in the background while the editor is open.
+    memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         fields: dict[str, Any] = {"title": title, "when_to_use": when_to_use, "steps": step, "pitfalls": pitfall}
         if all(value is None for value in fields.values()):
@@ -154,6 +190,8 @@ def edit(
         revised = memory.edit(
             procedure_id, expected_version=expect_version, agent="memp-mcp edit", reason="edited by hand", **fields
         )
+    except NotFoundError as exc:
+        fail(str(exc) + owner_hint(memory, procedure_id, memory.default_namespace))
     except MempError as exc:
         fail(str(exc))
     console.print(f"procedure {revised.id} is now version {revised.version}")
@@ -201,7 +239,7 @@ def forget(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Deprecate a procedure: recall stops returning it. Nothing is deleted; `restore` undoes it."""
-    _change_status(lambda memory: memory.forget(procedure_id), db, namespace, database_url)
+    _change_status(procedure_id, lambda memory: memory.forget(procedure_id), db, namespace, database_url)
 
 
 def restore(
@@ -211,16 +249,50 @@ def restore(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Make a deprecated procedure active again."""
-    _change_status(lambda memory: memory.restore(procedure_id), db, namespace, database_url)
+    _change_status(procedure_id, lambda memory: memory.restore(procedure_id), db, namespace, database_url)
 
 
 def _change_status(
-    change: Callable[[Memory], Procedure], db: Path | None, namespace: str | None, database_url: str | None
+    procedure_id: int,
+    change: Callable[[Memory], Procedure],
+    db: Path | None,
+    namespace: str | None,
+    database_url: str | None,
 ) -> None:
     """Forget or restore a procedure, then say the status it has now."""
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
         procedure = change(memory)
+    except NotFoundError as exc:
+        fail(str(exc) + owner_hint(memory, procedure_id, memory.default_namespace))
     except MempError as exc:
         fail(str(exc))
     console.print(f"procedure {procedure.id} is {procedure.status.value}")
+
+
+def namespaces(
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List every namespace with its procedures and trajectories; `*` marks the one commands here use."""
+    from memp_mcp.cli.common import chosen_namespace, settings_with
+
+    if nothing_recorded_yet(db, database_url):
+        return
+    settings = settings_with(db_path=db, database_url=database_url)
+    memory = memory_at(db, None, need_model=False, database_url=database_url, announce=False)
+    here, why = chosen_namespace(settings, None)
+    rows = namespace_counts(memory)
+    if as_json:
+        for name, procedures, trajectories in rows:
+            print(json.dumps({"namespace": name, "procedures": procedures, "trajectories": trajectories}))
+        return
+    table = Table(title="Namespaces (* the one commands run here use)")
+    for column in ("", "namespace", "procedures", "trajectories"):
+        table.add_column(column)
+    for name, procedures, trajectories in rows:
+        table.add_row("*" if name == here else "", Text(name), str(procedures), str(trajectories))
+    console.print(table)
+    if here not in {row[0] for row in rows}:
+        console.print(Text(f"Commands run here use {here} ({why}), which holds nothing yet."))

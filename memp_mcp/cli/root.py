@@ -18,7 +18,7 @@ from memp_mcp.cli.bench import bench_app, demo
 from memp_mcp.cli.common import console
 from memp_mcp.cli.library import export_command, import_command, migrate
 from memp_mcp.cli.privacy import scan
-from memp_mcp.cli.procedures import edit, forget, list_command, recall, restore, show, stats
+from memp_mcp.cli.procedures import edit, forget, list_command, namespaces, recall, restore, show, stats
 from memp_mcp.cli.setup import doctor, hook, install_app, model_app, reindex, serve, smoke
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ app.command()(stats)
 app.command()(smoke)
 app.command()(reindex)
 app.command("list")(list_command)
+app.command()(namespaces)
 app.command()(show)
 app.command()(edit)
 app.command()(forget)

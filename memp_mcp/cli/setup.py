@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -45,11 +45,13 @@ def serve(
         fail(f"--transport must be stdio or streamable-http, not {transport!r}")
     if not 1 <= port <= 65535:
         fail(f"--port {port} is not a TCP port; give one from 1 to 65535")
-    if project_namespace and namespace is None:
-        from memp_mcp.project import project_namespace as namespace_of
-
-        namespace = namespace_of(Path.cwd())
     settings = settings_with(db_path=db, namespace=namespace, database_url=database_url)
+    if project_namespace and namespace is None:
+        from memp_mcp.hooks.handlers import namespace_for
+
+        settings = settings_with(
+            db_path=db, namespace=namespace_for(settings, str(Path.cwd())), database_url=database_url
+        )
     from memp_mcp.server.app import run_server
 
     try:
@@ -61,7 +63,7 @@ def serve(
 
 
 def hook() -> None:
-    """Claude Code's command hook: reads the event's JSON on stdin (see README, "Claude Code"); always exits 0."""
+    """Claude Code's command hook: reads the event's JSON on stdin (see docs/claude-code.md); always exits 0."""
     from memp_mcp.hooks.command import main as hook_main
 
     raise typer.Exit(hook_main())
@@ -77,7 +79,7 @@ def install_claude_code(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a diff; write nothing.")] = False,
 ) -> None:
     """Add memp-mcp's MCP server and hooks to Claude Code's settings (idempotent; nothing else changes)."""
-    from memp_mcp.hooks.install import apply, plan_claude_code
+    from memp_mcp.hooks.install import apply, hooks_installed, plan_claude_code
 
     if scope not in ("user", "project"):
         fail(f"--scope must be user or project, not {scope!r}")
@@ -98,8 +100,16 @@ def install_claude_code(
     if scope == "project" and not uninstall and shutil.which("memp-mcp") is None:
         errors.print(
             "note: the project's files start `memp-mcp` from the PATH (they are shared, so they name no "
-            "installation of this machine), and it is not on this PATH: put the command on it (the README's "
-            "Install section: pipx), or start Claude Code where it is"
+            "installation of this machine), and it is not on this PATH: put the command on it (for example "
+            "a link to the installed command in a folder on the PATH), or start Claude Code where it is"
+        )
+    other: Literal["user", "project"] = "project" if scope == "user" else "user"
+    if not uninstall and (elsewhere := hooks_installed(other)) is not None:
+        errors.print(
+            f"warning: memp-mcp's hooks are also installed for the {other} scope ({elsewhere}), so Claude Code "
+            f"runs each of them twice; keep one: memp-mcp install claude-code --scope {other} --uninstall",
+            highlight=False,
+            soft_wrap=True,
         )
     if any(change.changed for change in changes):
         errors.print("restart Claude Code (or run /hooks) to pick up the change")

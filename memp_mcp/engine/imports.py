@@ -12,8 +12,10 @@ given statistics as its totals, but starts provisional: what a file declares is 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +38,7 @@ from memp_mcp.models import (
     Procedure,
     ProcedureDraft,
     ProcedureStatus,
+    SkillDocument,
     Step,
     Trajectory,
 )
@@ -79,6 +82,8 @@ class ImportedProcedure(BaseModel):
     # proposes to replace there: links between procedures of one file.
     id: int | None = None
     candidate_of: int | None = None
+    # The Agent Skill it was derived from, kept whole (see skills.py); None for recorded work.
+    skill: SkillDocument | None = None
 
 
 def import_procedures(
@@ -109,7 +114,16 @@ def import_procedures(
         for procedure, keys in ((checked[i], key_lists[i]) for i in order):
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
             candidate_of = landed.get(procedure.candidate_of) if procedure.candidate_of is not None else None
-            if candidate_of is not None:
+            if procedure.skill is not None:
+                # A skill is its own procedure: it merges with nothing but itself imported again,
+                # so two skills of one title (or one name, from two authors) stay two.
+                if found := store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
+                    if procedure.id is not None:
+                        landed[procedure.id] = found[0]
+                    merged += 1
+                    continue
+                twin = None
+            elif candidate_of is not None:
                 twin = next((c for c in store.candidates_of(candidate_of) if c.steps == procedure.steps), None)
             else:
                 twin = _same_task(store, namespace, procedure)
@@ -146,6 +160,8 @@ def import_procedures(
                 )
                 if procedure.status == ProcedureStatus.DEPRECATED:
                     store.set_status(new_id, ProcedureStatus.DEPRECATED)
+                if procedure.skill is not None:
+                    store.save_skill(new_id, procedure.skill)
                 created += 1
                 continue
             if procedure.id is not None:
@@ -168,7 +184,12 @@ def import_procedures(
                 )
             merged += 1
     return ImportReport(
-        created=created, merged=merged, trajectories=trajectory_count, conflicts=conflicts, redacted=scrub.found
+        namespace=namespace,
+        created=created,
+        merged=merged,
+        trajectories=trajectory_count,
+        conflicts=conflicts,
+        redacted=scrub.found,
     )
 
 
@@ -216,8 +237,41 @@ def _scrubbed(number: int, procedure: ImportedProcedure, scrub: Scrubber) -> Imp
                 )
                 for i, t in enumerate(procedure.trajectories)
             ],
+            "skill": None if procedure.skill is None else _scrubbed_skill(f"{where}.skill", procedure.skill, scrub),
         }
     )
+
+
+def _scrubbed_skill(where: str, skill: SkillDocument, scrub: Scrubber) -> SkillDocument:
+    """The skill kept whole, less its secrets and private spans: its body, its frontmatter's texts and its
+    text files (binary files are kept as they are). A skill without any comes back byte for byte."""
+    files: dict[str, str] = {}
+    for path, encoded in skill.files.items():
+        try:
+            text = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            files[path] = encoded
+            continue
+        cleaned = scrub.text(f"{where}.files[{path}]", text)
+        files[path] = encoded if cleaned == text else base64.b64encode(cleaned.encode("utf-8")).decode("ascii")
+    return skill.model_copy(
+        update={
+            "body": scrub.text(f"{where}.body", skill.body),
+            "frontmatter": _scrubbed_value(f"{where}.frontmatter", skill.frontmatter, scrub),
+            "files": files,
+        }
+    )
+
+
+def _scrubbed_value(where: str, value: Any, scrub: Scrubber) -> Any:
+    """A frontmatter value with every text in it scrubbed (YAML nests maps and lists)."""
+    if isinstance(value, str):
+        return scrub.text(where, value)
+    if isinstance(value, list):
+        return [_scrubbed_value(where, item, scrub) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrubbed_value(f"{where}.{key}", item, scrub) for key, item in value.items()}
+    return value
 
 
 def _same_task(store: Store, namespace: str, procedure: ImportedProcedure) -> Procedure | None:

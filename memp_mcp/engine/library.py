@@ -105,6 +105,7 @@ def export_library(memory: Memory, namespace: str) -> Iterator[str]:
                         }
                         for t in trajectories
                     ],
+                    **({"skill": skill.model_dump()} if (skill := store.skill_of(procedure.id)) else {}),
                 },
                 ensure_ascii=False,
             )

@@ -266,7 +266,7 @@ class Recorder:
         it is a rewording, provided the steps also do the same kinds of things. Tasks that share a
         family but not their entities ("clean a mug" and
         "clean a plate") keep separate procedures: merging them was measured to blur retrieval
-        (see README, benchmarks).
+        (see docs/benchmarks.md).
         """
         if planned.source == "trajectory":
             return None  # the trajectory strategy keeps every trajectory as its own memory

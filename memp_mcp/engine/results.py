@@ -114,8 +114,10 @@ class ProcedureDetail(BaseModel):
 
 
 class ImportReport(BaseModel):
+    namespace: str = ""
     created: int
     merged: int
     trajectories: int
     conflicts: list[str]
     redacted: Redactions = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)

@@ -35,7 +35,7 @@ from memp_mcp.text import compounds, fts_terms, keywords, stem, words
 
 @dataclass(frozen=True)
 class RetrievalTuning:
-    """Weights and thresholds; the defaults were tuned on the benchmark's tuning sets (see README)."""
+    """Weights and thresholds; the defaults were tuned on the benchmark's tuning sets (see docs/benchmarks.md)."""
 
     # How many candidates each retriever contributes before scoring (at least k). 20 and 40 give
     # the same figures on the public benchmark; fewer candidates scan and load less.

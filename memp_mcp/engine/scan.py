@@ -7,12 +7,13 @@ searched for here, as it is kept out of titles and when-to-use as they are writt
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.models import Procedure, Trajectory
+from memp_mcp.models import Procedure, SkillDocument, Trajectory
 from memp_mcp.redact import redact
 from memp_mcp.store import Store
 from memp_mcp.store.base import StoredRow
@@ -81,8 +82,14 @@ def scan(store: Store, namespace: str | None, *, fix: bool) -> ScanReport:
     return report
 
 
-def refuse_secrets(procedure: Procedure, keys: Iterable[str], trajectories: Iterable[Trajectory]) -> None:
-    """InvalidInputError naming the procedure when what an export would write of it holds a secret."""
+def refuse_secrets(
+    procedure: Procedure,
+    keys: Iterable[str],
+    trajectories: Iterable[Trajectory],
+    skill: SkillDocument | None = None,
+) -> None:
+    """InvalidInputError naming the procedure when what an export would write of it holds a secret
+    (the skill it came from included: its body, frontmatter and text files)."""
     texts: list[tuple[str, Any]] = [
         ("title", procedure.title),
         ("when_to_use", procedure.when_to_use),
@@ -95,6 +102,13 @@ def refuse_secrets(procedure: Procedure, keys: Iterable[str], trajectories: Iter
             (f"trajectory {trajectory.id}", trajectory.task),
             (f"trajectory {trajectory.id}", [s.model_dump(exclude_none=True) for s in trajectory.steps]),
         ]
+    if skill is not None:
+        texts += [("skill's SKILL.md", skill.body), ("skill's frontmatter", skill.frontmatter)]
+        for path, encoded in skill.files.items():
+            try:
+                texts.append((f"skill's {path}", base64.b64decode(encoded, validate=True).decode("utf-8")))
+            except (ValueError, UnicodeDecodeError):
+                continue  # a binary file: nothing to read as text
     for where, value in texts:
         kinds: list[str] = []
         _redacted(value, kinds)

@@ -7,13 +7,19 @@ what the skill does and when to use it; optional `license`, `compatibility` (at 
 characters), `metadata` (a map of string to string) and `allowed-tools`. Some clients refuse other
 top-level fields, so memp-mcp's provenance and statistics go in `metadata` under `memp-` keys.
 
-Import goes through the library importer (`memp_mcp.engine.library`), so a skill is validated and merged
-exactly as a library line is; imported procedures are written by source "skill" and name their
-origin in `author`.
+A skill is kept whole on import: its frontmatter, its body as written and the files beside it
+(scripts, references, a licence) are stored with the procedure derived from it (`SkillDocument`), and
+an export writes that folder back with the same name, body and files, plus memp-mcp's metadata. What
+recall serves (steps and pitfalls) is derived from the body: its numbered steps, else its list items,
+else its headings; list items under a heading about mistakes, warnings or what to avoid are pitfalls.
+Import goes through the library importer (`memp_mcp.engine.library`); a skill merges only with itself
+imported again, so two skills of one title stay two procedures. Imported procedures are written by
+source "skill" and name their origin in `author`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import unicodedata
@@ -31,7 +37,17 @@ from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.results import ImportReport
 from memp_mcp.engine.scan import refuse_secrets
 from memp_mcp.errors import InvalidInputError
-from memp_mcp.models import Procedure, ProcedureStatus
+from memp_mcp.models import (
+    MAX_PITFALL_CHARS,
+    MAX_PITFALLS,
+    MAX_PROCEDURE_STEPS,
+    MAX_STEP_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    Procedure,
+    ProcedureStatus,
+    SkillDocument,
+)
 
 SKILL_FILE = "SKILL.md"
 MAX_NAME_CHARS = 64
@@ -41,16 +57,21 @@ SPEC_FIELDS = frozenset({"name", "description", "license", "compatibility", "met
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # Skills are small; a larger file is not a skill this importer should hold in memory.
 MAX_SKILL_FILE_BYTES = 1_000_000
+# The files beside a SKILL.md (scripts, references, a licence), kept with it: at most this many, this large.
+MAX_SUPPORTING_FILES = 200
+MAX_SUPPORTING_BYTES = 3_000_000
 IMPORTED_SOURCE = "skill"
 
 
 @dataclass(frozen=True)
 class Skill:
-    """One parsed SKILL.md: its folder, frontmatter and Markdown body."""
+    """One parsed SKILL.md: its folder, frontmatter and Markdown body (exactly as written after the
+    frontmatter's closing line), and where it sat under the folder imported (`relative`)."""
 
     folder: Path
     frontmatter: dict[str, Any]
     body: str
+    relative: str = ""
 
 
 def skill_name(title: str, taken: set[str], fallback: str) -> str:
@@ -75,10 +96,13 @@ def _clip(slug: str, limit: int) -> str:
 
 
 def skill_description(procedure: Procedure) -> str:
-    """What the skill does and when to use it, within the spec's 1,024 characters."""
+    """What the skill does and when to use it, within the spec's 1,024 characters. Only a procedure
+    built from recorded work says it was learned from it."""
     when = " ".join(procedure.when_to_use.split()) or procedure.title
     title = " ".join(procedure.title.split())
-    text = f"{title}: a step-by-step procedure learned from recorded agent work. When to use: {when}"
+    recorded = procedure.source != IMPORTED_SOURCE and bool(procedure.source_trajectory_ids)
+    kind = "a step-by-step procedure learned from recorded agent work" if recorded else "a step-by-step procedure"
+    text = f"{title}: {kind}. When to use: {when}"
     # Angle brackets are refused in descriptions by some skill loaders (they read as markup).
     text = text.replace("<", "(").replace(">", ")")
     return text if len(text) <= MAX_DESCRIPTION_CHARS else text[: MAX_DESCRIPTION_CHARS - 3].rstrip() + "..."
@@ -103,7 +127,16 @@ def skill_metadata(procedure: Procedure, exported_at: str) -> dict[str, str]:
     }
 
 
-def render_skill(procedure: Procedure, name: str, exported_at: str) -> str:
+def render_skill(procedure: Procedure, name: str, exported_at: str, skill: SkillDocument | None = None) -> str:
+    """SKILL.md for a procedure: an imported skill as it was written (its frontmatter with memp-mcp's
+    metadata added, its body byte for byte); any other procedure rendered as Markdown steps."""
+    if skill is not None:
+        metadata = skill.frontmatter.get("metadata")
+        kept = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+        kept.update(skill_metadata(procedure, exported_at))
+        written = {**skill.frontmatter, "metadata": kept}
+        header = yaml.safe_dump(written, sort_keys=False, allow_unicode=True, width=1_000_000)
+        return f"---\n{header}---\n{skill.body}"
     frontmatter = {
         "name": name,
         "description": skill_description(procedure),
@@ -116,26 +149,54 @@ def render_skill(procedure: Procedure, name: str, exported_at: str) -> str:
 def export_skills(memory: Memory, namespace: str, directory: Path) -> list[Path]:
     """Write one skill folder per active procedure of `namespace` under `directory`; returns the SKILL.md paths.
 
-    A folder written by an earlier export of the same procedure is overwritten; nothing else in
-    `directory` is touched.
+    An imported skill goes back to the folder it came from (its path under the folder imported) with
+    its own files; any other procedure to a folder named after its title. A folder written by an
+    earlier export of the same procedure is overwritten; nothing else in `directory` is touched.
     """
     procedures = list(_active_procedures(memory, namespace))
     for procedure in procedures:
-        refuse_secrets(procedure, (), ())  # before anything is written
+        refuse_secrets(procedure, (), (), memory.store.skill_of(procedure.id))  # before anything is written
     directory.mkdir(parents=True, exist_ok=True)
     exported_at = datetime.now(UTC).isoformat(timespec="seconds")
     taken: set[str] = set()
     written: list[Path] = []
     for procedure in procedures:
-        name = skill_name(procedure.title, taken, f"procedure-{procedure.id}")
-        taken.add(name)
-        path = directory / name / SKILL_FILE
-        path.parent.mkdir(exist_ok=True)
+        skill = memory.store.skill_of(procedure.id)
+        if skill is not None:
+            folder = _free_folder(_safe_relative(skill.folder) or skill.name, taken)
+            name = skill.name
+        else:
+            name = skill_name(procedure.title, taken, f"procedure-{procedure.id}")
+            folder = name
+        taken.add(folder)
+        path = directory / folder / SKILL_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for relative, encoded in (skill.files if skill is not None else {}).items():
+            safe = _safe_relative(relative)
+            if safe:
+                target = path.parent / safe
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(base64.b64decode(encoded))
         partial = path.with_name(SKILL_FILE + ".partial")
-        partial.write_text(render_skill(procedure, name, exported_at), encoding="utf-8")
+        partial.write_text(render_skill(procedure, name, exported_at, skill), encoding="utf-8", newline="")
         partial.replace(path)
         written.append(path)
     return written
+
+
+def _free_folder(folder: str, taken: set[str]) -> str:
+    candidate, number = folder, 2
+    while candidate in taken:
+        candidate, number = f"{folder}-{number}", number + 1
+    return candidate
+
+
+def _safe_relative(text: str) -> str:
+    """`text` as a relative path inside a folder, or "" when it would leave it (absolute, `..`)."""
+    parts = [part for part in text.replace("\\", "/").split("/") if part not in ("", ".")]
+    if not parts or any(part == ".." or ":" in part for part in parts) or text.startswith("/"):
+        return ""
+    return "/".join(parts)
 
 
 def _active_procedures(memory: Memory, namespace: str) -> Iterator[Procedure]:
@@ -148,18 +209,20 @@ def _active_procedures(memory: Memory, namespace: str) -> Iterator[Procedure]:
 # -- reading and validating --------------------------------------------------------------
 
 
-def read_skill(folder: Path) -> Skill:
-    """Parse `folder`/SKILL.md. Raises InvalidInputError naming the folder and what is wrong."""
+def read_skill(folder: Path, root: Path | None = None) -> Skill:
+    """Parse `folder`/SKILL.md; `root` is the folder imported, that `relative` is measured from.
+    Raises InvalidInputError naming the file and what is wrong."""
     path = folder / SKILL_FILE
     if not path.is_file():
         raise InvalidInputError(f"{folder} has no {SKILL_FILE}")
     if path.stat().st_size > MAX_SKILL_FILE_BYTES:
         raise InvalidInputError(f"{path} is larger than {MAX_SKILL_FILE_BYTES:,} bytes")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:
+            text = handle.read()
     except UnicodeDecodeError:
         raise InvalidInputError(f"{path} is not UTF-8 text") from None
-    lines = text.lstrip("\ufeff").splitlines()
+    lines = text.removeprefix("\ufeff").splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise InvalidInputError(f"{path} does not start with YAML frontmatter ('---' on the first line)")
     try:
@@ -167,12 +230,16 @@ def read_skill(folder: Path) -> Skill:
     except StopIteration:
         raise InvalidInputError(f"{path}: the frontmatter is not closed by a '---' line") from None
     try:
-        frontmatter = yaml.safe_load("\n".join(lines[1:end]))
+        frontmatter = yaml.safe_load("".join(lines[1:end]))
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path}: the frontmatter is not valid YAML ({_first_line(exc)})") from None
     if not isinstance(frontmatter, dict):
         raise InvalidInputError(f"{path}: the frontmatter must be a mapping with name and description")
-    return Skill(folder, frontmatter, "\n".join(lines[end + 1 :]))
+    if root is not None and folder.resolve() != root.resolve():
+        relative = folder.resolve().relative_to(root.resolve()).as_posix()
+    else:
+        relative = folder.name
+    return Skill(folder, frontmatter, "".join(lines[end + 1 :]), relative)
 
 
 def _first_line(exc: Exception) -> str:
@@ -217,65 +284,199 @@ def spec_problems(skill: Skill) -> list[str]:
     return problems
 
 
+def blocking_problems(skill: Skill) -> list[str]:
+    """What keeps a skill from being imported at all: without a name or a description it cannot be
+    found or named again. Other departures from the specification (a name in another style, a
+    folder named otherwise, extra fields) are imported as written and reported as notes."""
+    problems = [p for p in spec_problems(skill) if p in ("name is missing", "description is missing")]
+    if not isinstance(skill.frontmatter.get("metadata", {}), dict | None):
+        problems.append("metadata must be a mapping")
+    return problems
+
+
 def find_skills(directory: Path) -> list[Path]:
-    """The skill folders at `directory`: itself when it holds a SKILL.md, else its subfolders that do."""
+    """The skill folders under `directory`: itself when it holds a SKILL.md, else every folder below
+    it that does (at any depth; the folders inside a skill are its files, not skills)."""
     if not directory.is_dir():
         raise InvalidInputError(f"{directory} is not a directory")
     if (directory / SKILL_FILE).is_file():
         return [directory]
-    folders = sorted(child for child in directory.iterdir() if (child / SKILL_FILE).is_file())
-    if not folders:
+    found: list[Path] = []
+    pending = [directory]
+    while pending:
+        folder = pending.pop()
+        for child in sorted(folder.iterdir(), reverse=True):
+            if not child.is_dir() or child.is_symlink() or child.name.startswith("."):
+                continue
+            if (child / SKILL_FILE).is_file():
+                found.append(child)
+            else:
+                pending.append(child)
+    if not found:
         raise InvalidInputError(f"{directory} holds no skill: expected folders with a {SKILL_FILE}")
-    return folders
+    return sorted(found)
+
+
+def supporting_files(folder: Path) -> dict[str, str]:
+    """The files beside a SKILL.md (relative path -> base64 bytes); symbolic links are not followed."""
+    files: dict[str, str] = {}
+    total = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path == folder / SKILL_FILE:
+            continue
+        relative = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") for part in relative.split("/")) or relative.endswith(".partial"):
+            continue
+        size = path.stat().st_size
+        total += size
+        if len(files) >= MAX_SUPPORTING_FILES or total > MAX_SUPPORTING_BYTES:
+            raise InvalidInputError(
+                f"{folder}: more than {MAX_SUPPORTING_FILES} files or {MAX_SUPPORTING_BYTES:,} bytes beside "
+                f"{SKILL_FILE}; a skill this large is not imported"
+            )
+        files[relative] = base64.b64encode(path.read_bytes()).decode("ascii")
+    return files
 
 
 def skill_as_library_line(skill: Skill) -> dict[str, Any]:
-    """A library procedure line for `skill`; raises InvalidInputError when it is not a usable skill."""
-    problems = spec_problems(skill)
+    """A library procedure line for `skill`, with the skill kept whole; raises InvalidInputError when
+    it cannot be imported."""
+    problems = blocking_problems(skill)
     if problems:
         raise InvalidInputError(f"{skill.folder / SKILL_FILE}: {'; '.join(problems)}")
-    name: str = skill.frontmatter["name"]
-    description: str = " ".join(skill.frontmatter["description"].split())
-    metadata: dict[str, str] = skill.frontmatter.get("metadata") or {}
-    try:
-        parsed = parse_procedure(skill.body)
-    except InvalidInputError:
-        parsed = _loose_procedure(skill.body, name)
+    name: str = str(skill.frontmatter["name"])
+    description: str = " ".join(str(skill.frontmatter["description"]).split())
+    metadata = skill.frontmatter.get("metadata")
+    memp: dict[str, str] = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+    parsed: dict[str, Any] | None = None
+    if "memp-id" in memp:  # written by memp-mcp: its steps and pitfalls are exactly these
+        try:
+            parsed = parse_procedure(skill.body)
+        except InvalidInputError:
+            parsed = None
+    if parsed is None:
+        parsed = derive_procedure(skill.body, name)
     if not parsed["steps"]:
-        raise InvalidInputError(
-            f"{skill.folder / SKILL_FILE}: no steps found; memp-mcp imports skills whose body lists numbered steps"
-        )
+        parsed["steps"] = [_clip_text(description, MAX_STEP_CHARS)]
     origin = f"skill:{name}"
-    author = metadata.get("memp-author")
+    author = memp.get("memp-author")
+    document = SkillDocument(
+        name=name,
+        folder=skill.relative or skill.folder.name,
+        frontmatter=skill.frontmatter,
+        body=skill.body,
+        files=supporting_files(skill.folder),
+    )
     return {
         "type": "procedure",
-        "title": parsed["title"],
-        "when_to_use": str(parsed["when_to_use"]) or description,
-        "steps": parsed["steps"],
-        "pitfalls": parsed["pitfalls"],
+        "title": _clip_text(str(parsed["title"]), MAX_TITLE_CHARS),
+        "when_to_use": _clip_text(str(parsed["when_to_use"]) or description, MAX_TEXT_CHARS),
+        "steps": parsed["steps"][:MAX_PROCEDURE_STEPS],
+        "pitfalls": parsed["pitfalls"][:MAX_PITFALLS],
         "source": IMPORTED_SOURCE,
-        "author": f"{author} via {origin}" if author and author != "unknown" else origin,
-        "keys": [description],
+        "author": f"{author} via {origin}" if author and author != "unknown" and origin not in author else origin,
+        "keys": [description, *parsed.get("keys", [])],
         "stats": {
             key.removeprefix("memp-"): int(value)
-            for key, value in metadata.items()
+            for key, value in memp.items()
             if key in ("memp-retrieved", "memp-succeeded", "memp-failed", "memp-support") and value.isdigit()
         },
         "trajectories": [],
+        "skill": document.model_dump(),
     }
 
 
-def _loose_procedure(body: str, name: str) -> dict[str, object]:
-    """Title and steps from a skill not written by memp-mcp: its first heading and its list items."""
-    title = next((line[2:].strip() for line in body.splitlines() if line.startswith("# ")), name.replace("-", " "))[
-        :200
-    ]
-    steps = [m.group(1) for line in body.splitlines() if (m := re.match(r"^\s*(?:\d+[.)]|[-*])\s+(.*\S)\s*$", line))]
-    return {"title": title, "when_to_use": "", "steps": steps[:60], "pitfalls": []}
+# -- what recall serves of a skill ---------------------------------------------------------
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_ITEM = re.compile(r"^(\s*)(\d+[.)]|[-*+])\s+(.*\S)\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+# A section whose heading says it lists what goes wrong: its items are pitfalls, not steps.
+_PITFALL_HEADING = re.compile(
+    r"pitfall|gotcha|avoid|mistake|caveat|warning|troubleshoot|don'?t|do not|never|anti-?pattern|"
+    r"common (?:error|issue|problem)|limitation|edge case|failure|watch out|critical|important",
+    re.IGNORECASE,
+)
+# A line that warns on its own, wherever it stands.
+_WARNING_LINE = re.compile(r"^\W*(?:never|don'?t|do not|avoid|warning|important|caution|note)\b", re.IGNORECASE)
+
+
+@dataclass
+class _Item:
+    text: str
+    numbered: bool
+    pitfall: bool
+    heading: str
+
+
+def derive_procedure(body: str, name: str) -> dict[str, Any]:
+    """Recall's view of a skill written by hand: a title from its name, steps from its numbered list
+    items (else all its list items, else its headings), pitfalls from the items under a heading about
+    what goes wrong and from lines that warn. A short code block that follows an item stays with it."""
+    items: list[_Item] = []
+    headings: list[str] = []
+    warnings: list[str] = []
+    heading = ""
+    in_fence = False
+    fence: list[str] = []
+    for line in body.splitlines():
+        if _FENCE.match(line):
+            if in_fence:
+                code = "\n".join(fence).strip("\n")
+                if items and code and len(items[-1].text) + len(code) < 600:
+                    items[-1].text += f"\n```\n{code}\n```"
+                fence = []
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            fence.append(line)
+            continue
+        if match := _HEADING.match(line):
+            heading = match.group(2).strip()
+            if len(match.group(1)) >= 2:
+                headings.append(heading)
+            continue
+        if (match := _ITEM.match(line)) and len(match.group(1).expandtabs(4)) < 4:
+            text = match.group(3).strip()
+            items.append(_Item(text, match.group(2)[0].isdigit(), bool(_PITFALL_HEADING.search(heading)), heading))
+        elif _WARNING_LINE.match(line.strip()) and len(line.strip()) > 20:
+            warnings.append(line.strip().lstrip("*>_ ").strip())
+    steps_from = [i for i in items if not i.pitfall]
+    numbered = [i for i in steps_from if i.numbered]
+    chosen = numbered if len(numbered) >= 2 else steps_from
+    steps = [i.text for i in chosen] or headings
+    pitfalls = [i.text for i in items if i.pitfall] + [w for w in warnings if w not in steps]
+    title = name.replace("-", " ").replace("_", " ").strip() or name
+    return {
+        "title": title,
+        "when_to_use": "",
+        "steps": _fit(steps, MAX_PROCEDURE_STEPS, MAX_STEP_CHARS),
+        "pitfalls": _fit(list(dict.fromkeys(pitfalls)), MAX_PITFALLS, MAX_PITFALL_CHARS),
+        "keys": [title],
+    }
+
+
+def _fit(texts: list[str], count: int, chars: int) -> list[str]:
+    """At most `count` texts of at most `chars` each; the last says how many more the skill holds."""
+    clipped = [_clip_text(text, chars) for text in texts if text.strip()]
+    if len(clipped) <= count:
+        return clipped
+    rest = len(clipped) - count + 1
+    return [*clipped[: count - 1], f"... and {rest} more in the skill's SKILL.md"]
+
+
+def _clip_text(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def import_skills(memory: Memory, directory: Path, namespace: str | None = None) -> ImportReport:
     """Import every skill under `directory`: all are checked before anything is written."""
+    root = directory if not (directory / SKILL_FILE).is_file() else directory.parent
+    skills = [read_skill(folder, root) for folder in find_skills(directory)]
     lines = [json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "namespace": None})]
-    lines += [json.dumps(skill_as_library_line(read_skill(folder))) for folder in find_skills(directory)]
-    return import_library(memory, lines, namespace)
+    lines += [json.dumps(skill_as_library_line(skill), default=str) for skill in skills]
+    report = import_library(memory, lines, namespace)
+    for skill in skills:
+        for problem in spec_problems(skill):
+            report.notes.append(f"{skill.folder / SKILL_FILE}: {problem}; imported as written")
+    return report

@@ -58,11 +58,41 @@ DISTILL_REASON = (
 
 
 def namespace_for(settings: Settings, cwd: object) -> str:
-    from memp_mcp.project import project_namespace
+    """The hooks' namespace for a working directory: the repository's (see memp_mcp.project), or
+    the folder-keyed namespace of earlier versions while only that one holds this project's memory."""
+    from memp_mcp.project import carried_namespace
 
     if settings.hook_namespace:
         return settings.hook_namespace
-    return project_namespace(Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd())
+    folder = Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd()
+    return carried_namespace(folder, lambda namespace: holds_memory(settings, namespace), aliases_path(settings))
+
+
+def aliases_path(settings: Settings) -> Path:
+    return settings.db_path.parent / "project-namespaces.json"
+
+
+def holds_memory(settings: Settings, namespace: str) -> bool:
+    """Whether the SQLite file holds a trajectory or a procedure in `namespace`, read with the
+    standard library (cheap enough for a prompt hook). Folder-keyed namespaces came before
+    PostgreSQL hooks, so a PostgreSQL database carries nothing over."""
+    import sqlite3
+
+    if settings.database_url is not None or not settings.db_path.exists():
+        return False
+    try:
+        connection = sqlite3.connect(f"{settings.db_path.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            row = connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM procedures WHERE namespace = ?) "
+                "OR EXISTS (SELECT 1 FROM trajectories WHERE namespace = ?)",
+                (namespace, namespace),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
 
 
 # -- the prompt ----------------------------------------------------------------------------

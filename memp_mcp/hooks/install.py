@@ -252,6 +252,25 @@ def plan_claude_code(
     return changes
 
 
+def hooks_installed(scope: Scope, *, home: Path | None = None, cwd: Path | None = None) -> Path | None:
+    """The settings file of `scope` when it holds memp-mcp's hooks, else None: with both scopes
+    installed, Claude Code runs every hook twice (two recalls, two recordings of each turn)."""
+    settings_path, _ = claude_code_paths(scope, home or Path.home(), cwd or Path.cwd())
+    try:
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    events = settings.get("hooks") if isinstance(settings, dict) else None
+    if not isinstance(events, dict):
+        return None
+    for groups in events.values():
+        for group in groups if isinstance(groups, list) else []:
+            hooks = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(hooks, list) and any(is_our_hook(hook) for hook in hooks):
+                return settings_path
+    return None
+
+
 def _is_empty_object(text: str) -> bool:
     try:
         return bool(json.loads(text) == {})

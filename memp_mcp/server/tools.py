@@ -44,6 +44,7 @@ from memp_mcp.server.render import (
     render_recall,
 )
 from memp_mcp.server.sampling import distill_with_client_model, parse_sampled_draft
+from memp_mcp.server.schemas import compact_input, compact_output
 from memp_mcp.server.served import MemoryStats, ServedMemory
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ def register_tools(mcp: MCPServer[Any], served: ServedMemory) -> None:
     if served.settings.agent_edits:
         _register_edit_tools(tool, served)
     _register_stats_tool(tool, served)
+    # The SDK publishes the schemas it derives in full and offers no option to shorten them; its tool
+    # entries are read live on every tools/list, so they are replaced here once, after registration.
+    for registered in mcp._tool_manager.list_tools():
+        registered.parameters = compact_input(registered.parameters)
+        registered.fn_metadata.output_schema = compact_output(registered.fn_metadata.output_schema)
 
 
 def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
@@ -90,27 +96,23 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def recall_procedure(
         task: Annotated[
-            str, Field(max_length=MAX_TASK_CHARS, description="The task you are about to do, in one or two sentences.")
+            str, Field(max_length=MAX_TASK_CHARS, description="The task you are about to do, in a sentence or two.")
         ],
         k: Annotated[
             int,
             # The range is in the schema for clients to check; the server checks it itself, with a
             # message naming it (pydantic's own would be a validation dump).
             Field(
-                description=f"How many procedures to return, 1 to {MAX_RECALL_K}.",
+                description=f"How many, 1-{MAX_RECALL_K}.",
                 json_schema_extra={"minimum": 1, "maximum": MAX_RECALL_K},
             ),
         ] = 3,
-        namespace: Annotated[
-            str | None, Field(max_length=64, description="Memory namespace; omit for the default.")
-        ] = None,
+        namespace: Annotated[str | None, Field(max_length=64, description="Omit for the default.")] = None,
     ) -> RecallResult:
-        """Call this BEFORE starting a multi-step task. Returns the stored procedures that best fit the task,
-        best first: title, when to use, ordered steps with {placeholders} to fill with this task's entities,
-        pitfalls, a relevance score, success statistics, provenance, and a worked example. An empty list means
-        nothing fits. The answer has a size budget: what it shortened or left out is named in left_out, and
-        get_procedure returns any procedure in full. Keep the returned recall_id and pass it to report_outcome,
-        with the id of the procedure you followed, when the task is over."""
+        """Call BEFORE a multi-step task. Returns the stored procedures that fit it, best first: steps with
+        {placeholders} to fill from this task, pitfalls, record, relevance; an empty list means none fits.
+        Follow the best one that fits (get_procedure gives an abridged one in full). When done, pass
+        recall_id and the procedure's id to report_outcome."""
         started = time.perf_counter()
         result = call(
             lambda: memory.recall(
@@ -128,40 +130,34 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def record_trajectory(
-        task: Annotated[str, Field(max_length=MAX_TASK_CHARS, description="The task that was attempted.")],
+        task: Annotated[str, Field(max_length=MAX_TASK_CHARS, description="The task attempted.")],
         steps: Annotated[
             list[Step | str],
             Field(
                 max_length=MAX_STEPS,
-                description=f"What was done, in order (at most {MAX_STEPS}): "
-                "{action, observation, ok, exit_code} objects, or plain action strings. Include the failed "
-                "attempts with what they said (or ok: false): they become pitfalls, not steps.",
+                description="What you did, in order: objects or action strings. Keep failed attempts with "
+                "what they said (or ok: false): they become pitfalls.",
             ),
         ],
-        outcome: Annotated[Literal["success", "failure", "unknown"], Field(description="How the task ended.")],
-        namespace: Annotated[
-            str | None, Field(max_length=64, description="Memory namespace; omit for the default.")
-        ] = None,
+        outcome: Annotated[Literal["success", "failure", "unknown"], Field()],
+        namespace: Annotated[str | None, Field(max_length=64, description="Omit for the default.")] = None,
         procedure: Annotated[
             ProcedureDraft | None,
             Field(
-                description="Recommended: your own procedure for next time, the best source there is. title: "
-                "the task family in plain words; steps: the actions that worked, in order, with {placeholders} "
-                "only for names that change from task to task (never inside commands, code or paths); "
-                "pitfalls: what failed and what to do instead. Without it the server extracts one from the steps."
+                description="Recommended: your procedure for next time. Steps that worked, in order "
+                "({placeholders} only for names that change between tasks, never in commands or paths); "
+                "pitfalls: what failed and what works instead."
             ),
         ] = None,
         agent: Annotated[
             str | None,
-            Field(max_length=MAX_NAME_CHARS, description="Who you are (agent or model name), kept as provenance."),
+            Field(max_length=MAX_NAME_CHARS, description="Your agent or model name."),
         ] = None,
         sampled: Annotated[CreateMessageResult | None, Resolve(distill_with_client_model)] = None,
     ) -> RecordResult:
-        """Call this AFTER finishing a multi-step task (successful or not) with the steps you took, and send
-        your own distilled `procedure` with it: you know which steps mattered better than any extraction.
-        The server stores the trajectory and, from a success, builds a reusable procedure (yours, or one
-        extracted from the steps) or merges it into the one for the same task. Returns what it did (created,
-        merged or stored_only, with the reason) and the ids."""
+        """Call AFTER a multi-step task that no recalled procedure covered, successful or not, with the
+        steps you took and your own `procedure` (you know which steps mattered). From a success memory
+        builds a reusable procedure or merges it into the one for the same task; the result says which."""
         raw_steps = [s if isinstance(s, str) else s.model_dump() for s in steps]
         draft, source = procedure, "agent"
         if draft is None and (distilled := parse_sampled_draft(sampled)) is not None:
@@ -186,48 +182,35 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
             str | None,
             Field(
                 max_length=64,
-                description="The recall_id recall_procedure returned for this task. A recall that found "
-                "nothing has none: record_trajectory keeps that work.",
+                description="From recall_procedure.",
             ),
         ],
-        success: Annotated[bool, Field(description="Did the task succeed?")],
+        success: Annotated[bool, Field()],
         procedure_id: Annotated[
             int | None,
-            Field(
-                description="The id of the procedure you followed, from that recall. Only it is credited or "
-                "blamed. Omitted: the recall's top-ranked procedure is assumed."
-            ),
+            Field(description="The procedure you followed (default: the recall's first)."),
         ] = None,
-        notes: Annotated[
-            str | None, Field(max_length=MAX_TEXT_CHARS, description="What went wrong or right, briefly.")
-        ] = None,
+        notes: Annotated[str | None, Field(max_length=MAX_TEXT_CHARS, description="What went wrong or right.")] = None,
         correction: Annotated[
             ProcedureDraft | Annotated[str, Field(max_length=MAX_PITFALL_CHARS)] | None,
-            Field(
-                description="On failure: what should be done instead - a sentence, or a corrected procedure "
-                "(its steps replace the old ones)."
-            ),
+            Field(description="What to do instead: a sentence, or a corrected procedure."),
         ] = None,
         trajectory: Annotated[
             list[Step | str] | None,
-            Field(max_length=MAX_STEPS, description="Optional: the steps you actually took (objects or strings)."),
+            Field(max_length=MAX_STEPS, description="The steps you took."),
         ] = None,
-        namespace: Annotated[
-            str | None, Field(max_length=64, description="The namespace you recalled in; omit for the default.")
-        ] = None,
+        namespace: Annotated[str | None, Field(max_length=64, description="Where you recalled.")] = None,
         agent: Annotated[
             str | None,
             Field(
                 max_length=MAX_NAME_CHARS,
-                description="Who you are (the name you record with), kept as provenance: a lesson your "
-                "trajectory teaches reaches the procedures recorded under the same name.",
+                description="The name you record with.",
             ),
         ] = None,
     ) -> OutcomeResult:
-        """Call this when a task you recalled procedures for is over, naming the procedure you followed
-        (procedure_id). Only that procedure is judged: success credits it; failure counts against it and
-        revises it (a new version with your correction or the failure as a pitfall; the old version is
-        kept). A corrected version starts a fresh record; a version that keeps failing is retired."""
+        """Call when a task you recalled for is over. Only the procedure you followed is judged: success
+        credits it; failure revises it (with your correction, else the failure as a pitfall; the old
+        version is kept). No recall_id (nothing fitted)? Call record_trajectory instead."""
         raw = [s if isinstance(s, str) else s.model_dump() for s in trajectory] if trajectory is not None else None
         result = call(
             lambda: memory.report_outcome(
@@ -251,21 +234,21 @@ def _register_reading_tools(tool: ToolDecorator, served: ServedMemory) -> None:
 
     @tool(annotations=ToolAnnotations(read_only_hint=True))
     def get_procedure(
-        procedure_id: Annotated[int, Field(description="The procedure's id.")],
-        namespace: Annotated[str | None, Field(description="Its namespace; omit for the default.")] = None,
+        procedure_id: Annotated[int, Field()],
+        namespace: Annotated[str | None, Field(description="Omit for the default.")] = None,
     ) -> ProcedureDetail:
-        """One procedure in full, with its statistics, provenance and version history."""
+        """One procedure in full, with its record and version history."""
         detail = call(lambda: memory.get_procedure(procedure_id, namespace))
         return _result(detail, render_procedure_detail(detail))  # type: ignore[return-value]
 
     @tool(annotations=ToolAnnotations(read_only_hint=True))
     def list_procedures(
-        namespace: Annotated[str | None, Field(max_length=64, description="Namespace; omit for the default.")] = None,
-        status: Annotated[Literal["active", "deprecated"] | None, Field(description="Filter by status.")] = None,
-        text: Annotated[str | None, Field(description="Only titles or when-to-use containing this text.")] = None,
-        limit: Annotated[int, Field(description="At most this many (1-500).")] = 20,
+        namespace: Annotated[str | None, Field(max_length=64, description="Omit for the default.")] = None,
+        status: Annotated[Literal["active", "deprecated"] | None, Field()] = None,
+        text: Annotated[str | None, Field(description="Words in the title.")] = None,
+        limit: Annotated[int, Field(description="1-500.")] = 20,
     ) -> ProcedureList:
-        """List stored procedures (id, title, steps, status, statistics), to inspect or clean up memory."""
+        """List stored procedures, to inspect memory."""
         chosen = namespace or memory.default_namespace
         procedures = call(
             lambda: ProcedureList(namespace=chosen, procedures=memory.list_procedures(chosen, status, text, limit))
@@ -276,9 +259,9 @@ def _register_reading_tools(tool: ToolDecorator, served: ServedMemory) -> None:
 def _register_stats_tool(tool: ToolDecorator, served: ServedMemory) -> None:
     @tool(annotations=ToolAnnotations(read_only_hint=True))
     def memory_stats(
-        namespace: Annotated[str | None, Field(max_length=64, description="Namespace; omit for the default.")] = None,
+        namespace: Annotated[str | None, Field(max_length=64, description="Omit for the default.")] = None,
     ) -> MemoryStats:
-        """Counts of trajectories, procedures and recalls, the embedding model's status, and the strategies."""
+        """Counts of trajectories, procedures and recalls; model and strategies."""
         stats = served.call(lambda: served.stats(namespace))
         return _result(stats, stats.model_dump_json(indent=2))  # type: ignore[return-value]
 
@@ -289,7 +272,7 @@ def _register_edit_tools(tool: ToolDecorator, served: ServedMemory) -> None:
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     def edit_procedure(
-        procedure_id: Annotated[int, Field(description="The procedure's id.")],
+        procedure_id: Annotated[int, Field()],
         version: Annotated[
             int,
             Field(
@@ -308,9 +291,7 @@ def _register_edit_tools(tool: ToolDecorator, served: ServedMemory) -> None:
         pitfalls: Annotated[
             list[PitfallText] | None, Field(max_length=MAX_PITFALLS, description="New pitfalls (replace all).")
         ] = None,
-        namespace: Annotated[
-            str | None, Field(max_length=64, description="Its namespace; omit for the default.")
-        ] = None,
+        namespace: Annotated[str | None, Field(max_length=64, description="Omit for the default.")] = None,
     ) -> Procedure:
         """Fix a procedure by hand. The previous version is kept in its history; new steps start a fresh record."""
         revised = call(
@@ -329,8 +310,8 @@ def _register_edit_tools(tool: ToolDecorator, served: ServedMemory) -> None:
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     def forget_procedure(
-        procedure_id: Annotated[int, Field(description="The procedure's id.")],
-        namespace: Annotated[str | None, Field(description="Its namespace; omit for the default.")] = None,
+        procedure_id: Annotated[int, Field()],
+        namespace: Annotated[str | None, Field(description="Omit for the default.")] = None,
     ) -> Procedure:
         """Deprecate a procedure that is wrong or obsolete: recall stops returning it. Nothing is deleted;
         restore_procedure brings it back."""
@@ -339,8 +320,8 @@ def _register_edit_tools(tool: ToolDecorator, served: ServedMemory) -> None:
 
     @tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     def restore_procedure(
-        procedure_id: Annotated[int, Field(description="The procedure's id.")],
-        namespace: Annotated[str | None, Field(description="Its namespace; omit for the default.")] = None,
+        procedure_id: Annotated[int, Field()],
+        namespace: Annotated[str | None, Field(description="Omit for the default.")] = None,
     ) -> Procedure:
         """Make a deprecated procedure active again."""
         procedure = call(lambda: memory.restore(procedure_id, namespace))

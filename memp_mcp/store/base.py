@@ -32,6 +32,7 @@ from memp_mcp.models import (
     ProcedureStatus,
     ProcedureVersion,
     RecallEvent,
+    SkillDocument,
     Step,
     Trajectory,
 )
@@ -192,6 +193,12 @@ class Store(Protocol):
     def get_procedure(self, procedure_id: int) -> Procedure: ...
 
     def get_procedures(self, procedure_ids: Sequence[int]) -> list[Procedure]: ...
+
+    def save_skill(self, procedure_id: int, skill: SkillDocument) -> None: ...
+
+    def skill_of(self, procedure_id: int) -> SkillDocument | None: ...
+
+    def procedures_with_skill(self, namespace: str, name: str, digest: str) -> list[int]: ...
 
     def candidates_of(self, procedure_id: int) -> list[Procedure]:
         """The candidates proposed to replace a procedure's steps, oldest first."""

@@ -158,6 +158,21 @@ M009_PRINCIPALS = """
 ALTER TABLE procedures ADD COLUMN principal TEXT;
 """
 
+# An imported Agent Skill is kept whole beside the procedure derived from it (SKILL.md's frontmatter
+# and body as written, and its other files), so that an export writes the same folder back.
+M010_SKILL_DOCUMENTS = """
+CREATE TABLE skill_documents (
+    procedure_id INTEGER PRIMARY KEY REFERENCES procedures(id),
+    name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    frontmatter TEXT NOT NULL,
+    body TEXT NOT NULL,
+    files TEXT NOT NULL
+);
+CREATE INDEX skill_documents_by_name ON skill_documents(name);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -168,6 +183,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (7, "fulltext_merges", M007_FULLTEXT_MERGES),
     (8, "recalled_versions", M008_RECALLED_VERSIONS),
     (9, "principals", M009_PRINCIPALS),
+    (10, "skill_documents", M010_SKILL_DOCUMENTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

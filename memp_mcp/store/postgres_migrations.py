@@ -106,10 +106,25 @@ M003_PRINCIPALS = """
 ALTER TABLE procedures ADD COLUMN principal TEXT;
 """
 
+# An imported Agent Skill kept whole beside its procedure (see migrations.M010_SKILL_DOCUMENTS).
+M004_SKILL_DOCUMENTS = """
+CREATE TABLE skill_documents (
+    procedure_id BIGINT PRIMARY KEY REFERENCES procedures(id),
+    name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    frontmatter TEXT NOT NULL,
+    body TEXT NOT NULL,
+    files TEXT NOT NULL
+);
+CREATE INDEX skill_documents_by_name ON skill_documents(name);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "recalled_versions", M002_RECALLED_VERSIONS),
     (3, "principals", M003_PRINCIPALS),
+    (4, "skill_documents", M004_SKILL_DOCUMENTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

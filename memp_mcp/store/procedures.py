@@ -4,14 +4,16 @@ and the keyword-search text are written through the backend's index upkeep (stor
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 
 from memp_mcp.errors import NotFoundError
-from memp_mcp.models import Procedure, ProcedureStatus, ProcedureVersion
+from memp_mcp.models import Procedure, ProcedureStatus, ProcedureVersion, SkillDocument
 from memp_mcp.store import rows as mapping
 from memp_mcp.store.base import Vector
 from memp_mcp.store.database import Database
+from memp_mcp.store.rows import SKILL_DOCUMENT_COLUMNS
 from memp_mcp.text import fts_document
 
 # The largest id a row can have (both databases' ids are signed 64-bit): a larger one names no procedure.
@@ -126,6 +128,48 @@ class Procedures(Database):
         if not found:
             raise NotFoundError(f"no procedure with id {procedure_id}")
         return found[0]
+
+    def save_skill(self, procedure_id: int, skill: SkillDocument) -> None:
+        """Keep an imported skill whole beside the procedure derived from it."""
+        self._write()
+        self._change("DELETE FROM skill_documents WHERE procedure_id = ?", (procedure_id,))
+        self._change(
+            f"INSERT INTO skill_documents ({SKILL_DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                procedure_id,
+                skill.name,
+                skill.folder,
+                skill.digest(),
+                json.dumps(skill.frontmatter, default=str),
+                skill.body,
+                json.dumps(skill.files),
+            ),
+        )
+
+    def skill_of(self, procedure_id: int) -> SkillDocument | None:
+        """The skill a procedure was imported from, kept whole; None for any other procedure."""
+        row = self._select_one(
+            "SELECT name, folder, frontmatter, body, files FROM skill_documents WHERE procedure_id = ?",
+            (procedure_id,),
+        )
+        if row is None:
+            return None
+        return SkillDocument(
+            name=str(row[0]),
+            folder=str(row[1]),
+            frontmatter=json.loads(row[2]),
+            body=str(row[3]),
+            files=json.loads(row[4]),
+        )
+
+    def procedures_with_skill(self, namespace: str, name: str, digest: str) -> list[int]:
+        """The procedures of `namespace` imported from this very skill (same name, same content)."""
+        found = self._select(
+            "SELECT s.procedure_id FROM skill_documents s JOIN procedures p ON p.id = s.procedure_id "
+            "WHERE s.name = ? AND s.digest = ? AND p.namespace = ? ORDER BY s.procedure_id",
+            (name, digest, namespace),
+        )
+        return [int(r[0]) for r in found]
 
     def candidates_of(self, procedure_id: int) -> list[Procedure]:
         """The candidates proposed to replace a procedure's steps, oldest first."""

@@ -24,6 +24,7 @@ TRAJECTORY_COLUMNS = "id, namespace, task, steps_json, outcome, score, agent, cr
 RECALL_EVENT_COLUMNS = (
     "id, namespace, task, procedure_ids_json, strategy, created_at, reported, success, procedure_versions_json"
 )
+SKILL_DOCUMENT_COLUMNS = "procedure_id, name, folder, digest, frontmatter, body, files"
 VERSION_COLUMNS = (
     "version, title, when_to_use, steps_json, pitfalls_json, reason, changed_by, created_at, success_count, "
     "failure_count"

@@ -29,6 +29,7 @@ _TABLES: list[tuple[str, str, str]] = [
     ("procedure_sources", "procedure_id, trajectory_id", "procedure_id, trajectory_id"),
     ("procedure_versions", f"procedure_id, {rows.VERSION_COLUMNS}", f"procedure_id, {rows.VERSION_COLUMNS}"),
     ("recall_events", rows.RECALL_EVENT_COLUMNS, rows.RECALL_EVENT_COLUMNS),
+    ("skill_documents", rows.SKILL_DOCUMENT_COLUMNS, rows.SKILL_DOCUMENT_COLUMNS),
 ]
 _BOOLEAN_COLUMNS = frozenset({"reported", "success"})
 # PostgreSQL's keys carry their procedure's namespace and whether it is active (see postgres_migrations).
