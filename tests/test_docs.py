@@ -30,5 +30,8 @@ def test_every_relative_link_of_the_docs_resolves() -> None:
             assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
-def test_the_readme_keeps_a_place_for_each_features_line() -> None:
-    assert "<!-- One line per feature" in README
+def test_the_readmes_feature_lines_point_to_pages_that_exist() -> None:
+    more = README.split("## More", 1)[1].split("\n## ", 1)[0]
+    linked = re.findall(r"\]\((docs/[\w.-]+\.md)\)", more)
+    assert linked, "the README's More section names no page"
+    assert all((ROOT / page).is_file() for page in linked), linked
