@@ -111,6 +111,23 @@ def test_export_again_overwrites_its_own_folders_only(db: Path, tmp_path: Path) 
     assert (out_dir / "my-own-skill" / "SKILL.md").read_text() == first["my-own-skill"]
 
 
+def test_export_never_overwrites_a_skill_someone_wrote_under_the_same_name(db: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "skills"
+    assert run("export", "--format", "skills", str(out_dir))[0] == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    # Someone replaces one exported folder with a skill of their own, of the same name.
+    theirs = out_dir / names[0] / "SKILL.md"
+    handwritten = f"---\nname: {names[0]}\ndescription: written by hand\n---\n1. my own way\n"
+    theirs.write_text(handwritten)
+    assert run("export", "--format", "skills", str(out_dir))[0] == 0
+    assert theirs.read_text() == handwritten
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*names, f"{names[0]}-2"])
+    # Exporting again overwrites its own folders, and still not theirs.
+    assert run("export", "--format", "skills", str(out_dir))[0] == 0
+    assert theirs.read_text() == handwritten
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*names, f"{names[0]}-2"])
+
+
 def test_skill_names_are_valid_unique_and_short() -> None:
     taken: set[str] = set()
     for title in [

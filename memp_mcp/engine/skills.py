@@ -151,7 +151,9 @@ def export_skills(memory: Memory, namespace: str, directory: Path) -> list[Path]
 
     An imported skill goes back to the folder it came from (its path under the folder imported) with
     its own files; any other procedure to a folder named after its title. A folder written by an
-    earlier export of the same procedure is overwritten; nothing else in `directory` is touched.
+    earlier export of the same procedure (its SKILL.md carries the same memp-id and namespace) is
+    overwritten; a folder holding anything else (a skill someone wrote) is left alone and the export
+    goes to a free name beside it.
     """
     procedures = list(_active_procedures(memory, namespace))
     for procedure in procedures:
@@ -163,11 +165,11 @@ def export_skills(memory: Memory, namespace: str, directory: Path) -> list[Path]
     for procedure in procedures:
         skill = memory.store.skill_of(procedure.id)
         if skill is not None:
-            folder = _free_folder(_safe_relative(skill.folder) or skill.name, taken)
-            name = skill.name
+            name, wanted = skill.name, _safe_relative(skill.folder) or skill.name
         else:
             name = skill_name(procedure.title, taken, f"procedure-{procedure.id}")
-            folder = name
+            wanted = name
+        folder = _free_folder(wanted, taken | _others_work(directory, wanted, procedure))
         taken.add(folder)
         path = directory / folder / SKILL_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +184,34 @@ def export_skills(memory: Memory, namespace: str, directory: Path) -> list[Path]
         partial.replace(path)
         written.append(path)
     return written
+
+
+def _others_work(directory: Path, wanted: str, procedure: Procedure) -> set[str]:
+    """The folders named `wanted`, `wanted-2`, ... under `directory` that hold something other than an
+    earlier export of `procedure`: never overwritten."""
+    found: set[str] = set()
+    number = 1
+    while True:
+        folder = wanted if number == 1 else f"{wanted}-{number}"
+        path = directory / folder
+        if not path.exists():
+            return found
+        if not _exported_from(path, procedure) and (not path.is_dir() or any(path.iterdir())):
+            found.add(folder)
+        number += 1
+
+
+def _exported_from(folder: Path, procedure: Procedure) -> bool:
+    """Whether `folder` holds a skill an export of `procedure` wrote (its memp-id and namespace)."""
+    try:
+        metadata = read_skill(folder).frontmatter.get("metadata")
+    except (InvalidInputError, OSError):
+        return False
+    return (
+        isinstance(metadata, dict)
+        and str(metadata.get("memp-id")) == str(procedure.id)
+        and metadata.get("memp-namespace") == procedure.namespace
+    )
 
 
 def _free_folder(folder: str, taken: set[str]) -> str:
