@@ -197,3 +197,28 @@ class NamespaceStats(BaseModel):
     procedures_active: int
     procedures_deprecated: int
     recalls: int
+
+
+class LoggedEvent(BaseModel):
+    """One entry of `memp-mcp log`: what memory gave or recorded, and why."""
+
+    id: int
+    namespace: str
+    kind: str
+    task: str
+    recall_id: str | None
+    arm: str | None
+    summary: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class TaskArm(BaseModel):
+    """One task memory was asked about: whether memory was given (arm 'memory') or withheld ('holdout'),
+    and the outcome recorded for it (None until one is known)."""
+
+    namespace: str
+    arm: str
+    success: bool | None
+    tool_calls: int
+    turns: int

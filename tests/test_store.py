@@ -772,7 +772,7 @@ def test_a_database_from_before_full_text_merges_keeps_its_keyword_search_in_few
         stored = old._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0]
     monkeypatch.undo()
     with SQLiteStore(path) as upgraded:
-        assert upgraded.schema_version() == merges
+        assert upgraded.schema_version() == migrations.LATEST_VERSION
         assert upgraded.keyword_search(NS, ["deploy", "helm", "service"], 10) == found
         assert upgraded._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0] < stored
         _add(upgraded, None, "deploy the search service with helm")

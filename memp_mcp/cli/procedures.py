@@ -56,8 +56,26 @@ def recall(
             console.print(Text.assemble("  ", ("pitfall:", "yellow"), f" {one_line(pitfall)}"), highlight=False)
 
 
-def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace: NamespaceOption = None) -> None:
-    """Counts of trajectories, procedures and recalls in a namespace."""
+def stats(
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    namespace: NamespaceOption = None,
+    uplift: Annotated[
+        bool,
+        typer.Option(
+            "--uplift",
+            help="Success, tool calls and turns with memory and without (MEMP_HOLDOUT), per namespace "
+            "(every one unless -n).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --uplift: JSON lines.")] = False,
+) -> None:
+    """Counts of trajectories, procedures and recalls in a namespace; with --uplift, what memory brings."""
+    if uplift:
+        from memp_mcp.cli.why import print_uplift
+
+        print_uplift(namespace, db, database_url, as_json)
+        return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     figures = memory.stats()
     console.print_json(figures.model_dump_json())

@@ -8,6 +8,7 @@ management of single procedures (show, list, edit, forget, restore) is here.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 
 from memp_mcp.config import RetrieveStrategy, Settings, validate_namespace
@@ -29,9 +30,11 @@ from memp_mcp.engine.results import (
 from memp_mcp.engine.retrieve import RetrievalTuning, Retriever, tuning_for
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, procedure_in
+from memp_mcp.engine.uplift import Uplift, uplift
 from memp_mcp.errors import EditConflictError, InvalidInputError
 from memp_mcp.models import (
     MAX_TEXT_CHARS,
+    LoggedEvent,
     NamespaceStats,
     Outcome,
     Procedure,
@@ -40,6 +43,7 @@ from memp_mcp.models import (
     Step,
 )
 from memp_mcp.store import Store, open_store
+from memp_mcp.store.events import MAX_EVENTS_READ
 from memp_mcp.text import one_line
 
 
@@ -56,6 +60,7 @@ class Memory:
         read_only_namespaces: frozenset[str] = frozenset(),
         tuning: RetrievalTuning | None = None,
         seed: int | None = None,
+        holdout: float = 0.0,
     ) -> None:
         self.store = store
         self.model = ModelBinding(store, embedder)
@@ -63,7 +68,9 @@ class Memory:
         self.strategies = strategies or Strategies()
         self.retriever = Retriever(store, tuning, seed)
         self._recorder = Recorder(store, self.model, self.strategies, self.scope)
-        self._recaller = Recaller(store, self.model, self.strategies, self.scope, self.retriever)
+        self._recaller = Recaller(
+            store, self.model, self.strategies, self.scope, self.retriever, holdout, random.Random(seed)
+        )
         self._outcomes = Outcomes(store, self.strategies, self.scope)
 
     @property
@@ -99,9 +106,10 @@ class Memory:
         draft: ProcedureDraft | None = None,
         draft_source: str = "agent",
         agent: str | None = None,
+        origin: str = "record_trajectory",
     ) -> RecordResult:
         """Store a trajectory and build, merge or skip a procedure per the strategies."""
-        return self._recorder.record(task, steps, outcome, namespace, draft, draft_source, agent)
+        return self._recorder.record(task, steps, outcome, namespace, draft, draft_source, agent, origin)
 
     def recall(
         self,
@@ -115,6 +123,7 @@ class Memory:
         budget: int | None = None,
         cost: Callable[[RecalledProcedure], int] | None = None,
         overhead: int = 0,
+        origin: str = "recall_procedure",
     ) -> RecallResult:
         """The procedures that fit `task`, best first; an empty list when nothing fits.
 
@@ -123,8 +132,11 @@ class Memory:
         a structured copy and a text rendering) and `overhead` what the caller adds to any answer (a
         text header); each procedure then lists only its closest source trajectories. Without one
         (evaluation, or a caller with its own limit) every procedure found is returned whole.
+
+        A logged recall (`log`) draws the task's arm (see uplift.py) and writes what it gave and why
+        to the event log, naming `origin` (the tool or hook that asked).
         """
-        return self._recaller.recall(task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead)
+        return self._recaller.recall(task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead, origin)
 
     def report_outcome(
         self,
@@ -137,6 +149,7 @@ class Memory:
         trajectory: Sequence[Step | dict[str, object] | str] | None = None,
         agent: str | None = None,
         namespace: str | None = None,
+        origin: str = "report_outcome",
     ) -> OutcomeResult:
         """Credit or blame the procedure that was followed; on failure, revise it.
 
@@ -144,7 +157,9 @@ class Memory:
         recall returned), else the recall's top-ranked procedure, the one agents are told to follow.
         The others are neither credited nor blamed.
         """
-        return self._outcomes.report(recall_id, success, procedure_id, notes, correction, trajectory, agent, namespace)
+        return self._outcomes.report(
+            recall_id, success, procedure_id, notes, correction, trajectory, agent, namespace, origin
+        )
 
     def import_procedures(self, procedures: Sequence[ImportedProcedure], namespace: str | None = None) -> ImportReport:
         """Add procedures written elsewhere, checked as records and edits are (see imports.py)."""
@@ -292,6 +307,22 @@ class Memory:
     def stats(self, namespace: str | None = None) -> NamespaceStats:
         return self.store.stats(self.scope.namespace(namespace))
 
+    def events(self, namespace: str | None = None, last: int = 50) -> list[LoggedEvent]:
+        """The most recent entries of the event log (of one namespace, or all), oldest first."""
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        if not isinstance(last, int) or not 1 <= last <= MAX_EVENTS_READ:
+            raise InvalidInputError(f"--last must be 1 to {MAX_EVENTS_READ}; got {last!r}")
+        return self.store.events(namespace, last)
+
+    def uplift(self, namespace: str | None = None) -> list[Uplift]:
+        """Per namespace (one, or every one with drawn tasks): outcomes with memory and without."""
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        arms = self.store.task_arms(namespace)
+        names = [namespace] if namespace is not None else sorted({a.namespace for a in arms})
+        return [uplift(name, [a for a in arms if a.namespace == name]) for name in names]
+
     def writable_namespace(self, namespace: str | None) -> str:
         """The namespace a write goes to; ReadOnlyNamespaceError when this server only reads it."""
         return self.scope.writable(namespace)
@@ -313,6 +344,7 @@ def memory_for(
         strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         read_only_namespaces=settings.read_only_namespaces,
         tuning=tuning_for(settings),
+        holdout=settings.holdout,
     )
 
 

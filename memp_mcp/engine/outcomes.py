@@ -18,6 +18,7 @@ from memp_mcp.engine.lessons import lesson_pitfall, lessons, merged_pitfalls, sp
 from memp_mcp.engine.results import OutcomeResult
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope
+from memp_mcp.engine.uplift import note_outcome
 from memp_mcp.errors import InvalidInputError, NotFoundError
 from memp_mcp.models import MAX_PITFALL_CHARS, MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, ProcedureStatus, Step
 from memp_mcp.store import Store
@@ -54,6 +55,7 @@ class Outcomes:
         trajectory: Sequence[Step | dict[str, object] | str] | None,
         agent: str | None,
         namespace: str | None,
+        origin: str = "report_outcome",
     ) -> OutcomeResult:
         """Memory.report_outcome, its inputs unchecked."""
         if not isinstance(success, bool):
@@ -104,6 +106,17 @@ class Outcomes:
                 outcome = Outcome.SUCCESS if success else Outcome.FAILURE
                 trajectory_id = self.store.add_trajectory(event.namespace, event.task, steps, outcome, agent)
             self.store.bump_stats(followed, succeeded=int(success), failed=int(not success))
+            note_outcome(
+                self.store,
+                event.namespace,
+                event.task,
+                event.id,
+                success,
+                len(steps or []),
+                "outcome",
+                f"{'success' if success else 'failure'} reported for procedure {followed} ({attribution})",
+                {"via": origin, "agent": agent, "procedure": followed, "notes": (notes or "")[:500]},
+            )
             if success and trajectory_id is not None:
                 self.store.add_sources(followed, [trajectory_id])
             # A success reached only by departing from the procedure, with the agent saying what to

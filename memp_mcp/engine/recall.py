@@ -7,9 +7,11 @@ candidates recall withholds. This module puts them together and logs the recall 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -20,9 +22,10 @@ from memp_mcp.engine.build import REPRODUCES_NOTE
 from memp_mcp.engine.inputs import check_task
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import ExemplarStep, RecalledProcedure, RecallResult
-from memp_mcp.engine.retrieve import Retriever, Scored
+from memp_mcp.engine.retrieve import Retriever, Scored, query_terms, share_found, vocabulary
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
+from memp_mcp.engine.uplift import HOLDOUT, MEMORY, draw_arm, task_key
 from memp_mcp.errors import InvalidInputError, StoreError
 from memp_mcp.models import Procedure, Step, Trajectory
 from memp_mcp.store import Store
@@ -46,6 +49,9 @@ class Recaller:
     strategies: Strategies
     scope: Scope
     retriever: Retriever
+    # The share of tasks memory is withheld from (MEMP_HOLDOUT), and the draw's generator.
+    holdout: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
 
     def recall(
         self,
@@ -58,6 +64,7 @@ class Recaller:
         budget: int | None,
         cost: Callable[[RecalledProcedure], int] | None,
         overhead: int,
+        origin: str = "recall_procedure",
     ) -> RecallResult:
         """Memory.recall, its inputs unchecked."""
         task = check_task(task)
@@ -81,6 +88,14 @@ class Recaller:
         else:
             retrieval = f"keyword only (embedding model {self.model.status()})"
         scored = self._retrieve_trusted(task, namespace, k, strategy, model)
+        why = Why(task, origin, retrieval, self._floor(strategy, model))
+        drawn = self._draw(namespace, task) if log else (None, MEMORY)
+        if log and drawn[1] == HOLDOUT:
+            # Answered as if nothing fitted: the agent must not be able to tell the arms apart.
+            self._log(namespace, task, drawn, None, why.withheld(scored))
+            return RecallResult(
+                recall_id=None, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
+            )
         left_out = None
         if budget is None:
             procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
@@ -106,6 +121,7 @@ class Recaller:
                 event_id = uuid.uuid4().hex[:16]
                 with self.store.transaction():
                     self.store.add_recall_event(event_id, namespace, task, [p.id for p in procedures], strategy)
+                    self._log(namespace, task, drawn, event_id, why.given(scored, procedures, left_out))
                 recall_id = event_id
                 for p in procedures:
                     p.retrieved_count += 1
@@ -114,6 +130,8 @@ class Recaller:
                 # recalls; only the outcome report, which needs the recall logged, is lost.
                 logger.warning("recall not logged: %s", exc)
                 retrieval += f"; not logged, so no outcome can be reported ({exc})"
+        elif log:
+            self._log(namespace, task, drawn, None, why.given(scored, procedures, left_out))
         return RecallResult(
             recall_id=recall_id,
             namespace=namespace,
@@ -122,6 +140,46 @@ class Recaller:
             procedures=procedures,
             left_out=left_out,
         )
+
+    def _floor(self, strategy: RetrieveStrategy, model: Embedder | None) -> str:
+        tuning = self.retriever.tuning
+        if strategy == "random":
+            return "none (random)"
+        if model is None:
+            return f"{tuning.keyword_floor:.0%} of the task's keywords"
+        return f"cosine {tuning.semantic_floor:.2f}" + (" or the task's words" if strategy == "hybrid" else "")
+
+    def _draw(self, namespace: str, task: str) -> tuple[int | None, str]:
+        """The task's arm: the one drawn at an earlier recall of it still open, else a new draw."""
+        try:
+            found = self.store.open_task_arm(namespace, task_key(task))
+        except StoreError as exc:
+            logger.warning("task arm not read: %s", exc)
+            found = None
+        return found if found is not None else (None, draw_arm(self.holdout, self.rng))
+
+    def _log(
+        self,
+        namespace: str,
+        task: str,
+        drawn: tuple[int | None, str],
+        recall_id: str | None,
+        event: tuple[str, dict[str, Any]],
+    ) -> None:
+        """Write the task's arm (a new draw) and the recall's event; a store that cannot be written
+        loses the entry, never the answer."""
+        arm_id, arm = drawn
+        summary, detail = event
+        try:
+            with self.store.transaction():
+                if arm_id is None:
+                    self.store.add_task_arm(namespace, task_key(task), arm, recall_id)
+                elif recall_id is not None:
+                    self.store.set_task_arm_recall(arm_id, recall_id)
+                kind = "withheld" if arm == HOLDOUT else "recall"
+                self.store.add_event(namespace, kind, task, summary, detail, recall_id=recall_id, arm=arm)
+        except StoreError as exc:
+            logger.warning("recall event not logged: %s", exc)
 
     def _retrieve_trusted(
         self, task: str, namespace: str, k: int, strategy: RetrieveStrategy, model: Embedder | None
@@ -180,6 +238,66 @@ class Recaller:
         trajectory = self.store.get_trajectory(recalled.source_trajectory_ids[0])
         exemplar = _exemplar(trajectory, recalled.steps)
         return recalled.model_copy(update={"exemplar": exemplar}) if exemplar else recalled
+
+
+@dataclass
+class Why:
+    """What a recall's log entry says: what was given or withheld, and why."""
+
+    task: str
+    origin: str
+    retrieval: str
+    floor: str
+
+    def _found(self, scored: Sequence[Scored]) -> list[dict[str, Any]]:
+        terms = query_terms(self.task)
+        found = []
+        for s in scored:
+            p = s.procedure
+            words = vocabulary(" ".join([p.title, p.when_to_use, *p.steps]))
+            matched = sorted({t for t in terms if share_found([t], words)})
+            found.append(
+                {
+                    "id": p.id,
+                    "title": p.title[:120],
+                    "relevance": round(s.relevance, 3),
+                    "score": round(s.score, 3),
+                    "words": matched[:12],
+                }
+            )
+        return found
+
+    def _detail(self, **more: Any) -> dict[str, Any]:
+        return {"via": self.origin, "retrieval": self.retrieval, "floor": self.floor, **more}
+
+    def given(
+        self, scored: Sequence[Scored], procedures: Sequence[RecalledProcedure], left_out: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        placed = {p.id for p in procedures}
+        found = self._found(scored)
+        given = [f for f in found if f["id"] in placed]
+        cut = [f["id"] for f in found if f["id"] not in placed]
+        abridged = [p.id for p in procedures if p.abridged]
+        if not given:
+            summary = f"nothing fits ({self.retrieval}; floor {self.floor})"
+        else:
+            summary = "gave " + ", ".join(
+                f"#{f['id']} (relevance {f['relevance']:.2f}"
+                + (f"; words {', '.join(f['words'][:5])}" if f["words"] else "")
+                + ")"
+                for f in given
+            )
+            summary += f"; floor {self.floor}"
+            if cut or abridged:
+                summary += f"; budget left out {cut} abridged {abridged}"
+        return summary, self._detail(given=given, left_out_ids=cut, abridged_ids=abridged, left_out=left_out)
+
+    def withheld(self, scored: Sequence[Scored]) -> tuple[str, dict[str, Any]]:
+        found = self._found(scored)
+        would = ", ".join(f"#{f['id']}" for f in found) or "nothing"
+        return f"held out: memory withheld (would have given {would}); answered as if nothing fits", self._detail(
+            would_have_given=found
+        )
 
 
 def _json_cost(model: BaseModel) -> int:

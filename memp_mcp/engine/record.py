@@ -23,6 +23,7 @@ from memp_mcp.engine.results import RecordResult
 from memp_mcp.engine.retrieve import key_text
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import SOURCE_RANK, Scope, may_rewrite_steps, own_candidate, takes_records, why_steps_win
+from memp_mcp.engine.uplift import note_outcome
 from memp_mcp.models import MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, Step
 from memp_mcp.store import Store
 from memp_mcp.text import counted
@@ -63,6 +64,7 @@ class Recorder:
         draft: ProcedureDraft | None,
         draft_source: str,
         agent: object,
+        origin: str = "record_trajectory",
     ) -> RecordResult:
         """Memory.record, its inputs unchecked."""
         task = check_task(task)
@@ -97,6 +99,19 @@ class Recorder:
                 result.warned_procedure_ids = spread_lessons(
                     self.store, namespace, learned, task, trajectory_id, agent, skip, near
                 )
+            success = None if outcome == Outcome.UNKNOWN else outcome == Outcome.SUCCESS
+            note_outcome(
+                self.store,
+                namespace,
+                task,
+                None,
+                success,
+                len(parsed_steps),
+                "record",
+                f"recorded trajectory {trajectory_id} ({outcome.value}, {len(parsed_steps)} steps): {result.action}"
+                + (f" procedure {result.procedure_id}" if result.procedure_id is not None else ""),
+                {"via": origin, "agent": agent, "message": result.message[:500]},
+            )
         if result.warned_procedure_ids:
             result.message += f" {warned_message(result.warned_procedure_ids)}"
         return result

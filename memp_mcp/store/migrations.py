@@ -145,6 +145,38 @@ INSERT INTO procedure_fts (procedure_fts, rank) VALUES ('automerge', 2);
 INSERT INTO procedure_fts (procedure_fts) VALUES ('optimize');
 """
 
+# What memory gave and why, and what each task's end recorded, for `memp-mcp log`: one row per event,
+# its particulars as JSON. task_arms holds one row per task memory was asked about: whether memory was
+# given or withheld (MEMP_HOLDOUT), and the outcome later reported or recorded for the task, so the
+# uplift memory brings can be measured against the tasks it was withheld from.
+M008_EVENTS_AND_ARMS = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    task TEXT NOT NULL,
+    recall_id TEXT,
+    arm TEXT,
+    summary TEXT NOT NULL,
+    detail_json TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX events_by_namespace ON events(namespace, id);
+CREATE TABLE task_arms (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    task_key TEXT NOT NULL,
+    arm TEXT NOT NULL CHECK (arm IN ('memory', 'holdout')),
+    recall_id TEXT,
+    success INTEGER,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    turns INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX task_arms_by_task ON task_arms(namespace, task_key);
+CREATE INDEX task_arms_by_recall ON task_arms(recall_id) WHERE recall_id IS NOT NULL;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -153,6 +185,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "version_records", M005_VERSION_RECORDS),
     (6, "candidates", M006_CANDIDATES),
     (7, "fulltext_merges", M007_FULLTEXT_MERGES),
+    (8, "events_and_arms", M008_EVENTS_AND_ARMS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
