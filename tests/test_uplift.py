@@ -57,11 +57,12 @@ def test_events_and_task_arms_are_stored(store: Store) -> None:
     assert store.open_task_arm("ns", "a task") == (arm_id, HOLDOUT)
     assert store.task_arm_for("ns", "a task", "no-such-recall") == (arm_id, HOLDOUT)
     with store.transaction():
-        store.judge_task_arm(arm_id, None, 3)
-        store.judge_task_arm(arm_id, True, 2)
-        store.judge_task_arm(arm_id, None, 1)
+        store.judge_task_arm(arm_id, None, 3, "record")
+        store.judge_task_arm(arm_id, True, 3, "outcome")  # the same attempt, reported as well
+        store.judge_task_arm(arm_id, False, 2, "record")
+        store.judge_task_arm(arm_id, None, 1, "record")
     assert store.open_task_arm("ns", "a task") is None
-    assert store.task_arms("ns") == [TaskArm(namespace="ns", arm=HOLDOUT, success=True, tool_calls=6, turns=3)]
+    assert store.task_arms("ns") == [TaskArm(namespace="ns", arm=HOLDOUT, success=False, tool_calls=6, turns=3)]
     assert store.task_arms("other") == []
     (logged,) = store.events("ns", 10)
     assert (logged.kind, logged.arm, logged.detail) == ("withheld", HOLDOUT, {"would_have_given": [{"id": 3}]})
@@ -87,10 +88,13 @@ def test_a_task_keeps_its_arm_until_an_outcome_and_outcomes_join_their_task(tmp_
     for task in tasks[:10]:
         assert bool(memory.recall(task, 1).procedures) == (drawn[task] == MEMORY)
     given = next(t for t in tasks if drawn[t] == MEMORY)
+    # Recorded and reported, as many agents do: one attempt, counted once.
+    memory.record(given, CLEAN_SOAP, "success")
     memory.report_outcome(results[given].recall_id, True, trajectory=CLEAN_SOAP)
     memory.record(held[0], CLEAN_SOAP[:3], "failure")
     (report,) = memory.uplift()
     assert report.with_memory.judged == 1 and report.with_memory.mean_tool_calls == 7
+    assert report.with_memory.mean_turns == 1
     assert report.without_memory.judged == 1 and report.without_memory.successes == 0
     assert report.without_memory.mean_tool_calls == 3
     assert report.with_memory.tasks + report.without_memory.tasks == 40
@@ -115,3 +119,19 @@ async def test_over_mcp_a_held_out_recall_looks_like_one_where_nothing_fits(tmp_
     assert held.structured_content["retrieval"] == nothing.structured_content["retrieval"]
     (report,) = memory.uplift()
     assert (report.without_memory.tasks, report.without_memory.judged, report.without_memory.successes) == (2, 1, 1)
+
+
+def test_the_holdout_benchmark_compares_the_estimate_with_the_direct_measure() -> None:
+    from memp_mcp.bench.lifelong import holdout_table, run_holdout
+
+    report = run_holdout(40, 0, 0.3, {"MEMP_EMBEDDINGS": "0"}, transport="in-process")
+    estimate = report["estimate"]
+    assert estimate["without_memory"]["tasks"] > 0 and estimate["with_memory"]["tasks"] > 0
+    assert estimate["with_memory"]["tasks"] + estimate["without_memory"]["tasks"] == 39  # the first finds no memory
+    assert estimate["with_memory"]["mean_turns"] == 1.0  # recorded and reported: one attempt each
+    direct = report["direct"]
+    assert direct["uplift"] == pytest.approx(
+        direct["with_memory"]["success_rate"] - direct["without_memory"]["success_rate"]
+    )
+    assert report["error_points"] == pytest.approx(100 * (estimate["difference"] - direct["uplift"]), abs=0.1)
+    assert holdout_table([report]).caption.startswith("points of success rate")

@@ -467,13 +467,25 @@ def bench_lifelong(
         list[str] | None,
         typer.Option("--change", help="With --drift: which rules change (heater, tap, homes); repeat."),
     ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            help="Withhold memory from this share of tasks (MEMP_HOLDOUT) and compare the uplift `stats --uplift` "
+            "reports with the one measured directly (default 400 tasks)."
+        ),
+    ] = None,
     as_json: JsonFiguresOption = False,
 ) -> None:
     """Scripted agents in a simulated world, with and without memory, through `memp-mcp serve`."""
-    count = episodes or (100 if drift else 60)
+    count = episodes or (100 if drift else 400 if holdout is not None else 60)
     if not 6 <= count <= 10_000 or not 1 <= groups <= count:
         fail("--episodes must be 6..10000 and --groups 1..episodes")
     seeds = seed or [0]
+    if holdout is not None:
+        if drift or not 0 < holdout < 1:
+            fail("--holdout takes a share between 0 and 1 (e.g. 0.2), without --drift")
+        _run_holdout(count, seeds, holdout, as_json)
+        return
     if not drift:
         if len(seeds) > 1:
             fail("several seeds are for --drift runs; run the learning curves once per seed")
@@ -485,6 +497,17 @@ def bench_lifelong(
     if unknown:
         fail(f"unknown --change {unknown}: choose from {sorted(DRIFTS)}")
     _run_drift(count, seeds, drift_at, window, tuple(drifts or ()), plot, as_json, transfer=False)
+
+
+def _run_holdout(episodes: int, seeds: list[int], holdout: float, as_json: bool) -> None:
+    from memp_mcp.bench.lifelong import holdout_table, run_holdout
+
+    env = _bench_env()
+    with _progress_bars() as report_progress:
+        reports = [run_holdout(episodes, s, holdout, env, progress=report_progress) for s in seeds]
+    console.print(holdout_table(reports))
+    if as_json:
+        print(json.dumps(reports))
 
 
 def _run_drift(

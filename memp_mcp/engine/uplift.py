@@ -157,6 +157,6 @@ def note_outcome(
     found = store.task_arm_for(namespace, task_key(task), recall_id)
     arm = None
     if found is not None:
-        store.judge_task_arm(found[0], success, tool_calls)
+        store.judge_task_arm(found[0], success, tool_calls, kind)
         arm = found[1]
     store.add_event(namespace, kind, task, summary, detail, recall_id=recall_id, arm=arm)

@@ -11,7 +11,7 @@ from memp_mcp.store import rows as mapping
 from memp_mcp.store.database import Database
 
 EVENT_COLUMNS = "id, namespace, kind, task, recall_id, arm, summary, detail_json, created_at"
-TASK_ARM_COLUMNS = "id, namespace, task_key, arm, recall_id, success, tool_calls, turns, created_at"
+TASK_ARM_COLUMNS = "id, namespace, task_key, arm, recall_id, success, tool_calls, turns, last_attempt, created_at"
 MAX_EVENTS_READ = 10_000
 
 
@@ -88,13 +88,26 @@ class Events(Database):
         )
         return (int(row[0]), str(row[1])) if row else None
 
-    def judge_task_arm(self, arm_id: int, success: bool | None, tool_calls: int) -> None:
-        """Count one more attempt at the task; a known outcome replaces the one before it."""
+    def judge_task_arm(self, arm_id: int, success: bool | None, tool_calls: int, kind: str) -> None:
+        """Count an attempt at the task (`kind`: how it was reported); a known outcome replaces the one
+        before it. A report and a record of the same attempt (the same steps, or one of them without
+        steps) count once: agents often send both for one task."""
         self._write()
+        row = self._select_one("SELECT last_attempt FROM task_arms WHERE id = ?", (arm_id,))
+        previous = str(row[0]).split(":") if row and row[0] else None
+        if previous is not None and previous[0] not in (kind, "both"):
+            before = int(previous[1])
+            if tool_calls in (before, 0) or before == 0:
+                self._change(
+                    "UPDATE task_arms SET success = COALESCE(?, success), tool_calls = tool_calls + ?, "
+                    "last_attempt = 'both:0' WHERE id = ?",
+                    (success, tool_calls if before == 0 else 0, arm_id),
+                )
+                return
         self._change(
-            "UPDATE task_arms SET success = COALESCE(?, success), tool_calls = tool_calls + ?, turns = turns + 1 "
-            "WHERE id = ?",
-            (success, tool_calls, arm_id),
+            "UPDATE task_arms SET success = COALESCE(?, success), tool_calls = tool_calls + ?, turns = turns + 1, "
+            "last_attempt = ? WHERE id = ?",
+            (success, tool_calls, f"{kind}:{tool_calls}", arm_id),
         )
 
     def task_arms(self, namespace: str | None) -> list[TaskArm]:

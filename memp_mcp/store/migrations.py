@@ -171,6 +171,7 @@ CREATE TABLE task_arms (
     success INTEGER,
     tool_calls INTEGER NOT NULL DEFAULT 0,
     turns INTEGER NOT NULL DEFAULT 0,
+    last_attempt TEXT,
     created_at TEXT NOT NULL
 );
 CREATE INDEX task_arms_by_task ON task_arms(namespace, task_key);
