@@ -33,8 +33,13 @@ REWORDED_PROMPT = "cachelib's TTL store does not expire an entry at exactly its 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
+    """The project the sessions work on, with the files their steps cite (the prompt hook checks them)."""
     root = tmp_path / "cachelib"
     (root / ".git").mkdir(parents=True)
+    (root / "src" / "cachelib").mkdir(parents=True)
+    (root / "src" / "cachelib" / "store.py").write_text("def expire(self, now):\n    if item.deadline < now:\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_cache.py").write_text("def test_expires_at_deadline(): ...\n")
     return root
 
 
@@ -554,6 +559,9 @@ def test_a_warm_server_answers_later_prompts_with_the_model(
         state = json.loads((db.parent / "hook-sessions" / "s3.json").read_text())
         assert state["recall_id"] and state["procedure_id"] == 1
         # A turn recorded by another process meanwhile is found by the running server.
+        (project / "src" / "netlib").mkdir()
+        (project / "src" / "netlib" / "http.py").write_text("def fetch(url):\n    return get(url)\n")
+        (project / "tests" / "test_http.py").write_text("def test_fetch(): ...\n")
         other = Transcript(tmp_path / "s4.jsonl", "s4", project)
         other.prompt("Add retries with exponential backoff to the netlib HTTP client's GET requests")
         other.tool("Edit", {"file_path": "src/netlib/http.py", "old_string": "get(", "new_string": "retry(get)("}, "ok")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from memp_mcp.config import RetrieveStrategy, Settings, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
+from memp_mcp.engine.freshness import Freshness, check_many
 from memp_mcp.engine.imports import ImportedProcedure, import_procedures
 from memp_mcp.engine.inputs import check_draft
 from memp_mcp.engine.model import ModelBinding
@@ -124,6 +126,7 @@ class Memory:
         cost: Callable[[RecalledProcedure], int] | None = None,
         overhead: int = 0,
         origin: str = "recall_procedure",
+        project_root: Path | str | None = None,
     ) -> RecallResult:
         """The procedures that fit `task`, best first; an empty list when nothing fits.
 
@@ -134,9 +137,13 @@ class Memory:
         (evaluation, or a caller with its own limit) every procedure found is returned whole.
 
         A logged recall (`log`) draws the task's arm (see uplift.py) and writes what it gave and why
-        to the event log, naming `origin` (the tool or hook that asked).
+        to the event log, naming `origin` (the tool or hook that asked). With a `project_root`, the
+        procedures' citations are checked against it (see freshness.py).
         """
-        return self._recaller.recall(task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead, origin)
+        root = Path(project_root) if project_root is not None and str(project_root).strip() else None
+        return self._recaller.recall(
+            task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead, origin, root
+        )
 
     def report_outcome(
         self,
@@ -322,6 +329,10 @@ class Memory:
         arms = self.store.task_arms(namespace)
         names = [namespace] if namespace is not None else sorted({a.namespace for a in arms})
         return [uplift(name, [a for a in arms if a.namespace == name]) for name in names]
+
+    def freshness(self, procedures: Sequence[Procedure], project_root: Path) -> dict[int, Freshness]:
+        """Which steps of each procedure no longer hold in the project at `project_root`."""
+        return check_many([(p.id, p.steps) for p in procedures], project_root)
 
     def writable_namespace(self, namespace: str | None) -> str:
         """The namespace a write goes to; ReadOnlyNamespaceError when this server only reads it."""

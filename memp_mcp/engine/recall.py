@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from memp_mcp.config import RetrieveStrategy
 from memp_mcp.embedding import Embedder
 from memp_mcp.engine.budget import fit
 from memp_mcp.engine.build import REPRODUCES_NOTE
+from memp_mcp.engine.freshness import check_many
 from memp_mcp.engine.inputs import check_task
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import ExemplarStep, RecalledProcedure, RecallResult
@@ -65,9 +67,12 @@ class Recaller:
         cost: Callable[[RecalledProcedure], int] | None,
         overhead: int,
         origin: str = "recall_procedure",
+        project_root: Path | None = None,
     ) -> RecallResult:
         """Memory.recall, its inputs unchecked."""
         task = check_task(task)
+        if project_root is not None and not project_root.is_dir():
+            raise InvalidInputError(f"project_root {str(project_root)[:200]!r} is not a folder on this machine")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
             raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")
         namespace = self.scope.namespace(namespace)
@@ -89,6 +94,15 @@ class Recaller:
             retrieval = f"keyword only (embedding model {self.model.status()})"
         scored = self._retrieve_trusted(task, namespace, k, strategy, model)
         why = Why(task, origin, retrieval, self._floor(strategy, model))
+        fresh = check_many([(s.procedure.id, s.procedure.steps) for s in scored], project_root) if project_root else {}
+        if fresh:
+            # Stale procedures rank below fresh ones; one stale in every step that cites anything is not given.
+            why.stale = {pid: f.reasons() for pid, f in fresh.items() if f.stale}
+            why.stale_left_out = [pid for pid, f in fresh.items() if f.stale_throughout]
+            scored = sorted(
+                (s for s in scored if s.procedure.id not in why.stale_left_out),
+                key=lambda s: bool(fresh[s.procedure.id].stale),
+            )
         drawn = self._draw(namespace, task) if log else (None, MEMORY)
         if log and drawn[1] == HOLDOUT:
             # Answered as if nothing fitted: the agent must not be able to tell the arms apart.
@@ -99,6 +113,7 @@ class Recaller:
         left_out = None
         if budget is None:
             procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+            _mark_stale(procedures, why.stale)
         else:
             # Worked examples are read only for the procedures the budget places (at k=10 most
             # procedures found do not fit, and reading each one's trajectory was a tenth of a recall).
@@ -108,6 +123,7 @@ class Recaller:
             ]
             for p in procedures:
                 p.source_trajectory_ids = p.source_trajectory_ids[:RECALLED_SOURCES]
+            _mark_stale(procedures, why.stale)
             empty = RecallResult(
                 recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
             )
@@ -248,6 +264,8 @@ class Why:
     origin: str
     retrieval: str
     floor: str
+    stale: dict[int, list[str]] = field(default_factory=dict)
+    stale_left_out: list[int] = field(default_factory=list)
 
     def _found(self, scored: Sequence[Scored]) -> list[dict[str, Any]]:
         terms = query_terms(self.task)
@@ -268,7 +286,8 @@ class Why:
         return found
 
     def _detail(self, **more: Any) -> dict[str, Any]:
-        return {"via": self.origin, "retrieval": self.retrieval, "floor": self.floor, **more}
+        stale = {"stale": {str(k): v for k, v in self.stale.items()}} if self.stale else {}
+        return {"via": self.origin, "retrieval": self.retrieval, "floor": self.floor, **stale, **more}
 
     def given(
         self, scored: Sequence[Scored], procedures: Sequence[RecalledProcedure], left_out: str | None
@@ -290,6 +309,10 @@ class Why:
             summary += f"; floor {self.floor}"
             if cut or abridged:
                 summary += f"; budget left out {cut} abridged {abridged}"
+        if self.stale:
+            summary += "; stale: " + "; ".join(f"#{pid} {r[0]}" for pid, r in self.stale.items())
+        if self.stale_left_out:
+            summary += f"; left out as stale throughout {self.stale_left_out}"
         return summary, self._detail(given=given, left_out_ids=cut, abridged_ids=abridged, left_out=left_out)
 
     def withheld(self, scored: Sequence[Scored]) -> tuple[str, dict[str, Any]]:
@@ -298,6 +321,11 @@ class Why:
         return f"held out: memory withheld (would have given {would}); answered as if nothing fits", self._detail(
             would_have_given=found
         )
+
+
+def _mark_stale(procedures: Sequence[RecalledProcedure], stale: Mapping[int, list[str]]) -> None:
+    for p in procedures:
+        p.stale = stale.get(p.id, [])
 
 
 def _json_cost(model: BaseModel) -> int:

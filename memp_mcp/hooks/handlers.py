@@ -40,6 +40,13 @@ RECALL_K = 2
 AGENT = "claude-code"
 
 
+def _project_root(cwd: object) -> Path | None:
+    """The project the session works in, whose files the injected procedures' citations are checked against."""
+    from memp_mcp.project import project_root
+
+    return project_root(Path(cwd)) if isinstance(cwd, str) and cwd and Path(cwd).is_dir() else None
+
+
 def namespace_for(settings: Settings, cwd: object) -> str:
     from memp_mcp.project import project_namespace
 
@@ -64,7 +71,14 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
         return None  # nothing recorded yet; the stop hook creates the database
     namespace = namespace_for(settings, data.get("cwd"))
     with memories.open(namespace) as memory:
-        result = memory.recall(task, RECALL_K, namespace=namespace, wait_for_model=0.0, origin="prompt hook")
+        result = memory.recall(
+            task,
+            RECALL_K,
+            namespace=namespace,
+            wait_for_model=0.0,
+            origin="prompt hook",
+            project_root=_project_root(data.get("cwd")),
+        )
         state = SessionState(namespace=namespace, task=task)
         if result.procedures:
             state.recall_id = result.recall_id

@@ -104,6 +104,9 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
         namespace: Annotated[
             str | None, Field(max_length=64, description="Memory namespace; omit for the default.")
         ] = None,
+        project_root: Annotated[
+            str | None, Field(max_length=4096, description="Your project's folder: stale steps get flagged.")
+        ] = None,
     ) -> RecallResult:
         """Call this BEFORE starting a multi-step task. Returns the stored procedures that best fit the task,
         best first: title, when to use, ordered steps with {placeholders} to fill with this task's entities,
@@ -120,6 +123,7 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
                 budget=served.settings.recall_budget,
                 cost=recall_cost,
                 overhead=len(recall_header("0" * 16, "vector+keyword")),
+                project_root=project_root,
             )
         )
         result.retrieval = served.redact(result.retrieval)
