@@ -90,6 +90,15 @@ def test_indentation_and_clipped_text_still_match_and_nothing_outside_the_projec
     long_old = "for item in self.items:\n            if item.deadline < now:"
     step = f"Edit: {project}/src/cachelib/store.py: replace {long_old[:30] + '...'!r} with 'pass'"
     assert check([" ".join(step.split())], project).stale == []
+    # An old text inside its new one: gone when changed otherwise, made when the new text is there.
+    rate = project / "rate.py"
+    rate.write_text("RATE = 0.2\n")
+    grow = ["Edit: rate.py: replace 'RATE = 0.2' with 'RATE = 0.25'"]
+    assert check(grow, project).stale == []
+    rate.write_text("RATE = 0.25\n")
+    assert "is already there" in check(grow, project).reasons()[0]
+    rate.write_text("RATE = 0.3\n")
+    assert "no longer there" in check(grow, project).reasons()[0]
     # A short new text found elsewhere in the file does not make an edit that still applies stale.
     assert check(["Edit: src/cachelib/store.py: replace 'deadline < now' with 'e'"], project).stale == []
     # Recorded in another checkout of the same project: placed by the project's folder name.
@@ -175,3 +184,12 @@ def test_the_hooks_flag_stale_steps_and_inject_nothing_stale_throughout(
     assert "## Stale steps" in shown and "which no longer exists" in shown
     listed = json.loads(memp_cli(env, "list", "--json", "--namespace", namespace, "--project", str(project)))
     assert listed["stale"] and all("no longer exists" in reason for reason in listed["stale"])
+
+
+def test_the_churn_benchmark_flags_what_the_churn_made_stale_and_nothing_else() -> None:
+    from memp_mcp.bench.freshness import run_freshness
+
+    results = run_freshness(modules=12, seed=3, repeats=1)
+    assert results["flagged_before_churn"] == 0 and results["stale_steps"] > 0
+    assert results["stale_flagged_share"] >= 0.9 and results["fresh_flagged"] == 0
+    assert set(results["p95_ms"]) == {"with", "without", "check", "check_cpu"}

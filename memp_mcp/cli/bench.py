@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from memp_mcp.cli.common import console, errors, fail, settings_with
 from memp_mcp.cli.options import DatabaseUrlOption
@@ -350,6 +351,52 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
         report = run_lifelong(episodes, seed, groups, env, progress=report_progress)
     console.print(_lifelong_table(report))
     _finish_report(report, plot, write_plot, "learning curves", as_json)
+
+
+@bench_app.command("freshness")
+def bench_freshness(
+    modules: Annotated[int, typer.Option(help="Modules in the repository (one recorded session each).")] = 39,
+    seed: Annotated[int, typer.Option(help="Seed of the churn.")] = 0,
+    repeats: Annotated[int, typer.Option(help="Recalls per task for the timing.")] = 5,
+    as_json: JsonFiguresOption = False,
+) -> None:
+    """Churn: procedures recorded against a repository that is then renamed, deleted and edited under them;
+    the stale steps flagged, the fresh steps flagged, and the time the check adds to a prompt's recall."""
+    from memp_mcp.bench.freshness import run_freshness
+
+    if not 4 <= modules <= 100 or not 1 <= repeats <= 100:
+        fail("--modules must be 4..100 and --repeats 1..100")
+    results = run_freshness(modules, seed, repeats)
+    table = Table(
+        title=f"Freshness under churn ({results['procedures']} procedures, {results['steps']} steps, seed {seed})",
+        title_justify="left",
+    )
+    for column in ("figure", "value", "target"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    table.add_row(
+        "truly stale steps flagged",
+        f"{results['stale_flagged']}/{results['stale_steps']} = {results['stale_flagged_share']:.1%}",
+        ">= 95%",
+    )
+    table.add_row(
+        "fresh steps flagged",
+        f"{results['fresh_flagged']}/{results['fresh_steps']} = {results['fresh_flagged_share']:.1%}",
+        "<= 5%",
+    )
+    table.add_row(
+        "steps flagged before the churn", f"{results['flagged_before_churn']}/{results['steps_before_churn']}", "0"
+    )
+    p95, p50 = results["p95_ms"], results["p50_ms"]
+    table.add_row("recall p95 / p50 without the check (ms)", f"{p95['without']:.2f} / {p50['without']:.2f}", "")
+    table.add_row("recall p95 / p50 with the check (ms)", f"{p95['with']:.2f} / {p50['with']:.2f}", "")
+    table.add_row("added p95 (ms)", f"{results['added_p95_ms']:.2f}", "<= 5")
+    table.add_row("the check alone, p95 / p50 (ms)", f"{p95['check']:.2f} / {p50['check']:.2f}", "")
+    table.add_row("the check alone, CPU p95 / p50 (ms)", f"{p95['check_cpu']:.2f} / {p50['check_cpu']:.2f}", "")
+    console.print(table)
+    for example in results["examples"]:
+        console.print(Text(f"  {example}"), highlight=False)
+    if as_json:
+        print(json.dumps(results))
 
 
 @bench_app.command("coding")

@@ -8,7 +8,7 @@ A procedure with stale steps ranks below fresh ones; one whose every citing step
 given at all.
 
 The check only looks: it stats files and reads at most READ_BYTES_PER_FILE of each, and at most
-READ_BYTES_PER_CHECK in all, never runs anything, and never follows a path out of the project.
+READ_BYTES_PER_CHECK per procedure, never runs anything, and never follows a path out of the project.
 What it cannot judge (a placeholder in a path, a file past the budget, a path outside the project)
 counts as fresh: a false alarm would hide a procedure that still works.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 READ_BYTES_PER_FILE = 256 * 1024
-READ_BYTES_PER_CHECK = 1024 * 1024
+READ_BYTES_PER_CHECK = 512 * 1024  # per procedure; a file read for one is not read again for the next
 QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 # The transcript reader writes an edit as `Edit: <path>: replace '<old>' with '<new>'` (Python reprs,
 # whitespace runs collapsed); tools that name one file as `Read: <path>`, `Write: <path>`.
@@ -144,7 +144,7 @@ class _Reader:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.budget = READ_BYTES_PER_CHECK
-        self.texts: dict[Path, tuple[str, bool] | None] = {}
+        self.texts: dict[Path, tuple[bytes, bool] | None] = {}
         self.exists_cache: dict[Path, bool] = {}
 
     def locate(self, cited: str) -> Path | None:
@@ -177,9 +177,8 @@ class _Reader:
             self.exists_cache[path] = path.exists()
         return self.exists_cache[path]
 
-    def text(self, path: Path) -> tuple[str, bool] | None:
-        """The file's first READ_BYTES_PER_FILE, whitespace runs made one space, and whether that is all
-        of it; None past the budget."""
+    def text(self, path: Path) -> tuple[bytes, bool] | None:
+        """The file's first READ_BYTES_PER_FILE bytes, and whether that is all of it; None past the budget."""
         if path in self.texts:
             return self.texts[path]
         text = None
@@ -190,7 +189,7 @@ class _Reader:
                     whole = os.fstat(handle.fileno()).st_size <= limit
                     raw = handle.read(limit)
                 self.budget -= len(raw)
-                text = (" ".join(raw.decode("utf-8", "replace").split()), whole)
+                text = (raw, whole)
             except OSError:
                 text = None
         self.texts[path] = text
@@ -237,18 +236,27 @@ def _edit_reason(number: int, cited: Citation, path: Path, reader: _Reader) -> s
     read = reader.text(path)
     if read is None:
         return None
-    text, whole = read
+    raw, whole = read
     where = f"step {number} edits {PurePosixPath(cited.path).name}'s `{_shown(cited.old or '')}`"
     applied = f"{where}, but `{_shown(cited.new or '')}` is already there"
-    if new and old in new:
-        # The old text is part of the new: only the new text there tells that the edit was made.
-        return applied if new in text else None
-    if old in text:
-        return None  # the edit still applies (its new text may be there too, elsewhere)
-    if new and new in text:
+    old_there = _found(old, raw)
+    if new and (old in new or not old_there) and _found(new, raw):
+        # Made already (when the old text is part of the new, only the new text tells).
         return applied
+    if old_there:
+        return None  # the edit still applies (its new text may be there too, elsewhere)
     # Absent from the part read of a file larger than the check reads: not known to be gone.
     return f"{where}, which is no longer there" if whole else None
+
+
+def _found(text: str, raw: bytes) -> bool:
+    """Whether `text` (whitespace runs made one space) is in the file's bytes, whatever whitespace the
+    file has between its words: a regular expression over the bytes, not a normalised copy of the file
+    (which cost milliseconds on a large file)."""
+    words = [word.encode("utf-8") for word in text.split(" ")]
+    if raw.find(max(words, key=len)) < 0:
+        return False  # most texts that are gone are told by their longest word, at memchr's speed
+    return re.search(rb"\s+".join(re.escape(word) for word in words), raw) is not None
 
 
 def _searchable(text: str | None) -> str | None:
@@ -265,6 +273,10 @@ def _searchable(text: str | None) -> str | None:
 
 
 def check_many(procedures: Sequence[tuple[int, Sequence[str]]], root: Path) -> dict[int, Freshness]:
-    """Each procedure's freshness, the files read once and the read budget shared by them all."""
+    """Each procedure's freshness, each with its read budget, a file read once for all of them."""
     reader = _Reader(root)
-    return {pid: check(steps, root, reader) for pid, steps in procedures}
+    checked = {}
+    for pid, steps in procedures:
+        reader.budget = READ_BYTES_PER_CHECK
+        checked[pid] = check(steps, root, reader)
+    return checked
