@@ -193,3 +193,26 @@ def test_the_churn_benchmark_flags_what_the_churn_made_stale_and_nothing_else() 
     assert results["flagged_before_churn"] == 0 and results["stale_steps"] > 0
     assert results["stale_flagged_share"] >= 0.9 and results["fresh_flagged"] == 0
     assert set(results["p95_ms"]) == {"with", "without", "check", "check_cpu"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_recall_procedure_checks_the_project_root_it_is_given_unless_the_client_is_remote(
+    project: Path, tmp_path: Path, anyio_backend: str
+) -> None:
+    from mcp import Client
+
+    from memp_mcp.config import load_settings
+    from memp_mcp.server.app import build_server
+
+    settings = load_settings({"db_path": tmp_path / "s.db"}, environ={})
+    memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder())
+    memory.record("fix the expiry at the deadline", ["Read: src/cachelib/gone.py", EDIT], "success")
+    arguments = {"task": "fix the expiry at the deadline", "project_root": str(project)}
+    for remote, expected in ((False, ["step 1 reads src/cachelib/gone.py, which no longer exists"]), (True, None)):
+        async with Client(build_server(settings, memory=memory, remote=remote), raise_exceptions=True) as client:
+            result = await client.call_tool("recall_procedure", arguments)
+        assert result.structured_content is not None
+        (procedure,) = result.structured_content["procedures"]
+        assert procedure.get("stale") == expected
+        assert ("Stale: step 1 reads" in result.content[0].text) == (not remote)  # type: ignore[union-attr]

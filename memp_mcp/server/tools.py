@@ -123,7 +123,9 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
                 budget=served.settings.recall_budget,
                 cost=recall_cost,
                 overhead=len(recall_header("0" * 16, "vector+keyword")),
-                project_root=project_root,
+                # A remote client's folder is not on this machine, and checking its citations here
+                # would tell it what this machine's files hold.
+                project_root=None if served.remote else project_root,
             )
         )
         result.retrieval = served.redact(result.retrieval)
