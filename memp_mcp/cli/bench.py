@@ -518,13 +518,13 @@ def bench_lifelong(
         float | None,
         typer.Option(
             help="Withhold memory from this share of tasks (MEMP_HOLDOUT) and compare the uplift `stats --uplift` "
-            "reports with the one measured directly (default 400 tasks)."
+            "reports with the one measured directly (default 1000 tasks)."
         ),
     ] = None,
     as_json: JsonFiguresOption = False,
 ) -> None:
     """Scripted agents in a simulated world, with and without memory, through `memp-mcp serve`."""
-    count = episodes or (100 if drift else 400 if holdout is not None else 60)
+    count = episodes or (100 if drift else 1000 if holdout is not None else 60)
     if not 6 <= count <= 10_000 or not 1 <= groups <= count:
         fail("--episodes must be 6..10000 and --groups 1..episodes")
     seeds = seed or [0]
