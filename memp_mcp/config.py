@@ -78,6 +78,8 @@ class Settings(BaseModel):
     # Characters one recall may return, its structured content and text rendering together.
     recall_budget: int = Field(default=DEFAULT_RECALL_BUDGET, ge=MIN_RECALL_BUDGET, le=1_000_000)
     log_level: LogLevel = "INFO"
+    # The share of tasks memory is withheld from, to measure what it brings (`memp-mcp stats --uplift`).
+    holdout: float = Field(default=0.0, ge=0.0, le=1.0)
     # Claude Code hooks: False makes `memp-mcp hook` do nothing; the namespace they use instead
     # of the project's own (see memp_mcp.project).
     hooks: bool = True
@@ -171,6 +173,7 @@ ENV_VARS: dict[str, str] = {
     "MEMP_AGENT_EDITS": "agent_edits",
     "MEMP_RECALL_BUDGET": "recall_budget",
     "MEMP_LOG_LEVEL": "log_level",
+    "MEMP_HOLDOUT": "holdout",
     "MEMP_HOOKS": "hooks",
     "MEMP_HOOK_NAMESPACE": "hook_namespace",
     "MEMP_HOOK_SERVER": "hook_server",

@@ -228,3 +228,28 @@ class SkillDocument(BaseModel):
         frontmatter = {**self.frontmatter, "metadata": metadata}
         payload = json.dumps([self.name, frontmatter, self.body, self.files], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class LoggedEvent(BaseModel):
+    """One entry of `memp-mcp log`: what memory gave or recorded, and why."""
+
+    id: int
+    namespace: str
+    kind: str
+    task: str
+    recall_id: str | None
+    arm: str | None
+    summary: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class TaskArm(BaseModel):
+    """One task memory was asked about: whether memory was given (arm 'memory') or withheld ('holdout'),
+    and the outcome recorded for it (None until one is known)."""
+
+    namespace: str
+    arm: str
+    success: bool | None
+    tool_calls: int
+    turns: int

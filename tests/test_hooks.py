@@ -33,8 +33,13 @@ REWORDED_PROMPT = "cachelib's TTL store does not expire an entry at exactly its 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
+    """The project the sessions work on, with the files their steps cite (the prompt hook checks them)."""
     root = tmp_path / "cachelib"
     (root / ".git").mkdir(parents=True)
+    (root / "src" / "cachelib").mkdir(parents=True)
+    (root / "src" / "cachelib" / "store.py").write_text("def expire(self, now):\n    if item.deadline < now:\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_cache.py").write_text("def test_expires_at_deadline(): ...\n")
     return root
 
 
@@ -575,6 +580,9 @@ def test_a_warm_server_answers_later_prompts_with_the_model(
         state = json.loads((db.parent / "hook-sessions" / "s3.json").read_text())
         assert state["recall_id"] and state["procedure_id"] == 1
         # A turn recorded by another process meanwhile is found by the running server.
+        (project / "src" / "netlib").mkdir()
+        (project / "src" / "netlib" / "http.py").write_text("def fetch(url):\n    return get(url)\n")
+        (project / "tests" / "test_http.py").write_text("def test_fetch(): ...\n")
         other = Transcript(tmp_path / "s4.jsonl", "s4", project)
         other.prompt("Add retries with exponential backoff to the netlib HTTP client's GET requests")
         other.tool("Edit", {"file_path": "src/netlib/http.py", "old_string": "get(", "new_string": "retry(get)("}, "ok")
@@ -635,3 +643,96 @@ def test_the_warm_servers_lock_file_is_not_followed_through_a_planted_link(
     )
     assert done.returncode == 0
     assert victim.read_text() == "precious"
+
+
+def memp_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "memp_mcp.entry", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_log_explains_every_injection_and_every_stop(project: Path, env: dict[str, str], tmp_path: Path) -> None:
+    first = Transcript(tmp_path / "s1.jsonl", "s1", project)
+    first.prompt(FIRST_PROMPT)
+    fix_the_bug(first)
+    hook(event("Stop", "s1", first.path, project), env)
+    hook(event("SessionEnd", "s1", first.path, project, reason="exit"), env)
+    second = Transcript(tmp_path / "s2.jsonl", "s2", project)
+    second.prompt(REWORDED_PROMPT)
+    reply = hook(event("UserPromptSubmit", "s2", second.path, project, prompt=REWORDED_PROMPT), env).stdout
+    injected = json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+    recall_id = re.findall(r'recall_id="(\w+)"', injected)[0]
+    fix_the_bug(second)
+    hook(event("Stop", "s2", second.path, project), env)
+    hook(event("Stop", "s2", second.path, project, stop_hook_active=True), env)
+    hook(event("Stop", "s2", second.path, project), env)
+    unrelated = "Write the release notes for version two of the docs site"
+    hook(event("UserPromptSubmit", "s3", second.path, project, prompt=unrelated), env)
+
+    namespace = project_namespace(project)
+    events = [json.loads(line) for line in memp_cli(env, "log", "--json", "--namespace", namespace).splitlines()]
+    kinds = [e["kind"] for e in events]
+    # Every Stop is explained, whether it recorded, reported, or did nothing (and why).
+    stops = [e for e in events if e["kind"] == "stop"]
+    assert len(stops) == 4, kinds
+    assert stops[0]["summary"].startswith("recorded trajectory 1 as success: created")
+    assert "the last test run" in stops[0]["summary"]
+    assert stops[1]["summary"].startswith(f"reported success for recall {recall_id}")
+    assert "continuing after a stop hook" in stops[2]["summary"]
+    assert "recorded already" in stops[3]["summary"]
+    # The injection: what was given, its score, the words it was found by, the floor.
+    injection = next(e for e in events if e["kind"] == "inject")
+    assert injection["recall_id"] == recall_id and injection["detail"]["procedures"] == [1]
+    recall = next(e for e in events if e["kind"] == "recall" and e["recall_id"] == recall_id)
+    given = recall["detail"]["given"][0]
+    assert given["id"] == 1 and given["relevance"] > 0 and "ttl" in given["words"]
+    assert recall["detail"]["via"] == "prompt hook" and "keywords" in recall["detail"]["floor"]
+    assert recall["arm"] == "memory" and recall["summary"].startswith("gave #1 (relevance")
+    # A prompt nothing fits is explained too.
+    assert events[-1]["kind"] == "recall" and events[-1]["summary"].startswith("nothing fits")
+    outcome = next(e for e in events if e["kind"] == "outcome")
+    assert outcome["recall_id"] == recall_id and outcome["arm"] == "memory"
+    text = memp_cli(env, "log", "--last", "3")
+    assert "nothing fits" in text and "recorded already" in text
+
+
+def test_held_out_prompts_get_nothing_and_both_arms_are_counted(
+    project: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    first = Transcript(tmp_path / "s1.jsonl", "s1", project)
+    first.prompt(FIRST_PROMPT)
+    fix_the_bug(first)
+    hook(event("Stop", "s1", first.path, project), env)
+    held = {**env, "MEMP_HOLDOUT": "1"}
+    second = Transcript(tmp_path / "s2.jsonl", "s2", project)
+    second.prompt(REWORDED_PROMPT)
+    # Withheld: the prompt goes through untouched, as when nothing fits.
+    assert hook(event("UserPromptSubmit", "s2", second.path, project, prompt=REWORDED_PROMPT), held).stdout == ""
+    fix_the_bug(second)
+    hook(event("Stop", "s2", second.path, project), held)
+    third = Transcript(tmp_path / "s3.jsonl", "s3", project)
+    third.prompt(REWORDED_PROMPT)
+    assert (
+        "<procedure" in hook(event("UserPromptSubmit", "s3", third.path, project, prompt=REWORDED_PROMPT), env).stdout
+    )
+    third.tool("Bash", {"command": "pytest -q"}, "F\nFAILED tests/test_cache.py::test_expires\n1 failed", is_error=True)
+    hook(event("Stop", "s3", third.path, project), env)
+
+    namespace = project_namespace(project)
+    events = [json.loads(line) for line in memp_cli(env, "log", "--json").splitlines()]
+    withheld = next(e for e in events if e["kind"] == "withheld")
+    assert withheld["arm"] == "holdout" and withheld["detail"]["would_have_given"][0]["id"] == 1
+    report = json.loads(memp_cli(env, "stats", "--uplift", "--json", "--namespace", namespace))
+    assert report["without_memory"] == {
+        "tasks": 1,
+        "judged": 1,
+        "successes": 1,
+        "success_rate": 1.0,
+        "mean_tool_calls": 6.0,
+        "mean_turns": 1.0,
+    }
+    assert report["with_memory"]["judged"] == 1 and report["with_memory"]["successes"] == 0
+    assert report["difference"] == -1.0 and "Too few judged tasks" in report["conclusion"]
+    assert "held out" in memp_cli(env, "stats", "--uplift")

@@ -195,6 +195,106 @@ def run_lifelong(
     return report
 
 
+def run_holdout(
+    episodes: int,
+    seed: int,
+    holdout: float,
+    base_env: dict[str, str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    transport: Transport = "stdio",
+) -> dict[str, Any]:
+    """What `stats --uplift` estimates against what this benchmark measures directly, on one task stream.
+
+    Directly: the strong agent plays the stream with memory (MEMP_HOLDOUT unset) and without any; the
+    difference of their success rates is memory's uplift. Estimated: it plays the stream once more with
+    MEMP_HOLDOUT=`holdout`, the server withholding memory from that share of tasks without telling the
+    agent, and the uplift is read from that server's own database, as `memp-mcp stats --uplift` reads it.
+    """
+    from memp_mcp.engine.memory import Memory
+    from memp_mcp.store import SQLiteStore
+
+    env = base_env or {}
+    tasks = task_stream(episodes, seed)
+    with_memory = Configuration("with memory", STRONG, memory=True)
+    with tempfile.TemporaryDirectory(prefix="memp-holdout-") as tmp:
+        alone = anyio.run(
+            run_episodes, Configuration("no memory", STRONG, memory=False), tasks, seed, None, env, progress
+        )
+        given = anyio.run(
+            run_episodes, with_memory, tasks, seed, Path(tmp) / "given.db", env, progress, None, transport
+        )
+        held_db = Path(tmp) / "holdout.db"
+        held_env = {**env, "MEMP_HOLDOUT": str(holdout)}
+        held = anyio.run(
+            run_episodes,
+            Configuration(f"holdout {holdout:g}", STRONG, memory=True),
+            tasks,
+            seed,
+            held_db,
+            held_env,
+            progress,
+            None,
+            transport,
+        )
+        store = SQLiteStore(held_db)
+        try:
+            (estimate,) = Memory(store, None).uplift("default")
+        finally:
+            store.close()
+    direct = summarise(given)["success_rate"] - summarise(alone)["success_rate"]
+    interval = estimate.interval
+    return {
+        "seed": seed,
+        "episodes": episodes,
+        "holdout": holdout,
+        "direct": {
+            "with_memory": summarise(given),
+            "without_memory": summarise(alone),
+            "uplift": round(direct, 4),
+        },
+        "holdout_run": summarise(held),
+        "estimate": estimate.model_dump(mode="json"),
+        "error_points": None if estimate.difference is None else round(100 * (estimate.difference - direct), 1),
+        "covered": interval is not None and interval[0] <= direct <= interval[1],
+    }
+
+
+def holdout_table(reports: list[dict[str, Any]]) -> Any:
+    """Per seed: the direct uplift, the estimate from the holdout run, its interval, and whether they agree."""
+    from rich.table import Table
+
+    first = reports[0]
+    table = Table(
+        title=f"Uplift: measured directly vs `stats --uplift` (holdout {first['holdout']:g}, "
+        f"{first['episodes']} tasks)",
+        title_justify="left",
+    )
+    for column in ("seed", "direct", "estimate", "95% interval", "error", "covered", "held out"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in reports:
+        estimate = r["estimate"]
+        interval = estimate["interval"]
+        held, given = estimate["without_memory"]["judged"], estimate["with_memory"]["judged"]
+        table.add_row(
+            str(r["seed"]),
+            f"{100 * r['direct']['uplift']:+.1f}",
+            "-" if estimate["difference"] is None else f"{100 * estimate['difference']:+.1f}",
+            "-" if interval is None else f"{100 * interval[0]:+.0f} to {100 * interval[1]:+.0f}",
+            "-" if r["error_points"] is None else f"{r['error_points']:+.1f}",
+            "yes" if r["covered"] else "no",
+            f"{held}/{held + given}",
+        )
+    within = sum(1 for r in reports if r["error_points"] is not None and abs(r["error_points"]) <= 10)
+    covered = sum(1 for r in reports if r["covered"])
+    table.caption = (
+        f"points of success rate. direct: with memory minus without, two full runs of the stream; estimate: "
+        f"the holdout run's arms, as `stats --uplift` reports them. Within +/-10 points on {within}/{len(reports)} "
+        f"seeds; interval covers the direct uplift on {covered}/{len(reports)}."
+    )
+    table.caption_justify = "left"
+    return table
+
+
 def transfer_episodes(episodes: int) -> int:
     return max(12, episodes // 2)
 

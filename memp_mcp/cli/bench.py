@@ -583,6 +583,52 @@ def _run_lifelong(episodes: int, seed: int, groups: int, plot: Path | None, as_j
     _finish_report(report, plot, write_plot, "learning curves", as_json)
 
 
+@bench_app.command("freshness")
+def bench_freshness(
+    modules: Annotated[int, typer.Option(help="Modules in the repository (one recorded session each).")] = 39,
+    seed: Annotated[int, typer.Option(help="Seed of the churn.")] = 0,
+    repeats: Annotated[int, typer.Option(help="Recalls per task for the timing.")] = 5,
+    as_json: JsonFiguresOption = False,
+) -> None:
+    """Churn: procedures recorded against a repository that is then renamed, deleted and edited under them;
+    the stale steps flagged, the fresh steps flagged, and the time the check adds to a prompt's recall."""
+    from memp_mcp.bench.freshness import run_freshness
+
+    if not 4 <= modules <= 100 or not 1 <= repeats <= 100:
+        fail("--modules must be 4..100 and --repeats 1..100")
+    results = run_freshness(modules, seed, repeats)
+    table = Table(
+        title=f"Freshness under churn ({results['procedures']} procedures, {results['steps']} steps, seed {seed})",
+        title_justify="left",
+    )
+    for column in ("figure", "value", "target"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    table.add_row(
+        "truly stale steps flagged",
+        f"{results['stale_flagged']}/{results['stale_steps']} = {results['stale_flagged_share']:.1%}",
+        ">= 95%",
+    )
+    table.add_row(
+        "fresh steps flagged",
+        f"{results['fresh_flagged']}/{results['fresh_steps']} = {results['fresh_flagged_share']:.1%}",
+        "<= 5%",
+    )
+    table.add_row(
+        "steps flagged before the churn", f"{results['flagged_before_churn']}/{results['steps_before_churn']}", "0"
+    )
+    p95, p50 = results["p95_ms"], results["p50_ms"]
+    table.add_row("recall p95 / p50 without the check (ms)", f"{p95['without']:.2f} / {p50['without']:.2f}", "")
+    table.add_row("recall p95 / p50 with the check (ms)", f"{p95['with']:.2f} / {p50['with']:.2f}", "")
+    table.add_row("added p95 (ms)", f"{results['added_p95_ms']:.2f}", "<= 5")
+    table.add_row("the check alone, p95 / p50 (ms)", f"{p95['check']:.2f} / {p50['check']:.2f}", "")
+    table.add_row("the check alone, CPU p95 / p50 (ms)", f"{p95['check_cpu']:.2f} / {p50['check_cpu']:.2f}", "")
+    console.print(table)
+    for example in results["examples"]:
+        console.print(Text(f"  {example}"), highlight=False)
+    if as_json:
+        print(json.dumps(results))
+
+
 @bench_app.command("coding")
 def bench_coding(
     k: Annotated[int, typer.Option(help="Procedures per recall.")] = 3,
@@ -698,13 +744,25 @@ def bench_lifelong(
         list[str] | None,
         typer.Option("--change", help="With --drift: which rules change (heater, tap, homes); repeat."),
     ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            help="Withhold memory from this share of tasks (MEMP_HOLDOUT) and compare the uplift `stats --uplift` "
+            "reports with the one measured directly (default 1000 tasks)."
+        ),
+    ] = None,
     as_json: JsonFiguresOption = False,
 ) -> None:
     """Scripted agents in a simulated world, with and without memory, through `memp-mcp serve`."""
-    count = episodes or (100 if drift else 60)
+    count = episodes or (100 if drift else 1000 if holdout is not None else 60)
     if not 6 <= count <= 10_000 or not 1 <= groups <= count:
         fail("--episodes must be 6..10000 and --groups 1..episodes")
     seeds = seed or [0]
+    if holdout is not None:
+        if drift or not 0 < holdout < 1:
+            fail("--holdout takes a share between 0 and 1 (e.g. 0.2), without --drift")
+        _run_holdout(count, seeds, holdout, as_json)
+        return
     if not drift:
         if len(seeds) > 1:
             fail("several seeds are for --drift runs; run the learning curves once per seed")
@@ -716,6 +774,17 @@ def bench_lifelong(
     if unknown:
         fail(f"unknown --change {unknown}: choose from {sorted(DRIFTS)}")
     _run_drift(count, seeds, drift_at, window, tuple(drifts or ()), plot, as_json, transfer=False)
+
+
+def _run_holdout(episodes: int, seeds: list[int], holdout: float, as_json: bool) -> None:
+    from memp_mcp.bench.lifelong import holdout_table, run_holdout
+
+    env = _bench_env()
+    with _progress_bars() as report_progress:
+        reports = [run_holdout(episodes, s, holdout, env, progress=report_progress) for s in seeds]
+    console.print(holdout_table(reports))
+    if as_json:
+        print(json.dumps(reports))
 
 
 def _run_drift(

@@ -72,9 +72,27 @@ def recall(
             console.print(Text.assemble("  ", ("pitfall:", "yellow"), f" {one_line(pitfall)}"), highlight=False)
 
 
-def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace: NamespaceOption = None) -> None:
-    """Counts of trajectories, procedures and recalls in a namespace."""
+def stats(
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    namespace: NamespaceOption = None,
+    uplift: Annotated[
+        bool,
+        typer.Option(
+            "--uplift",
+            help="Success, tool calls and turns with memory and without (MEMP_HOLDOUT), per namespace "
+            "(every one unless -n).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --uplift: JSON lines.")] = False,
+) -> None:
+    """Counts of trajectories, procedures and recalls in a namespace; with --uplift, what memory brings."""
     if nothing_recorded_yet(db, database_url):
+        return
+    if uplift:
+        from memp_mcp.cli.why import print_uplift
+
+        print_uplift(namespace, db, database_url, as_json)
         return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     figures = memory.stats()
@@ -87,6 +105,29 @@ def stats(db: DbOption = None, database_url: DatabaseUrlOption = None, namespace
         )
 
 
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        help="Check the steps' citations against this project (default: the current folder's, for its own namespace).",
+    ),
+]
+
+
+def _stale_steps(memory: Memory, procedures: list[Procedure], project: Path | None) -> dict[int, list[str]]:
+    """Each procedure's stale steps, named, against `project`, or else the current folder's project when
+    the procedures are that project's own (its namespace): checked against another project's files,
+    every step would look stale."""
+    from memp_mcp.project import project_namespace, project_root
+
+    if project is not None and not project.is_dir():
+        fail(f"--project {project} is not a folder")
+    root = project_root(project or Path.cwd())
+    if project is None and not all(p.namespace == project_namespace(root) for p in procedures):
+        return {}
+    return {pid: f.reasons() for pid, f in memory.freshness(procedures, root).items() if f.stale}
+
+
 def list_command(
     status: Annotated[str | None, typer.Option(help="active or deprecated.")] = None,
     text: Annotated[str | None, typer.Option(help="Only procedures whose title or when-to-use contains this.")] = None,
@@ -94,9 +135,10 @@ def list_command(
     db: DbOption = None,
     database_url: DatabaseUrlOption = None,
     namespace: NamespaceOption = None,
+    project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """List procedures."""
+    """List procedures; `stale` counts the steps whose cited files or text no longer match the project."""
     if nothing_recorded_yet(db, database_url):
         return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
@@ -104,9 +146,10 @@ def list_command(
         procedures = memory.list_procedures(memory.default_namespace, status, text, limit)
     except MempError as exc:
         fail(str(exc))
+    stale = _stale_steps(memory, procedures, project)
     if as_json:
         for procedure in procedures:
-            print(procedure.model_dump_json())
+            print(json.dumps({**procedure.model_dump(mode="json"), "stale": stale.get(procedure.id, [])}))
         return
     if not procedures:
         errors.print(
@@ -115,13 +158,17 @@ def list_command(
         )
         return
     table = Table(title=f"Procedures in {memory.default_namespace}")
-    for column in ("id", "title", "steps", "status", "v", "used", "ok", "failed", "by"):
+    # The stale column appears when a procedure has stale steps: `show` names them.
+    columns = ("id", "title", "steps", *(("stale",) if stale else ()), "status", "v", "used", "ok", "failed", "by")
+    for column in columns:
         table.add_column(column)
     for p in procedures:
+        marks = [Text(str(len(stale[p.id])), style="yellow") if p.id in stale else "0"] if stale else []
         table.add_row(
             str(p.id),
             Text(one_line(p.title)),
             str(len(p.steps)),
+            *marks,
             p.status.value,
             str(p.version),
             str(p.retrieved_count),
@@ -137,9 +184,10 @@ def show(
     db: DbOption = None,
     namespace: NamespaceOption = None,
     database_url: DatabaseUrlOption = None,
+    project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
 ) -> None:
-    """Show one procedure as Markdown."""
+    """Show one procedure as Markdown, its stale steps named after it."""
     from memp_mcp.engine.markdown import render_procedure
 
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
@@ -149,10 +197,13 @@ def show(
         fail(str(exc) + owner_hint(memory, procedure_id, memory.default_namespace))
     except MempError as exc:
         fail(str(exc))
+    stale = _stale_steps(memory, [detail.procedure], project).get(detail.procedure.id, [])
     if as_json:
-        print(detail.model_dump_json(indent=2))
-    else:
-        print(render_procedure(detail.procedure), end="")
+        print(json.dumps({**detail.model_dump(mode="json"), "stale": stale}, indent=2))
+        return
+    print(render_procedure(detail.procedure), end="")
+    if stale:
+        print("\n## Stale steps\n" + "".join(f"- {one_line(reason)}\n" for reason in stale), end="")
 
 
 def edit(

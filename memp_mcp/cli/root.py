@@ -20,6 +20,7 @@ from memp_mcp.cli.library import export_command, import_command, migrate
 from memp_mcp.cli.privacy import scan
 from memp_mcp.cli.procedures import edit, forget, list_command, namespaces, recall, restore, show, stats
 from memp_mcp.cli.setup import doctor, hook, install_app, model_app, reindex, serve, smoke
+from memp_mcp.cli.why import log_command
 
 app = typer.Typer(
     name="memp-mcp",
@@ -50,6 +51,7 @@ app.command()(serve)
 app.command()(hook)
 app.command()(recall)
 app.command()(stats)
+app.command("log")(log_command)
 app.command()(smoke)
 app.command()(reindex)
 app.command("list")(list_command)

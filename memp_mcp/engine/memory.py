@@ -8,10 +8,13 @@ management of single procedures (show, list, edit, forget, restore) is here.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from memp_mcp.config import RetrieveStrategy, Settings, validate_namespace
 from memp_mcp.embedding import BackgroundEmbedder, Embedder
+from memp_mcp.engine.freshness import Freshness, check_many
 from memp_mcp.engine.imports import ImportedProcedure, import_procedures
 from memp_mcp.engine.inputs import check_draft
 from memp_mcp.engine.model import ModelBinding
@@ -30,9 +33,11 @@ from memp_mcp.engine.retrieve import RetrievalTuning, Retriever, tuning_for
 from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, procedure_in
+from memp_mcp.engine.uplift import Uplift, uplift
 from memp_mcp.errors import EditConflictError, InvalidInputError
 from memp_mcp.models import (
     MAX_TEXT_CHARS,
+    LoggedEvent,
     NamespaceStats,
     Outcome,
     Procedure,
@@ -42,6 +47,7 @@ from memp_mcp.models import (
 )
 from memp_mcp.principals import local_principal
 from memp_mcp.store import Store, open_store
+from memp_mcp.store.events import MAX_EVENTS_READ
 from memp_mcp.text import one_line
 
 
@@ -59,6 +65,7 @@ class Memory:
         tuning: RetrievalTuning | None = None,
         seed: int | None = None,
         principal: str | None = None,
+        holdout: float = 0.0,
     ) -> None:
         """`principal`: who writes when a call names no one (memp_mcp.principals); the local account by default."""
         self.store = store
@@ -68,7 +75,9 @@ class Memory:
         self.strategies = strategies or Strategies()
         self.retriever = Retriever(store, tuning, seed)
         self._recorder = Recorder(store, self.model, self.strategies, self.scope)
-        self._recaller = Recaller(store, self.model, self.strategies, self.scope, self.retriever)
+        self._recaller = Recaller(
+            store, self.model, self.strategies, self.scope, self.retriever, holdout, random.Random(seed)
+        )
         self._outcomes = Outcomes(store, self.strategies, self.scope)
 
     @property
@@ -106,14 +115,25 @@ class Memory:
         agent: str | None = None,
         principal: str | None = None,
         root: str | None = None,
+        origin: str = "record_trajectory",
     ) -> RecordResult:
         """Store a trajectory and build, merge or skip a procedure per the strategies.
 
         `agent` is a label for readers; `principal` (default: this memory's) is who records, as
         authenticated, and is what the trust rules compare (engine/trust.py). Paths under `root` (the
-        project's folder, when known) are written relative to it in the built steps."""
+        project's folder, when known) are written relative to it in the built steps. `origin` names
+        the path it came by in the log."""
         return self._recorder.record(
-            task, steps, outcome, namespace, draft, draft_source, agent, principal or self.principal, root
+            task,
+            steps,
+            outcome,
+            namespace,
+            draft,
+            draft_source,
+            agent,
+            principal or self.principal,
+            root=root,
+            origin=origin,
         )
 
     def recall(
@@ -128,6 +148,8 @@ class Memory:
         budget: int | None = None,
         cost: Callable[[RecalledProcedure], int] | None = None,
         overhead: int = 0,
+        origin: str = "recall_procedure",
+        project_root: Path | str | None = None,
     ) -> RecallResult:
         """The procedures that fit `task`, best first; an empty list when nothing fits.
 
@@ -136,8 +158,15 @@ class Memory:
         a structured copy and a text rendering) and `overhead` what the caller adds to any answer (a
         text header); each procedure then lists only its closest source trajectories. Without one
         (evaluation, or a caller with its own limit) every procedure found is returned whole.
+
+        A logged recall (`log`) draws the task's arm (see uplift.py) and writes what it gave and why
+        to the event log, naming `origin` (the tool or hook that asked). With a `project_root`, the
+        procedures' citations are checked against it (see freshness.py).
         """
-        return self._recaller.recall(task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead)
+        root = Path(project_root) if project_root is not None and str(project_root).strip() else None
+        return self._recaller.recall(
+            task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead, origin, root
+        )
 
     def report_outcome(
         self,
@@ -151,6 +180,7 @@ class Memory:
         agent: str | None = None,
         namespace: str | None = None,
         principal: str | None = None,
+        origin: str = "report_outcome",
     ) -> OutcomeResult:
         """Credit or blame the procedure that was followed; on failure, revise it.
 
@@ -168,6 +198,7 @@ class Memory:
             agent,
             namespace,
             principal or self.principal,
+            origin,
         )
 
     def import_procedures(self, procedures: Sequence[ImportedProcedure], namespace: str | None = None) -> ImportReport:
@@ -321,6 +352,26 @@ class Memory:
     def stats(self, namespace: str | None = None) -> NamespaceStats:
         return self.store.stats(self.scope.namespace(namespace))
 
+    def events(self, namespace: str | None = None, last: int = 50) -> list[LoggedEvent]:
+        """The most recent entries of the event log (of one namespace, or all), oldest first."""
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        if not isinstance(last, int) or not 1 <= last <= MAX_EVENTS_READ:
+            raise InvalidInputError(f"--last must be 1 to {MAX_EVENTS_READ}; got {last!r}")
+        return self.store.events(namespace, last)
+
+    def uplift(self, namespace: str | None = None) -> list[Uplift]:
+        """Per namespace (one, or every one with drawn tasks): outcomes with memory and without."""
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        arms = self.store.task_arms(namespace)
+        names = [namespace] if namespace is not None else sorted({a.namespace for a in arms})
+        return [uplift(name, [a for a in arms if a.namespace == name]) for name in names]
+
+    def freshness(self, procedures: Sequence[Procedure], project_root: Path) -> dict[int, Freshness]:
+        """Which steps of each procedure no longer hold in the project at `project_root`."""
+        return check_many([(p.id, p.steps) for p in procedures], project_root)
+
     def writable_namespace(self, namespace: str | None) -> str:
         """The namespace a write goes to; ReadOnlyNamespaceError when this server only reads it."""
         return self.scope.writable(namespace)
@@ -342,6 +393,7 @@ def memory_for(
         strategies=Strategies(settings.build_strategy, settings.retrieve_strategy, settings.update_strategy),
         read_only_namespaces=settings.read_only_namespaces,
         tuning=tuning_for(settings),
+        holdout=settings.holdout,
     )
 
 

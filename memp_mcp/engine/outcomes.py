@@ -25,6 +25,7 @@ from memp_mcp.engine.trust import (
     own_candidate,
     room_for_candidate,
 )
+from memp_mcp.engine.uplift import note_outcome
 from memp_mcp.errors import InvalidInputError, NotFoundError
 from memp_mcp.models import (
     MAX_PITFALL_CHARS,
@@ -72,6 +73,7 @@ class Outcomes:
         agent: str | None,
         namespace: str | None,
         principal: str,
+        origin: str = "report_outcome",
     ) -> OutcomeResult:
         """Memory.report_outcome, its inputs unchecked."""
         if not isinstance(success, bool):
@@ -151,6 +153,17 @@ class Outcomes:
                     f"({attribution}). {past}",
                 )
             self.store.bump_stats(followed, succeeded=int(success), failed=int(not success))
+            note_outcome(
+                self.store,
+                event.namespace,
+                event.task,
+                event.id,
+                success,
+                len(steps or []),
+                "outcome",
+                f"{'success' if success else 'failure'} reported for procedure {followed} ({attribution})",
+                {"via": origin, "agent": agent, "procedure": followed, "notes": (notes or "")[:500]},
+            )
             if success and trajectory_id is not None:
                 self.store.add_sources(followed, [trajectory_id])
             # A success reached only by departing from the procedure, with the agent saying what to

@@ -7,9 +7,12 @@ candidates recall withholds. This module puts them together and logs the recall 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -17,12 +20,14 @@ from memp_mcp.config import RetrieveStrategy
 from memp_mcp.embedding import Embedder
 from memp_mcp.engine.budget import fit
 from memp_mcp.engine.build import ABRIDGED_NOTE, LOOK_STEP_OPENINGS, REPRODUCES_NOTE
+from memp_mcp.engine.freshness import check_many
 from memp_mcp.engine.inputs import check_task
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import ExemplarStep, RecalledProcedure, RecallResult
-from memp_mcp.engine.retrieve import Retriever, Scored
+from memp_mcp.engine.retrieve import Retriever, Scored, query_terms, share_found, vocabulary
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
+from memp_mcp.engine.uplift import HOLDOUT, MEMORY, draw_arm, task_key
 from memp_mcp.errors import InvalidInputError, StoreError
 from memp_mcp.models import Procedure, Step, Trajectory
 from memp_mcp.redact import redact, redact_personal
@@ -47,6 +52,9 @@ class Recaller:
     strategies: Strategies
     scope: Scope
     retriever: Retriever
+    # The share of tasks memory is withheld from (MEMP_HOLDOUT), and the draw's generator.
+    holdout: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
 
     def recall(
         self,
@@ -59,9 +67,13 @@ class Recaller:
         budget: int | None,
         cost: Callable[[RecalledProcedure], int] | None,
         overhead: int,
+        origin: str = "recall_procedure",
+        project_root: Path | None = None,
     ) -> RecallResult:
         """Memory.recall, its inputs unchecked."""
         task = redact(check_task(task)).text  # the task is logged with the recall, and a report stores it
+        if project_root is not None and not project_root.is_dir():
+            raise InvalidInputError(f"project_root {str(project_root)[:200]!r} is not a folder on this machine")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RECALL_K:
             raise InvalidInputError(f"k must be an integer from 1 to {MAX_RECALL_K}; got {k!r}")
         namespace = self.scope.namespace(namespace)
@@ -82,9 +94,27 @@ class Recaller:
         else:
             retrieval = f"keyword only (embedding model {self.model.status()})"
         scored = self._retrieve_trusted(task, namespace, k, strategy, model)
+        why = Why(task, origin, retrieval, self._floor(strategy, model))
+        fresh = check_many([(s.procedure.id, s.procedure.steps) for s in scored], project_root) if project_root else {}
+        if fresh:
+            # Stale procedures rank below fresh ones; one stale in every step that cites anything is not given.
+            why.stale = {pid: f.reasons() for pid, f in fresh.items() if f.stale}
+            why.stale_left_out = [pid for pid, f in fresh.items() if f.stale_throughout]
+            scored = sorted(
+                (s for s in scored if s.procedure.id not in why.stale_left_out),
+                key=lambda s: bool(fresh[s.procedure.id].stale),
+            )
+        drawn = self._draw(namespace, task) if log else (None, MEMORY)
+        if log and drawn[1] == HOLDOUT:
+            # Answered as if nothing fitted: the agent must not be able to tell the arms apart.
+            self._log(namespace, task, drawn, None, why.withheld(scored))
+            return RecallResult(
+                recall_id=None, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
+            )
         left_out = None
         if budget is None:
             procedures = [self._present(s.procedure, s.relevance, s.ranked_sources) for s in scored]
+            _mark_stale(procedures, why.stale)
         else:
             # Worked examples are read only for the procedures the budget places (at k=10 most
             # procedures found do not fit, and reading each one's trajectory was a tenth of a recall).
@@ -94,6 +124,7 @@ class Recaller:
             ]
             for p in procedures:
                 p.source_trajectory_ids = p.source_trajectory_ids[:RECALLED_SOURCES]
+            _mark_stale(procedures, why.stale)
             empty = RecallResult(
                 recall_id="0" * 16, namespace=namespace, strategy=strategy, retrieval=retrieval, procedures=[]
             )
@@ -109,6 +140,7 @@ class Recaller:
                     self.store.add_recall_event(
                         event_id, namespace, task, [p.id for p in procedures], strategy, [p.version for p in procedures]
                     )
+                    self._log(namespace, task, drawn, event_id, why.given(scored, procedures, left_out))
                 recall_id = event_id
                 for p in procedures:
                     p.retrieved_count += 1
@@ -117,6 +149,8 @@ class Recaller:
                 # recalls; only the outcome report, which needs the recall logged, is lost.
                 logger.warning("recall not logged: %s", exc)
                 retrieval += f"; not logged, so no outcome can be reported ({exc})"
+        elif log:
+            self._log(namespace, task, drawn, None, why.given(scored, procedures, left_out))
         return RecallResult(
             recall_id=recall_id,
             namespace=namespace,
@@ -125,6 +159,46 @@ class Recaller:
             procedures=procedures,
             left_out=left_out,
         )
+
+    def _floor(self, strategy: RetrieveStrategy, model: Embedder | None) -> str:
+        tuning = self.retriever.tuning
+        if strategy == "random":
+            return "none (random)"
+        if model is None:
+            return f"{tuning.keyword_floor:.0%} of the task's keywords"
+        return f"cosine {tuning.semantic_floor:.2f}" + (" or the task's words" if strategy == "hybrid" else "")
+
+    def _draw(self, namespace: str, task: str) -> tuple[int | None, str]:
+        """The task's arm: the one drawn at an earlier recall of it still open, else a new draw."""
+        try:
+            found = self.store.open_task_arm(namespace, task_key(task))
+        except StoreError as exc:
+            logger.warning("task arm not read: %s", exc)
+            found = None
+        return found if found is not None else (None, draw_arm(self.holdout, self.rng))
+
+    def _log(
+        self,
+        namespace: str,
+        task: str,
+        drawn: tuple[int | None, str],
+        recall_id: str | None,
+        event: tuple[str, dict[str, Any]],
+    ) -> None:
+        """Write the task's arm (a new draw) and the recall's event; a store that cannot be written
+        loses the entry, never the answer."""
+        arm_id, arm = drawn
+        summary, detail = event
+        try:
+            with self.store.transaction():
+                if arm_id is None:
+                    self.store.add_task_arm(namespace, task_key(task), arm, recall_id)
+                elif recall_id is not None:
+                    self.store.set_task_arm_recall(arm_id, recall_id)
+                kind = "withheld" if arm == HOLDOUT else "recall"
+                self.store.add_event(namespace, kind, task, summary, detail, recall_id=recall_id, arm=arm)
+        except StoreError as exc:
+            logger.warning("recall event not logged: %s", exc)
 
     def _retrieve_trusted(
         self, task: str, namespace: str, k: int, strategy: RetrieveStrategy, model: Embedder | None
@@ -184,6 +258,78 @@ class Recaller:
         trajectory = self.store.get_trajectory(recalled.source_trajectory_ids[0])
         exemplar = _exemplar(trajectory, recalled.steps)
         return recalled.model_copy(update={"exemplar": exemplar}) if exemplar else recalled
+
+
+@dataclass
+class Why:
+    """What a recall's log entry says: what was given or withheld, and why."""
+
+    task: str
+    origin: str
+    retrieval: str
+    floor: str
+    stale: dict[int, list[str]] = field(default_factory=dict)
+    stale_left_out: list[int] = field(default_factory=list)
+
+    def _found(self, scored: Sequence[Scored]) -> list[dict[str, Any]]:
+        terms = query_terms(self.task)
+        found = []
+        for s in scored:
+            p = s.procedure
+            words = vocabulary(" ".join([p.title, p.when_to_use, *p.steps]))
+            matched = sorted({t for t in terms if share_found([t], words)})
+            found.append(
+                {
+                    "id": p.id,
+                    "title": p.title[:120],
+                    "relevance": round(s.relevance, 3),
+                    "score": round(s.score, 3),
+                    "words": matched[:12],
+                }
+            )
+        return found
+
+    def _detail(self, **more: Any) -> dict[str, Any]:
+        stale = {"stale": {str(k): v for k, v in self.stale.items()}} if self.stale else {}
+        return {"via": self.origin, "retrieval": self.retrieval, "floor": self.floor, **stale, **more}
+
+    def given(
+        self, scored: Sequence[Scored], procedures: Sequence[RecalledProcedure], left_out: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        placed = {p.id for p in procedures}
+        found = self._found(scored)
+        given = [f for f in found if f["id"] in placed]
+        cut = [f["id"] for f in found if f["id"] not in placed]
+        abridged = [p.id for p in procedures if p.abridged]
+        if not given:
+            summary = f"nothing fits ({self.retrieval}; floor {self.floor})"
+        else:
+            summary = "gave " + ", ".join(
+                f"#{f['id']} (relevance {f['relevance']:.2f}"
+                + (f"; words {', '.join(f['words'][:5])}" if f["words"] else "")
+                + ")"
+                for f in given
+            )
+            summary += f"; floor {self.floor}"
+            if cut or abridged:
+                summary += f"; budget left out {cut} abridged {abridged}"
+        if self.stale:
+            summary += "; stale: " + "; ".join(f"#{pid} {r[0]}" for pid, r in self.stale.items())
+        if self.stale_left_out:
+            summary += f"; left out as stale throughout {self.stale_left_out}"
+        return summary, self._detail(given=given, left_out_ids=cut, abridged_ids=abridged, left_out=left_out)
+
+    def withheld(self, scored: Sequence[Scored]) -> tuple[str, dict[str, Any]]:
+        found = self._found(scored)
+        would = ", ".join(f"#{f['id']}" for f in found) or "nothing"
+        return f"held out: memory withheld (would have given {would}); answered as if nothing fits", self._detail(
+            would_have_given=found
+        )
+
+
+def _mark_stale(procedures: Sequence[RecalledProcedure], stale: Mapping[int, list[str]]) -> None:
+    for p in procedures:
+        p.stale = stale.get(p.id, [])
 
 
 def _json_cost(model: BaseModel) -> int:

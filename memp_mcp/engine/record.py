@@ -33,6 +33,7 @@ from memp_mcp.engine.trust import (
     takes_records,
     why_steps_win,
 )
+from memp_mcp.engine.uplift import note_outcome
 from memp_mcp.models import MAX_TEXT_CHARS, Outcome, Procedure, ProcedureDraft, Step
 from memp_mcp.store import Store
 from memp_mcp.text import counted
@@ -93,6 +94,7 @@ class Recorder:
         agent: object,
         principal: str,
         root: str | None = None,
+        origin: str = "record_trajectory",
     ) -> RecordResult:
         """Memory.record, its inputs unchecked; `principal` is who records, as authenticated."""
         heading = task if isinstance(task, str) else None  # the task as sent, its lines kept for the title
@@ -139,6 +141,19 @@ class Recorder:
                 result.warned_procedure_ids = spread_lessons(
                     self.store, namespace, learned, task, trajectory_id, agent, principal, skip, near
                 )
+            success = None if outcome == Outcome.UNKNOWN else outcome == Outcome.SUCCESS
+            note_outcome(
+                self.store,
+                namespace,
+                task,
+                None,
+                success,
+                len(parsed_steps),
+                "record",
+                f"recorded trajectory {trajectory_id} ({outcome.value}, {len(parsed_steps)} steps): {result.action}"
+                + (f" procedure {result.procedure_id}" if result.procedure_id is not None else ""),
+                {"via": origin, "agent": agent, "message": result.message[:500]},
+            )
         if result.warned_procedure_ids:
             result.message += f" {warned_message(result.warned_procedure_ids)}"
         result.redacted = scrub.found

@@ -6,7 +6,9 @@ for the model that reads them.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from memp_mcp.models import COMPACT_SCHEMA, Procedure, ProcedureVersion
 
@@ -50,6 +52,15 @@ class RecalledProcedure(BaseModel):
     abridged: bool = Field(
         default=False, description="Long steps or pitfalls were cut to fit the recall budget: get_procedure has them."
     )
+    stale: list[str] = Field(default_factory=list, description="Steps whose cited code has changed.")
+
+    @model_serializer(mode="wrap")
+    def _fresh_says_nothing(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Most procedures are fresh or unchecked: an empty list would only lengthen every answer.
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("stale"):
+            data.pop("stale", None)
+        return data
 
 
 class RecallResult(BaseModel):

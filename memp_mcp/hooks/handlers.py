@@ -57,6 +57,13 @@ DISTILL_REASON = (
 )
 
 
+def _project_root(cwd: object) -> Path | None:
+    """The project the session works in, whose files the injected procedures' citations are checked against."""
+    from memp_mcp.project import project_root
+
+    return project_root(Path(cwd)) if isinstance(cwd, str) and cwd and Path(cwd).is_dir() else None
+
+
 def namespace_for(settings: Settings, cwd: object) -> str:
     """The hooks' namespace for a working directory: the repository's (see memp_mcp.project), or
     the folder-keyed namespace of earlier versions while only that one holds this project's memory."""
@@ -123,13 +130,30 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
         state.save(path)  # nothing recorded yet; the stop hook creates the database
         return None
     with memories.open(namespace) as memory:
-        result = memory.recall(task, RECALL_K, namespace=namespace, wait_for_model=0.0)
-    if result.procedures:
-        state.recall_id = result.recall_id
-        state.procedure_id = result.procedures[0].id
-        from memp_mcp.server.render import render_injection
+        result = memory.recall(
+            task,
+            RECALL_K,
+            namespace=namespace,
+            wait_for_model=0.0,
+            origin="prompt hook",
+            project_root=_project_root(data.get("cwd")),
+        )
+        if result.procedures:
+            state.recall_id = result.recall_id
+            state.procedure_id = result.procedures[0].id
+            from memp_mcp.server.render import render_injection
 
-        state.injection = render_injection(result.procedures, result.recall_id, namespace)
+            state.injection = render_injection(result.procedures, result.recall_id, namespace)
+            ids = [p.id for p in result.procedures if f'<procedure id="{p.id}"' in state.injection]
+            _log(
+                memory,
+                namespace,
+                "inject",
+                task,
+                f"injected {', '.join(f'#{i}' for i in ids)} ({len(state.injection)} characters)",
+                {"procedures": ids, "chars": len(state.injection), "recalled": [p.id for p in result.procedures]},
+                recall_id=result.recall_id,
+            )
     state.save(path)
     logger.info("prompt in %s: %d procedures (%s)", namespace, len(result.procedures), result.retrieval)
     if not state.injection:
@@ -145,29 +169,45 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     from memp_mcp.hooks.transcript import infer_outcome, read_last_turn, turn_steps, turn_task
     from memp_mcp.models import Outcome
 
+    hook = str(data.get("hook_event_name"))
     transcript = data.get("transcript_path")
     if not isinstance(transcript, str) or not transcript:
+        _log_nothing(settings, memories, data, hook, "", "nothing recorded: the event names no transcript")
         return None
     path = state_path(settings, data.get("session_id"))
     state = SessionState.load(path)
     if data.get("stop_hook_active") is True and not state.distill_asked:
-        return None  # Claude is already continuing because of another stop hook: this turn was handled
+        # Claude is already continuing because of another stop hook: this turn was handled
+        _log_nothing(settings, memories, data, hook, "", "nothing recorded: Claude is continuing after a stop hook")
+        return None
     try:
         turn = read_last_turn(Path(transcript))
     except OSError as exc:
         logger.info("no transcript to read (%s): %s", transcript, exc.strerror)
+        _log_nothing(
+            settings, memories, data, hook, "", f"nothing recorded: the transcript cannot be read ({exc.strerror})"
+        )
         return None
     if turn is None:
+        _log_nothing(settings, memories, data, hook, "", "nothing recorded: the transcript holds no prompt")
         return None
     if turn.prompt_id and state.recorded_prompt_id == turn.prompt_id:
+        if hook != "SessionEnd":
+            _log_nothing(
+                settings, memories, data, hook, turn_task(turn), "nothing recorded: this turn was recorded already"
+            )
         return None  # recorded at Stop; this is the SessionEnd after it
     if turn.recorded_by_the_agent:
         logger.info("the agent recorded this turn itself; the transcript is not recorded again")
+        _log_nothing(
+            settings, memories, data, hook, turn_task(turn), "nothing recorded: the agent recorded this turn itself"
+        )
         state.recorded_prompt_id, state.recall_id = turn.prompt_id, None
         state.save(path)
         return None
     steps = turn_steps(turn)
     if not steps:
+        _log_nothing(settings, memories, data, hook, turn_task(turn), "nothing recorded: the turn made no tool calls")
         return None
     namespace = state.namespace or namespace_for(settings, data.get("cwd") or turn.cwd)
     if _asks_to_distill(data, settings, state, turn):
@@ -187,6 +227,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
             # its word stands, and recording the turn again would count it twice.
             logger.info("recall %s was reported by the agent; the turn is not recorded again", state.recall_id)
             reported = True
+            said = f"not recorded again: the agent reported recall {state.recall_id} itself"
         elif same_prompt and state.recall_id and success is not None:
             try:
                 result = memory.report_outcome(
@@ -197,8 +238,10 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
                     trajectory=steps,
                     agent=agent,
                     namespace=namespace,
+                    origin=f"{hook} hook",
                 )
                 reported = True
+                said = f"reported {'success' if success else 'failure'} for recall {state.recall_id}"
                 logger.info("reported %s for recall %s: %s", success, state.recall_id, result.message)
             except MempError as exc:
                 # Most often the agent reported it already through the MCP tool.
@@ -206,9 +249,26 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
         if not reported:
             outcome = Outcome.UNKNOWN if success is None else Outcome.SUCCESS if success else Outcome.FAILURE
             recorded = memory.record(
-                task, steps, outcome, namespace=namespace, agent=agent, root=data.get("cwd") or turn.cwd
+                task,
+                steps,
+                outcome,
+                namespace=namespace,
+                agent=agent,
+                root=data.get("cwd") or turn.cwd,
+                origin=f"{hook} hook",
             )
+            said = f"recorded trajectory {recorded.trajectory_id} as {outcome.value}: {recorded.action}"
             logger.info("recorded %s (%s: %s): %s", recorded.action, outcome.value, evidence, recorded.message)
+        verdict = "unknown" if success is None else "success" if success else "failure"
+        _log(
+            memory,
+            namespace,
+            "stop",
+            task,
+            f"{said}; verdict {verdict} ({evidence})",
+            {"event": hook, "verdict": verdict, "evidence": evidence, "tool_calls": len(steps)},
+            recall_id=state.recall_id if same_prompt else None,
+        )
     state.recorded_prompt_id = turn.prompt_id
     state.recall_id = None  # judged (or superseded by the record): never report it twice
     state.save(path)
@@ -222,6 +282,36 @@ def _asks_to_distill(data: dict[str, Any], settings: Settings, state: SessionSta
         return False
     calls = turn.work_calls
     return len(calls) >= DISTILL_MIN_CALLS and any(call.name in DISTILL_CHANGING_TOOLS for call in calls)
+
+
+def _log(
+    memory: Any,
+    namespace: str,
+    kind: str,
+    task: str,
+    summary: str,
+    detail: dict[str, Any],
+    recall_id: str | None = None,
+) -> None:
+    """An entry of `memp-mcp log`; a store that cannot be written loses it, never the hook's work."""
+    from memp_mcp.errors import MempError
+
+    try:
+        with memory.store.transaction():
+            memory.store.add_event(namespace, kind, task, summary, detail, recall_id=recall_id)
+    except MempError as exc:
+        logger.info("event not logged: %s", exc)
+
+
+def _log_nothing(
+    settings: Settings, memories: Memories, data: dict[str, Any], hook: str, task: str, summary: str
+) -> None:
+    """Why an end of turn recorded nothing, when there is a memory to say it in."""
+    if settings.database_url is None and not settings.db_path.exists():
+        return
+    namespace = namespace_for(settings, data.get("cwd"))
+    with memories.open(namespace) as memory:
+        _log(memory, namespace, "stop", task, summary, {"event": hook})
 
 
 def _reported_by_the_agent(memory: Any, recall_id: str) -> bool:

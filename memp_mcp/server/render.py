@@ -126,6 +126,7 @@ def render_recalled(p: RecalledProcedure) -> str:
         f"When to use: {clean(p.when_to_use)}",
     ]
     lines += [f"{i}. {render_step(step)}" for i, step in enumerate(p.steps, 1)]
+    lines += [f"Stale: {clean(reason)}" for reason in p.stale]
     lines += [f"Pitfall: {clean(pitfall)}" for pitfall in p.pitfalls]
     if p.abridged:
         lines.append(f"(abridged: get_procedure({p.id}) has every step and pitfall in full)")
@@ -227,6 +228,8 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
     if used + (len(steps[0]) + 1 if steps else 0) > room:
         return None
+    stale = [f"Stale: {clean(reason, 240)}" for reason in getattr(procedure, "stale", [])[:3]]
+    used += sum(len(line) + 1 for line in stale)
     lines.append("Steps:")
     for index, step in enumerate(steps):
         left = len(steps) - index
@@ -236,6 +239,7 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
             break
         lines.append(step)
         used += len(step) + 1
+    lines += stale
     if pitfalls and used + len("Pitfalls:") + len(pitfalls[0]) + 2 <= room:
         lines.append("Pitfalls:")
         used += len("Pitfalls:") + 1

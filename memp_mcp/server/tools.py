@@ -108,6 +108,9 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
             ),
         ] = 3,
         namespace: Annotated[str | None, Field(max_length=64, description="Omit for the default.")] = None,
+        project_root: Annotated[
+            str | None, Field(max_length=4096, description="Your project's folder: stale steps get flagged.")
+        ] = None,
     ) -> RecallResult:
         """Call BEFORE a multi-step task. Returns the stored procedures that fit it, best first: steps with
         {placeholders} to fill from this task, pitfalls, record, relevance; an empty list means none fits.
@@ -122,6 +125,9 @@ def _register_task_tools(tool: ToolDecorator, served: ServedMemory) -> None:
                 budget=served.settings.recall_budget,
                 cost=recall_cost,
                 overhead=len(recall_header("0" * 16, "vector+keyword")),
+                # A remote client's folder is not on this machine, and checking its citations here
+                # would tell it what this machine's files hold.
+                project_root=None if served.remote else project_root,
             )
         )
         result.retrieval = served.redact(result.retrieval)

@@ -19,13 +19,14 @@ return the k best.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memp_mcp.errors import EmbeddingModelMismatchError, InvalidInputError
 from memp_mcp.models import (
+    LoggedEvent,
     NamespaceStats,
     Outcome,
     Procedure,
@@ -34,6 +35,7 @@ from memp_mcp.models import (
     RecallEvent,
     SkillDocument,
     Step,
+    TaskArm,
     Trajectory,
 )
 
@@ -321,5 +323,33 @@ class Store(Protocol):
     def mark_recall_reported(self, event_id: str, success: bool) -> bool: ...
 
     def stats(self, namespace: str) -> NamespaceStats: ...
+
+    # -- the event log and the task arms (store/events.py) --------------------------------------
+
+    def add_event(
+        self,
+        namespace: str,
+        kind: str,
+        task: str,
+        summary: str,
+        detail: Mapping[str, Any],
+        *,
+        recall_id: str | None = None,
+        arm: str | None = None,
+    ) -> int: ...
+
+    def events(self, namespace: str | None, last: int) -> list[LoggedEvent]: ...
+
+    def open_task_arm(self, namespace: str, task_key: str) -> tuple[int, str] | None: ...
+
+    def add_task_arm(self, namespace: str, task_key: str, arm: str, recall_id: str | None) -> int: ...
+
+    def set_task_arm_recall(self, arm_id: int, recall_id: str) -> None: ...
+
+    def task_arm_for(self, namespace: str, task_key: str, recall_id: str | None) -> tuple[int, str] | None: ...
+
+    def judge_task_arm(self, arm_id: int, success: bool | None, tool_calls: int, kind: str) -> None: ...
+
+    def task_arms(self, namespace: str | None) -> list[TaskArm]: ...
 
     def integrity_problems(self) -> list[str]: ...

@@ -173,6 +173,39 @@ CREATE TABLE skill_documents (
 CREATE INDEX skill_documents_by_name ON skill_documents(name);
 """
 
+# What memory gave and why, and what each task's end recorded, for `memp-mcp log`: one row per event,
+# its particulars as JSON. task_arms holds one row per task memory was asked about: whether memory was
+# given or withheld (MEMP_HOLDOUT), and the outcome later reported or recorded for the task, so the
+# uplift memory brings can be measured against the tasks it was withheld from.
+M011_EVENTS_AND_ARMS = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    task TEXT NOT NULL,
+    recall_id TEXT,
+    arm TEXT,
+    summary TEXT NOT NULL,
+    detail_json TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX events_by_namespace ON events(namespace, id);
+CREATE TABLE task_arms (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    task_key TEXT NOT NULL,
+    arm TEXT NOT NULL CHECK (arm IN ('memory', 'holdout')),
+    recall_id TEXT,
+    success INTEGER,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    turns INTEGER NOT NULL DEFAULT 0,
+    last_attempt TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX task_arms_by_task ON task_arms(namespace, task_key);
+CREATE INDEX task_arms_by_recall ON task_arms(recall_id) WHERE recall_id IS NOT NULL;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "create_tables", M001_CREATE_TABLES),
     (2, "quantised_vectors", M002_QUANTISED_VECTORS),
@@ -184,6 +217,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (8, "recalled_versions", M008_RECALLED_VERSIONS),
     (9, "principals", M009_PRINCIPALS),
     (10, "skill_documents", M010_SKILL_DOCUMENTS),
+    (11, "events_and_arms", M011_EVENTS_AND_ARMS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

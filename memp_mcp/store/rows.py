@@ -44,6 +44,11 @@ def _time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def time_of(value: Any) -> datetime:
+    """A time column's value, as text (SQLite) or as the driver decoded it."""
+    return _time(value)
+
+
 def placeholders(count: int) -> str:
     """`?, ?, ?` for `count` values (an `IN (...)`, a row of VALUES)."""
     return ", ".join(["?"] * count)

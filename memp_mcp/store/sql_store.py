@@ -5,12 +5,13 @@ integrity checks."""
 from __future__ import annotations
 
 from memp_mcp.models import NamespaceStats, ProcedureStatus
+from memp_mcp.store.events import Events
 from memp_mcp.store.history import History
 from memp_mcp.store.procedures import Procedures
 from memp_mcp.store.texts import StoredTexts
 
 
-class SQLStore(Procedures, History, StoredTexts):
+class SQLStore(Procedures, History, StoredTexts, Events):
     """Procedures, trajectories and recall events in whichever database the backend connects to."""
 
     def stats(self, namespace: str) -> NamespaceStats:

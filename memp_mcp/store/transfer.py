@@ -2,10 +2,10 @@
 
 Everything is copied with its id (agents and recall events refer to procedures by id): namespaces,
 trajectories, procedures with their counts, status, versions and times, sources, search keys with
-their exact vectors (no re-embedding), version history and recall events, and the embedding model
-the vectors came from. The target must be empty; the copy is one transaction, so a failure leaves
-it empty again. The SQLite file is read, never written (beyond bringing its schema up to date
-when it is opened, as any memp-mcp command does).
+their exact vectors (no re-embedding), version history, recall events, the event log and the tasks'
+holdout arms, and the embedding model the vectors came from. The target must be empty; the copy is
+one transaction, so a failure leaves it empty again. The SQLite file is read, never written (beyond
+bringing its schema up to date when it is opened, as any memp-mcp command does).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from memp_mcp.errors import StoreError
 from memp_mcp.store import rows
+from memp_mcp.store.events import EVENT_COLUMNS, TASK_ARM_COLUMNS
 from memp_mcp.store.postgres import PostgresStore
 from memp_mcp.store.sqlite import SQLiteStore
 
@@ -30,6 +31,8 @@ _TABLES: list[tuple[str, str, str]] = [
     ("procedure_versions", f"procedure_id, {rows.VERSION_COLUMNS}", f"procedure_id, {rows.VERSION_COLUMNS}"),
     ("recall_events", rows.RECALL_EVENT_COLUMNS, rows.RECALL_EVENT_COLUMNS),
     ("skill_documents", rows.SKILL_DOCUMENT_COLUMNS, rows.SKILL_DOCUMENT_COLUMNS),
+    ("events", EVENT_COLUMNS, EVENT_COLUMNS),
+    ("task_arms", TASK_ARM_COLUMNS, TASK_ARM_COLUMNS),
 ]
 _BOOLEAN_COLUMNS = frozenset({"reported", "success"})
 # PostgreSQL's keys carry their procedure's namespace and whether it is active (see postgres_migrations).

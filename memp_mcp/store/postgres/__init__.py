@@ -20,7 +20,7 @@ from memp_mcp.store.sql_store import SQLStore
 __all__ = ["PostgresStore", "is_database_url", "redacted"]
 
 # Tables whose ids PostgreSQL generates: after a copy their sequences continue past the copied ids.
-_IDENTITY_TABLES = ("trajectories", "procedures", "procedure_keys")
+_IDENTITY_TABLES = ("trajectories", "procedures", "procedure_keys", "events", "task_arms")
 
 
 class PostgresStore(SQLStore, KeyVectors, FullTextSearch):

@@ -1,0 +1,282 @@
+"""Freshness: whether a procedure's steps still hold for the project's code as it is now.
+
+A step cites what it touches: the file an Edit, Read or Write names (and, for an edit, the text it
+replaced and the text it put in), and the paths a shell command names. Against a project root:
+- a cited file that no longer exists makes its step stale;
+- so does an edit whose old text is gone from the file, or whose new text is already there.
+A procedure with stale steps ranks below fresh ones; one whose every citing step is stale is not
+given at all.
+
+The check only looks: it stats files and reads at most READ_BYTES_PER_FILE of each, and at most
+READ_BYTES_PER_CHECK per procedure, never runs anything, and never follows a path out of the project.
+What it cannot judge (a placeholder in a path, a file past the budget, a path outside the project)
+counts as fresh: a false alarm would hide a procedure that still works.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+READ_BYTES_PER_FILE = 256 * 1024
+READ_BYTES_PER_CHECK = 512 * 1024  # per procedure; a file read for one is not read again for the next
+QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+# The transcript reader writes an edit as `Edit: <path>: replace '<old>' with '<new>'` (Python reprs,
+# whitespace runs collapsed); tools that name one file as `Read: <path>`, `Write: <path>`.
+EDIT = re.compile(rf"^(?:Edit|MultiEdit): (?P<path>.+?): replace (?P<old>{QUOTED})(?: with (?P<new>{QUOTED}))?")
+FILE_TOOL = re.compile(r"^(?P<tool>Edit|MultiEdit|Read|Write|NotebookEdit): (?P<path>\S+)")
+COMMAND = re.compile(r"^Bash: (?P<command>.+)$")
+# A path in a command or in free text: with a slash, or a file name with an extension, and no scheme.
+PATH_TOKEN = re.compile(r"(?<![\w./:@-])((?:\.{1,2}/|/)?[\w@+-][\w.@+-]*(?:/[\w.@+-]+)*\.[A-Za-z][\w]{0,9})(?![\w/])")
+# Commands whose path arguments are made or removed by the command itself rather than read.
+WRITING_COMMANDS = frozenset({"touch", "mkdir", "rm", "rmdir", "tee"})
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+QUOTE_CHARS = "`'\"()[],;:"
+TRUNCATED = "..."
+SHOWN_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Citation:
+    path: str
+    verb: str  # how the step touches it: edits, reads, writes, runs
+    old: str | None = None
+    new: str | None = None
+    definite: bool = True  # named by a tool, not picked out of free text
+
+
+@dataclass
+class StepCheck:
+    step: int  # 1-based
+    reason: str
+
+
+@dataclass
+class Freshness:
+    """What a check found: the stale steps, named, and how many steps cite anything."""
+
+    stale: list[StepCheck] = field(default_factory=list)
+    citing_steps: int = 0
+
+    @property
+    def stale_throughout(self) -> bool:
+        return self.citing_steps > 0 and len(self.stale) == self.citing_steps
+
+    def reasons(self) -> list[str]:
+        return [s.reason for s in self.stale]
+
+
+def citations(step: str) -> list[Citation]:
+    """What one step cites."""
+    text = step.strip()
+    edit = EDIT.match(text)
+    if edit:
+        return [Citation(edit["path"], "edits", _literal(edit["old"]), _literal(edit["new"]) if edit["new"] else None)]
+    tool = FILE_TOOL.match(text)
+    if tool:
+        verb = {"Read": "reads", "Write": "writes"}.get(tool["tool"], "edits")
+        return [Citation(tool["path"].rstrip(":"), verb)]
+    command = COMMAND.match(text)
+    if command:
+        return _command_citations(command["command"])
+    return [Citation(p, "cites", definite=False) for p in _paths(text)]
+
+
+def _literal(quoted: str) -> str | None:
+    try:
+        value = ast.literal_eval(quoted)
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _paths(text: str) -> list[str]:
+    found = []
+    for match in PATH_TOKEN.finditer(text):
+        token = match.group(1).strip(QUOTE_CHARS)
+        if "://" in text[max(0, match.start() - 10) : match.start() + 3] or token.startswith("-"):
+            continue
+        if token not in found:
+            found.append(token)
+    return found
+
+
+def _command_citations(command: str) -> list[Citation]:
+    cited: list[Citation] = []
+    folder = ""
+    # Each command of a pipeline or list on its own: `cd x && pytest a.py`, `cat a.py | grep b`.
+    for part in re.split(r"&&|\|\||;|\|", command):
+        words = part.split()
+        if words and words[0] == "cd":
+            # Later relative paths are under the folder it changes to (one it cannot place ends the check).
+            target = words[1] if len(words) > 1 else ""
+            if not target or target.startswith(("/", "~", "$", "-")) or ".." in target:
+                break
+            folder = f"{folder}{target.strip('/')}/"
+            continue
+        if not words or words[0] in WRITING_COMMANDS:
+            continue
+        paths = _paths(part)
+        if words[0] in ("mv", "cp", "ln"):
+            paths = paths[:1]  # the source; the target is what the command makes
+        # Output files (`> out.txt`, `-o out.txt`) are made by the command.
+        made = set(re.findall(r"(?:>>?|-o|--output(?:=|\s))\s*(\S+)", part))
+        cited += [
+            Citation(p if p.startswith("/") else folder + p.removeprefix("./"), "runs", definite=False)
+            for p in paths
+            if p not in made
+        ]
+    return cited
+
+
+def _shown(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= SHOWN_CHARS else line[: SHOWN_CHARS - 3] + TRUNCATED
+
+
+class _Reader:
+    """The project's files as the check reads them: bounded, cached, never outside the root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.budget = READ_BYTES_PER_CHECK
+        self.texts: dict[Path, tuple[bytes, bool] | None] = {}
+        self.exists_cache: dict[Path, bool] = {}
+
+    def locate(self, cited: str) -> Path | None:
+        """The cited path inside the project, or None when it cannot be placed there."""
+        if PLACEHOLDER.search(cited) or "\x00" in cited:
+            return None
+        pure = PurePosixPath(cited)
+        if pure.is_absolute():
+            try:
+                relative = pure.relative_to(PurePosixPath(self.root.as_posix()))
+            except ValueError:
+                # Recorded in another checkout of the project: placed by a folder of the root's name
+                # (the outermost whose place exists, as `src/<name>/` often repeats it).
+                parts = pure.parts
+                places = [
+                    PurePosixPath(*parts[i + 1 :]) for i, part in enumerate(parts) if part == self.root.name and i > 0
+                ]
+                places = [p for p in places if p.parts and ".." not in p.parts]
+                if not places:
+                    return None
+                relative = next((p for p in places if self.exists(self.root.joinpath(*p.parts))), places[0])
+        else:
+            relative = pure
+        if ".." in relative.parts or not relative.parts:
+            return None
+        return self.root.joinpath(*relative.parts)
+
+    def exists(self, path: Path) -> bool:
+        if path not in self.exists_cache:
+            self.exists_cache[path] = path.exists()
+        return self.exists_cache[path]
+
+    def text(self, path: Path) -> tuple[bytes, bool] | None:
+        """The file's first READ_BYTES_PER_FILE bytes, and whether that is all of it; None past the budget."""
+        if path in self.texts:
+            return self.texts[path]
+        text = None
+        if self.budget > 0:
+            try:
+                with path.open("rb") as handle:
+                    limit = min(READ_BYTES_PER_FILE, self.budget)
+                    whole = os.fstat(handle.fileno()).st_size <= limit
+                    raw = handle.read(limit)
+                self.budget -= len(raw)
+                text = (raw, whole)
+            except OSError:
+                text = None
+        self.texts[path] = text
+        return text
+
+
+def check(steps: Sequence[str], root: Path, reader: _Reader | None = None) -> Freshness:
+    """Which of `steps` no longer hold in the project at `root` (see the module's docstring)."""
+    reader = reader or _Reader(root)
+    result = Freshness()
+    written: set[Path] = set()
+    for number, step in enumerate(steps, 1):
+        reason = None
+        citing = False
+        for cited in citations(step):
+            path = reader.locate(cited.path)
+            if path is None:
+                continue
+            if cited.verb == "writes":
+                written.add(path)
+                continue
+            if path in written:
+                continue  # made by an earlier step of the procedure
+            if not reader.exists(path):
+                # A bare file name picked out of a command or free text may live in any folder.
+                if cited.definite or "/" in cited.path:
+                    citing = True
+                    reason = reason or f"step {number} {cited.verb} {cited.path}, which no longer exists"
+                continue
+            citing = True
+            if cited.old is not None and reason is None:
+                reason = _edit_reason(number, cited, path, reader)
+        if citing:
+            result.citing_steps += 1
+        if reason:
+            result.stale.append(StepCheck(number, reason))
+    return result
+
+
+def _edit_reason(number: int, cited: Citation, path: Path, reader: _Reader) -> str | None:
+    old, new = _searchable(cited.old), _searchable(cited.new)
+    if old is None:
+        return None
+    read = reader.text(path)
+    if read is None:
+        return None
+    raw, whole = read
+    where = f"step {number} edits {PurePosixPath(cited.path).name}'s `{_shown(cited.old or '')}`"
+    applied = f"{where}, but `{_shown(cited.new or '')}` is already there"
+    old_there = _found(old, raw)
+    if new and (old in new or not old_there) and _found(new, raw):
+        # Made already (when the old text is part of the new, only the new text tells).
+        return applied
+    if old_there:
+        return None  # the edit still applies (its new text may be there too, elsewhere)
+    # Absent from the part read of a file larger than the check reads: not known to be gone.
+    return f"{where}, which is no longer there" if whole else None
+
+
+def _found(text: str, raw: bytes) -> bool:
+    """Whether `text` (whitespace runs made one space) is in the file's bytes, whatever whitespace the
+    file has between its words: a regular expression over the bytes, not a normalised copy of the file
+    (which cost milliseconds on a large file)."""
+    words = [word.encode("utf-8") for word in text.split(" ")]
+    if raw.find(max(words, key=len)) < 0:
+        return False  # most texts that are gone are told by their longest word, at memchr's speed
+    return re.search(rb"\s+".join(re.escape(word) for word in words), raw) is not None
+
+
+def _searchable(text: str | None) -> str | None:
+    """The text as the file is searched for it: whitespace runs one space, a clipped end dropped; None
+    when it cannot be searched for (empty, or holding a placeholder)."""
+    if text is None:
+        return None
+    if text.endswith(TRUNCATED):
+        text = text[: -len(TRUNCATED)]
+    text = " ".join(text.split())
+    if not text or PLACEHOLDER.search(text):
+        return None
+    return text
+
+
+def check_many(procedures: Sequence[tuple[int, Sequence[str]]], root: Path) -> dict[int, Freshness]:
+    """Each procedure's freshness, each with its read budget, a file read once for all of them."""
+    reader = _Reader(root)
+    checked = {}
+    for pid, steps in procedures:
+        reader.budget = READ_BYTES_PER_CHECK
+        checked[pid] = check(steps, root, reader)
+    return checked
