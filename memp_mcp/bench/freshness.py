@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memp_mcp.engine.build import LOOK_STEP_OPENINGS
+
 WORDS = (
     "billing invoices ledger payroll refunds coupons catalog orders shipping returns pricing taxes accounts "
     "sessions tokens quotas alerts metrics traces exports imports uploads storage cache queue scheduler "
@@ -162,11 +164,13 @@ def _indented(lines: str) -> str:
 def truly_stale(step: str, module: Module) -> bool:
     """Whether the churn made this step of the module's procedure stale, from what the churn did."""
     name = module.name
+    # The builder folds a session's reads into one step naming what to look at (engine/build.py).
+    reads = step.startswith(("Read:", *LOOK_STEP_OPENINGS))
     if step.startswith("Bash:") and f"tests/test_{name}.py" in step:
         return module.tests_deleted
-    if step.startswith("Read:") and f"docs/{name}.md" in step:
-        return module.docs_deleted
-    if step.startswith(("Read:", "Edit:")) and module.path in step:
+    if reads and f"docs/{name}.md" in step and module.docs_deleted:
+        return True
+    if (reads or step.startswith("Edit:")) and module.path in step:
         if module.renamed:
             return True
         if step.startswith("Edit:"):

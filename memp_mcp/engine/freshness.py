@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from memp_mcp.engine.build import LOOK_STEP_OPENINGS
+
 READ_BYTES_PER_FILE = 256 * 1024
 READ_BYTES_PER_CHECK = 512 * 1024  # per procedure; a file read for one is not read again for the next
 QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
@@ -83,7 +85,9 @@ def citations(step: str) -> list[Citation]:
     command = COMMAND.match(text)
     if command:
         return _command_citations(command["command"])
-    return [Citation(p, "cites", definite=False) for p in _paths(text)]
+    # The builder folds a run's reads into one step naming what to look at (engine/build.py).
+    verb = "reads" if text.startswith(LOOK_STEP_OPENINGS) else "cites"
+    return [Citation(p, verb, definite=False) for p in _paths(text)]
 
 
 def _literal(quoted: str) -> str | None:

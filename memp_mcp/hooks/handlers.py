@@ -58,10 +58,14 @@ DISTILL_REASON = (
 
 
 def _project_root(cwd: object) -> Path | None:
-    """The project the session works in, whose files the injected procedures' citations are checked against."""
-    from memp_mcp.project import project_root
+    """The git work tree the session works in, whose files the injected procedures' citations are checked
+    against. None outside one: a home or scratch folder is no project whose files a procedure's steps
+    could be judged by (every citation would look stale there)."""
+    from memp_mcp.project import in_repository, project_root
 
-    return project_root(Path(cwd)) if isinstance(cwd, str) and cwd and Path(cwd).is_dir() else None
+    if not (isinstance(cwd, str) and cwd and Path(cwd).is_dir() and in_repository(Path(cwd))):
+        return None
+    return project_root(Path(cwd))
 
 
 def namespace_for(settings: Settings, cwd: object) -> str:
