@@ -428,7 +428,7 @@ def test_namespaces_before_anything_was_recorded_says_so_and_is_not_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEMP_DB_PATH", str(tmp_path / "not-yet" / "memory.db"))
-    for command in ("namespaces", "list", "stats"):
-        code, out = run(command)
+    for command in (["namespaces"], ["list"], ["stats"], ["stats", "--uplift"], ["log"]):
+        code, out = run(*command)
         assert code == 0 and "No memory yet" in " ".join(out.split()), (command, out)
     assert not (tmp_path / "not-yet").exists()

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from memp_mcp.cli.common import console, fail, memory_at
+from memp_mcp.cli.common import console, fail, memory_at, nothing_recorded_yet
 from memp_mcp.cli.options import DatabaseUrlOption, DbOption
 from memp_mcp.errors import MempError
 from memp_mcp.text import one_line
@@ -34,6 +34,8 @@ def log_command(
 ) -> None:
     """Recent events and why: recalls and injections (what was given, scores, words matched, the floor,
     budget cuts), what each Stop recorded or why it recorded nothing, and each task's holdout arm."""
+    if nothing_recorded_yet(db, database_url):
+        return
     memory = memory_at(db, None, need_model=False, database_url=database_url)
     try:
         events = memory.events(namespace, last)
