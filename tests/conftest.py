@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import math
 import os
 import shutil
 import tempfile
@@ -15,47 +13,24 @@ from typing import Any
 
 import pytest
 
+from memp_mcp.bench.hashing import HashingEmbedder
 from memp_mcp.config import DEFAULT_EMBEDDING_MODEL, default_cache_dir
 from memp_mcp.embedding import FastEmbedEmbedder
 from memp_mcp.model_fetch import fetch_minilm, minilm_dir, minilm_is_ready
 from memp_mcp.store import SQLiteStore, Store
-from memp_mcp.text import compounds, keywords
 
 
-class FakeEmbedder:
-    """Hashes content words (and their compounds) into a small normalised vector.
-
-    Texts sharing words are similar, unrelated texts are near-orthogonal: enough to test the
-    engine's logic quickly and deterministically. Not a stand-in for retrieval quality.
-    """
+class FakeEmbedder(HashingEmbedder):
+    """The benchmarks' hashing stand-in (memp_mcp.bench.hashing) at 64 dimensions, counting its calls:
+    enough to test the engine's logic quickly and deterministically, no stand-in for retrieval quality."""
 
     def __init__(self, dim: int = 64, identity: str = "fake-hashing@1") -> None:
-        self._dim = dim
-        self._identity = identity
+        super().__init__(dim, identity)
         self.calls = 0
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self.calls += 1
-        out = []
-        for text in texts:
-            vector = [0.0] * self._dim
-            terms = keywords(text)
-            for term in terms + compounds(terms):
-                digest = hashlib.sha256(term.encode()).digest()
-                vector[int.from_bytes(digest[:4], "little") % self._dim] += 1.0 if digest[4] % 2 else -1.0
-            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-            if not terms:
-                vector[0], norm = 1.0, 1.0
-            out.append([v / norm for v in vector])
-        return out
+        return super().embed(texts)
 
 
 @pytest.fixture

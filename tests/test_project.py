@@ -125,6 +125,13 @@ def test_work_recorded_by_the_hooks_in_one_clone_is_listed_and_injected_in_anoth
     env.pop("MEMP_NAMESPACE", None)
     env.pop("MEMP_HOOK_NAMESPACE", None)
     here = repository(tmp_path / "work" / "cachelib", "git@github.com:acme/cachelib.git")
+    # The files the session's steps cite, committed, so the clone has them too (the prompt hook checks them).
+    (here / "src" / "cachelib").mkdir(parents=True)
+    (here / "src" / "cachelib" / "store.py").write_text("def expire(self, now):\n    if item.deadline < now:\n")
+    (here / "tests").mkdir()
+    (here / "tests" / "test_cache.py").write_text("def test_expires_at_deadline(): ...\n")
+    git(here, "add", "src", "tests")
+    git(here, "-c", "commit.gpgsign=false", "commit", "-qm", "the cache")
     there = tmp_path / "elsewhere" / "cachelib-copy"
     git(tmp_path, "clone", "-q", str(here), str(there))
     git(there, "remote", "set-url", "origin", "https://github.com/acme/cachelib")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from memp_mcp.bench.runs import HashingEmbedder, is_plumbing, load_runs, run_runs_benchmark, title_of
+from memp_mcp.bench.hashing import HashingEmbedder
+from memp_mcp.bench.runs import is_plumbing, load_runs, run_runs_benchmark, title_of
 from memp_mcp.cli import app
 from memp_mcp.engine.build import extract_procedure
 from memp_mcp.engine.inputs import check_steps

@@ -19,14 +19,12 @@ The plumbing test here is written apart from the builder's own, so the builder i
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,6 @@ from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.errors import MempError
 from memp_mcp.store import SQLiteStore
-from memp_mcp.text import compounds, keywords
 
 # A step a procedure should never hold: what these patterns find is no work of the task.
 _PLUMBING = (
@@ -59,35 +56,6 @@ def is_plumbing(step: str) -> bool:
 def title_of(task: str) -> str:
     """The issue's title: the task's first line."""
     return task.strip().split("\n", 1)[0].strip()
-
-
-class HashingEmbedder:
-    """A fast stand-in model (hashed content words), for quick runs and tests: no retrieval quality."""
-
-    def __init__(self, dim: int = 128) -> None:
-        self._dim = dim
-
-    @property
-    def identity(self) -> str:
-        return f"bench-hashing-{self._dim}@1"
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        out = []
-        for text in texts:
-            vector = [0.0] * self._dim
-            terms = keywords(text)
-            for term in terms + compounds(terms):
-                digest = hashlib.sha256(term.encode()).digest()
-                vector[int.from_bytes(digest[:4], "little") % self._dim] += 1.0 if digest[4] % 2 else -1.0
-            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-            if not terms:
-                vector[0], norm = 1.0, 1.0
-            out.append([v / norm for v in vector])
-        return out
 
 
 def load_runs(path: Path) -> list[dict[str, Any]]:

@@ -23,9 +23,7 @@ UserPromptSubmit (its instruction, the prompt the user typed) and Stop (its tran
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
-import math
 import os
 import re
 import signal
@@ -45,7 +43,6 @@ from memp_mcp.hooks.client import server_pid
 from memp_mcp.hooks.handlers import DISTILL_CHANGING_TOOLS, DISTILL_MIN_CALLS, DISTILL_REASON, run_hook
 from memp_mcp.hooks.transcript import SKIPPED_TOOLS, read_last_turn
 from memp_mcp.store import open_store
-from memp_mcp.text import keywords
 
 NAMESPACE = "bench-sessions"
 UNRELATED_PROMPTS = Path(__file__).parent / "data" / "session_prompts.json"
@@ -80,23 +77,6 @@ def load_sessions(folder: Path) -> list[Session]:
 
 def _natural(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-class HashingEmbedder:
-    """Content words hashed into a small vector: fast and deterministic, for tests (no retrieval quality)."""
-
-    identity = "bench-hashing@1"
-    dim = 64
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        out = []
-        for text in texts:
-            vector = [0.0] * self.dim
-            for word in keywords(text):
-                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % self.dim] += 1.0
-            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-            out.append([v / norm for v in vector])
-        return out
 
 
 class _ModelMemories:

@@ -292,7 +292,8 @@ def bench_runs(
 ) -> None:
     """Other agents' runs recorded into a fresh database: refused, plumbing share, title P@1, record time.
     The MEMP_*_STRATEGY settings apply (MEMP_UPDATE_STRATEGY=vanilla builds from unresolved runs too)."""
-    from memp_mcp.bench.runs import HashingEmbedder, load_runs, run_runs_benchmark
+    from memp_mcp.bench.hashing import HashingEmbedder
+    from memp_mcp.bench.runs import load_runs, run_runs_benchmark
     from memp_mcp.embedding import Embedder, resolve_embedder
     from memp_mcp.engine.strategies import Strategies
 
@@ -349,12 +350,8 @@ def bench_sessions(
 ) -> None:
     """Claude Code sessions played through the hooks: captured, right procedure first, nothing given when
     nothing fits, plumbing, titles, injected size and hook time."""
-    from memp_mcp.bench.sessions import (
-        HELDOUT_PROMPTS,
-        HashingEmbedder,
-        load_unrelated_prompts,
-        run_sessions_bench,
-    )
+    from memp_mcp.bench.hashing import HashingEmbedder
+    from memp_mcp.bench.sessions import HELDOUT_PROMPTS, load_unrelated_prompts, run_sessions_bench
     from memp_mcp.embedding import Embedder, resolve_embedder
 
     if not folder.is_dir():
