@@ -406,3 +406,26 @@ def test_the_model_reads_a_long_prompt_as_far_as_it_was_meant_to(real_embedder: 
     [whole, longer] = real_embedder.embed([head, head + " tail words " * 300])
     assert MINILM_MAX_TOKENS == 256
     assert sum(a * b for a, b in zip(whole, longer, strict=True)) > 0.999
+
+
+def test_a_script_the_agent_ran_keeps_its_lines_into_the_procedure() -> None:
+    from memp_mcp.engine.memory import Memory
+    from memp_mcp.hooks.transcript import ToolCall, call_step
+    from memp_mcp.store import SQLiteStore
+    from tests.conftest import FakeEmbedder
+
+    # The shape of a real session's step (dependency-vulnerability-check): a heredoc Python script.
+    script = (
+        "python3 << 'EOF'\nimport json\nimport csv\n\ndef get_cvss_score(vuln):\n"
+        "    cvss = vuln.get('CVSS', {})\n    return cvss.get('nvd', {}).get('V3Score')\n"
+        + "".join(f"# row {n}: keep the columns in the order asked\n" for n in range(30))
+        + "EOF"
+    )
+    step = call_step(ToolCall("Bash", {"command": script}, "wrote report.csv", answered=True))
+    assert step.action.startswith("Bash: python3 << 'EOF'\nimport json\n")
+    assert "\n    cvss = vuln.get('CVSS', {})\n" in step.action
+    with SQLiteStore(":memory:") as store:
+        memory = Memory(store, FakeEmbedder())
+        built = memory.record("write the CVE report as CSV", [step], "success")
+        stored = store.get_procedure(built.procedure_id or 0)
+    assert any("\n    cvss = vuln.get('CVSS', {})" in s for s in stored.steps)

@@ -6,7 +6,9 @@ UserPromptSubmit (its instruction, the prompt the user typed) and Stop (its tran
 
 - captured: every session, each in a memory of its own, leaves a procedure;
 - plumbing: the share of those procedures' steps that are the client's bookkeeping (to-do lists,
-  finding tools, loading skills), memp's own calls, JSON objects, base64 or steps over 600 characters;
+  finding tools, loading skills), memp's own calls, JSON objects, base64 or one-line steps over 600
+  characters (as `bench runs` counts them); a script kept as code on its lines is work, and the steps
+  over 600 characters, code included, are counted apart (long steps);
 - titles: the share of titles that are the prompt's first words;
 - right first: the first variant of each family recorded, the others' instructions sent as new
   sessions' first prompts: the injected procedure is their family's;
@@ -182,7 +184,7 @@ def _is_plumbing(step: str) -> bool:
         bool(_PLUMBING_NAMES.search(text))
         or text.startswith(("{", "["))
         or bool(_BASE64.search(text))
-        or len(text) > LONG_STEP_CHARS
+        or (len(text) > LONG_STEP_CHARS and "\n" not in text)
     )
 
 
@@ -216,7 +218,7 @@ def run_sessions_bench(
     tell = progress or (lambda *_: None)
 
     # Captured, plumbing, titles: each session in a memory of its own.
-    captured, steps, plumbing, titles, first_words = 0, 0, 0, 0, 0
+    captured, steps, plumbing, long_steps, titles, first_words = 0, 0, 0, 0, 0, 0
     missed: list[str] = []
     asked, answer_chars = 0, []
     for index, session in enumerate(sessions):
@@ -230,6 +232,7 @@ def run_sessions_bench(
                 procedure = player.memories.store.get_procedure(pid)
                 steps += len(procedure.steps)
                 plumbing += sum(_is_plumbing(s) for s in procedure.steps)
+                long_steps += sum(len(s.strip()) > LONG_STEP_CHARS for s in procedure.steps)
                 titles += 1
                 first_words += _first_words(procedure.title, session.instruction)
                 answer_chars.append(_draft_call_chars(session.instruction, procedure))
@@ -285,6 +288,7 @@ def run_sessions_bench(
         "captured": _share(captured, len(sessions)),
         "not_captured": missed,
         "plumbing_share_of_steps": _share(plumbing, steps),
+        "long_steps_share": _share(long_steps, steps),
         "steps": steps,
         "titles_first_words": _share(first_words, titles),
         "right_first": _share(right, len(later_of_captured)),

@@ -395,6 +395,7 @@ def bench_sessions(
         "",
     )
     table.add_row(f"plumbing share of steps ({results['steps']} steps)", share("plumbing_share_of_steps"), "<= 2%")
+    table.add_row("steps over 600 characters, scripts kept as code included", share("long_steps_share"), "")
     table.add_row("titles that are the prompt's first words", share("titles_first_words"), "<= 10%")
     chars = results["injected_chars"]
     table.add_row("injected chars mean/max", f"{chars['mean']}/{chars['max']}", "<= 2,000")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memp_mcp.engine.verdict import TEST_COMMAND
-from memp_mcp.models import MAX_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
+from memp_mcp.models import MAX_ACTION_CHARS, MAX_RECORDED_ACTION_CHARS, MAX_STEPS, MAX_TASK_CHARS, Step
 from memp_mcp.redact import redact
 
 # A transcript can grow to hundreds of megabytes; the last turn is near its end.
@@ -259,6 +259,11 @@ def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
     else:
         detail = json.dumps(data, ensure_ascii=False, sort_keys=True)
     redacted = redact(detail)
+    if call.command and "\n" in redacted.text.strip():
+        # A script (a heredoc, a loop over lines) keeps its lines: code stays code, and the builder
+        # abridges a long one with a pointer to the stored run.
+        lines = "\n".join(line.rstrip() for line in redacted.text.strip().split("\n"))
+        return _clip(f"{call.name}: {lines}", MAX_RECORDED_ACTION_CHARS), redacted.values
     return _clip(f"{call.name}: {' '.join(redacted.text.split())}", MAX_ACTION_CHARS), redacted.values
 
 
