@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memp_mcp.bench.latency import percentile
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
 
 WORDS = (
@@ -246,13 +247,8 @@ def run_freshness(modules: int = 40, seed: int = 0, repeats: int = 5) -> dict[st
         "fresh_flagged_share": round(fresh_flagged / fresh_total, 4) if fresh_total else None,
         "flagged_before_churn": flagged_before,
         "steps_before_churn": fresh_before,
-        "p95_ms": {label: round(_p95(values), 3) for label, values in timings.items()},
+        "p95_ms": {label: round(percentile(values, 0.95), 3) for label, values in timings.items()},
         "p50_ms": {label: round(statistics.median(values), 3) for label, values in timings.items()},
-        "added_p95_ms": round(_p95(timings["with"]) - _p95(timings["without"]), 3),
+        "added_p95_ms": round(percentile(timings["with"], 0.95) - percentile(timings["without"], 0.95), 3),
         "examples": examples,
     }
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]

@@ -105,7 +105,7 @@ def skill_description(procedure: Procedure) -> str:
     text = f"{title}: {kind}. When to use: {when}"
     # Angle brackets are refused in descriptions by some skill loaders (they read as markup).
     text = text.replace("<", "(").replace(">", ")")
-    return text if len(text) <= MAX_DESCRIPTION_CHARS else text[: MAX_DESCRIPTION_CHARS - 3].rstrip() + "..."
+    return _clip_text(text, MAX_DESCRIPTION_CHARS)
 
 
 def skill_metadata(procedure: Procedure, exported_at: str) -> dict[str, str]:
