@@ -28,9 +28,11 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-# A recall answer's size in characters (structured content and text together): about 2,000 tokens,
-# room for three coding procedures with their pitfalls. Clients cut tool results near 25,000 tokens.
-DEFAULT_RECALL_BUDGET = 8_000
+# A recall answer's size in characters (structured content and text together). A client hands its model
+# one of the two renderings (Claude Code and VS Code the structured content, others the text), so about
+# 2,500 characters reach the model: the best procedure or two in full, the rest named in `left_out` for
+# get_procedure. 8,000 gave three, and answers twice the size of a plain vector search's k=10.
+DEFAULT_RECALL_BUDGET = 5_000
 MIN_RECALL_BUDGET = 3_000  # the top procedure always fits, abridged to its first steps
 
 

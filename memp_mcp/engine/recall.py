@@ -24,7 +24,7 @@ from memp_mcp.engine.freshness import check_many
 from memp_mcp.engine.inputs import check_task
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import ExemplarStep, RecalledProcedure, RecallResult
-from memp_mcp.engine.retrieve import Retriever, Scored, query_terms, share_found, vocabulary
+from memp_mcp.engine.retrieve import Retriever, Scored, procedure_vocabulary, query_terms, share_found
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
 from memp_mcp.engine.uplift import HOLDOUT, MEMORY, draw_arm, task_key
@@ -271,13 +271,18 @@ class Why:
     stale: dict[int, list[str]] = field(default_factory=dict)
     stale_left_out: list[int] = field(default_factory=list)
 
-    def _found(self, scored: Sequence[Scored]) -> list[dict[str, Any]]:
+    def _found(self, scored: Sequence[Scored], worded: set[int] | None = None) -> list[dict[str, Any]]:
+        """What was found, best first; the task's words each one shares only for those in `worded`
+        (all when None): a recall gives one to three of the ten it may find, and the log says why
+        of those it gave."""
         terms = query_terms(self.task)
         found = []
         for s in scored:
             p = s.procedure
-            words = vocabulary(" ".join([p.title, p.when_to_use, *p.steps]))
-            matched = sorted({t for t in terms if share_found([t], words)})
+            matched: list[str] = []
+            if worded is None or p.id in worded:
+                words = procedure_vocabulary(p)
+                matched = sorted({t for t in terms if share_found([t], words)})
             found.append(
                 {
                     "id": p.id,
@@ -297,7 +302,7 @@ class Why:
         self, scored: Sequence[Scored], procedures: Sequence[RecalledProcedure], left_out: str | None
     ) -> tuple[str, dict[str, Any]]:
         placed = {p.id for p in procedures}
-        found = self._found(scored)
+        found = self._found(scored, placed)
         given = [f for f in found if f["id"] in placed]
         cut = [f["id"] for f in found if f["id"] not in placed]
         abridged = [p.id for p in procedures if p.abridged]

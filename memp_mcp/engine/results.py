@@ -55,12 +55,19 @@ class RecalledProcedure(BaseModel):
     stale: list[str] = Field(default_factory=list, description="Steps whose cited code has changed.")
 
     @model_serializer(mode="wrap")
-    def _fresh_says_nothing(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Most procedures are fresh or unchecked: an empty list would only lengthen every answer.
+    def _only_what_says_something(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Every answer carries these for up to k procedures, and most say nothing: fresh or unchecked
+        # (no stale steps), no candidate, whole, no worked example. Leaving those fields out at
+        # their defaults keeps a procedure's JSON ~15% shorter.
         data = handler(self)
-        if isinstance(data, dict) and not data.get("stale"):
-            data.pop("stale", None)
+        if isinstance(data, dict):
+            for name in _SAYS_NOTHING_AT_DEFAULT:
+                if not data.get(name):
+                    data.pop(name, None)
         return data
+
+
+_SAYS_NOTHING_AT_DEFAULT = ("stale", "exemplar", "candidate_of", "abridged")
 
 
 class RecallResult(BaseModel):

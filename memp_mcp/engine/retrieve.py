@@ -176,6 +176,12 @@ def _part_vocabulary(text: str) -> frozenset[str]:
     return _short_part_vocabulary(text) if len(text) <= PART_VOCABULARY_CACHED_CHARS else vocabulary(text)
 
 
+def procedure_vocabulary(procedure: Procedure) -> frozenset[str]:
+    """The stemmed words of a procedure's title, when-to-use and steps, from the parts' cache."""
+    parts = [procedure.title, procedure.when_to_use, *procedure.steps]
+    return frozenset().union(*(_part_vocabulary(part) for part in parts))
+
+
 def query_terms(task: str) -> list[str]:
     """The task's keywords, with adjacent pairs joined when the pair is the way a name is spelt."""
     return [stem(w) for w in keywords(task)]
