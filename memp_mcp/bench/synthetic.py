@@ -306,7 +306,8 @@ def build_database(
     Writes go straight to the store in batches (one transaction per batch), with the extractive
     builder making each procedure: the same content `record` would store, built far faster.
     """
-    from memp_mcp.engine.retrieve import key_text
+    from memp_mcp.engine.build import abstract_task
+    from memp_mcp.engine.retrieve import search_keys
     from memp_mcp.store import SQLiteStore
 
     assert isinstance(memory_store, SQLiteStore)
@@ -316,12 +317,10 @@ def build_database(
 
     def flush() -> None:
         drafts = [extract_procedure(item.task, item.steps, Outcome.SUCCESS) for item in pending]
-        texts = [
-            t for item, d in zip(pending, drafts, strict=True) for t in (d.when_to_use or d.title, key_text(item.task))
-        ]
-        unique = list(dict.fromkeys(texts))
+        # The keys record would store: the task's family and its own text, one when they are the same.
+        keys = [search_keys(abstract_task(item.task, item.steps), item.task) for item in pending]
+        unique = list(dict.fromkeys(text for texts in keys for text in texts))
         embedded = dict(zip(unique, embed(unique), strict=True)) if embed else {}
-        vectors = [embedded.get(text) for text in texts]
         with store.transaction():
             for index, (item, draft) in enumerate(zip(pending, drafts, strict=True)):
                 trajectory_id = store.add_trajectory(namespace, item.task, item.steps, Outcome.SUCCESS, "synthetic")
@@ -335,7 +334,7 @@ def build_database(
                     "synthetic",
                     [trajectory_id],
                     trajectory_id,
-                    [(texts[2 * index], vectors[2 * index]), (texts[2 * index + 1], vectors[2 * index + 1])],
+                    [(text, embedded.get(text)) for text in keys[index]],
                 )
         if progress:
             progress(len(pending))

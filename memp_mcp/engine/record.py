@@ -20,7 +20,7 @@ from memp_mcp.engine.inputs import check_agent, check_draft, check_outcome, chec
 from memp_mcp.engine.lessons import Lesson, lesson_pitfall, lessons, merged_pitfalls, spread_lessons, warned_message
 from memp_mcp.engine.model import ModelBinding
 from memp_mcp.engine.results import RecordResult
-from memp_mcp.engine.retrieve import key_text
+from memp_mcp.engine.retrieve import key_text, search_keys
 from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import (
@@ -117,7 +117,7 @@ class Recorder:
         model = self.model.get(0.0)
         vectors: list[list[float]] = []
         if planned is not None and model is not None:
-            vectors = model.embed([planned.family, key_text(task)])
+            vectors = model.embed(search_keys(planned.family, task))
         learned = lessons(parsed_steps)
         with self.store.transaction():
             if vectors and not self.model.fits_database(model):
@@ -137,7 +137,7 @@ class Recorder:
                 )
             if self.strategies.update == "adjustment":
                 skip = {result.procedure_id} if result.procedure_id is not None else set()
-                near = vectors[1] if vectors else None
+                near = vectors[-1] if vectors else None
                 result.warned_procedure_ids = spread_lessons(
                     self.store, namespace, learned, task, trajectory_id, agent, principal, skip, near
                 )
@@ -174,11 +174,9 @@ class Recorder:
         learned: list[Lesson],
     ) -> RecordResult:
         """Inside record's write: add the planned procedure, or merge it into the one for the same task."""
-        keys = [
-            (planned.family, vectors[0] if vectors else None),
-            (key_text(task), vectors[1] if vectors else None),
-        ]
-        twin = self._find_twin(namespace, planned, task, vectors[1] if vectors else None)
+        texts = search_keys(planned.family, task)
+        keys = list(zip(texts, vectors or [None] * len(texts), strict=True))
+        twin = self._find_twin(namespace, planned, task, vectors[-1] if vectors else None)
         if twin is not None:
             candidate, revised = self._merge(
                 twin,

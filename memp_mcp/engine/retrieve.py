@@ -487,6 +487,14 @@ def key_text(task: str) -> str:
     return " ".join(task.split()).rstrip(" .").lower()
 
 
+def search_keys(family: str, task: str) -> list[str]:
+    """The texts a recorded task is found by: its family (entities lifted) and its own key text, the
+    task's last; one when the family lifted nothing (most coding tasks), since a second copy of the
+    same text would cost an embedding, a stored vector and a search row for nothing."""
+    own = key_text(task)
+    return [own] if key_text(family) == own else [family, own]
+
+
 def _best(scored: list[Scored], k: int) -> list[Scored]:
     scored.sort(key=lambda s: (-s.score, s.procedure.id))
     return scored[:k]
