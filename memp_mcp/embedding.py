@@ -85,30 +85,46 @@ def _cap_tokens(model: Any, identity: str) -> None:
         tokenizer.enable_truncation(max_length=MINILM_MAX_TOKENS)
 
 
-def _stop_spinning(model: Any) -> None:
-    """Rebuild a fastembed model's onnxruntime session with spin-waiting off (same file, same options).
+def _open_session(model: Any) -> None:
+    """Open a fastembed model's onnxruntime session, made lazily (`lazy_load=True`), once, with
+    spin-waiting off; a session fastembed already opened is rebuilt the same way.
 
     onnxruntime's worker threads spin after each run, waiting for more work. A server that embeds one
     short query per recall gains nothing from that and pays a core for it: on this project's 2-core
     benchmark machine each k=10 recall cost ~40 ms of CPU with spinning and ~15 ms without, and on a busy
     machine the spinning thread took the cores the rest of the recall needed (p50 over stdio 28 -> 20 ms
-    at load ~6). fastembed does not expose the option; where its model is not laid out as expected (another
-    version), its own session is kept.
+    at load ~6). fastembed does not expose the option. Opening the session once instead of letting
+    fastembed open one first lowered a server's peak RSS by ~35 MB (the optimised graph of the int8
+    model takes ~215 MB, and the first session's freed memory stayed in the process). Where the model is
+    not laid out as expected (another fastembed version), fastembed opens its own session.
     """
     inner: Any = getattr(model, "model", None)
     session: Any = getattr(inner, "model", None)
-    path = getattr(session, "_model_path", None)
-    if inner is None or session is None or not isinstance(path, str) or not hasattr(session, "get_session_options"):
+    if session is not None:
+        path = getattr(session, "_model_path", None)
+    else:
+        folder = getattr(inner, "_model_dir", None)
+        model_file = getattr(getattr(inner, "model_description", None), "model_file", None)
+        path = str(Path(folder) / model_file) if folder is not None and isinstance(model_file, str) else None
+    if inner is None or not isinstance(path, str) or not hasattr(inner, "_ensure_tokenizer"):
         logger.debug("fastembed's onnxruntime session not found; keeping its spin-waiting threads")
+        if inner is not None and session is None and hasattr(inner, "load_onnx_model"):
+            inner.load_onnx_model()
         return
     import onnxruntime
 
-    options = session.get_session_options()
+    if session is not None:
+        options = session.get_session_options()
+        providers = session.get_providers()
+    else:
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = session.get_providers()
-    # The old session goes before the new one loads: two at once raised the server's peak RSS by ~90 MB.
+    # An old session goes before the new one loads: two at once raised the server's peak RSS by ~90 MB.
     inner.model = session = None
     inner.model = onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
+    inner._ensure_tokenizer()
 
 
 class FastEmbedEmbedder:
@@ -116,7 +132,7 @@ class FastEmbedEmbedder:
 
     def __init__(self, model: Any, identity: str, dim: int) -> None:
         self._model = model
-        _stop_spinning(model)
+        _open_session(model)
         _cap_tokens(model, identity)
         self._identity = identity
         self._dim = dim
@@ -147,7 +163,7 @@ class FastEmbedEmbedder:
         known = known_fastembed_models()
         try:
             if name in known and known[name].get("model_file") == "model.onnx":
-                model = TextEmbedding(name, specific_model_path=str(path))
+                model = TextEmbedding(name, specific_model_path=str(path), lazy_load=True)
                 dim = int(known[name]["dim"])
             else:
                 # Not a model fastembed describes: register it as a mean-pooled, normalised
@@ -165,12 +181,13 @@ class FastEmbedEmbedder:
                         dim=dim,
                         model_file="model.onnx",
                     )
-                model = TextEmbedding(custom, specific_model_path=str(path))
+                model = TextEmbedding(custom, specific_model_path=str(path), lazy_load=True)
+            # The session opens here (the model was made with lazy_load), so a broken file fails here.
+            return cls(model, f"{name}@{_file_digest(path / 'model.onnx')}", dim)
         except ModelError:
             raise
         except Exception as exc:  # onnxruntime and tokenizers raise many kinds
             raise ModelError(f"cannot load the model in {path}: {exc}") from None
-        return cls(model, f"{name}@{_file_digest(path / 'model.onnx')}", dim)
 
     @classmethod
     def from_fastembed(cls, name: str, cache_dir: Path, timeout: float) -> FastEmbedEmbedder:
@@ -187,7 +204,7 @@ class FastEmbedEmbedder:
 
         def load() -> None:
             try:
-                result["model"] = TextEmbedding(name, cache_dir=str(cache_dir))
+                result["model"] = TextEmbedding(name, cache_dir=str(cache_dir), lazy_load=True)
             except Exception as exc:  # network and file errors of many kinds
                 result["error"] = exc
 
@@ -197,7 +214,10 @@ class FastEmbedEmbedder:
         worker.start()
         worker.join(timeout)
         if "model" in result:
-            return cls(result["model"], name, int(known[name]["dim"]))
+            try:
+                return cls(result["model"], name, int(known[name]["dim"]))
+            except Exception as exc:  # the session opens here (lazy_load): a broken cached file
+                raise ModelError(f"fastembed could not load {name}: {exc}") from None
         if "error" in result:
             raise ModelError(f"fastembed could not load {name}: {result['error']}")
         raise ModelError(f"fastembed could not fetch {name} within {timeout:.0f} s (is its model hub reachable?)")
