@@ -108,3 +108,21 @@ def _folder(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
     folder.mkdir()
     return folder
+
+
+def test_building_in_worker_processes_stores_what_building_in_one_does(tmp_path: Path) -> None:
+    from memp_mcp.bench.synthetic import build_database
+
+    def built(workers: int) -> tuple[list[str], list[tuple[str, ...]], list[tuple[str, ...]]]:
+        with SQLiteStore(tmp_path / f"w{workers}.db") as store:
+            store.bind_embedding_model("fake", 64)
+            tasks = build_database(store, FakeEmbedder().embed, 300, seed=3, batch=64, workers=workers)
+            procedures = store.list_procedures("default", None, None, 500, 0)
+            rows = [(p.title, p.when_to_use, *p.steps, *p.pitfalls) for p in procedures]
+            keys = [tuple(store.keys(p.id)) for p in procedures]
+        return tasks, rows, keys
+
+    one, two = built(0), built(2)
+    assert one == two and len(one[1]) == 300
+    # A task whose family lifted nothing is kept under one key, as record keeps it.
+    assert {len(keys) for keys in one[2]} == {1, 2}

@@ -7,15 +7,19 @@ the full-text index and the merge check see the variety a real user's memory has
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from memp_mcp.engine.build import extract_procedure
-from memp_mcp.models import Outcome, Step
+from memp_mcp.models import Outcome, ProcedureDraft, Step
 
 # Bump when the generator or the build changes what a seed produces, so cached databases are rebuilt.
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 3
 
 _DOMAINS: dict[str, dict[str, list[str]]] = {
     "household": {
@@ -300,29 +304,26 @@ def build_database(
     namespace: str = "default",
     progress: Callable[[int], None] | None = None,
     batch: int = 256,
+    workers: int | None = None,
 ) -> list[str]:
     """Fill a store with `count` procedures (each with its trajectory); returns their tasks.
 
-    Writes go straight to the store in batches (one transaction per batch), with the extractive
-    builder making each procedure: the same content `record` would store, built far faster.
+    Each procedure is what `record` would store (the extractive builder's, under the keys record
+    keeps), written straight to the store a batch per transaction. The builder runs in `workers`
+    processes (default: one per core for 2,000 procedures or more, none under) while this process
+    embeds and writes the batches before: building is pure Python, so only processes use a second core.
     """
-    from memp_mcp.engine.build import abstract_task
-    from memp_mcp.engine.retrieve import search_keys
     from memp_mcp.store import SQLiteStore
 
     assert isinstance(memory_store, SQLiteStore)
     store = memory_store
     tasks: list[str] = []
-    pending: list[SyntheticTask] = []
 
-    def flush() -> None:
-        drafts = [extract_procedure(item.task, item.steps, Outcome.SUCCESS) for item in pending]
-        # The keys record would store: the task's family and its own text, one when they are the same.
-        keys = [search_keys(abstract_task(item.task, item.steps), item.task) for item in pending]
-        unique = list(dict.fromkeys(text for texts in keys for text in texts))
+    def write(items: list[SyntheticTask], drafted: list[tuple[ProcedureDraft, list[str]]]) -> None:
+        unique = list(dict.fromkeys(text for _, keys in drafted for text in keys))
         embedded = dict(zip(unique, embed(unique), strict=True)) if embed else {}
         with store.transaction():
-            for index, (item, draft) in enumerate(zip(pending, drafts, strict=True)):
+            for item, (draft, keys) in zip(items, drafted, strict=True):
                 trajectory_id = store.add_trajectory(namespace, item.task, item.steps, Outcome.SUCCESS, "synthetic")
                 store.add_procedure(
                     namespace,
@@ -334,17 +335,49 @@ def build_database(
                     "synthetic",
                     [trajectory_id],
                     trajectory_id,
-                    [(text, embedded.get(text)) for text in keys[index]],
+                    [(text, embedded.get(text)) for text in keys],
                 )
         if progress:
-            progress(len(pending))
-        pending.clear()
+            progress(len(items))
 
-    for item in synthetic_tasks(count, seed):
-        tasks.append(item.task)
-        pending.append(item)
-        if len(pending) >= batch:
-            flush()
-    if pending:
-        flush()
+    def batches() -> Iterator[list[SyntheticTask]]:
+        pending: list[SyntheticTask] = []
+        for item in synthetic_tasks(count, seed):
+            tasks.append(item.task)
+            pending.append(item)
+            if len(pending) >= batch:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    if workers is None:
+        workers = (os.cpu_count() or 1) if count >= 2000 else 0
+    if workers <= 0:
+        for items in batches():
+            write(items, drafted_batch(items))
+        return tasks
+    # spawn, not fork: this process holds the model's threads, which a forked child would inherit stuck.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        waiting: deque[tuple[list[SyntheticTask], Future[list[tuple[ProcedureDraft, list[str]]]]]] = deque()
+        for items in batches():
+            waiting.append((items, pool.submit(drafted_batch, items)))
+            if len(waiting) > 2 * workers:  # enough queued to keep the workers busy while a batch is written
+                done, future = waiting.popleft()
+                write(done, future.result())
+        while waiting:
+            done, future = waiting.popleft()
+            write(done, future.result())
     return tasks
+
+
+def drafted_batch(items: list[SyntheticTask]) -> list[tuple[ProcedureDraft, list[str]]]:
+    """Each task's procedure as the extractive builder makes it, and the search keys record would store
+    (the task's family and its own text, one when they are the same). Runs in a worker process."""
+    from memp_mcp.engine.build import abstract_task
+    from memp_mcp.engine.retrieve import search_keys
+
+    return [
+        (extract_procedure(i.task, i.steps, Outcome.SUCCESS), search_keys(abstract_task(i.task, i.steps), i.task))
+        for i in items
+    ]

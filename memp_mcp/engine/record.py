@@ -175,7 +175,7 @@ class Recorder:
     ) -> RecordResult:
         """Inside record's write: add the planned procedure, or merge it into the one for the same task."""
         texts = search_keys(planned.family, task)
-        keys = list(zip(texts, vectors or [None] * len(texts), strict=True))
+        keys: Keys = [(text, vectors[index] if vectors else None) for index, text in enumerate(texts)]
         twin = self._find_twin(namespace, planned, task, vectors[-1] if vectors else None)
         if twin is not None:
             candidate, revised = self._merge(
