@@ -303,3 +303,26 @@ def test_keyword_search_looks_only_for_rare_terms_in_a_large_memory(
     assert "zx81" in memory.retriever._selective_terms("file the zx81 report in the shared drive")
     found = memory.recall("put the quarterly invoice in the shared drive", k=1).procedures
     assert found and found[0].title.lower().startswith("put the quarterly invoice")
+
+
+def test_a_record_searches_the_in_memory_index_not_a_scan_of_the_file(tmp_path: Path) -> None:
+    # Inside its write a record searches twice (the merge check, the lesson's neighbours). The in-memory
+    # index is only read there, never loaded, so a record that left it behind had sqlite-vec scan
+    # every key instead (~16 ms at 200,000 keys): the record brings it up to date before its write.
+    with SQLiteStore(tmp_path / "memory.db") as store:
+        memory = memory_for(store)
+        for n in range(40):
+            memory.record(f"put a clean soapbar {n} in cabinet", CLEAN_SOAP, "success")
+        memory.recall("put a clean soapbar in cabinet")
+        for n in range(40, 80):
+            memory.record(f"heat an egg {n} and put it in the garbagecan", HEAT_EGG, "success")
+        statements: list[str] = []
+        execute = store._execute
+
+        def spy(sql: str, *args: object, **kwargs: object) -> object:
+            statements.append(sql)
+            return execute(sql, *args, **kwargs)  # type: ignore[arg-type]
+
+        store._execute = spy  # type: ignore[method-assign,assignment]
+        memory.record("heat an egg 99 and put it in the garbagecan", HEAT_EGG, "success")
+    assert statements and not any("embedding MATCH" in sql for sql in statements)

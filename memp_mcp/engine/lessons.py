@@ -97,10 +97,16 @@ def match_step(step: str, action: str) -> dict[str, str] | None:
         return {}
     if is_command_line(action) or is_command_line(step):
         return {} if normal_action(step) == action else None
+    step_words = _match_words(step)
+    if "{" not in step:
+        # No placeholder: the same words, whatever their case (what the pattern below would say, without
+        # compiling one per step for each lesson: a record's lessons read 50 procedures' steps).
+        said = " ".join(step_words)
+        return {} if len(step_words) >= 2 and said.casefold() == " ".join(_match_words(action)).casefold() else None
     groups: dict[str, str] = {}
     pattern: list[str] = []
     literal = 0
-    for word in _match_words(step):
+    for word in step_words:
         parts = PLACEHOLDER.split(word)
         piece = ""
         for index, part in enumerate(parts):

@@ -119,6 +119,8 @@ class Recorder:
         if planned is not None and model is not None:
             vectors = model.embed(search_keys(planned.family, task))
         learned = lessons(parsed_steps)
+        if vectors:
+            self.store.catch_up_vector_index()  # the write below searches twice
         with self.store.transaction():
             if vectors and not self.model.fits_database(model):
                 vectors = []  # another process re-embedded with another model meanwhile: backfilled later

@@ -273,6 +273,11 @@ class Store(Protocol):
         """Active procedures nearest to `vector` by their nearest key: (id, cosine), best first."""
         ...
 
+    def catch_up_vector_index(self) -> None:
+        """Bring what speeds up vector search up to date with what is committed, before a write
+        transaction that will search (a store whose index lives in the database does nothing)."""
+        ...
+
     def keys_with_vectors(self, procedure_ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
         """Each procedure's embedded keys as (text, float32 vector bytes)."""
         ...

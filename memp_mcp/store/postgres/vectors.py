@@ -129,6 +129,9 @@ class KeyVectors(PostgresConnection):
             raise StoreError("no embedding model is bound to this database")
         return bound[1]
 
+    def catch_up_vector_index(self) -> None:
+        """Nothing to do: the HNSW index is the database's own."""
+
     def vector_search(self, namespace: str, vector: Vector, k: int) -> list[tuple[int, float]]:
         """Active procedures nearest to `vector`: (procedure id, cosine similarity), best first.
 
