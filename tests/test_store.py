@@ -773,3 +773,21 @@ def test_a_database_from_before_full_text_merges_keeps_its_keyword_search_in_few
         assert store._execute("SELECT COUNT(*) FROM procedure_fts_data").fetchone()[0] < stored
         _add(store, None, "deploy the search service with helm")
         assert len(store.keyword_search(NS, ["search"], 10)) == 1
+
+
+def test_a_long_trajectory_is_kept_compressed_and_read_back_whole(tmp_path: Path) -> None:
+    steps = [
+        Step(action=f"pytest -x tests/test_{n}.py", observation=f"FAILED test_{n} - AssertionError: " + "x != y " * 40)
+        for n in range(30)
+    ]
+    with SQLiteStore(tmp_path / "memory.db") as store:
+        with store.transaction():
+            long_id = store.add_trajectory("default", "fix the failing tests", steps, Outcome.SUCCESS)
+            short_id = store.add_trajectory("default", "look", [Step(action="ls")], Outcome.SUCCESS)
+        raw = dict(store._execute("SELECT id, steps_json FROM trajectories").fetchall())
+        assert isinstance(raw[long_id], bytes) and len(raw[long_id]) * 5 < len(str([s.model_dump() for s in steps]))
+        assert isinstance(raw[short_id], str)  # short ones stay readable text
+        assert store.get_trajectory(long_id).steps == steps
+        # What `memp-mcp scan` reads (every stored text) sees the steps, not the compressed bytes.
+        scanned = next(r for r in store.stored_rows() if r.table == "trajectories" and r.key == (long_id,))
+        assert scanned.values["steps_json"][3]["action"] == "pytest -x tests/test_3.py"

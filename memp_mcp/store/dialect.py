@@ -36,6 +36,11 @@ class Dialect(ABC):
     def json(self, value: Any) -> Any:
         """`value` as a parameter of a JSON column."""
 
+    def packed_json(self, value: Any) -> Any:
+        """`value` as a parameter of a JSON column read whole and seldom (a trajectory's steps): as
+        `json`, unless the database would not compress it by itself."""
+        return self.json(value)
+
     @abstractmethod
     def text(self, value: str) -> str:
         """`value` as the database stores text (for a value computed from parameters before it is stored)."""

@@ -31,7 +31,7 @@ class History(Database):
             (
                 namespace,
                 task,
-                self.dialect.json([s.model_dump(exclude_none=True) for s in steps]),
+                self.dialect.packed_json([s.model_dump(exclude_none=True) for s in steps]),
                 outcome.value,
                 score,
                 agent,

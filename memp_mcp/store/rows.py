@@ -8,6 +8,7 @@ datetimes and booleans; the helpers accept either.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -35,8 +36,23 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# A trajectory's steps (commands and what they printed) are most of a SQLite file and are read one
+# trajectory at a time, so SQLite keeps long ones zlib-compressed: a blob, where JSON is text.
+# PostgreSQL compresses large values itself (TOAST).
+PACKED_FROM_CHARS = 512
+_ZLIB_HEADER = 0x78
+
+
+def to_packed_json(value: Any) -> str | bytes:
+    text = to_json(value)
+    return zlib.compress(text.encode(), 6) if len(text) >= PACKED_FROM_CHARS else text
+
+
 def from_json(value: Any) -> Any:
-    """A JSON column's value: parsed from text (SQLite), or as the driver decoded it (jsonb)."""
+    """A JSON column's value: parsed from text (SQLite), from a compressed blob (to_packed_json), or as
+    the driver decoded it (jsonb)."""
+    if isinstance(value, bytes) and value[:1] == bytes([_ZLIB_HEADER]):
+        value = zlib.decompress(value)
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 

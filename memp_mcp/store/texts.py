@@ -3,7 +3,6 @@ what `memp-mcp scan` searches for secrets and redacts, history included. One SQL
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 from memp_mcp.store.base import StoredRow
 from memp_mcp.store.database import Database
+from memp_mcp.store.rows import from_json
 
 _IN_PROCEDURE_NAMESPACE = "(SELECT p.namespace FROM procedures p WHERE p.id = procedure_id)"
 
@@ -49,7 +49,7 @@ class StoredTexts(Database):
             for row in self._select(sql, () if namespace is None else (namespace,)):
                 values: dict[str, Any] = dict(zip(table.texts, row[len(table.keys) :], strict=False))
                 for column, raw in zip(table.json, row[len(table.keys) + len(table.texts) :], strict=True):
-                    values[column] = json.loads(raw) if isinstance(raw, str) else raw
+                    values[column] = from_json(raw)
                 yield StoredRow(table.name, tuple(row[: len(table.keys)]), values)
 
     def rewrite_row(self, row: StoredRow, changes: dict[str, Any]) -> None:

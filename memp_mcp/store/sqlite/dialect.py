@@ -27,6 +27,9 @@ class SQLiteDialect(Dialect):
     def json(self, value: Any) -> str:
         return rows.to_json(value)
 
+    def packed_json(self, value: Any) -> str | bytes:
+        return rows.to_packed_json(value)
+
     def text(self, value: str) -> str:
         return value
 
