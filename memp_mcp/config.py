@@ -29,7 +29,7 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 # A recall answer's size in characters (structured content and text together). A client hands its model
-# one of the two renderings (Claude Code and VS Code the structured content, others the text), so about
+# one of the two renderings (some, Claude Code among them, the structured content; others the text), so about
 # 2,500 characters reach the model: the best procedure or two in full, the rest named in `left_out` for
 # get_procedure. 8,000 gave three, and answers twice the size of a plain vector search's k=10.
 DEFAULT_RECALL_BUDGET = 5_000
