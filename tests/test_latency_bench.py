@@ -120,6 +120,8 @@ def test_building_in_worker_processes_stores_what_building_in_one_does(tmp_path:
             procedures = store.list_procedures("default", None, None, 500, 0)
             rows = [(p.title, p.when_to_use, *p.steps, *p.pitfalls) for p in procedures]
             keys = [tuple(store.keys(p.id)) for p in procedures]
+            # Every key has its vector, a family's too when it was embedded for an earlier batch.
+            assert store.keys_without_vectors() == []
         return tasks, rows, keys
 
     one, two = built(0), built(2)

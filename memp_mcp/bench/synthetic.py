@@ -20,6 +20,8 @@ from memp_mcp.models import Outcome, ProcedureDraft, Step
 
 # Bump when the generator or the build changes what a seed produces, so cached databases are rebuilt.
 SYNTHETIC_VERSION = 3
+# Family keys whose vectors a build keeps between batches (a few hundred occur; a bound all the same).
+MAX_REMEMBERED_FAMILIES = 20_000
 
 _DOMAINS: dict[str, dict[str, list[str]]] = {
     "household": {
@@ -319,9 +321,15 @@ def build_database(
     store = memory_store
     tasks: list[str] = []
 
+    # A family key ("put a {object} in the {target}") comes back batch after batch: embedded once.
+    families: dict[str, list[float]] = {}
+
     def write(items: list[SyntheticTask], drafted: list[tuple[ProcedureDraft, list[str]]]) -> None:
-        unique = list(dict.fromkeys(text for _, keys in drafted for text in keys))
+        unique = [t for t in dict.fromkeys(text for _, keys in drafted for text in keys) if t not in families]
         embedded = dict(zip(unique, embed(unique), strict=True)) if embed else {}
+        for _, keys in drafted:
+            if len(keys) > 1 and keys[0] in embedded and len(families) < MAX_REMEMBERED_FAMILIES:
+                families[keys[0]] = embedded[keys[0]]
         with store.transaction():
             for item, (draft, keys) in zip(items, drafted, strict=True):
                 trajectory_id = store.add_trajectory(namespace, item.task, item.steps, Outcome.SUCCESS, "synthetic")
@@ -335,7 +343,7 @@ def build_database(
                     "synthetic",
                     [trajectory_id],
                     trajectory_id,
-                    [(text, embedded.get(text)) for text in keys],
+                    [(text, embedded.get(text) or families.get(text)) for text in keys],
                 )
         if progress:
             progress(len(items))
