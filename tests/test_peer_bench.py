@@ -164,7 +164,7 @@ def test_bench_peer_prints_every_row_with_its_verdict_and_ends_with_json(tmp_pat
     launcher.chmod(0o755)
     env = {**os.environ, "MEMP_EMBEDDINGS": "0", "COLUMNS": "200"}  # a table row on one line
     command = [sys.executable, "-m", "memp_mcp.cli", "bench", "peer", "--peer-command", str(launcher)]
-    command += ["--size", "20", "--runs", "2", "--queries", "8", "--stores", "3", "--json"]
+    command += ["--size", "20", "--runs", "2", "--queries", "8", "--stores", "3", "--calm-load", "1000", "--json"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])
@@ -188,7 +188,7 @@ def test_bench_peer_prints_every_row_with_its_verdict_and_ends_with_json(tmp_pat
         assert figures[name]["disk_mb"] > 0 and figures[name]["answer_bytes_p50"] > 0
     assert figures["peer"]["peak_rss_mb"] > 10  # the Python server, not the shell that started it
     assert [run["order"] for run in figures["runs"]] == [["memp", "peer"], ["peer", "memp"]]
-    assert all(len(run["load"]) == 2 for run in figures["runs"])
+    assert all(len(run["load"]) == 2 and run["waited_s"] < 5 for run in figures["runs"])
     assert figures["answer_bytes_ratio"] == pytest.approx(
         figures["memp"]["answer_bytes_p50"] / figures["peer"]["answer_bytes_p50"], abs=0.01
     )

@@ -236,10 +236,13 @@ async def run_peer_comparison(
     stores: int = 50,
     seed: int = 0,
     on_progress: Callable[[str, int, int], None] | None = None,
+    calm_load: float | None = None,
+    calm_wait_s: float = 600.0,
 ) -> dict[str, Any]:
     """memp-mcp's recall_procedure and the peer's qdrant-find, each over stdio, at each size (see the
     module's docstring). Without an embedder memp-mcp runs on keyword retrieval and the peer is given
-    no model cache: a check of the benchmark itself, not a comparison."""
+    no model cache: a check of the benchmark itself, not a comparison. With `calm_load`, each run
+    waits (at most `calm_wait_s`) for the 1-minute load average to fall below it, and records the wait."""
     progress = on_progress or (lambda _name, _done, _total: None)
     results: dict[str, Any] = {
         "k": k,
@@ -297,6 +300,8 @@ async def run_peer_comparison(
                 progress(f"runs at {size} documents", run, runs)
                 order = SERVERS if run % 2 == 0 else SERVERS[::-1]
                 record: dict[str, Any] = {"order": list(order)}
+                if calm_load is not None:
+                    record["waited_s"] = await _wait_for_load(calm_load, calm_wait_s)
                 load_before = os.getloadavg()[0]
                 run_folder = folder / f"run-{size}-{run}"
                 run_folder.mkdir()
@@ -325,6 +330,16 @@ async def run_peer_comparison(
                 "runs": per_run,
             }
     return results
+
+
+async def _wait_for_load(below: float, at_most_s: float) -> float:
+    """Wait until the 1-minute load average is under `below`, or `at_most_s` has passed; the seconds waited."""
+    import anyio
+
+    started = time.perf_counter()
+    while os.getloadavg()[0] >= below and time.perf_counter() - started < at_most_s:
+        await anyio.sleep(5)
+    return round(time.perf_counter() - started, 1)
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:

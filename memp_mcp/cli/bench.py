@@ -692,6 +692,11 @@ def bench_peer(
     k: Annotated[int, typer.Option(help="Results per query, both servers.")] = 10,
     runs: Annotated[int, typer.Option(help="Runs per size, the servers taking turns to go first (medians).")] = 3,
     stores: Annotated[int, typer.Option(help="New documents stored per server and run, after the queries.")] = 50,
+    calm_load: Annotated[
+        float | None,
+        typer.Option(help="Before each run, wait up to --calm-wait seconds for the 1-minute load average below this."),
+    ] = None,
+    calm_wait: Annotated[float, typer.Option(help="With --calm-load: the longest wait before a run, seconds.")] = 600,
     as_json: JsonFiguresOption = False,
 ) -> None:
     """memp-mcp side by side with mcp-server-qdrant over stdio: same model, documents and queries; query
@@ -710,6 +715,8 @@ def bench_peer(
         fail("--size must be 1..1000000, --queries 1..100000 and --k 1..50")
     if not 1 <= runs <= 100 or not 1 <= stores <= 10_000:
         fail("--runs must be 1..100 and --stores 1..10000")
+    if calm_load is not None and (calm_load <= 0 or not 0 <= calm_wait <= 86_400):
+        fail("--calm-load must be above 0 and --calm-wait 0..86400 seconds")
     command = shlex.split(peer_command)
     if not command:
         fail("--peer-command is empty; give the command that starts mcp-server-qdrant")
@@ -725,7 +732,9 @@ def bench_peer(
     with _progress_bars() as report:
         try:
             results = anyio.run(
-                lambda: run_peer_comparison(command, embedder, model_dir, sizes, queries, k, runs, stores, 0, report)
+                lambda: run_peer_comparison(
+                    command, embedder, model_dir, sizes, queries, k, runs, stores, 0, report, calm_load, calm_wait
+                )
             )
         except (OSError, RuntimeError) as exc:
             fail(f"the comparison stopped: {exc}")
@@ -752,6 +761,7 @@ _PEER_ROWS = (
 def _peer_table(documents: str, figures: dict[str, Any], results: dict[str, Any]) -> Table:
     loads = "; ".join(
         f"run {n} ({' then '.join(run['order'])}) load {run['load'][0]:.1f}-{run['load'][1]:.1f}"
+        + (f" after {run['waited_s']:.0f} s waiting" if run.get("waited_s") else "")
         for n, run in enumerate(figures["runs"], 1)
     )
     table = Table(
