@@ -208,3 +208,14 @@ def test_bench_peer_refuses_an_empty_command_and_bad_counts() -> None:
 
     assert CliRunner().invoke(app, ["bench", "peer", "--peer-command", "  "]).exit_code == 2
     assert CliRunner().invoke(app, ["bench", "peer", "--runs", "0"]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_a_peer_that_will_not_start_stops_the_comparison_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "MEMP_EMBEDDINGS": "0"}
+    for peer in ("/bin/false", str(tmp_path / "nowhere")):
+        command = [sys.executable, "-m", "memp_mcp.cli", "bench", "peer", "--peer-command", peer]
+        command += ["--size", "5", "--runs", "1", "--queries", "2", "--stores", "1"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "the comparison stopped" in done.stderr and "Traceback" not in done.stderr

@@ -705,6 +705,7 @@ def bench_peer(
     import shlex
 
     import anyio
+    from mcp.shared.exceptions import MCPError
 
     from memp_mcp.bench.peer import run_peer_comparison
     from memp_mcp.embedding import Embedder, resolve_embedder
@@ -736,12 +737,22 @@ def bench_peer(
                     command, embedder, model_dir, sizes, queries, k, runs, stores, 0, report, calm_load, calm_wait
                 )
             )
-        except (OSError, RuntimeError) as exc:
-            fail(f"the comparison stopped: {exc}")
+        except (OSError, RuntimeError, MCPError, ExceptionGroup) as exc:
+            fail(
+                f"the comparison stopped: {_innermost_error(exc)} (a server that will not start says why above; "
+                "try its command by hand)"
+            )
     for documents, figures in results["sizes"].items():
         console.print(_peer_table(documents, figures, results))
     if as_json:
         print(json.dumps(results))
+
+
+def _innermost_error(exc: BaseException) -> BaseException:
+    """The first error inside task groups' exception groups (what actually went wrong)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 _PEER_ROWS = (
