@@ -688,39 +688,118 @@ def bench_peer(
         str, typer.Option(help="How to start mcp-server-qdrant over stdio (installed apart, in a venv of its own).")
     ] = "mcp-server-qdrant",
     size: Annotated[list[int] | None, typer.Option("--size", help="Documents; repeat (default 336 and 5000).")] = None,
-    queries: Annotated[int, typer.Option(help="Timed queries per server and size.")] = 100,
+    queries: Annotated[int, typer.Option(help="Timed queries per server and run.")] = 100,
     k: Annotated[int, typer.Option(help="Results per query, both servers.")] = 10,
+    runs: Annotated[int, typer.Option(help="Runs per size, the servers taking turns to go first (medians).")] = 3,
+    stores: Annotated[int, typer.Option(help="New documents stored per server and run, after the queries.")] = 50,
+    calm_load: Annotated[
+        float | None,
+        typer.Option(help="Before each run, wait up to --calm-wait seconds for the 1-minute load average below this."),
+    ] = None,
+    calm_wait: Annotated[float, typer.Option(help="With --calm-load: the longest wait before a run, seconds.")] = 600,
     as_json: JsonFiguresOption = False,
 ) -> None:
-    """memp-mcp's recall side by side with mcp-server-qdrant over stdio: same model, documents and queries."""
+    """memp-mcp side by side with mcp-server-qdrant over stdio: same model, documents and queries; query
+    latency, store per document, server CPU per query, answer bytes, restart, peak RSS and disk, with the
+    targets met or missed. MEMP_EMBEDDINGS=0 runs memp-mcp on keyword retrieval (a check of the benchmark)."""
     import shlex
 
     import anyio
+    from mcp.shared.exceptions import MCPError
 
     from memp_mcp.bench.peer import run_peer_comparison
-    from memp_mcp.embedding import resolve_embedder
+    from memp_mcp.embedding import Embedder, resolve_embedder
     from memp_mcp.model_fetch import minilm_dir
 
-    settings = settings_with()
-    try:
-        embedder = resolve_embedder(settings)
-    except MempError as exc:
-        fail(str(exc))
-    model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
     sizes = tuple(size or (336, 5000))
-    results = anyio.run(lambda: run_peer_comparison(shlex.split(peer_command), embedder, model_dir, sizes, queries, k))
-    table = Table(title=f"recall over stdio, k={k}, {queries} queries ({results['model']})")
-    for column in ("documents", "server", "p50 ms", "p95 ms", "answer chars p50", "load average"):
-        table.add_column(column, justify="left" if column in ("documents", "server") else "right")
+    if not all(1 <= n <= 1_000_000 for n in sizes) or not 1 <= queries <= 100_000 or not 1 <= k <= 50:
+        fail("--size must be 1..1000000, --queries 1..100000 and --k 1..50")
+    if not 1 <= runs <= 100 or not 1 <= stores <= 10_000:
+        fail("--runs must be 1..100 and --stores 1..10000")
+    if calm_load is not None and (calm_load <= 0 or not 0 <= calm_wait <= 86_400):
+        fail("--calm-load must be above 0 and --calm-wait 0..86400 seconds")
+    command = shlex.split(peer_command)
+    if not command:
+        fail("--peer-command is empty; give the command that starts mcp-server-qdrant")
+    settings = settings_with()
+    embedder: Embedder | None = None
+    model_dir: Path | None = None
+    if settings.embeddings:
+        try:
+            embedder = resolve_embedder(settings)
+        except MempError as exc:
+            fail(str(exc))
+        model_dir = settings.model_dir or minilm_dir(settings.model_cache_dir)
+    with _progress_bars() as report:
+        try:
+            results = anyio.run(
+                lambda: run_peer_comparison(
+                    command, embedder, model_dir, sizes, queries, k, runs, stores, 0, report, calm_load, calm_wait
+                )
+            )
+        except (OSError, RuntimeError, MCPError, ExceptionGroup) as exc:
+            fail(
+                f"the comparison stopped: {_innermost_error(exc)} (a server that will not start says why above; "
+                "try its command by hand)"
+            )
     for documents, figures in results["sizes"].items():
-        load = "-".join(f"{value:.1f}" for value in figures["load"])
-        for name in ("memp", "peer"):
-            f = figures[name]
-            label = "memp-mcp" if name == "memp" else "mcp-server-qdrant"
-            table.add_row(documents, label, f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", f"{f['chars_p50']:.0f}", load)
-    console.print(table)
+        console.print(_peer_table(documents, figures, results))
     if as_json:
         print(json.dumps(results))
+
+
+def _innermost_error(exc: BaseException) -> BaseException:
+    """The first error inside task groups' exception groups (what actually went wrong)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+_PEER_ROWS = (
+    ("query p50 ms", "query_p50_ms", "{:.1f}"),
+    ("query p95 ms", "query_p95_ms", "{:.1f}"),
+    ("store a doc p50 ms", "store_p50_ms", "{:.1f}"),
+    ("store a doc p95 ms", "store_p95_ms", "{:.1f}"),
+    ("CPU per query ms", "cpu_per_query_ms", "{:.1f}"),
+    ("answer bytes p50", "answer_bytes_p50", "{:,.0f}"),
+    ("start: initialize s", "initialize_s", "{:.2f}"),
+    ("start: 1st answer s", "first_query_s", "{:.2f}"),
+    ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+    ("disk MB", "disk_mb", "{:.1f}"),
+)
+
+
+def _peer_table(documents: str, figures: dict[str, Any], results: dict[str, Any]) -> Table:
+    loads = "; ".join(
+        f"run {n} ({' then '.join(run['order'])}) load {run['load'][0]:.1f}-{run['load'][1]:.1f}"
+        + (f" after {run['waited_s']:.0f} s waiting" if run.get("waited_s") else "")
+        for n, run in enumerate(figures["runs"], 1)
+    )
+    table = Table(
+        title=f"{documents} documents: memp-mcp against mcp-server-qdrant over stdio, k={results['k']}, "
+        f"{results['queries']} queries and {results['stores']} stores a run, medians of {results['runs']} runs "
+        f"({results['model']})",
+        caption=loads,
+    )
+    for column in ("figure", "memp-mcp", "mcp-server-qdrant", "target", "result"):
+        table.add_column(column, justify="left" if column in ("figure", "target", "result") else "right")
+    for label, key, form in _PEER_ROWS:
+        memp, peer = figures["memp"].get(key), figures["peer"].get(key)
+        target = figures["targets"].get(key)
+        rule, result = "", Text("")
+        if target:
+            rule = target["rule"]
+            if key == "answer_bytes_p50" and figures["answer_bytes_ratio"] is not None:
+                rule += f" (ratio {figures['answer_bytes_ratio']:.2f})"
+            result = {True: Text("met", "green"), False: Text("missed", "red"), None: Text("n/a")}[target["met"]]
+        table.add_row(
+            label,
+            "-" if memp is None else form.format(memp),
+            "-" if peer is None else form.format(peer),
+            rule,
+            result,
+        )
+    return table
 
 
 @bench_app.command("lifelong")
