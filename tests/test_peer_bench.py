@@ -219,3 +219,13 @@ def test_a_peer_that_will_not_start_stops_the_comparison_with_one_line(tmp_path:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert "the comparison stopped" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_peer_is_given_the_task_with_the_actions_that_did_it() -> None:
+    from memp_mcp.bench.peer import peer_document
+    from memp_mcp.bench.synthetic import synthetic_tasks
+
+    item = next(synthetic_tasks(1, seed=4))
+    lines = peer_document(item).split("\n")
+    assert lines[0] == item.task and len(lines) == len(item.steps) + 1
+    assert lines[1] == f"1. {item.steps[0].action}"

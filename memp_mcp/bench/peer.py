@@ -13,7 +13,7 @@ process start to the `initialize` answer and to the first answered query (model 
 query latency over the timed queries and the server's CPU time over them (user + system, all
 threads, from /proc); the answer's UTF-8 bytes (text plus structured content); the time to store one
 new document through the server's own tool (memp-mcp: record_trajectory of a task with its steps;
-the peer: qdrant-store of the task); and the server's peak RSS. Figures are medians over the runs,
+the peer: qdrant-store of the task and its actions, see `peer_document`); and the server's peak RSS. Figures are medians over the runs,
 each run with the machine's load average.
 """
 
@@ -216,8 +216,15 @@ def _peer_side(command: list[str], env: dict[str, str], path: Path) -> _Side:
         "qdrant-find",
         lambda query: {"query": query},
         "qdrant-store",
-        lambda item: {"information": item.task},
+        lambda item: {"information": peer_document(item)},
     )
+
+
+def peer_document(item: SyntheticTask) -> str:
+    """What an agent would keep in a plain vector memory to do the task again: the task and the actions
+    that did it, one a line. The same content memp-mcp gets (it is sent the task with its steps), so both
+    answers carry a way to do the task; the task alone made the peer's answer a list of task names."""
+    return "\n".join([item.task, *(f"{n}. {step.action}" for n, step in enumerate(item.steps, 1))])
 
 
 def _record_arguments(item: SyntheticTask) -> dict[str, Any]:
