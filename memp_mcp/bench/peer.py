@@ -13,8 +13,8 @@ process start to the `initialize` answer and to the first answered query (model 
 query latency over the timed queries and the server's CPU time over them (user + system, all
 threads, from /proc); the answer's UTF-8 bytes (text plus structured content); the time to store one
 new document through the server's own tool (memp-mcp: record_trajectory of a task with its steps;
-the peer: qdrant-store of the task and its actions, see `peer_document`); and the server's peak RSS. Figures are medians over the runs,
-each run with the machine's load average.
+the peer: qdrant-store of the task and its actions, see `peer_document`); and the server's peak
+RSS. Figures are medians over the runs, each run with the machine's load average.
 """
 
 from __future__ import annotations
