@@ -55,7 +55,7 @@ DEFERRED_INDEXES = ("procedures_search", "procedure_keys_embedding", "procedure_
 # model gives a task and the same task for another team or place; nearer would make the bulk
 # duplicates, farther would make it noise unlike any embedded text.
 NOISE_RANGE = (0.45, 0.85)
-_QUALIFIERS = ("for the {a} {b} team", "in the {a}-{b} project", "on {a}-{n}", "behind the {a} {b}")
+_QUALIFIERS = ("for the {a} {b} team", "in the {a}-{b} project", "on {a}-{b}", "behind the {a} {b}")
 _WORDS = (
     "alpha orders users metrics ledger catalog gateway worker session report invoice cache backup search "
     "profile upload billing events audit config"
@@ -97,7 +97,7 @@ def marker(size: int, seed: int, targets: int, model: str) -> dict[str, Any]:
         "targets": targets,
         "model": model,
         "generator": SYNTHETIC_VERSION,
-        "loader": 1,
+        "loader": 2,
     }
 
 
@@ -220,9 +220,9 @@ def bulk_task(target: str, index: int) -> str:
     second = others[pair % (len(_WORDS) - 1)]
     form = _QUALIFIERS[rest % len(_QUALIFIERS)]
     number = rest // len(_QUALIFIERS) + 1
-    qualifier = form.format(a=first, b=second, n=number)
+    qualifier = form.format(a=first, b=second)
     # Past the first round of every pair and form, a number keeps them apart.
-    if "{n}" not in form and number > 1:
+    if number > 1:
         qualifier = f"{qualifier} {number}"
     return f"{target} {qualifier}"
 
