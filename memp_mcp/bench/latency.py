@@ -369,6 +369,7 @@ def _postgres_bulk_figures(
         server_settings,
         stored_marker,
         target_tasks,
+        warm_page_cache,
     )
 
     build: dict[str, Any] = {}
@@ -398,6 +399,7 @@ def _postgres_bulk_figures(
             url = stack.enter_context(scratch_database(server_url, f"latency_{size}"))
             tasks = built_in(url)
         before = database_sizes(url)
+        warmed = warm_page_cache(url)
         per_run = _runs(
             {"MEMP_DATABASE_URL": url},
             tasks,
@@ -415,6 +417,7 @@ def _postgres_bulk_figures(
             build=build,
             disk=before,
             server=server_settings(url),
+            page_cache_warmed_mb=warmed,
             corpus={
                 "real": f"{targets:,} target procedures: synthetic tasks built by the extractive builder, their keys "
                 "embedded with the real model; the recalls are paraphrases of their tasks, embedded by the server",

@@ -369,6 +369,40 @@ def database_sizes(url: str) -> dict[str, Any]:
     }
 
 
+def warm_page_cache(url: str) -> float | None:
+    """Read the database's files into the operating system's page cache, when the server runs on this
+    machine and its data directory is readable from here: a server that has been serving a while has
+    its working set (the HNSW graph above all) in memory, while a database just copied or restored is
+    on disk, and a cold HNSW search reads ~300 pages (~70 ms against ~12 ms from the page cache at a
+    million procedures). Returns the MB read, or None when the files are out of reach."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            directory = conn.execute("SHOW data_directory").fetchone()
+        except psycopg.Error:  # only superusers and pg_read_all_settings members may see it
+            return None
+        files = conn.execute(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i', 't') "
+            "AND pg_relation_filepath(c.oid) IS NOT NULL"
+        ).fetchall()
+    if not directory:
+        return None
+    read = 0
+    for (relative,) in files:
+        base = Path(str(directory[0])) / str(relative)
+        for segment in [base, *sorted(base.parent.glob(base.name + ".*"))]:
+            try:
+                with segment.open("rb") as handle:
+                    while chunk := handle.read(1 << 22):
+                        read += len(chunk)
+            except OSError:
+                if segment == base:
+                    return None
+    return round(read / (1024 * 1024), 1)
+
+
 def server_settings(url: str) -> dict[str, str]:
     """The server's settings that bear on the figures."""
     import psycopg

@@ -291,6 +291,12 @@ def _print_bulk_details(size: int, figures: dict[str, Any]) -> None:
         "  largest indexes: " + ", ".join(f"{name} {mb:,.1f} MB" for name, mb in disk["largest_indexes_mb"].items())
     )
     console.print("  server: " + ", ".join(f"{name}={value}" for name, value in figures["server"].items()))
+    warmed = figures.get("page_cache_warmed_mb")
+    console.print(
+        f"  before the runs, {warmed:,.0f} MB of the database's files were read into the page cache"
+        if warmed is not None
+        else "  the database's files were out of reach: the runs started with a cold page cache"
+    )
 
 
 @bench_app.command("hook")
