@@ -272,7 +272,7 @@ def bench_latency(
 
 def _print_bulk_details(size: int, figures: dict[str, Any]) -> None:
     """What a bulk-loaded PostgreSQL database is made of and cost: corpus, build phases, HNSW, disk, server."""
-    console.print(f"[bold]PostgreSQL, {size:,} procedures (bulk-loaded)[/bold]")
+    console.print(f"PostgreSQL, {size:,} procedures (bulk-loaded)")
     console.print(f"  real: {figures['corpus']['real']}")
     console.print(f"  synthetic: {figures['corpus']['synthetic']}")
     build = figures["build"]
