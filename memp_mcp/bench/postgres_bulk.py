@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from memp_mcp.bench.synthetic import SYNTHETIC_VERSION, SyntheticTask, synthetic_tasks
+# The generator's own words, so a bulk task is told apart as the generator tells a repeated one apart.
+from memp_mcp.bench.synthetic import _WORDS, SYNTHETIC_VERSION, SyntheticTask, synthetic_tasks
 from memp_mcp.embedding import Embedder
 from memp_mcp.engine.build import extract_procedure
 from memp_mcp.engine.retrieve import key_text
@@ -56,10 +57,6 @@ DEFERRED_INDEXES = ("procedures_search", "procedure_keys_embedding", "procedure_
 # duplicates, farther would make it noise unlike any embedded text.
 NOISE_RANGE = (0.45, 0.85)
 _QUALIFIERS = ("for the {a} {b} team", "in the {a}-{b} project", "on {a}-{b}", "behind the {a} {b}")
-_WORDS = (
-    "alpha orders users metrics ledger catalog gateway worker session report invoice cache backup search "
-    "profile upload billing events audit config"
-).split()
 
 Progress = Callable[[str, int, int], None]
 
