@@ -271,3 +271,13 @@ def test_words_the_statistics_show_far_past_the_bound_are_not_counted(pg: Postgr
     _sql(postgres_url, "UPDATE procedures SET search_text = replace(search_text, 'rollback', 'zzz')")
     assert pg.document_frequencies(["rollback"], at_most=5) == {"rollback": 5}
     assert pg.document_frequencies(["rollback"]) == {"rollback": 0}
+
+
+def test_keyword_statistics_keep_ten_thousand_lexemes(pg: PostgresStore, postgres_url: str) -> None:
+    # With the default 1,000, a large memory's statistics stop at lexemes of ~0.3% of rows, and every
+    # word rarer than that but past the count bound is counted row by row (see migration 6).
+    target = _sql(
+        postgres_url,
+        "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'procedures'::regclass AND attname = 'search'",
+    )
+    assert target == [(1000,)]

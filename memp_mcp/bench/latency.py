@@ -13,6 +13,7 @@ same rows and vectors), the servers run on it with MEMP_DATABASE_URL, and it is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -28,9 +29,14 @@ from typing import Any
 
 import anyio
 
+from memp_mcp.bench.postgres_bulk import DEFAULT_TARGETS
 from memp_mcp.bench.synthetic import SYNTHETIC_VERSION, build_database, paraphrase, synthetic_tasks
 from memp_mcp.embedding import Embedder
 from memp_mcp.store import SQLiteStore
+
+# From this size on, a PostgreSQL database is built by the bulk loader (building it through SQLite
+# with every procedure embedded takes ~16 minutes per 100,000).
+BULK_FROM = 200_000
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -75,9 +81,16 @@ def _db_size_mb(path: Path) -> float:
 
 
 async def _one_run(
-    database: dict[str, str], tasks: list[str], env: dict[str, str], recalls: int, records: int, seed: int
+    database: dict[str, str],
+    tasks: list[str],
+    env: dict[str, str],
+    recalls: int,
+    records: int,
+    seed: int,
+    probe: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One server run on `database` (MEMP_DB_PATH or MEMP_DATABASE_URL and its value)."""
+    """One server run on `database` (MEMP_DB_PATH or MEMP_DATABASE_URL and its value); `probe` adds
+    figures read while the server still runs (a database server's memory)."""
     from mcp import Client, StdioServerParameters
 
     rng = random.Random(seed)
@@ -124,6 +137,7 @@ async def _one_run(
             if result.is_error:
                 raise RuntimeError(f"report failed: {result.content}")
         rss = _peak_rss_mb(pid)
+        probed = probe() if probe else {}
     return {
         "initialize_s": initialized,
         "first_recall_s": first_recall,
@@ -136,6 +150,7 @@ async def _one_run(
         "peak_rss_mb": rss,
         # The machine's 1-minute load average as the run ends: on a shared machine, what the times mean.
         "load_average": os.getloadavg()[0],
+        **probed,
     }
 
 
@@ -211,19 +226,41 @@ def run_latency(
     workdir: Path | None = None,
     cache_dir: Path | None = None,
     database_url: str | None = None,
+    bulk_from: int = BULK_FROM,
+    targets: int = DEFAULT_TARGETS,
     on_build: Callable[[int, int], None] | None = None,
     on_run: Callable[[int, int, dict[str, Any]], None] | None = None,
+    on_phase: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Build (or reuse from `cache_dir`) each database, then measure `runs` server runs; figures per size.
 
     With `database_url` (a PostgreSQL server where this user may create databases), the same
-    figures on PostgreSQL go under results["postgresql"]["sizes"].
+    figures on PostgreSQL go under results["postgresql"]["sizes"]. A size of `bulk_from` or more is
+    measured on PostgreSQL only, on a database the bulk loader builds there (memp_mcp.bench.postgres_bulk:
+    `targets` procedures embedded with the real model, the rest derived from them); with `cache_dir`
+    that database is kept on the server and reused.
     """
     results: dict[str, Any] = {"runs": runs, "recalls_per_run": recalls, "records_per_run": records, "sizes": {}}
     if database_url:
         results["postgresql"] = {"sizes": {}}
     with tempfile.TemporaryDirectory(prefix="memp-latency-", dir=workdir) as tmp:
         for size in sizes:
+            if database_url and size >= bulk_from:
+                results["postgresql"]["sizes"][str(size)] = _postgres_bulk_figures(
+                    database_url,
+                    size,
+                    embedder,
+                    env,
+                    runs,
+                    recalls,
+                    records,
+                    seed,
+                    targets,
+                    cache_dir is not None,
+                    on_phase,
+                    on_run,
+                )
+                continue
             db, tasks, build_seconds = _built_database(size, seed, embedder, Path(tmp), cache_dir, on_build)
             if database_url:
                 with _postgres_copy(db, database_url, size) as (url, size_of):
@@ -249,10 +286,11 @@ def _runs(
     seed: int,
     size: int,
     on_run: Callable[[int, int, dict[str, Any]], None] | None,
+    probe: Callable[[], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     per_run = []
     for run in range(runs):
-        figures = anyio.run(_one_run, database, tasks, env, recalls, records, seed + run)
+        figures = anyio.run(_one_run, database, tasks, env, recalls, records, seed + run, probe)
         per_run.append(figures)
         if on_run:
             on_run(size, run, figures)
@@ -299,3 +337,109 @@ def _postgres_copy(db: Path, server_url: str, size: int) -> Iterator[tuple[str, 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         yield url, lambda: size_mb(url)
+
+
+def _postgres_bulk_figures(
+    server_url: str,
+    size: int,
+    embedder: Embedder,
+    env: dict[str, str],
+    runs: int,
+    recalls: int,
+    records: int,
+    seed: int,
+    targets: int,
+    keep: bool,
+    on_phase: Callable[[str, int, int], None] | None,
+    on_run: Callable[[int, int, dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """Runs on a bulk-loaded PostgreSQL database of `size` procedures: the figures with the build's
+    phases, the HNSW settings, the database's size on disk and the server's memory.
+
+    With `keep`, the built database stays on the server (memp_latency_bulk_<size>_<seed>) and a later
+    run with the same size, seed, targets and model reuses it; the runs then write to a copy of it
+    (CREATE DATABASE ... TEMPLATE), so it stays as built.
+    """
+    from memp_mcp.bench.postgres import scratch_database
+    from memp_mcp.bench.postgres_bulk import (
+        backend_memory,
+        build_bulk_database,
+        database_sizes,
+        marker,
+        server_settings,
+        stored_marker,
+        target_tasks,
+        warm_page_cache,
+    )
+
+    build: dict[str, Any] = {}
+
+    def built_in(url: str) -> list[str]:
+        made = build_bulk_database(url, size, embedder, seed=seed, targets=targets, progress=on_phase)
+        build.update(
+            build_s=round(made.seconds, 1),
+            phases_s={name: round(seconds, 1) for name, seconds in made.phases.items()},
+            hnsw=made.index_settings,
+            targets=made.targets,
+            bulk=made.bulk,
+        )
+        return made.tasks
+
+    with contextlib.ExitStack() as stack:
+        if keep:
+            kept = _server_database(server_url, f"memp_latency_bulk_{size}_{seed}")
+            if stored_marker(kept) == marker(size, seed, targets, embedder.identity):
+                tasks = target_tasks(targets, seed)
+                build.update(build_s=None, reused=True)
+            else:
+                _recreate_database(server_url, kept)
+                tasks = built_in(kept)
+            url = stack.enter_context(scratch_database(server_url, f"latency_{size}", template=kept))
+        else:
+            url = stack.enter_context(scratch_database(server_url, f"latency_{size}"))
+            tasks = built_in(url)
+        before = database_sizes(url)
+        warmed = warm_page_cache(url)
+        per_run = _runs(
+            {"MEMP_DATABASE_URL": url},
+            tasks,
+            env,
+            runs,
+            recalls,
+            records,
+            seed,
+            size,
+            on_run,
+            lambda: backend_memory(url),
+        )
+        summary = _summary(per_run, build.get("build_s"), before["database_mb"], database_sizes(url)["database_mb"])
+        summary.update(
+            build=build,
+            disk=before,
+            server=server_settings(url),
+            page_cache_warmed_mb=warmed,
+            corpus={
+                "real": f"{targets:,} target procedures: synthetic tasks built by the extractive builder, their keys "
+                "embedded with the real model; the recalls are paraphrases of their tasks, embedded by the server",
+                "synthetic": f"{size - targets:,} bulk procedures: a target's steps and trajectory under a task of "
+                "their own, key vectors derived from the target's (its vector plus noise, normalised)",
+            },
+        )
+    return summary
+
+
+def _server_database(server_url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
+def _recreate_database(server_url: str, url: str) -> None:
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")

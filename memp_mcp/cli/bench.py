@@ -149,9 +149,21 @@ def bench_latency(
         typer.Option(
             "--database-url",
             help="Also measure on PostgreSQL: a server where this user may create databases (one per size, "
-            "holding a copy of the SQLite one, dropped after).",
+            "holding a copy of the SQLite one, dropped after). Sizes from --bulk-from on are measured on "
+            "PostgreSQL only, on a database built there by the bulk loader.",
         ),
     ] = None,
+    bulk_from: Annotated[
+        int,
+        typer.Option(
+            help="With --database-url: from this size on, build the PostgreSQL database directly with COPY "
+            "(--targets procedures embedded with the real model, the rest derived from them) instead of "
+            "through SQLite. With --cache-dir it is kept on the server and reused."
+        ),
+    ] = 200_000,
+    targets: Annotated[
+        int, typer.Option(help="Procedures embedded with the real model in a bulk-loaded database (recall targets).")
+    ] = 5_000,
 ) -> None:
     """Latency through the MCP protocol (stdio): recall, record, report, start-up, RSS, size on disk."""
     from memp_mcp.bench.latency import run_latency
@@ -160,6 +172,8 @@ def bench_latency(
     sizes = procedures or [1000, 10_000]
     if any(size < 10 or size > 1_000_000 for size in sizes) or runs < 1 or recalls < 10 or records < 1:
         fail("--procedures must be 10..1,000,000, --runs >= 1, --recalls >= 10, --records >= 1")
+    if targets < 10 or bulk_from < 10:
+        fail("--targets and --bulk-from must be at least 10")
     settings = settings_with(database_url=database_url)
     try:
         embedder = resolve_embedder(settings)
@@ -176,11 +190,17 @@ def bench_latency(
         console=errors,
     ) as bar:
         bars: dict[int, Any] = {}
+        phases: dict[str, Any] = {}
 
         def on_build(done: int, total: int) -> None:
             if total not in bars:
                 bars[total] = bar.add_task(f"building {total:,} procedures", total=total)
             bar.update(bars[total], completed=done)
+
+        def on_phase(phase: str, done: int, total: int) -> None:
+            if phase not in phases:
+                phases[phase] = bar.add_task(phase, total=total)
+            bar.update(phases[phase], completed=done)
 
         def on_run(size: int, run: int, figures: dict[str, Any]) -> None:
             errors.print(
@@ -198,8 +218,11 @@ def bench_latency(
             records=records,
             cache_dir=cache_dir,
             database_url=settings.database_url,
+            bulk_from=bulk_from,
+            targets=targets,
             on_build=on_build,
             on_run=on_run,
+            on_phase=on_phase,
         )
     columns = [(f"N={int(size):,}", figures) for size, figures in results["sizes"].items()]
     if "postgresql" in results:
@@ -228,11 +251,52 @@ def bench_latency(
             value = figures.get(key)
             cells.append("n/a" if value is None else f"{value['median']:.2f} [{value['min']:.2f}-{value['max']:.2f}]")
         table.add_row(key, *cells)
+    for key in ("pg_backend_peak_rss_mb", "pg_backends_private_mb"):
+        if any(key in figures for _, figures in columns):
+            table.add_row(
+                key,
+                *(
+                    f"{f[key]['median']:.1f} [{f[key]['min']:.1f}-{f[key]['max']:.1f}]" if key in f else "n/a"
+                    for _, f in columns
+                ),
+            )
     table.add_row("db size MB", *(str(f["db_mb_after_runs"]) for _, f in columns))
     table.add_row("build s", *("reused" if f["build_s"] is None else str(f["build_s"]) for _, f in columns))
     console.print(table)
+    for size, figures in results.get("postgresql", {}).get("sizes", {}).items():
+        if "corpus" in figures:
+            _print_bulk_details(int(size), figures)
     if as_json:
         print(json.dumps(results))
+
+
+def _print_bulk_details(size: int, figures: dict[str, Any]) -> None:
+    """What a bulk-loaded PostgreSQL database is made of and cost: corpus, build phases, HNSW, disk, server."""
+    console.print(f"PostgreSQL, {size:,} procedures (bulk-loaded)")
+    console.print(f"  real: {figures['corpus']['real']}")
+    console.print(f"  synthetic: {figures['corpus']['synthetic']}")
+    build = figures["build"]
+    if build.get("reused"):
+        console.print("  build: reused (kept on the server from an earlier run)")
+    else:
+        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in build["phases_s"].items())
+        console.print(f"  build {build['build_s']:.1f} s: {phases}")
+        console.print("  HNSW index: " + ", ".join(f"{name}={value}" for name, value in build["hnsw"].items()))
+    disk = figures["disk"]
+    console.print(f"  on disk before the runs: {disk['database_mb']:,.1f} MB")
+    for table, split in disk["tables"].items():
+        if split["rows_mb"] + split["indexes_mb"] >= 1:
+            console.print(f"    {table}: rows {split['rows_mb']:,.1f} MB, indexes {split['indexes_mb']:,.1f} MB")
+    console.print(
+        "  largest indexes: " + ", ".join(f"{name} {mb:,.1f} MB" for name, mb in disk["largest_indexes_mb"].items())
+    )
+    console.print("  server: " + ", ".join(f"{name}={value}" for name, value in figures["server"].items()))
+    warmed = figures.get("page_cache_warmed_mb")
+    console.print(
+        f"  before the runs, {warmed:,.0f} MB of the database's files were read into the page cache"
+        if warmed is not None
+        else "  the database's files were out of reach: the runs started with a cold page cache"
+    )
 
 
 @bench_app.command("hook")
