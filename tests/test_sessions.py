@@ -328,16 +328,17 @@ def test_session_start_starts_the_warm_server_and_a_prompt_waits_for_it(tmp_path
         assert '<procedure id="1"' in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
         # The server gone (idle, a reboot) and no SessionStart: the prompt starts one and waits for it.
         os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: server_pid(db) is None, 10)
+        # The server is keyed by the hooks' settings (their MEMP_ variables), not this process's.
+        wait_until(lambda: server_pid(db, env) is None, 10)
         reply = hook({"hook_event_name": "UserPromptSubmit", "prompt": reworded})
         log = (db.parent / "hooks.log").read_text()
         again = int(re.findall(r"warm server for .* \(pid (\d+)\)", log)[-1])
         assert again != pid and re.search(rf"^.* {again} INFO prompt in project: 1 procedures", log, re.M), log
         assert '<procedure id="1"' in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
     finally:
-        if (found := server_pid(db)) is not None:
+        if (found := server_pid(db, env)) is not None:
             os.kill(found, signal.SIGTERM)
-            wait_until(lambda: server_pid(db) is None, 10)
+            wait_until(lambda: server_pid(db, env) is None, 10)
 
 
 # -- the benchmark ---------------------------------------------------------------------------
