@@ -267,20 +267,16 @@ class Retriever:
             return [Scored(p, 0.0, 0.0, p.source_trajectory_ids) for p in self.store.get_procedures(ids)]
         if embedder is None:
             return self._keyword_only(task, namespace, k)
-        if strategy == "hybrid":
-            # The model reads the task in another thread (onnxruntime lets go of the interpreter) while
-            # this one runs the keyword search, which does not need the vector: at 100,000 procedures
-            # the two took ~4 and ~2.4 ms one after the other.
-            embedding = self._embedding_thread().submit(embedder.embed, [task])
-            found_by_words = self._keyword_candidates(task, namespace, max(k, self.tuning.candidates))
-            return self._hybrid(task, namespace, k, embedding.result()[0], found_by_words)
-        query_vector = embedder.embed([task])[0]
         if strategy == "query":
-            return self._by_cosine(task, namespace, k, query_vector)
+            return self._by_cosine(task, namespace, k, embedder.embed([task])[0])
         if strategy == "avefact":
-            assert embedder is not None
-            return self._avefact(task, namespace, k, query_vector, embedder)
-        return self._hybrid(task, namespace, k, query_vector, self._keyword_candidates(task, namespace, k))
+            return self._avefact(task, namespace, k, embedder.embed([task])[0], embedder)
+        # The model reads the task in another thread (onnxruntime lets go of the interpreter) while this
+        # one runs the keyword search, which does not need the vector: at 100,000 procedures the two took
+        # ~4 and ~2.4 ms one after the other.
+        embedding = self._embedding_thread().submit(embedder.embed, [task])
+        found_by_words = self._keyword_candidates(task, namespace, max(k, self.tuning.candidates))
+        return self._hybrid(task, namespace, k, embedding.result()[0], found_by_words)
 
     # -- strategies ----------------------------------------------------------------------
 

@@ -61,16 +61,23 @@ class InMemoryCodes(SQLiteConnection):
                 return self._nearest_keys_in_transaction(namespace, query, wanted, coarse)
             if bound is None:
                 return None
-            recoverable: tuple[type[BaseException], ...] = (ValueError, *self._errors)
             try:
                 index = self._current_bit_index(bound[1])
                 if index is None:
                     return None
                 return self._nearest_in(index, namespace, query, wanted, coarse)
-            except recoverable as exc:
-                logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
-                self._bits = None
+            except self._index_errors() as exc:
+                self._drop_bits(exc)
                 return None
+
+    def _index_errors(self) -> tuple[type[BaseException], ...]:
+        """What loading or reading the index may raise and a search survives (sqlite-vec answers)."""
+        return (ValueError, *self._errors)
+
+    def _drop_bits(self, exc: BaseException) -> None:
+        """Give up the index after a failure (the store's lock held): built again at the next search."""
+        logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
+        self._bits = None
 
     def _nearest_in(self, index: BitIndex, namespace: str, query: bytes, wanted: int, coarse: int) -> list[int]:
         if index.holds_vectors:

@@ -4,7 +4,6 @@ exact float32 vector kept beside each key, reindex and backfill, and the nearest
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -25,8 +24,6 @@ MAX_KNN = 4096
 # against exact search: 3 keys per procedure found 69% of the true 20 nearest and the true first in
 # 160 of 191 (0.76 ms per search); 10 found 86% and 179 of 191 (1.26 ms); 30 found 94% (3.3 ms).
 COARSE_OVERSAMPLING = 10
-
-logger = logging.getLogger(__name__)
 
 
 class KeyVectors(InMemoryCodes):
@@ -174,13 +171,11 @@ class KeyVectors(InMemoryCodes):
         bound = self.embedding_model()
         if bound is None:
             return
-        recoverable: tuple[type[BaseException], ...] = (ValueError, *self._errors)
         with self._lock:
             try:
                 self._current_bit_index(bound[1])
-            except recoverable as exc:
-                logger.warning("in-memory vector index dropped (sqlite-vec answers meanwhile): %s", exc)
-                self._bits = None
+            except self._index_errors() as exc:
+                self._drop_bits(exc)
 
     def has_vector_table(self) -> bool:
         row = self._execute("SELECT 1 FROM sqlite_master WHERE name = 'key_vectors'").fetchone()
