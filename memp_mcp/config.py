@@ -91,6 +91,9 @@ class Settings(BaseModel):
     # "agent": the Stop hook asks the agent, once per session that did work, to record its own draft of
     # the procedure (its model distils; no API key). "off": the hook extracts one from the transcript.
     hook_distill: Literal["off", "agent"] = "off"
+    # Which SQLite library opens the file (memp_mcp.store.driver reads MEMP_SQLITE_DRIVER itself, once per
+    # process; it is here so that a value it would refuse fails every command up front, and is listed).
+    sqlite_driver: Literal["auto", "sqlean", "sqlite3"] = "auto"
 
     @field_validator("namespace")
     @classmethod
@@ -155,6 +158,7 @@ def validate_namespace(value: str) -> str:
 # Environment variable -> settings field.
 ENV_VARS: dict[str, str] = {
     "MEMP_DB_PATH": "db_path",
+    "MEMP_SQLITE_DRIVER": "sqlite_driver",
     "MEMP_DATABASE_URL": "database_url",
     "MEMP_NAMESPACE": "namespace",
     "MEMP_EMBEDDING_MODEL": "embedding_model",

@@ -133,6 +133,21 @@ def test_only_the_console_script_imports_the_command_line() -> None:
     ] == ["memp_mcp.entry"]
 
 
+def test_only_the_driver_imports_a_sqlite_library() -> None:
+    # One SQLite library per process (memp_mcp/store/driver.py says why): a module that imported the
+    # stdlib sqlite3 or sqlean itself could open the memory file with the other copy of SQLite.
+    libraries = ("sqlite3", "sqlean", "pysqlite3", "apsw")
+    found = sorted(
+        f"{name} imports {target}"
+        for name, targets in GRAPH.items()
+        if name != "memp_mcp.store.driver"
+        for target in targets
+        if any(within(target, library) for library in libraries)
+    )
+    assert found == []
+    assert "sqlite3" in GRAPH["memp_mcp.store.driver"]  # the reading sees the one that does
+
+
 def test_the_graph_reads_imports_the_way_python_resolves_them() -> None:
     # The rules above are only as good as this reading: a function-level import, a `from package
     # import submodule` and a relative import all count.

@@ -267,18 +267,20 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
     if settings.database_url:
         fix = "check MEMP_DATABASE_URL (or --database-url) and that the server has pgvector installed"
     else:
-        from memp_mcp.store.driver import driver_name, stdlib_can_load_extensions
+        from memp_mcp.store.driver import DRIVER_VARIABLE, driver_name, stdlib_can_load_extensions, uses_fallback
 
         fix = "point MEMP_DB_PATH at a writable file"
-        report(
-            True,
-            f"SQLite driver: {driver_name()}"
-            + (
-                ""
-                if stdlib_can_load_extensions()
-                else " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"
-            ),
-        )
+        try:
+            why = ""
+            if uses_fallback():
+                why = (
+                    f" ({DRIVER_VARIABLE} asks for it)"
+                    if stdlib_can_load_extensions()
+                    else " (this Python's sqlite3 cannot load extensions; using sqlean.py instead)"
+                )
+            report(True, f"SQLite driver: {driver_name()}{why}")
+        except MempError as exc:
+            report(False, f"SQLite driver: {exc}", f"unset {DRIVER_VARIABLE}")
     bound = None
     db_path = settings.db_path
     scratch = None

@@ -84,15 +84,17 @@ def aliases_path(settings: Settings) -> Path:
 
 
 def holds_memory(settings: Settings, namespace: str) -> bool:
-    """Whether the SQLite file holds a trajectory or a procedure in `namespace`, read with the
-    standard library (cheap enough for a prompt hook). Folder-keyed namespaces came before
-    PostgreSQL hooks, so a PostgreSQL database carries nothing over."""
-    import sqlite3
+    """Whether the SQLite file holds a trajectory or a procedure in `namespace` (cheap enough for a
+    prompt hook). Read through the store's own driver, never another copy of SQLite: in the warm
+    server, which keeps the file open, a connection of a second SQLite library would drop that
+    connection's locks when it closed (see memp_mcp.store.driver). Folder-keyed namespaces came
+    before PostgreSQL hooks, so a PostgreSQL database carries nothing over."""
+    from memp_mcp.store import driver
 
     if settings.database_url is not None or not settings.db_path.exists():
         return False
     try:
-        connection = sqlite3.connect(f"{settings.db_path.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        connection = driver.connect(settings.db_path, read_only=True)
         try:
             row = connection.execute(
                 "SELECT EXISTS (SELECT 1 FROM procedures WHERE namespace = ?) "
@@ -101,7 +103,7 @@ def holds_memory(settings: Settings, namespace: str) -> bool:
             ).fetchone()
         finally:
             connection.close()
-    except sqlite3.Error:
+    except driver.database_errors():
         return False
     return bool(row and row[0])
 

@@ -4,12 +4,26 @@ The stdlib `sqlite3` is used when this Python was built with extension loading. 
 (macOS system Python, several pyenv and distro builds), and on those `sqlean` (the sqlean.py
 package, a DB-API drop-in bundling its own SQLite with wheels for Linux, macOS and Windows) is
 used instead. pysqlite3-binary is Linux-only and apsw is not DB-API, hence sqlean.
+
+One SQLite library per process, chosen once and kept: this module is the only one that imports the
+stdlib `sqlite3`, and every connection to a memory file goes through `connect`. Two copies of SQLite
+in one process do not see each other's POSIX locks on the same file: closing a connection of one
+drops the locks the other holds, so another process that then closes believes it is the last,
+checkpoints and deletes the WAL, and this process goes on writing into an unlinked WAL whose pages
+it later checkpoints over newer ones (a corrupt file, committed rows gone).
+
+MEMP_SQLITE_DRIVER=sqlean forces the fallback on a Python whose `sqlite3` could load extensions (the
+tests run both paths); `sqlite3` insists on the stdlib module; `auto` (the default) picks as above.
+It is read from the environment, not from Settings, because the driver is chosen before (and
+without) any settings, and must not change afterwards.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +33,11 @@ import sqlite_vec
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_SECONDS = 15.0
+DRIVER_VARIABLE = "MEMP_SQLITE_DRIVER"
+DRIVER_CHOICES = ("auto", "sqlean", "sqlite3")
+
+_chosen: ModuleType | None = None
+_choosing = threading.Lock()
 
 
 def stdlib_can_load_extensions() -> bool:
@@ -26,12 +45,39 @@ def stdlib_can_load_extensions() -> bool:
 
 
 def driver_module() -> ModuleType:
-    """The DB-API module used to open databases."""
-    if stdlib_can_load_extensions():
+    """The DB-API module every connection of this process uses: chosen on first use, then fixed."""
+    global _chosen
+    with _choosing:
+        if _chosen is None:
+            _chosen = _choose(os.environ.get(DRIVER_VARIABLE, "auto").strip().lower() or "auto")
+        return _chosen
+
+
+def _choose(wanted: str) -> ModuleType:
+    from memp_mcp.errors import StoreError
+
+    if wanted not in DRIVER_CHOICES:
+        raise StoreError(f"{DRIVER_VARIABLE}={wanted!r} is not a SQLite driver; use one of {', '.join(DRIVER_CHOICES)}")
+    if wanted == "sqlite3" or (wanted == "auto" and stdlib_can_load_extensions()):
+        if not stdlib_can_load_extensions():
+            raise StoreError(
+                f"{DRIVER_VARIABLE}=sqlite3, but this Python's sqlite3 cannot load extensions (sqlite-vec); "
+                f"unset {DRIVER_VARIABLE} to use sqlean.py"
+            )
         return sqlite3
     import sqlean
 
     return sqlean  # type: ignore[no-any-return]
+
+
+def uses_fallback() -> bool:
+    """Whether this process opens SQLite through sqlean.py rather than the stdlib module."""
+    return driver_module() is not sqlite3
+
+
+def complete_statement(sql: str) -> bool:
+    """SQLite's own test of whether `sql` ends in a complete statement."""
+    return bool(driver_module().complete_statement(sql))
 
 
 def driver_name() -> str:
@@ -69,5 +115,4 @@ def connect(path: Path | str, *, read_only: bool = False, immutable: bool = Fals
 
 def database_errors() -> tuple[type[BaseException], ...]:
     """The exception classes a connection from `connect` may raise."""
-    module = driver_module()
-    return (module.Error, sqlite3.Error)
+    return (driver_module().Error,)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from memp_mcp.store import rows
+from memp_mcp.store import driver, rows
 from memp_mcp.store.dialect import Dialect
 
 
@@ -67,7 +66,7 @@ def split_sql(script: str) -> list[str]:
     statements, pending = [], ""
     for piece in body.split(";"):
         pending += piece + ";"
-        if sqlite3.complete_statement(pending):
+        if driver.complete_statement(pending):
             if pending.strip(" \n\t;"):
                 statements.append(pending.strip().rstrip(";"))
             pending = ""
