@@ -21,11 +21,29 @@ errors = Console(stderr=True, markup=False)
 
 
 def settings_with(**overrides: Any) -> Settings:
-    """The settings (MEMP_* variables) with these flags on top; a value that cannot be used fails the command."""
+    """The settings (MEMP_* variables) with these flags on top; a value that cannot be used fails the command.
+
+    Every command comes through here: a SQLite memory marked damaged is said on stderr, once a command.
+    """
     try:
-        return load_settings(overrides)
+        settings = load_settings(overrides)
     except MempError as exc:
         fail(str(exc))
+    if settings.database_url is None:
+        warn_if_damaged(settings.db_path)
+    return settings
+
+
+_warned: set[Path] = set()
+
+
+def warn_if_damaged(db: Path) -> None:
+    from memp_mcp.store.sqlite import health
+
+    found = health.damage(db)
+    if found is not None and db not in _warned:
+        _warned.add(db)
+        errors.print(Text.assemble(("warning:", "bold yellow"), " ", health.advice(db, found)), soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:

@@ -294,12 +294,32 @@ def forget(
 
 
 def restore(
-    procedure_id: Annotated[int, typer.Argument(help="Procedure id.")],
+    procedure_id: Annotated[int | None, typer.Argument(help="Procedure id (a deprecated procedure).")] = None,
+    backup: Annotated[
+        str | None,
+        typer.Option(
+            "--backup",
+            help="Restore the whole memory from one of its automatic backups instead: latest, a backup's name, "
+            "or list to see them.",
+        ),
+    ] = None,
     db: DbOption = None,
     namespace: NamespaceOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Make a deprecated procedure active again."""
+    """Make a deprecated procedure active again; with --backup, put a backup of the whole memory in its place."""
+    from memp_mcp.cli import recovery
+
+    if backup is not None:
+        if procedure_id is not None:
+            fail("give a procedure id or --backup, not both")
+        if backup == "list":
+            recovery.list_backups(db)
+        else:
+            recovery.restore_backup(backup, db)
+        return
+    if procedure_id is None:
+        fail("give the id of a deprecated procedure, or --backup latest to restore the memory from a backup")
     _change_status(procedure_id, lambda memory: memory.restore(procedure_id), db, namespace, database_url)
 
 

@@ -19,6 +19,7 @@ from memp_mcp.cli.common import console
 from memp_mcp.cli.library import export_command, import_command, migrate
 from memp_mcp.cli.privacy import scan
 from memp_mcp.cli.procedures import edit, forget, list_command, namespaces, recall, restore, show, stats
+from memp_mcp.cli.recovery import repair
 from memp_mcp.cli.setup import doctor, hook, install_app, model_app, reindex, serve, smoke
 from memp_mcp.cli.why import log_command
 
@@ -64,6 +65,7 @@ app.command("export")(export_command)
 app.command("import")(import_command)
 app.command()(migrate)
 app.command()(doctor)
+app.command()(repair)
 app.command()(scan)
 app.command()(demo)
 app.add_typer(model_app, name="model")

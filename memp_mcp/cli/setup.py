@@ -284,6 +284,7 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
     bound = None
     db_path = settings.db_path
     scratch = None
+    sound = False
     if holds_no_memory(settings):
         # Nothing recorded yet (or a typo): say so, and check the engine on a scratch file rather
         # than create a memory where none was asked for.
@@ -297,13 +298,18 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
         try:
             report(True, f"database engine: {store.engine_description()}")
             problems_found = store.integrity_problems()
+            sound = not problems_found
             bound = store.embedding_model()
             report(
-                not problems_found,
+                sound,
                 f"database {store.location} (schema {store.schema_version()}, "
                 f"vectors from {bound[0] if bound else 'no model yet'})",
-                "; ".join(problems_found),
+                "; ".join(problems_found) + "; run `memp-mcp repair` (it keeps the damaged file first)",
             )
+            if problems_found and scratch is None and not settings.database_url:
+                from memp_mcp.store.sqlite import health
+
+                health.mark_damaged(db_path, problems_found[0])
             if scratch is None:
                 from memp_mcp.engine.scan import scan
 
@@ -316,10 +322,19 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
         finally:
             store.close()
     except MempError as exc:
-        report(False, f"database: {exc}", fix)
+        damaged = "corrupt" in str(exc) or "malformed" in str(exc)
+        report(
+            False,
+            f"database: {exc}",
+            "run `memp-mcp repair`, or `memp-mcp restore --backup latest`" if damaged else fix,
+        )
     finally:
         if scratch is not None:
             scratch.cleanup()
+    if scratch is None and not settings.database_url:
+        from memp_mcp.cli.recovery import check_health
+
+        check_health(db_path, sound, report)
     try:
         embedder = resolve_embedder(settings, allow_download=False)
         report(True, f"embedding model {embedder.identity}")

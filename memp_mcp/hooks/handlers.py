@@ -128,6 +128,9 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
     if task.startswith("/") or len(keywords(task)) < MIN_PROMPT_KEYWORDS:
         return None  # a follow-up ("go on") continues the task the session remembers
     path = state_path(settings, data.get("session_id"))
+    notice = damage_notice(settings)
+    if notice is not None:
+        return _tell_damage_once(path, notice)
     namespace = namespace_for(settings, data.get("cwd"))
     state = SessionState.load(path)
     state.namespace, state.task = namespace, task
@@ -167,6 +170,36 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
     return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": state.injection}}
 
 
+def damage_notice(settings: Settings) -> str | None:
+    """What to say when the SQLite memory is marked damaged (memp_mcp.store.sqlite.health): the hooks then
+    neither recall from it nor write to it, and say so, until `doctor`, `repair` or `restore` clears it."""
+    if settings.database_url is not None or not settings.db_path.exists():
+        return None
+    from memp_mcp.store.sqlite import health
+
+    found = health.damage(settings.db_path)
+    return None if found is None else health.advice(settings.db_path, found)
+
+
+def _tell_damage_once(path: Path, notice: str) -> dict[str, Any] | None:
+    """The damage notice as the prompt's context, once per session (the model is asked to pass it on)."""
+    state = SessionState.load(path)
+    if state.damage_told:
+        return None
+    state.damage_told = True
+    state.save(path)
+    context = f"<memp-mcp-notice>{notice} Tell the user this once; it is not part of their task.</memp-mcp-notice>"
+    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+
+
+def back_up_if_due(settings: Settings) -> None:
+    """A checked copy of the SQLite memory when one is due (memp_mcp.store.sqlite.backups); never raises."""
+    if settings.database_url is None:
+        from memp_mcp.store.sqlite.backups import back_up_if_due as back_up
+
+        back_up(settings.db_path)
+
+
 # -- the end of a turn ---------------------------------------------------------------------
 
 
@@ -176,6 +209,9 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     from memp_mcp.models import Outcome
 
     hook = str(data.get("hook_event_name"))
+    if (notice := damage_notice(settings)) is not None:
+        logger.error("nothing recorded: %s", notice)
+        return None
     transcript = data.get("transcript_path")
     if not isinstance(transcript, str) or not transcript:
         _log_nothing(settings, memories, data, hook, "", "nothing recorded: the event names no transcript")
@@ -278,6 +314,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
     state.recorded_prompt_id = turn.prompt_id
     state.recall_id = None  # judged (or superseded by the record): never report it twice
     state.save(path)
+    back_up_if_due(settings)
     return None
 
 

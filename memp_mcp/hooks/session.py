@@ -31,6 +31,8 @@ class SessionState:
     recorded_prompt_id: str | None = None
     # MEMP_HOOK_DISTILL=agent: the stop hook asked the agent for its draft (once per session).
     distill_asked: bool = False
+    # The memory was marked damaged and this session's context said so (once per session).
+    damage_told: bool = False
 
     @classmethod
     def load(cls, path: Path) -> SessionState:

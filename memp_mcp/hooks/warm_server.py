@@ -5,6 +5,11 @@ SessionStart (or the first prompt hook, when no server answers) starts this serv
 over a Unix socket and print the reply. The server keeps the store open, loads the model in the
 background (a prompt waits up to MODEL_WAIT_SECONDS for it, then recalls by keywords until it is
 ready), handles one event at a time, and exits after IDLE_SECONDS without a request.
+
+Before each event it checks that the WAL it writes is still the file's (memp_mcp.store.sqlite.health): a
+WAL deleted under it means its writes reach no other process, and a normal exit would checkpoint its
+stale pages over newer ones, so it marks the memory damaged and leaves at once, without closing the
+store. After an event, and when it exits idle, it takes a backup when one is due, off the event's path.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import socket
 import sys
 import threading
 
-from memp_mcp.config import load_settings
+from memp_mcp.config import Settings, load_settings
 from memp_mcp.hooks.client import (
     REPLY_TIMEOUT_SECONDS,
     ensure_runtime_dir,
@@ -27,7 +32,7 @@ from memp_mcp.hooks.client import (
     starting_path,
 )
 from memp_mcp.hooks.command import log_to_file
-from memp_mcp.hooks.handlers import run_hook
+from memp_mcp.hooks.handlers import back_up_if_due, run_hook
 from memp_mcp.hooks.memories import KeptMemories
 
 # Named, not __name__: run with -m, this module is __main__.
@@ -82,13 +87,16 @@ def serve() -> int:
     memories = KeptMemories(settings, model_wait=MODEL_WAIT_SECONDS)
     threading.Thread(target=memories.load_model, name="model-load", daemon=True).start()
     logger.info("warm server for %s on %s (pid %d)", settings.db_path, path, os.getpid())
+    backing_up: threading.Thread | None = None
     try:
         while True:
             try:
                 connection, _ = listener.accept()
             except TimeoutError:
                 logger.info("warm server idle for %.0f s: exiting", IDLE_SECONDS)
+                back_up_if_due(settings)
                 return 0
+            _leave_if_split(settings)
             with connection:
                 connection.settimeout(REPLY_TIMEOUT_SECONDS)
                 try:
@@ -97,10 +105,30 @@ def serve() -> int:
                     connection.sendall(b"ok\n" + (reply or "").encode("utf-8"))
                 except Exception:  # one bad request must not end the server
                     logger.exception("warm server request failed")
+            if backing_up is None or not backing_up.is_alive():
+                backing_up = threading.Thread(target=back_up_if_due, args=(settings,), name="backup", daemon=True)
+                backing_up.start()
     finally:
         listener.close()
         path.unlink(missing_ok=True)
         lock.close()
+
+
+def _leave_if_split(settings: Settings) -> None:
+    """Exit at once, without closing the store, when the WAL this server writes was deleted under it."""
+    if settings.database_url is not None:
+        return
+    from memp_mcp.store.sqlite import health
+
+    if health.own_wal_deleted(settings.db_path):
+        health.mark_damaged(
+            settings.db_path,
+            "the hooks' warm server found the WAL it wrote deleted by another process; what it wrote since is "
+            "lost to the file",
+        )
+        logger.error("warm server (pid %d) left: its WAL of %s was deleted under it", os.getpid(), settings.db_path)
+        logging.shutdown()
+        os._exit(1)  # closing would checkpoint the deleted WAL's stale pages into the file
 
 
 def _read_all(connection: socket.socket) -> bytes:

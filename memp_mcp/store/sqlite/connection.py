@@ -22,6 +22,7 @@ from memp_mcp.errors import StoreError
 from memp_mcp.store import driver
 from memp_mcp.store.database import Database
 from memp_mcp.store.schema import CURRENT_VERSION_SQL, Migration, apply_pending, latest_version, refuse_too_new
+from memp_mcp.store.sqlite import backups, health
 from memp_mcp.store.sqlite.dialect import DIALECT
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ class SQLiteConnection(Database):
     def _open_error(self, message: str) -> StoreError:
         """A StoreError saying, in words a user can act on, why the file could not be opened."""
         path = self.path
+        if "malformed" in message:
+            health.mark_damaged(path, message)
         if "not a database" in message or "malformed" in message:
             return StoreError(
                 f"{path} is not a memp-mcp database or is corrupt ({message}); "
@@ -239,6 +242,9 @@ class SQLiteConnection(Database):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if str(self.path) != ":memory:":
+            # A backup taken before holds the old values in its own pages: none is kept.
+            backups.discard_backups(self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -273,6 +279,7 @@ class SQLiteConnection(Database):
             try:
                 self._conn.execute("COMMIT")
             except self._errors as exc:
+                self._note_damage(exc)
                 self._rollback()
                 raise StoreError(f"cannot write to {self.path}: {exc}") from None
 
@@ -288,10 +295,16 @@ class SQLiteConnection(Database):
             try:
                 yield
             except self._errors as exc:
+                self._note_damage(exc)
                 message = str(exc)
                 if "readonly" in message or "disk" in message or "full" in message:
                     raise StoreError(f"cannot write to {self.path}: {message}") from None
                 raise
+
+    def _note_damage(self, exc: BaseException) -> None:
+        """Mark the file damaged when SQLite says it is, so that every later hook and command says so."""
+        if health.is_corruption(exc) and str(self.path) != ":memory:":
+            health.mark_damaged(self.path, str(exc))
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
         with self._statement():
