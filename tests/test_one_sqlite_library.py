@@ -183,3 +183,94 @@ def test_no_code_path_opens_the_memory_with_the_other_sqlite_library(
         done = runner.invoke(app, command)
         assert done.exit_code in (0, 1), (command, done.output)
     assert opened_by_stdlib == []
+
+
+def test_a_day_of_sessions_through_the_hooks_and_a_warm_server_keeps_every_procedure_and_credit(
+    tmp_path: Path,
+) -> None:
+    """The user's run: sessions through `memp-mcp hook` with the warm server answering prompts (and stopped
+    and started again between them) while hook processes record each turn, on the sqlean path."""
+    import json
+    import re
+    import signal
+    import time
+
+    from memp_mcp.hooks.client import server_pid, socket_path
+    from tests.claude_code_session import Transcript
+
+    project = tmp_path / "shop"
+    (project / "deploy").mkdir(parents=True)
+    (project / "deploy" / "release.sh").write_text("helm upgrade shop ./chart\n")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "start"], check=True)
+    db = tmp_path / "data" / "memory.db"
+    env = {
+        **os.environ,
+        "MEMP_DB_PATH": str(db),
+        "MEMP_SQLITE_DRIVER": "sqlean",
+        "MEMP_EMBEDDINGS": "0",
+        "MEMP_HOOK_SERVER": "1",
+        "MEMP_LOG_LEVEL": "DEBUG",
+    }
+    tasks = [
+        "Release the shop to staging with the helm chart and check the rollout",
+        "Rotate the shop's staging TLS certificate and reload nginx",
+        "Rebuild the shop's product search index after the schema change",
+    ]
+
+    def hook(payload: dict[str, Any]) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "memp_mcp.entry", "hook"],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout
+
+    def stop_the_server() -> None:
+        pid = server_pid(db, env)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            give_up = time.monotonic() + 20
+            while socket_path(db, env).exists() and time.monotonic() < give_up:
+                time.sleep(0.05)
+
+    injected = 0
+    try:
+        for number in range(9):
+            session = f"s{number}"
+            task = tasks[number % len(tasks)]
+            transcript = Transcript(tmp_path / f"{session}.jsonl", session, project)
+            transcript.prompt(task)
+            common = {"session_id": session, "transcript_path": str(transcript.path), "cwd": str(project)}
+            hook({**common, "hook_event_name": "SessionStart", "source": "startup"})
+            reply = hook({**common, "hook_event_name": "UserPromptSubmit", "prompt": task})
+            injected += "<procedure id=" in reply
+            transcript.tool("Read", {"file_path": "deploy/release.sh"}, "helm upgrade shop ./chart")
+            transcript.tool("Bash", {"command": f"./deploy/release.sh --step {number % len(tasks)}"}, "done")
+            transcript.tool("Bash", {"command": "python -m pytest tests -q"}, "12 passed in 0.40s")
+            hook({**common, "hook_event_name": "Stop", "stop_hook_active": False})
+            if number in (3, 6):
+                stop_the_server()  # as its idle exit would; the next prompt starts another
+    finally:
+        stop_the_server()
+
+    assert injected >= 6  # every repeat of a task got its procedure
+    log = (db.parent / "hooks.log").read_text()
+    assert len(set(re.findall(r" (\d+) INFO warm server for ", log))) >= 3  # started, stopped, started again
+    assert "not reported" not in log and "Traceback" not in log
+    assert len(re.findall(r"reported True for recall", log)) == injected  # every injection credited
+    store = SQLiteStore(db)
+    try:
+        assert store.integrity_problems() == []
+        assert store.count_trajectories() == 9
+        procedures = store.list_procedures(None)
+        assert len(procedures) == len(tasks)  # one procedure per recurring task, none lost
+        assert sum(p.success_count for p in procedures) >= injected
+    finally:
+        store.close()

@@ -304,3 +304,39 @@ def test_repair_refuses_while_another_process_has_the_memory_open(env: dict[str,
         holder.kill()
         holder.wait(10)
         holder.stdout.close()
+
+
+def test_a_warm_server_whose_wal_was_deleted_leaves_without_writing_and_the_prompt_says_why(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from memp_mcp.hooks.client import server_pid
+
+    db = Path(env["MEMP_DB_PATH"])
+    recorded(db, TASKS)
+    env = {**env, "MEMP_HOOK_SERVER": "1"}
+    transcript = a_turn(tmp_path, "s1", TASKS[0])
+
+    def prompt(session: str) -> str:
+        payload = hook_event("UserPromptSubmit", session, transcript, tmp_path, prompt=TASKS[0])
+        done = subprocess.run(
+            [sys.executable, "-m", "memp_mcp.entry", "hook"], input=payload, capture_output=True, timeout=120, env=env
+        )
+        assert done.returncode == 0 and done.stderr == b""
+        return done.stdout.decode()
+
+    prompt("s1")  # starts the warm server, which then holds the file open
+    pid = server_pid(db, env)
+    assert pid is not None
+    try:
+        Path(f"{db}-wal").unlink()  # what another copy of SQLite did
+        reply = prompt("s2")
+        give_up = time.monotonic() + 20
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < give_up:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists()
+        found = health.damage(db)
+        assert found is not None and "WAL it wrote deleted" in found.problem
+        assert "is damaged" in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
