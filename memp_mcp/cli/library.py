@@ -118,7 +118,8 @@ def import_command(
     except MempError as exc:
         fail(f"nothing imported: {exc}")
     console.print(
-        f"imported {counted(report.created, 'new procedure')}, merged {report.merged}, "
+        f"imported {counted(report.created, 'new procedure')}, {report.unchanged} already present, "
+        f"merged {report.merged}, "
         f"with {report.trajectories} trajectories, into namespace {report.namespace} of {_where(memory)}",
         soft_wrap=True,
         highlight=False,

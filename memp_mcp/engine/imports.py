@@ -102,7 +102,7 @@ def import_procedures(
     ]
     flat = [k for keys in key_lists for k in keys if k]
     vectors = dict(zip(flat, embedder.embed(flat), strict=True)) if embedder is not None and flat else {}
-    created = merged = trajectory_count = 0
+    created = merged = unchanged = trajectory_count = 0
     conflicts: list[str] = []
     # Where each of the file's ids landed here, so that candidates keep pointing at what they would replace.
     landed: dict[int, int] = {}
@@ -120,7 +120,7 @@ def import_procedures(
                 if found := store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
                     if procedure.id is not None:
                         landed[procedure.id] = found[0]
-                    merged += 1
+                    unchanged += 1
                     continue
                 twin = None
             elif candidate_of is not None:
@@ -174,7 +174,9 @@ def import_procedures(
                     trajectory_ids.append(store.add_trajectory(namespace, t.task, t.steps, t.outcome, t.agent))
             trajectory_count += len(trajectory_ids)
             store.add_sources(twin.id, trajectory_ids)
-            store.add_keys(twin.id, key_pairs[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin.id)))])
+            # Its own when-to-use coming back (a round trip) is no new way to find it; another's wording is.
+            new_keys = [pair for pair in key_pairs if pair[0] != twin.when_to_use]
+            keys_added = store.add_keys(twin.id, new_keys[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin.id)))])
             pitfalls = merged_pitfalls(twin.pitfalls, procedure.pitfalls)
             if conflict := import_conflict(twin, procedure.title, procedure.steps):
                 conflicts.append(conflict)
@@ -182,11 +184,16 @@ def import_procedures(
                 store.revise_procedure(
                     twin.id, reason="import: merged pitfalls", changed_by=procedure.author, pitfalls=pitfalls
                 )
-            merged += 1
+            # A file imported again, or into the memory it came from, brings nothing the procedure lacks.
+            if trajectory_ids or keys_added or conflict or pitfalls != twin.pitfalls:
+                merged += 1
+            else:
+                unchanged += 1
     return ImportReport(
         namespace=namespace,
         created=created,
         merged=merged,
+        unchanged=unchanged,
         trajectories=trajectory_count,
         conflicts=conflicts,
         redacted=scrub.found,

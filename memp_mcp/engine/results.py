@@ -132,10 +132,14 @@ class ProcedureDetail(BaseModel):
 
 
 class ImportReport(BaseModel):
+    """What an import did: `created` new procedures; `merged` into one for the same task, adding to it;
+    `unchanged`, already present with nothing to add (a file or skill imported again)."""
+
     namespace: str = ""
     created: int
     merged: int
     trajectories: int
     conflicts: list[str]
+    unchanged: int = 0
     redacted: Redactions = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
