@@ -127,9 +127,9 @@ def test_export_import_round_trip_recalls_the_same_procedures(
         there = target.recall(task, log=False).procedures[0]
         here = source.recall(task, log=False).procedures[0]
         assert (there.title, there.steps, there.author) == (here.title, here.steps, here.author)
-    # Importing again merges instead of duplicating.
+    # Importing again finds each procedure already there instead of duplicating it.
     code, out = run("import", str(library))
-    assert code == 0 and "merged 2" in out
+    assert code == 0 and "imported 0 new procedures, 2 already present, merged 0" in out, out
     assert target.store.count_procedures() == 2
 
 
@@ -288,7 +288,7 @@ def test_import_merges_only_the_same_task_is_idempotent_and_keeps_statistics(
     copied = next(p for p in target.list_procedures() if "wring {object}" in p.steps)
     assert (copied.success_count, copied.retrieved_count) == (1, 1)
     code, out = run("import", str(library))
-    assert code == 0 and "merged 3" in out, out
+    assert code == 0 and "3 already present, merged 0" in out, out
     assert snapshot() == first
 
 

@@ -118,11 +118,14 @@ def import_command(
     except MempError as exc:
         fail(f"nothing imported: {exc}")
     console.print(
-        f"imported {counted(report.created, 'new procedure')}, merged {report.merged}, "
+        f"imported {counted(report.created, 'new procedure')}, {report.unchanged} already present, "
+        f"merged {report.merged}, updated {report.updated}, "
         f"with {report.trajectories} trajectories, into namespace {report.namespace} of {_where(memory)}",
         soft_wrap=True,
         highlight=False,
     )
+    for change in report.changes:
+        console.print(Text.assemble(("changed:", "cyan"), f" {one_line(change)}"), highlight=False, soft_wrap=True)
     for conflict in report.conflicts:
         console.print(Text.assemble(("conflict:", "yellow"), f" {one_line(conflict)}"), highlight=False)
     if report.redacted:

@@ -8,6 +8,11 @@ kind shares; the existing steps are kept (trust.import_conflict). Importing the 
 changes nothing: trajectories a procedure already holds are not added twice. A candidate stays a candidate
 of what it would replace when that comes in the same file (ImportedProcedure.candidate_of). A new procedure keeps the
 given statistics as its totals, but starts provisional: what a file declares is not evidence.
+
+A procedure's own export imported back into its namespace (ImportedProcedure.exported_as, from a skill's
+memp- metadata) is recognised as that procedure (_exported_origin): unchanged, it is already present; edited,
+it revises the procedure in place where trust.may_update_from_export allows, else it becomes a candidate of
+it. Either way the counts it declares are the procedure's own, already held, and are not added again.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from memp_mcp.engine.record import MAX_KEYS_PER_PROCEDURE
 from memp_mcp.engine.results import ImportReport
 from memp_mcp.engine.retrieve import key_text
 from memp_mcp.engine.scrub import Scrubber
-from memp_mcp.engine.trust import import_conflict
-from memp_mcp.errors import InvalidInputError
+from memp_mcp.engine.trust import import_conflict, may_update_from_export, room_for_candidate
+from memp_mcp.errors import InvalidInputError, NotFoundError
 from memp_mcp.models import (
     MAX_PITFALLS,
     MAX_PROCEDURE_STEPS,
@@ -63,6 +68,14 @@ class ImportedStats(BaseModel):
     failed: int = Field(default=0, ge=0, le=MAX_DECLARED_COUNT)
 
 
+class ExportedAs(BaseModel):
+    """The procedure an export was written from, as the export names it: its id, namespace and version then."""
+
+    id: int = Field(ge=1)
+    namespace: str
+    version: int = Field(ge=1)
+
+
 class ImportedProcedure(BaseModel):
     """One procedure to import, with the trajectories it was built from and its statistics."""
 
@@ -84,6 +97,8 @@ class ImportedProcedure(BaseModel):
     candidate_of: int | None = None
     # The Agent Skill it was derived from, kept whole (see skills.py); None for recorded work.
     skill: SkillDocument | None = None
+    # Set when memp-mcp's export wrote it: the procedure it came from (see _exported_origin).
+    exported_as: ExportedAs | None = None
 
 
 def import_procedures(
@@ -102,8 +117,9 @@ def import_procedures(
     ]
     flat = [k for keys in key_lists for k in keys if k]
     vectors = dict(zip(flat, embedder.embed(flat), strict=True)) if embedder is not None and flat else {}
-    created = merged = trajectory_count = 0
+    created = merged = unchanged = updated = trajectory_count = 0
     conflicts: list[str] = []
+    changes: list[str] = []
     # Where each of the file's ids landed here, so that candidates keep pointing at what they would replace.
     landed: dict[int, int] = {}
     # Candidates last: what they point at is imported first.
@@ -114,13 +130,34 @@ def import_procedures(
         for procedure, keys in ((checked[i], key_lists[i]) for i in order):
             key_pairs = [(k, vectors.get(k)) for k in keys if k]
             candidate_of = landed.get(procedure.candidate_of) if procedure.candidate_of is not None else None
-            if procedure.skill is not None:
+            # What its export declares of a procedure already here is that procedure's own record.
+            declares_stats = True
+            if (origin := _exported_origin(store, namespace, procedure)) is not None:
+                assert procedure.exported_as is not None and procedure.skill is not None
+                if procedure.id is not None:
+                    landed[procedure.id] = origin.id
+                if _holds(store, origin, procedure) or store.procedures_with_skill(
+                    namespace, procedure.skill.name, procedure.skill.digest()
+                ):
+                    unchanged += 1  # as exported, or this same edited copy imported before
+                    continue
+                what = f"procedure {origin.id} ('{origin.title}'): its skill '{procedure.skill.name}' was edited"
+                if may_update_from_export(origin, principal, procedure.exported_as.version):
+                    version = _update_from_export(store, origin, procedure, key_pairs, principal)
+                    changes.append(f"{what} since the export; updated in place to version {version}")
+                    updated += 1
+                    continue
+                if not room_for_candidate(store.candidates_of(origin.id)):
+                    conflicts.append(f"{what}, but it already has candidates waiting; the edited copy was not imported")
+                    continue
+                candidate_of, declares_stats, twin = origin.id, False, None
+            elif procedure.skill is not None:
                 # A skill is its own procedure: it merges with nothing but itself imported again,
                 # so two skills of one title (or one name, from two authors) stay two.
                 if found := store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
                     if procedure.id is not None:
                         landed[procedure.id] = found[0]
-                    merged += 1
+                    unchanged += 1
                     continue
                 twin = None
             elif candidate_of is not None:
@@ -146,18 +183,24 @@ def import_procedures(
                     candidate_of=candidate_of,
                     principal=principal,
                 )
-                if procedure.id is not None:
+                if procedure.id is not None and origin is None:
                     landed[procedure.id] = new_id
                 # What a file declares is shown in the totals, but is no evidence here: the steps start
                 # provisional and earn trust from outcomes reported on this memory.
                 stats = procedure.stats
-                store.bump_stats(
-                    new_id,
-                    retrieved=stats.retrieved,
-                    succeeded=stats.succeeded,
-                    failed=stats.failed,
-                    this_version=False,
-                )
+                if declares_stats:
+                    store.bump_stats(
+                        new_id,
+                        retrieved=stats.retrieved,
+                        succeeded=stats.succeeded,
+                        failed=stats.failed,
+                        this_version=False,
+                    )
+                if origin is not None:
+                    changes.append(
+                        f"{what}, and it is proven or changed since the export; the edited copy is candidate "
+                        f"{new_id}, which recall serves once it has a reported success"
+                    )
                 if procedure.status == ProcedureStatus.DEPRECATED:
                     store.set_status(new_id, ProcedureStatus.DEPRECATED)
                 if procedure.skill is not None:
@@ -174,7 +217,9 @@ def import_procedures(
                     trajectory_ids.append(store.add_trajectory(namespace, t.task, t.steps, t.outcome, t.agent))
             trajectory_count += len(trajectory_ids)
             store.add_sources(twin.id, trajectory_ids)
-            store.add_keys(twin.id, key_pairs[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin.id)))])
+            # Its own when-to-use coming back (a round trip) is no new way to find it; another's wording is.
+            new_keys = [pair for pair in key_pairs if pair[0] != twin.when_to_use]
+            keys_added = store.add_keys(twin.id, new_keys[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(twin.id)))])
             pitfalls = merged_pitfalls(twin.pitfalls, procedure.pitfalls)
             if conflict := import_conflict(twin, procedure.title, procedure.steps):
                 conflicts.append(conflict)
@@ -182,13 +227,20 @@ def import_procedures(
                 store.revise_procedure(
                     twin.id, reason="import: merged pitfalls", changed_by=procedure.author, pitfalls=pitfalls
                 )
-            merged += 1
+            # A file imported again, or into the memory it came from, brings nothing the procedure lacks.
+            if trajectory_ids or keys_added or conflict or pitfalls != twin.pitfalls:
+                merged += 1
+            else:
+                unchanged += 1
     return ImportReport(
         namespace=namespace,
         created=created,
         merged=merged,
+        unchanged=unchanged,
+        updated=updated,
         trajectories=trajectory_count,
         conflicts=conflicts,
+        changes=changes,
         redacted=scrub.found,
     )
 
@@ -292,6 +344,73 @@ def _same_task(store: Store, namespace: str, procedure: ImportedProcedure) -> Pr
         if (found.title, found.when_to_use) == (procedure.title, procedure.when_to_use):
             return found
     return None
+
+
+def _exported_origin(store: Store, namespace: str, procedure: ImportedProcedure) -> Procedure | None:
+    """The procedure of `namespace` that `procedure` is an export of, if any.
+
+    Ids and namespace names repeat between databases (every new one has a procedure 1 in "default"), so
+    the id is confirmed by content: a procedure kept with a skill by the skill's name; one from recorded
+    work by the title or when-to-use it had in the version exported, one of which an edit leaves.
+    """
+    exported = procedure.exported_as
+    if exported is None or exported.namespace != namespace or procedure.skill is None:
+        return None
+    try:
+        found = store.get_procedure(exported.id)
+    except NotFoundError:
+        return None
+    if found.namespace != namespace:
+        return None
+    if (skill := store.skill_of(found.id)) is not None:
+        return found if skill.name == procedure.skill.name else None
+    then = _content_at(store, found, exported.version)
+    return found if then is not None and (procedure.title == then[0] or procedure.when_to_use == then[1]) else None
+
+
+def _content_at(store: Store, procedure: Procedure, version: int) -> tuple[str, str, list[str], list[str]] | None:
+    """The title, when-to-use, steps and pitfalls `procedure` had at `version` (None: no such version)."""
+    if version == procedure.version:
+        return procedure.title, procedure.when_to_use, procedure.steps, procedure.pitfalls
+    past = next((v for v in store.versions(procedure.id) if v.version == version), None)
+    return None if past is None else (past.title, past.when_to_use, past.steps, past.pitfalls)
+
+
+def _holds(store: Store, origin: Procedure, procedure: ImportedProcedure) -> bool:
+    """Whether `origin` already holds what its export `procedure` says: nothing was edited in it since.
+
+    A skill kept whole is compared whole (an edit of its prose matters, not only of its steps); recorded
+    work by its content, now or in the version exported (an older export brings nothing newer).
+    """
+    assert procedure.exported_as is not None and procedure.skill is not None
+    if (skill := store.skill_of(origin.id)) is not None:
+        return skill.digest() == procedure.skill.digest()
+    content = (procedure.title, procedure.when_to_use, procedure.steps, procedure.pitfalls)
+    return content in (
+        _content_at(store, origin, origin.version),
+        _content_at(store, origin, procedure.exported_as.version),
+    )
+
+
+def _update_from_export(
+    store: Store, origin: Procedure, procedure: ImportedProcedure, key_pairs: list[tuple[str, Any]], principal: str
+) -> int:
+    """Write an edited copy of `origin`'s export over it, the old content kept as a version; its new version."""
+    assert procedure.skill is not None
+    revised = store.revise_procedure(
+        origin.id,
+        reason=f"import: its skill '{procedure.skill.name}' was edited since the export",
+        changed_by=principal,
+        title=procedure.title,
+        when_to_use=procedure.when_to_use,
+        steps=procedure.steps,
+        pitfalls=procedure.pitfalls,
+        fresh_record=procedure.steps != origin.steps,
+    )
+    store.add_keys(origin.id, key_pairs[: max(0, MAX_KEYS_PER_PROCEDURE - len(store.keys(origin.id)))])
+    if store.skill_of(origin.id) is not None:
+        store.save_skill(origin.id, procedure.skill)  # what an export writes back is the edited skill
+    return revised.version
 
 
 def _fingerprint(trajectory: Trajectory | ImportedTrajectory) -> str:

@@ -132,10 +132,18 @@ class ProcedureDetail(BaseModel):
 
 
 class ImportReport(BaseModel):
+    """What an import did: `created` new procedures; `merged` into one for the same task, adding to it;
+    `unchanged`, already present with nothing to add (a file or skill imported again); `updated` in place
+    from an edited copy of their own export, each said in `changes` (as are edited copies that became
+    candidates)."""
+
     namespace: str = ""
     created: int
     merged: int
     trajectories: int
     conflicts: list[str]
+    unchanged: int = 0
+    updated: int = 0
+    changes: list[str] = Field(default_factory=list)
     redacted: Redactions = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

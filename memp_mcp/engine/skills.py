@@ -13,8 +13,9 @@ an export writes that folder back with the same name, body and files, plus memp-
 recall serves (steps and pitfalls) is derived from the body: its numbered steps, else its list items,
 else its headings; list items under a heading about mistakes, warnings or what to avoid are pitfalls.
 Import goes through the library importer (`memp_mcp.engine.library`); a skill merges only with itself
-imported again, so two skills of one title stay two procedures. Imported procedures are written by
-source "skill" and name their origin in `author`.
+imported again, so two skills of one title stay two procedures. A skill memp-mcp's export wrote comes back
+as the procedure it was written from when imported into that namespace (its memp- metadata, see
+`memp_mcp.engine.imports`). Imported procedures are written by source "skill" and name their origin in `author`.
 """
 
 from __future__ import annotations
@@ -413,7 +414,17 @@ def skill_as_library_line(skill: Skill) -> dict[str, Any]:
         },
         "trajectories": [],
         "skill": document.model_dump(),
+        "exported_as": _exported_as(memp),
     }
+
+
+def _exported_as(memp: dict[str, str]) -> dict[str, Any] | None:
+    """The procedure memp-mcp's export wrote this skill from (its memp- metadata), for the importer to
+    recognise it when it comes back; None for a skill from elsewhere, or with that metadata mangled."""
+    number, version, namespace = memp.get("memp-id", ""), memp.get("memp-version", ""), memp.get("memp-namespace")
+    if not (number.isdigit() and version.isdigit() and namespace):
+        return None
+    return {"id": int(number), "namespace": namespace, "version": int(version)}
 
 
 # -- what recall serves of a skill ---------------------------------------------------------

@@ -24,7 +24,11 @@ The rules, and the function that applies each:
   writable namespace.
 - An import keeps the source, author, status and statistics its file gives a new procedure (a file is
   trusted as its importer is), but never rewrites the steps of a procedure held for the same task
-  (import_conflict): it adds its sources, keys and pitfalls.
+  (import_conflict): it adds its sources, keys and pitfalls. A procedure's own export coming back
+  (a skill memp-mcp wrote, into the namespace it names) is that procedure, not a new one: unchanged, it
+  adds nothing, its declared counts included; edited, it revises the procedure in place only as a record
+  could, by its own author while it is provisional, and only when nothing changed it since the export
+  (may_update_from_export); otherwise the edited copy becomes a candidate.
 
 "Author" means principal throughout (memp_mcp.principals): the local account over stdio, in the hooks
 and the CLI, and the bearer token's principal over HTTP. The agent name a caller sends is a label for
@@ -166,3 +170,13 @@ def import_conflict(existing: Procedure, title: str, steps: Sequence[str]) -> st
         f"'{title}' is for the same task as existing procedure {existing.id} ('{existing.title}'); "
         "kept the existing steps and added the imported pitfalls and sources"
     )
+
+
+def may_update_from_export(procedure: Procedure, principal: str, exported_version: int) -> bool:
+    """Whether an edited copy of `procedure`'s own export, imported by `principal`, may revise it in place.
+
+    As a record may (may_rewrite_steps): its own author, while no success vouches for its steps. And only
+    when it is still the version that was exported: the copy knows nothing of a revision made since (a
+    failure's pitfall, an edit), which writing it in place would undo.
+    """
+    return procedure.version == exported_version and procedure.provisional and same_author(procedure, principal)
