@@ -11,7 +11,9 @@ What lives where:
 - texts.py: every stored text a user or an agent sent, read and rewritten row by row (`scan`);
 - schema.py: the migration runner; migrations.py and postgres_migrations.py: each backend's list;
 - sqlite/: the SQLite store (connection, dialect, sqlite-vec vectors with the in-memory codes of
-  binary_codes.py and bit_index.py, FTS5 full-text); driver.py opens SQLite with sqlite-vec loaded;
+  binary_codes.py and bit_index.py, FTS5 full-text; health.py, backups.py and recovery.py: a damaged
+  file said, copied and put right); driver.py opens SQLite with sqlite-vec loaded, through the one
+  SQLite library of the process;
 - postgres/: the PostgreSQL store (pooled connection and advisory locks, dialect, pgvector vectors,
   tsvector full-text), imported only when a database URL is configured (its driver is optional);
 - transfer.py: a SQLite memory copied into PostgreSQL (`memp-mcp migrate`), through the stores'

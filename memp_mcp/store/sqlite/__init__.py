@@ -7,6 +7,10 @@ One class, `SQLiteStore`: the shared SQL (store/sql_store.py: procedures and his
 - `vectors` (with `binary_codes`, the in-memory coarse index): keys, their vectors and their search;
 - `fulltext`: the FTS5 table and keyword search.
 
+Beside the store, on the file rather than through it: `health` (a damaged file marked and said, and
+processes writing a deleted WAL found), `backups` (checked copies kept beside the file) and
+`recovery` (`repair` and `restore`), which open the file through the same driver.
+
 Mixins rather than composed helpers: every part runs its statements on the one connection, under
 the one lock and inside the one transaction the core owns, and the engine calls ~60 methods of the
 store directly; helpers would each need the core passed in and the store would forward every call
