@@ -200,6 +200,13 @@ def test_the_stop_hook_keeps_a_few_checked_generations_and_restore_brings_one_ba
     listing = cli(env, "restore", "--backup", "list")
     assert kept[0].name in listing.stdout
     assert "no backup named 'nope'" in cli(env, "restore", "--backup", "nope").stderr
+    # A memory file lost altogether comes back from its backups too.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    again = cli(env, "restore", "--backup", "latest")
+    assert again.returncode == 0, again.stderr
+    assert "before: no file" in again.stdout
+    assert procedure_titles(db) == newest_holds
 
 
 def test_a_backup_of_a_damaged_memory_marks_it_and_keeps_the_good_generations(env: dict[str, str]) -> None:

@@ -51,11 +51,12 @@ def stop_warm_servers(db: Path) -> list[int]:
     return stopped
 
 
-def _sqlite_memory(db: Path | None) -> Path:
+def _sqlite_memory(db: Path | None, *, existing: bool = True) -> Path:
+    """The SQLite file the settings name; `existing`: it must be there (a restore may bring back a lost one)."""
     settings = settings_with(db_path=db)
     if settings.database_url is not None:
         fail("repair and restore --backup work on a SQLite memory; PostgreSQL keeps its own backups")
-    if holds_no_memory(settings):
+    if existing and holds_no_memory(settings):
         fail(f"no memory at {settings.db_path}; check --db or MEMP_DB_PATH")
     return settings.db_path
 
@@ -88,12 +89,12 @@ def restore_backup(name: str, db: Path | None) -> None:
     """Put one of the memory's automatic backups in its place (the current file is kept aside first)."""
     from memp_mcp.store.sqlite import backups, recovery
 
-    path = _sqlite_memory(db)
+    path = _sqlite_memory(db, existing=False)
     try:
         backup = backups.find_backup(path, name)
     except MempError as exc:
         fail(str(exc))
-    before = recovery.counts(path)
+    before = recovery.counts(path) if path.exists() else None
     stopped = stop_warm_servers(path)
     if stopped:
         errors.print(
@@ -113,7 +114,7 @@ def list_backups(db: Path | None) -> None:
     """The memory's backups, newest first, and how to restore one."""
     from memp_mcp.store.sqlite import backups, recovery
 
-    path = _sqlite_memory(db)
+    path = _sqlite_memory(db, existing=False)
     found = backups.list_backups(path)
     if not found:
         console.print(
@@ -130,8 +131,10 @@ def list_backups(db: Path | None) -> None:
     console.print("restore one with: memp-mcp restore --backup NAME (or latest)", highlight=False, soft_wrap=True)
 
 
-def _say_counts(before: dict[str, int], after: dict[str, int], kept: Path | None) -> None:
-    def held(found: dict[str, int]) -> str:
+def _say_counts(before: dict[str, int] | None, after: dict[str, int], kept: Path | None) -> None:
+    def held(found: dict[str, int] | None) -> str:
+        if found is None:
+            return "no file"
         if not found:
             return "unreadable"
         return f"{found['procedures']} procedures, {found['trajectories']} trajectories"
