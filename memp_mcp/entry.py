@@ -22,6 +22,7 @@ def main() -> None:
 
 def _hook() -> int:
     from memp_mcp.hooks.client import (
+        MAX_EVENT_BYTES,
         ask,
         ask_or_wait,
         client_environment,
@@ -30,9 +31,10 @@ def _hook() -> int:
         start_in_background,
     )
 
-    raw = sys.stdin.buffer.read(1_000_001)
+    raw = sys.stdin.buffer.read(MAX_EVENT_BYTES + 1)
     db_path, use_server = client_environment(os.environ)
-    warm_event = b'"UserPromptSubmit"' in raw or b'"SessionStart"' in raw
+    # An event over the limit goes to the hook process, which logs it once and answers nothing.
+    warm_event = len(raw) <= MAX_EVENT_BYTES and (b'"UserPromptSubmit"' in raw or b'"SessionStart"' in raw)
     if use_server and warm_event:
         if db_path is None:
             from memp_mcp.paths import default_db_path

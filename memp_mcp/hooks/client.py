@@ -40,6 +40,9 @@ REPLY_TIMEOUT_SECONDS = 4.0
 # stay inside the prompt hook's 10 s timeout (hooks.install.HOOK_EVENTS).
 STARTING_SECONDS = 15.0
 START_WAIT_SECONDS = 2.0
+# The largest hook event read (a prompt of a pasted file can exceed it): a larger one is ignored, by the
+# hook process alone (memp_mcp.hooks.command), never sent to a server.
+MAX_EVENT_BYTES = 1_000_000
 
 
 def client_environment(environ: dict[str, str] | os._Environ[str]) -> tuple[Path | None, bool]:

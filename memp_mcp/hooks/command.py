@@ -14,16 +14,17 @@ import re
 import sys
 import threading
 import time
+from typing import Any
 
 from memp_mcp.config import Settings, load_settings
-from memp_mcp.hooks.client import start_in_background
+from memp_mcp.hooks.client import MAX_EVENT_BYTES, start_in_background
 from memp_mcp.hooks.handlers import run_hook
 
 logger = logging.getLogger(__name__)
 
 PROMPT_DEADLINE_SECONDS = 3.0
 RECORD_DEADLINE_SECONDS = 20.0
-MAX_INPUT_BYTES = 1_000_000
+MAX_INPUT_BYTES = MAX_EVENT_BYTES
 
 
 def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
@@ -44,7 +45,8 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
     if raw is None:
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     if len(raw) > MAX_INPUT_BYTES:
-        logger.warning("hook input larger than %d bytes ignored", MAX_INPUT_BYTES)
+        logger.warning(oversized_event(raw))
+        _drain(sys.stdin.buffer)  # Claude Code writing the rest sees the event read, not a broken pipe
         return 0
     event = _event_name(raw)
     has_memory = settings.database_url is not None or settings.db_path.exists()
@@ -77,6 +79,22 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
         sys.stdout.write(reply[0])
         sys.stdout.flush()
     return 0
+
+
+def oversized_event(head: bytes) -> str:
+    """The one log line for an event over the input limit, of which `head` is the start."""
+    return (
+        f"hook input larger than {MAX_INPUT_BYTES} bytes ignored ({_event_name(head)} event): "
+        "nothing recalled or recorded for it"
+    )
+
+
+def _drain(stream: Any) -> None:
+    try:
+        while stream.read(1 << 20):
+            pass
+    except (OSError, ValueError):  # closed, or not readable: nothing left to take
+        pass
 
 
 def log_to_file(settings: Settings) -> None:

@@ -24,6 +24,7 @@ import threading
 
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.hooks.client import (
+    MAX_EVENT_BYTES,
     REPLY_TIMEOUT_SECONDS,
     ensure_runtime_dir,
     lock_path,
@@ -31,7 +32,7 @@ from memp_mcp.hooks.client import (
     socket_path,
     starting_path,
 )
-from memp_mcp.hooks.command import log_to_file
+from memp_mcp.hooks.command import log_to_file, oversized_event
 from memp_mcp.hooks.handlers import back_up_if_due, run_hook
 from memp_mcp.hooks.memories import KeptMemories
 
@@ -42,7 +43,7 @@ IDLE_SECONDS = 1800.0
 # How long a prompt waits for the model while it loads (just after SessionStart started the server):
 # inside the client's reply timeout, so the first prompt is answered as later ones are.
 MODEL_WAIT_SECONDS = 3.0
-MAX_REQUEST_BYTES = 1_000_000
+MAX_REQUEST_BYTES = MAX_EVENT_BYTES
 
 
 def serve() -> int:
@@ -132,13 +133,17 @@ def _leave_if_split(settings: Settings) -> None:
 
 
 def _read_all(connection: socket.socket) -> bytes:
+    """The request, or b"" (answered with no reply) for one over MAX_REQUEST_BYTES, read to its end and
+    logged once: a closed connection would send the client to start a server and ask again."""
     chunks: list[bytes] = []
     size = 0
     while chunk := connection.recv(65536):
         size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise ValueError("request too large")
-        chunks.append(chunk)
+        if size <= MAX_REQUEST_BYTES:
+            chunks.append(chunk)
+    if size > MAX_REQUEST_BYTES:
+        logger.warning(oversized_event(b"".join(chunks)))
+        return b""
     return b"".join(chunks)
 
 

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 
 # The hook's injected context is capped: it rides on every prompt.
 INJECTION_CHARS = 2_000
-# Lines of a code step the injected context shows; get_procedure has the rest.
+# Lines of a code step the injected context shows, each at most this long, and the block's length in all
+# (one line, clipped, always fits): get_procedure has the rest.
 _INJECTED_CODE_LINES = 12
+_INJECTED_CODE_LINE_CHARS = 160
+_INJECTED_CODE_CHARS = 600
 
 # A pitfall learned from a failed action: the action in quotes, then why it failed (and what worked).
 _PITFALL = re.compile(r'\A"(?P<action>.*?)"(?P<rest> did not work \(.*)\Z')
@@ -207,7 +210,8 @@ def _attribute(text: str, limit: int) -> str:
 def render_injection(
     procedures: list[Any], recall_id: str | None, namespace: str, budget: int = INJECTION_CHARS
 ) -> str:
-    """The recalled procedures as compact context, best first, within `budget` characters."""
+    """The recalled procedures as compact context, best first, within `budget` characters in all (the
+    framing and the reporting line included); "" when not even the best procedure fits."""
     head = (
         "Procedural memory (memp-mcp): a procedure recorded in this project may fit this prompt. It is "
         "advice from earlier sessions, not the user's words; follow it only where it fits."
@@ -219,18 +223,24 @@ def render_injection(
         if recall_id
         else ""
     )
+    # The text is the head, each block after a line break, then the tail after one.
+    room = budget - len(head) - (len(tail) + 1 if tail else 0)
     blocks: list[str] = []
-    room = budget - len(head) - len(tail) - 4
     for procedure in procedures:
-        block = _procedure_block(procedure, room)
+        block = _procedure_block(procedure, room - 1)
         if block is None:
             break
         blocks.append(block)
         room -= len(block) + 1
-    return "\n".join([head, *blocks, tail]).strip()
+    if not blocks:
+        return ""  # the framing around no procedure would tell the model nothing
+    return "\n".join([head, *blocks, *([tail] if tail else [])])
 
 
 def _procedure_block(procedure: Any, room: int) -> str | None:
+    """One procedure within `room` characters, or None when its opening, title and first step do not fit.
+    Every line is measured before it is added: steps give way to the stale lines (which say what of them
+    no longer matches the code), pitfalls come last, and a "more steps" line says what was left out."""
     judged = f"{procedure.success_count} succeeded, {procedure.failure_count} failed"
     if procedure.provisional:
         judged += ", provisional: not yet proven"
@@ -240,32 +250,58 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     )
     closing = "</procedure>"
     lines = [opening, f"Title: {clean(procedure.title, 200)}", f"When to use: {clean(procedure.when_to_use, 200)}"]
-    steps = [
-        f"{n}. {render_step(step, 240, max_lines=_INJECTED_CODE_LINES)}" for n, step in enumerate(procedure.steps, 1)
-    ]
-    pitfalls = [f"- {clean_pitfall(pitfall, INJECTED_PITFALL_CHARS)}" for pitfall in procedure.pitfalls[:5]]
-    used = sum(len(line) + 1 for line in lines) + len(closing) + len("Steps:") + 1
-    if used + (len(steps[0]) + 1 if steps else 0) > room:
-        return None
+    steps = [f"{n}. {_injected_step(step)}" for n, step in enumerate(procedure.steps, 1)]
     stale = [f"Stale: {clean(reason, 240)}" for reason in getattr(procedure, "stale", [])[:3]]
-    used += sum(len(line) + 1 for line in stale)
-    lines.append("Steps:")
+    pitfalls = [f"- {clean_pitfall(pitfall, INJECTED_PITFALL_CHARS)}" for pitfall in procedure.pitfalls[:5]]
+
+    def size(*more: str) -> int:
+        """The block's length with `more` lines and the closing tag after what it holds."""
+        return sum(len(line) + 1 for line in (*lines, *more)) + len(closing)
+
+    def more_steps(left: int) -> list[str]:
+        return [f"... {left} more steps (get_procedure {procedure.id})"] if left else []
+
+    if steps:
+        lines.append("Steps:")
+    first = [*steps[:1], *more_steps(len(steps) - 1)]
+    if size(*first) > room:
+        return None
+    kept_stale: list[str] = []
+    for line in stale:
+        if size(*first, *kept_stale, line) <= room:
+            kept_stale.append(line)
+    shown: list[str] = []
     for index, step in enumerate(steps):
-        left = len(steps) - index
-        if used + len(step) + 1 + 60 > room and left > 1:
-            lines.append(f"... {left} more steps (get_procedure {procedure.id})")
-            used += 50
+        # Room is kept for the "more steps" line this step would leave, as it was for the one before.
+        if size(*shown, step, *more_steps(len(steps) - index - 1), *kept_stale) > room:
+            shown += more_steps(len(steps) - index)
             break
-        lines.append(step)
-        used += len(step) + 1
-    lines += stale
-    if pitfalls and used + len("Pitfalls:") + len(pitfalls[0]) + 2 <= room:
+        shown.append(step)
+    lines += shown + kept_stale
+    if pitfalls and size("Pitfalls:", pitfalls[0]) <= room:
         lines.append("Pitfalls:")
-        used += len("Pitfalls:") + 1
         for pitfall in pitfalls:
-            if used + len(pitfall) + 1 > room:
+            if size(pitfall) > room:
                 break
             lines.append(pitfall)
-            used += len(pitfall) + 1
     lines.append(closing)
     return "\n".join(lines)
+
+
+def _injected_step(step: str) -> str:
+    """A step as the injection shows it: one line of at most 240 characters, or a code block of at most
+    _INJECTED_CODE_LINES lines, each clipped, and _INJECTED_CODE_CHARS in all (get_procedure has the rest)."""
+    if "\n" not in step.strip():
+        return clean(step, 240)
+    code = [
+        line if len(line) <= _INJECTED_CODE_LINE_CHARS else line[: _INJECTED_CODE_LINE_CHARS - 3] + "..."
+        for line in clean_code(step).split("\n")
+    ]
+    for count in range(min(len(code), _INJECTED_CODE_LINES), 0, -1):
+        shown = code[:count]
+        fence = code_fence("\n".join(shown))  # longer than any run of backticks in what it holds
+        left = [f"[... {len(code) - count} more lines]"] if count < len(code) else []
+        block = "\n".join([fence, *shown, *left, fence])
+        if len(block) <= _INJECTED_CODE_CHARS or count == 1:
+            return block
+    return clean(step, 240)  # not reached: a step with a line break has a line

@@ -186,6 +186,8 @@ class SQLiteConnection(Database):
                 f"database {path} is read-only ({message}); make it and its folder writable, "
                 "or point MEMP_DB_PATH at another file"
             )
+        if "locked" in message:
+            return StoreError(_locked(path, message))
         if "unable to open" in message:
             return StoreError(
                 f"cannot open or create the database {path} ({message}); check that its folder is writable, "
@@ -222,6 +224,10 @@ class SQLiteConnection(Database):
         refuse_too_new(str(self.path), int(conn.execute(CURRENT_VERSION_SQL).fetchone()[0]), self._migrations)
 
     def _migrate(self, conn: Any) -> None:
+        if self._is_current(conn):
+            # Nothing to write: a process that only reads (`memp-mcp list`, a prompt hook) must not queue
+            # behind another process's write for a lock it would not use; WAL lets it read meanwhile.
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             apply_pending(conn, self._migrations, self.dialect, subject=str(self.path))
@@ -230,6 +236,14 @@ class SQLiteConnection(Database):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _is_current(self, conn: Any) -> bool:
+        """The file has every migration already (read without a transaction's write lock; apply_pending
+        checks again under the lock, since another process may migrate in between)."""
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+        if found.fetchone() is None:
+            return False
+        return int(conn.execute(CURRENT_VERSION_SQL).fetchone()[0]) >= latest_version(self._migrations)
 
     def engine_description(self) -> str:
         vec_version = self._execute("SELECT vec_version()").fetchone()[0]
@@ -267,7 +281,8 @@ class SQLiteConnection(Database):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except self._errors as exc:
-                raise StoreError(f"cannot write to {self.path}: {exc}") from None
+                said = _locked(self.path, str(exc)) if "locked" in str(exc) else f"cannot write to {self.path}: {exc}"
+                raise StoreError(said) from None
             self._transaction_owner = threading.get_ident()
             try:
                 yield
@@ -333,3 +348,12 @@ class SQLiteConnection(Database):
     def _write(self) -> None:
         if self._transaction_owner != threading.get_ident():
             raise RuntimeError("store writes must run inside store.transaction()")
+
+
+def _locked(path: Path, message: str) -> str:
+    """What to do about a write lock another process kept past the busy timeout."""
+    return (
+        f"database {path} is locked by another process ({message}, after {driver.BUSY_TIMEOUT_SECONDS:.0f} s): "
+        "a long write is under way (an import, a reindex, a migration) or the process holding it hangs; "
+        "try again when it is done, or find the process with `fuser` or `lsof` on the file"
+    )
