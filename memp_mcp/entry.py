@@ -62,9 +62,14 @@ def _hook() -> int:
 
 
 def _has_memory(db_path: object) -> bool:
+    """A memory a warm server could serve: PostgreSQL, or a SQLite file not marked damaged (it is not read)."""
     from pathlib import Path
 
-    return bool(os.environ.get("MEMP_DATABASE_URL")) or (isinstance(db_path, Path) and db_path.exists())
+    from memp_mcp.hooks.client import marked_damaged
+
+    if os.environ.get("MEMP_DATABASE_URL"):
+        return True
+    return isinstance(db_path, Path) and db_path.exists() and not marked_damaged(db_path)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from memp_mcp.engine.memory import memory_for
 from memp_mcp.hooks.handlers import run_hook
 from memp_mcp.hooks.memories import FreshMemories
 from memp_mcp.store import SQLiteStore, driver
-from memp_mcp.store.sqlite import backups, health
+from memp_mcp.store.sqlite import backups, health, recovery
 from tests.claude_code_session import Transcript
 
 TASKS = [
@@ -238,10 +238,13 @@ def test_redacting_stored_secrets_discards_the_backups_that_hold_them(env: dict[
         store._modify("UPDATE trajectories SET task = ? WHERE id = 1", (f"{TASKS[0]} with token {token}",))
     assert backups.back_up(db) is not None
     assert token.encode() in backups.list_backups(db)[0].path.read_bytes()
+    kept = recovery.keep_aside(db, "repair")  # as repair keeps the file before it works
     report = scan(store, None, fix=True)
     store.close()
     assert report.secrets >= 1
     assert backups.list_backups(db) == []
+    assert not kept.exists()
+    assert not any(token.encode() in path.read_bytes() for path in db.parent.rglob("*") if path.is_file())
 
 
 def test_a_process_writing_a_deleted_wal_is_found_and_repair_stops_it(env: dict[str, str], tmp_path: Path) -> None:
@@ -313,6 +316,17 @@ def test_repair_refuses_while_another_process_has_the_memory_open(env: dict[str,
         holder.stdout.close()
 
 
+def test_the_hook_client_and_the_store_agree_on_the_damage_marker(tmp_path: Path) -> None:
+    from memp_mcp.hooks.client import DAMAGE_MARKER_SUFFIX, marked_damaged
+
+    assert DAMAGE_MARKER_SUFFIX == health.MARKER_SUFFIX
+    db = tmp_path / "memory.db"
+    db.touch()
+    assert not marked_damaged(db)
+    health.mark_damaged(db, "database disk image is malformed")
+    assert marked_damaged(db)
+
+
 def test_a_warm_server_whose_wal_was_deleted_leaves_without_writing_and_the_prompt_says_why(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -344,6 +358,9 @@ def test_a_warm_server_whose_wal_was_deleted_leaves_without_writing_and_the_prom
         found = health.damage(db)
         assert found is not None and "WAL it wrote deleted" in found.problem
         assert "is damaged" in json.loads(reply)["hookSpecificOutput"]["additionalContext"]
+        # The hook that answered instead started no other server for a memory it will not read.
+        assert server_pid(db, env) is None
     finally:
-        if Path(f"/proc/{pid}").exists():
-            os.kill(pid, signal.SIGKILL)
+        for found in {pid, server_pid(db, env)} - {None}:
+            if Path(f"/proc/{found}").exists():
+                os.kill(found, signal.SIGKILL)

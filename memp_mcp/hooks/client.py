@@ -186,6 +186,16 @@ def _peer_is_this_user(connection: socket.socket) -> bool:
     return bool(uid == _uid())
 
 
+# memp_mcp.store.sqlite.health.MARKER_SUFFIX, spelt again here because this module imports the standard
+# library alone (tests/test_recovery.py checks that the two agree).
+DAMAGE_MARKER_SUFFIX = ".damaged"
+
+
+def marked_damaged(db_path: Path) -> bool:
+    """Whether the SQLite memory at `db_path` is marked damaged (see memp_mcp.store.sqlite.health)."""
+    return db_path.with_name(db_path.name + DAMAGE_MARKER_SUFFIX).exists()
+
+
 def start_in_background(db_path: Path) -> None:
     """Start a warm server for `db_path` detached from this process (it outlives the hook)."""
     import subprocess

@@ -18,7 +18,7 @@ from typing import Any
 
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.hooks.client import MAX_EVENT_BYTES, start_in_background
-from memp_mcp.hooks.handlers import run_hook
+from memp_mcp.hooks.handlers import damage_notice, run_hook
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ def main(raw: bytes | None = None, *, start_server: bool = False) -> int:
         return 0
     event = _event_name(raw)
     has_memory = settings.database_url is not None or settings.db_path.exists()
-    if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory:
+    # A memory marked damaged is not read (hooks.handlers.damage_notice): no server to hold it open.
+    if start_server and event in ("UserPromptSubmit", "SessionStart") and has_memory and not damage_notice(settings):
         # Started first: it imports and loads the model while this process answers, so the next
         # prompt (a session's first, after SessionStart) finds it ready.
         try:

@@ -8,8 +8,8 @@ backup API copies it, as one consistent snapshot, into `backups/` beside the fil
 temporary name and renamed, so a process killed mid-copy leaves no half a backup. One process copies
 at a time (a lock file in the folder); the others skip.
 
-Backups hold what the memory holds: `scan --fix` (purge_freed) discards them, since a copy taken
-before it would keep the secrets it redacted.
+Backups hold what the memory holds: `scan --fix` (purge_freed) discards them, and the copies `repair`
+and `restore` kept, since a copy taken before it would keep the secrets it redacted.
 """
 
 from __future__ import annotations
@@ -238,8 +238,16 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def discard_backups(db: Path) -> int:
-    """Delete every backup of `db` (after a redaction they would undo); returns how many there were."""
-    backups = list_backups(db)
-    for backup in backups:
+    """Delete every copy of `db` kept beside it (after a redaction they would undo): the backups, and the
+    folders `repair` and `restore` keep the file in as it was. Returns how many there were."""
+    import shutil
+
+    found = list_backups(db)
+    for backup in found:
         backup.path.unlink(missing_ok=True)
-    return len(backups)
+    kept = [entry for entry in db.parent.glob(f"{db.name}.before-*") if entry.is_dir()]
+    for folder in kept:
+        shutil.rmtree(folder, ignore_errors=True)
+    if found or kept:
+        logger.info("deleted %d backups and %d kept copies of %s", len(found), len(kept), db)
+    return len(found) + len(kept)
