@@ -120,9 +120,7 @@ def prompt_hook(tmp_path: Path, memory: Memory, prompt: str) -> str | None:
 
 
 def test_the_prompt_hook_injects_nothing_that_fits_only_under_the_floor(tmp_path: Path) -> None:
-    memory = Memory(
-        SQLiteStore(tmp_path / "m.db"), PhraseEmbedder([RELEASE], {WORDED_AFTER_THE_STEPS: FLOOR - 0.1})
-    )
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), PhraseEmbedder([RELEASE], {WORDED_AFTER_THE_STEPS: FLOOR - 0.1}))
     memory.record(RELEASE, RELEASE_STEPS, "success")
     # Asked through the tool, the words of its steps still offer it, its relevance shown to weigh.
     asked = memory.recall(WORDED_AFTER_THE_STEPS).procedures

@@ -335,11 +335,7 @@ class Retriever:
         task_names = names(task)
         semantic, one_word = self._semantic(task, task_names, cosines, keyed, embedder, tuning)
         fitting = self._fitting(cosines, semantic, one_word, terms, tuning)
-        loaded = (
-            self._fitting_on_steps(cosines, set(fitting), terms, task_names, tuning)
-            if words_under_floor
-            else {}
-        )
+        loaded = self._fitting_on_steps(cosines, set(fitting), terms, task_names, tuning) if words_under_floor else {}
         fitting += list(loaded)
         unverified = self.store.unverified(fitting)
         scores = {
@@ -506,8 +502,7 @@ class Retriever:
             and (
                 semantic[pid] >= tuning.semantic_floor
                 or (
-                    pid not in one_word
-                    and max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
+                    pid not in one_word and max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
                 )
             )
         ]
