@@ -28,8 +28,9 @@ from memp_mcp.engine.retrieve import Retriever, Scored, procedure_vocabulary, qu
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
 from memp_mcp.engine.uplift import HOLDOUT, MEMORY, draw_arm, task_key
+from memp_mcp.engine.verdict import passed_its_tests
 from memp_mcp.errors import InvalidInputError, StoreError
-from memp_mcp.models import Procedure, Step, Trajectory
+from memp_mcp.models import Outcome, Procedure, Step, Trajectory
 from memp_mcp.redact import redact, redact_personal
 from memp_mcp.store import Store
 
@@ -39,6 +40,8 @@ MAX_RECALL_K = 20
 EXEMPLAR_STEPS = 12
 # Trajectory ids a recall lists per procedure (the closest first); get_procedure lists them all.
 RECALLED_SOURCES = 5
+# Source runs read for whether one succeeded on its own passing test run (see `_verified_by_test_run`).
+VERIFYING_SOURCES = 3
 # How long a recall waits for a model that is still loading before using keywords alone.
 MODEL_WAIT_SECONDS = 5.0
 
@@ -169,7 +172,9 @@ class Recaller:
             return f"{tuning.keyword_floor:.0%} of the task's keywords, in two words or more"
         if strategy != "hybrid":
             return f"cosine {tuning.semantic_floor:.2f}"
-        words = "or the task's words" if words_under_floor else f"or {tuning.keyword_fit:.0%} of the task's words in a key"
+        words = (
+            "or the task's words" if words_under_floor else f"or {tuning.keyword_fit:.0%} of the task's words in a key"
+        )
         return f"cosine {tuning.semantic_floor:.2f} {words}; one word in common is no evidence"
 
     def _draw(self, namespace: str, task: str) -> tuple[int | None, str]:
@@ -258,8 +263,21 @@ class Recaller:
             # The task travels with the procedure into another session: without personal data.
             exemplar_task=None if exemplar_task is None else redact_personal(exemplar_task).text,
             provisional=procedure.provisional,
+            verified_by_test_run=self._verified_by_test_run(procedure),
             candidate_of=procedure.candidate_of,
         )
+
+    def _verified_by_test_run(self, procedure: Procedure) -> bool:
+        """Whether a provisional procedure nobody has reported failing was built from a run that succeeded
+        on its own passing test run (the last few sources read: the newest are the likeliest to be it).
+        Still provisional (trust.py): the run checked itself, and only a reported outcome proves a procedure."""
+        if not procedure.provisional or procedure.failure_count:
+            return False
+        for trajectory_id in sorted(procedure.source_trajectory_ids, reverse=True)[:VERIFYING_SOURCES]:
+            source = self.store.get_trajectory(trajectory_id)
+            if source.outcome == Outcome.SUCCESS and passed_its_tests(source.steps):
+                return True
+        return False
 
     def _with_exemplar(self, recalled: RecalledProcedure) -> RecalledProcedure:
         """`recalled` with the worked example `_present` left out when it gave only the task."""
