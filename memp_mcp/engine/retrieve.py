@@ -333,10 +333,11 @@ class Retriever:
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
         task_names = names(task)
-        semantic, one_word = self._semantic(task, task_names, cosines, keyed, embedder, tuning)
-        fitting = self._fitting(cosines, semantic, one_word, terms, tuning)
+        semantic, one_name, read = self._semantic(task, terms, task_names, cosines, keyed, embedder, tuning)
+        fitting = self._fitting(cosines, semantic, one_name, terms, tuning)
         loaded = self._fitting_on_steps(cosines, set(fitting), terms, task_names, tuning) if words_under_floor else {}
         fitting += list(loaded)
+        loaded = {**read, **loaded}
         unverified = self.store.unverified(fitting)
         scores = {
             pid: relevance[pid]
@@ -437,12 +438,13 @@ class Retriever:
     def _semantic(
         self,
         task: str,
+        terms: tuple[str, ...],
         task_names: Sequence[tuple[str, list[str]]],
         cosines: dict[int, dict[str, float]],
         keyed: dict[int, list[tuple[str, bytes]]],
         embedder: Embedder,
         tuning: RetrievalTuning,
-    ) -> tuple[dict[int, float], set[int]]:
+    ) -> tuple[dict[int, float], set[int], dict[int, Procedure]]:
         """Each candidate's semantic score, which the floor judges, and the candidates whose keys share
         a single word with the task, that word a name in the project's code (`code_words`). The score
         is the best cosine of its keys, unless the candidate shares one name and the task without it
@@ -452,24 +454,26 @@ class Retriever:
         `render_table`: 0.47 with a docs page about it, 0.14 without the name), so a name in common
         must not be what carries a procedure over the floor. An ordinary word is left alone: in "no
         space left on device" it is the meaning. Only candidates that would fit on their cosine or on
-        a key's words are looked at again (their text loaded, the task embedded without the name)."""
+        a key's words are looked at again (their text loaded, and returned, the task embedded without
+        the name)."""
         semantic = {pid: max(by_text.values()) for pid, by_text in cosines.items() if by_text}
         name_words = dict(task_names)
         one_word: dict[int, str] = {}
         for pid, by_text in cosines.items():
             if not by_text or (
                 semantic[pid] < tuning.semantic_floor
-                and max(_cached_coverage(tuple(query_terms(task)), text) for text in by_text) < tuning.keyword_fit
+                and max(_cached_coverage(terms, text) for text in by_text) < tuning.keyword_fit
             ):
                 continue
             shared = shared_words(task_names, frozenset().union(*(_vocabulary(text) for text in by_text)))
             if len(shared) == 1:
                 one_word[pid] = shared[0]
         if not one_word:
-            return semantic, set()
+            return semantic, set(), {}
+        read = {p.id: p for p in self.store.get_procedures(list(one_word))}
         written_in_task = code_words(task)
         one_name: dict[int, str] = {}
-        for procedure in self.store.get_procedures(list(one_word)):
+        for procedure in read.values():
             name = one_word[procedure.id]
             written = written_in_task | code_words(" ".join([procedure.title, *procedure.steps]))
             if written.intersection(name_words[name]):
@@ -483,18 +487,18 @@ class Retriever:
             without = max(rest.values()) if rest else 0.0
             if without < tuning.steps_evidence_cosine:
                 semantic[pid] = without
-        return semantic, set(one_name)
+        return semantic, set(one_name), read
 
     def _fitting(
         self,
         cosines: dict[int, dict[str, float]],
         semantic: dict[int, float],
-        one_word: set[int],
+        one_name: set[int],
         terms: tuple[str, ...],
         tuning: RetrievalTuning,
     ) -> list[int]:
         """The candidates whose semantic score reaches the floor, or one of whose keys holds nearly all
-        the task's keywords in more than one word ("render_table" alone is one)."""
+        the task's keywords, unless all it shares is one name ("render_table" alone)."""
         return [
             pid
             for pid, by_text in cosines.items()
@@ -502,7 +506,7 @@ class Retriever:
             and (
                 semantic[pid] >= tuning.semantic_floor
                 or (
-                    pid not in one_word and max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
+                    pid not in one_name and max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
                 )
             )
         ]
