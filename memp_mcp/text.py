@@ -50,6 +50,42 @@ def keywords(text: str) -> list[str]:
     return list(seen)
 
 
+# A name written as one token of several words ("render_table", "tablewright.core"): one word to
+# whoever wrote it, however many keywords it splits into.
+_NAME = re.compile(r"[^\W_]+(?:[_.]+[^\W_]+)*", re.UNICODE)
+
+
+def names(text: str) -> list[tuple[str, list[str]]]:
+    """The words of `text` with a name of several words ("render_table") kept as one, each with its
+    keywords; in order, without repeats, and leaving out those with no keyword (stopwords, numbers)."""
+    seen: dict[str, list[str]] = {}
+    for match in _NAME.finditer(text):
+        name = match.group().lower()
+        if name not in seen and (found := keywords(name)):
+            seen[name] = found
+    return list(seen.items())
+
+
+# A token written as code: a path, a dotted or snake_case name, camelCase, a call.
+_CODE_MARK = re.compile(r"[^\W_][_./][^\W_]|[a-z][A-Z]|[^\W_]\(")
+
+
+def code_words(text: str) -> set[str]:
+    """The words `text` writes inside code ("tablewright/core.py", "render_table", "cli.main()"),
+    lower-cased: the names of a project's package, modules and functions, as its procedures cite them."""
+    found: set[str] = set()
+    for token in text.split():
+        if _CODE_MARK.search(token):
+            found.update(words(token))
+    return found
+
+
+def without_names(text: str, dropped: set[str]) -> str:
+    """`text` without the names in `dropped` (lower-cased, as `names` gives them)."""
+    kept = _NAME.sub(lambda m: "" if m.group().lower() in dropped else m.group(), text)
+    return " ".join(kept.split())
+
+
 def compounds(tokens: list[str]) -> list[str]:
     """Adjacent pairs written as one word ("desk lamp" -> "desklamp"), for names spelt either way."""
     return [a + b for a, b in itertools.pairwise(tokens) if len(a) > 1 and len(b) > 1]

@@ -170,7 +170,8 @@ def test_a_coding_session_is_recorded_and_the_next_session_gets_its_procedure(
     assert len(context) <= INJECTION_CHARS
     assert f'<procedure id="{procedures[0].id}"' in context and "report_outcome(recall_id=" in context
     assert f'namespace="{namespace}"' in context
-    assert 'record="0 succeeded, 0 failed, provisional: not yet proven"' in context
+    # The first session ended on its passing test run: verified by it, not yet proven by an outcome.
+    assert 'record="0 succeeded, 0 failed, verified by its own test run, no reported success yet"' in context
     # The steps of the fix (their wording is the builder's business), not just a title.
     assert "Edit: src/" in context and "Bash: python -m pytest tests/test_cache.py -q" in context
     # Another project's prompt hook sees nothing of this one.

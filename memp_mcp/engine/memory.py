@@ -150,6 +150,7 @@ class Memory:
         overhead: int = 0,
         origin: str = "recall_procedure",
         project_root: Path | str | None = None,
+        words_under_floor: bool = True,
     ) -> RecallResult:
         """The procedures that fit `task`, best first; an empty list when nothing fits.
 
@@ -161,11 +162,13 @@ class Memory:
 
         A logged recall (`log`) draws the task's arm (see uplift.py) and writes what it gave and why
         to the event log, naming `origin` (the tool or hook that asked). With a `project_root`, the
-        procedures' citations are checked against it (see freshness.py).
+        procedures' citations are checked against it (see freshness.py). Without `words_under_floor`,
+        only procedures that reach the relevance floor are given, none that fit on their words under
+        it (see retrieve.py): for a caller that offers them unasked, as the prompt hook does.
         """
         root = Path(project_root) if project_root is not None and str(project_root).strip() else None
         return self._recaller.recall(
-            task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead, origin, root
+            task, k, namespace, strategy, wait_for_model, log, budget, cost, overhead, origin, root, words_under_floor
         )
 
     def report_outcome(

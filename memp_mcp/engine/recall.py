@@ -28,8 +28,9 @@ from memp_mcp.engine.retrieve import Retriever, Scored, procedure_vocabulary, qu
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, withheld_candidates
 from memp_mcp.engine.uplift import HOLDOUT, MEMORY, draw_arm, task_key
+from memp_mcp.engine.verdict import passed_its_tests
 from memp_mcp.errors import InvalidInputError, StoreError
-from memp_mcp.models import Procedure, Step, Trajectory
+from memp_mcp.models import Outcome, Procedure, Step, Trajectory
 from memp_mcp.redact import redact, redact_personal
 from memp_mcp.store import Store
 
@@ -39,6 +40,8 @@ MAX_RECALL_K = 20
 EXEMPLAR_STEPS = 12
 # Trajectory ids a recall lists per procedure (the closest first); get_procedure lists them all.
 RECALLED_SOURCES = 5
+# Source runs read for whether one succeeded on its own passing test run (see `_verified_by_test_run`).
+VERIFYING_SOURCES = 3
 # How long a recall waits for a model that is still loading before using keywords alone.
 MODEL_WAIT_SECONDS = 5.0
 
@@ -69,6 +72,7 @@ class Recaller:
         overhead: int,
         origin: str = "recall_procedure",
         project_root: Path | None = None,
+        words_under_floor: bool = True,
     ) -> RecallResult:
         """Memory.recall, its inputs unchecked."""
         task = redact(check_task(task)).text  # the task is logged with the recall, and a report stores it
@@ -93,8 +97,8 @@ class Recaller:
             retrieval = "vector+keyword" if strategy == "hybrid" else f"vector ({strategy})"
         else:
             retrieval = f"keyword only (embedding model {self.model.status()})"
-        scored = self._retrieve_trusted(task, namespace, k, strategy, model)
-        why = Why(task, origin, retrieval, self._floor(strategy, model))
+        scored = self._retrieve_trusted(task, namespace, k, strategy, model, words_under_floor)
+        why = Why(task, origin, retrieval, self._floor(strategy, model, words_under_floor))
         fresh = check_many([(s.procedure.id, s.procedure.steps) for s in scored], project_root) if project_root else {}
         if fresh:
             # Stale procedures rank below fresh ones; one stale in every step that cites anything is not given.
@@ -160,13 +164,18 @@ class Recaller:
             left_out=left_out,
         )
 
-    def _floor(self, strategy: RetrieveStrategy, model: Embedder | None) -> str:
+    def _floor(self, strategy: RetrieveStrategy, model: Embedder | None, words_under_floor: bool) -> str:
         tuning = self.retriever.tuning
         if strategy == "random":
             return "none (random)"
         if model is None:
-            return f"{tuning.keyword_floor:.0%} of the task's keywords"
-        return f"cosine {tuning.semantic_floor:.2f}" + (" or the task's words" if strategy == "hybrid" else "")
+            return f"{tuning.keyword_floor:.0%} of the task's keywords, in two words or more"
+        if strategy != "hybrid":
+            return f"cosine {tuning.semantic_floor:.2f}"
+        words = (
+            "or the task's words" if words_under_floor else f"or {tuning.keyword_fit:.0%} of the task's words in a key"
+        )
+        return f"cosine {tuning.semantic_floor:.2f} {words}; one word in common is no evidence"
 
     def _draw(self, namespace: str, task: str) -> tuple[int | None, str]:
         """The task's arm: the one drawn at an earlier recall of it still open, else a new draw."""
@@ -201,12 +210,18 @@ class Recaller:
             logger.warning("recall event not logged: %s", exc)
 
     def _retrieve_trusted(
-        self, task: str, namespace: str, k: int, strategy: RetrieveStrategy, model: Embedder | None
+        self,
+        task: str,
+        namespace: str,
+        k: int,
+        strategy: RetrieveStrategy,
+        model: Embedder | None,
+        words_under_floor: bool,
     ) -> list[Scored]:
         """The best k, leaving out candidates that have not succeeded while what they would replace serves."""
         wanted = k
         while True:
-            scored = self.retriever.retrieve(task, namespace, wanted, strategy, model)
+            scored = self.retriever.retrieve(task, namespace, wanted, strategy, model, words_under_floor)
             hidden = withheld_candidates(self.store, [s.procedure for s in scored])
             if not hidden or len(scored) < wanted or wanted >= k + MAX_RECALL_K:
                 return [s for s in scored if s.procedure.id not in hidden][:k]
@@ -248,8 +263,21 @@ class Recaller:
             # The task travels with the procedure into another session: without personal data.
             exemplar_task=None if exemplar_task is None else redact_personal(exemplar_task).text,
             provisional=procedure.provisional,
+            verified_by_test_run=self._verified_by_test_run(procedure),
             candidate_of=procedure.candidate_of,
         )
+
+    def _verified_by_test_run(self, procedure: Procedure) -> bool:
+        """Whether a provisional procedure nobody has reported failing was built from a run that succeeded
+        on its own passing test run (the last few sources read: the newest are the likeliest to be it).
+        Still provisional (trust.py): the run checked itself, and only a reported outcome proves a procedure."""
+        if not procedure.provisional or procedure.failure_count:
+            return False
+        for trajectory_id in sorted(procedure.source_trajectory_ids, reverse=True)[:VERIFYING_SOURCES]:
+            source = self.store.get_trajectory(trajectory_id)
+            if source.outcome == Outcome.SUCCESS and passed_its_tests(source.steps):
+                return True
+        return False
 
     def _with_exemplar(self, recalled: RecalledProcedure) -> RecalledProcedure:
         """`recalled` with the worked example `_present` left out when it gave only the task."""
@@ -290,6 +318,8 @@ class Why:
                     "relevance": round(s.relevance, 3),
                     "score": round(s.score, 3),
                     "words": matched[:12],
+                    # What the floor judged (a cosine), when the relevance that ranks is another number.
+                    **({"cosine": round(s.fit, 3)} if s.fit is not None else {}),
                 }
             )
         return found
@@ -311,6 +341,7 @@ class Why:
         else:
             summary = "gave " + ", ".join(
                 f"#{f['id']} (relevance {f['relevance']:.2f}"
+                + (f", cosine {f['cosine']:.2f}" if "cosine" in f else "")
                 + (f"; words {', '.join(f['words'][:5])}" if f["words"] else "")
                 + ")"
                 for f in given

@@ -46,6 +46,11 @@ class RecalledProcedure(BaseModel):
     provisional: bool = Field(
         default=False, description="True while these steps have no reported success: try them with care."
     )
+    verified_by_test_run: bool = Field(
+        default=False,
+        description="Provisional, but a run it was built from ended in success on its own passing test run: "
+        "checked by that run, not yet by an outcome reported after a recall.",
+    )
     candidate_of: int | None = Field(
         default=None, description="Set when these steps were proposed to replace another procedure's."
     )
@@ -67,7 +72,7 @@ class RecalledProcedure(BaseModel):
         return data
 
 
-_SAYS_NOTHING_AT_DEFAULT = ("stale", "exemplar", "candidate_of", "abridged")
+_SAYS_NOTHING_AT_DEFAULT = ("stale", "exemplar", "candidate_of", "abridged", "verified_by_test_run")
 
 
 class RecallResult(BaseModel):

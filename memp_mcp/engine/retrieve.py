@@ -31,7 +31,7 @@ from memp_mcp.config import Settings
 from memp_mcp.embedding import Embedder
 from memp_mcp.models import Procedure
 from memp_mcp.store import Store
-from memp_mcp.text import compounds, fts_terms, keywords, stem, words
+from memp_mcp.text import code_words, compounds, fts_terms, keywords, names, stem, without_names, words
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,9 @@ class Scored:
     score: float
     # The procedure's source trajectories, the one whose task is closest to the query first.
     ranked_sources: list[int]
+    # What the relevance floor judged, where that is not `relevance`: hybrid ranks by cosine blended
+    # with the words of a key, but decides whether a procedure fits on its cosine (see `_semantic`).
+    fit: float | None = None
 
 
 def utility_prior(procedure: Procedure, weight: float) -> float:
@@ -215,6 +218,11 @@ def share_found(terms: Sequence[str], vocabulary: frozenset[str]) -> float:
     return found / len(terms)
 
 
+def shared_words(task_names: Sequence[tuple[str, list[str]]], vocabulary: frozenset[str]) -> list[str]:
+    """The words of a task (its `names`: "render_table" is one) that a text's `vocabulary` holds."""
+    return [name for name, found in task_names if share_found([stem(w) for w in found], vocabulary) > 0]
+
+
 class TermStatistics:
     """The store's document frequencies and size, each reused for a while (thread-safe)."""
 
@@ -261,7 +269,18 @@ class Retriever:
         self._lock = threading.Lock()
         self._embedder_thread: ThreadPoolExecutor | None = None
 
-    def retrieve(self, task: str, namespace: str, k: int, strategy: str, embedder: Embedder | None) -> list[Scored]:
+    def retrieve(
+        self,
+        task: str,
+        namespace: str,
+        k: int,
+        strategy: str,
+        embedder: Embedder | None,
+        words_under_floor: bool = True,
+    ) -> list[Scored]:
+        """The best k procedures for `task`. `words_under_floor`: whether a candidate the model scores
+        under the floor may still fit on the words of its whole text (hybrid's `_fitting_on_steps`); a
+        caller that offers procedures nobody asked for (the prompt hook) gives only what reaches it."""
         if strategy == "random":
             ids = self.store.random_procedures(namespace, k, self._rng)
             return [Scored(p, 0.0, 0.0, p.source_trajectory_ids) for p in self.store.get_procedures(ids)]
@@ -276,7 +295,7 @@ class Retriever:
         # ~4 and ~2.4 ms one after the other.
         embedding = self._embedding_thread().submit(embedder.embed, [task])
         found_by_words = self._keyword_candidates(task, namespace, max(k, self.tuning.candidates))
-        return self._hybrid(task, namespace, k, embedding.result()[0], found_by_words)
+        return self._hybrid(task, namespace, k, embedding.result()[0], found_by_words, embedder, words_under_floor)
 
     # -- strategies ----------------------------------------------------------------------
 
@@ -291,7 +310,14 @@ class Retriever:
         return [pid for pid, _ in self.store.keyword_search(namespace, selected, wanted)] if selected else []
 
     def _hybrid(
-        self, task: str, namespace: str, k: int, query_vector: list[float], found_by_words: list[int]
+        self,
+        task: str,
+        namespace: str,
+        k: int,
+        query_vector: list[float],
+        found_by_words: list[int],
+        embedder: Embedder,
+        words_under_floor: bool,
     ) -> list[Scored]:
         tuning = self.tuning
         wanted = max(k, tuning.candidates)
@@ -302,12 +328,16 @@ class Retriever:
         # Each key (a task the procedure served, or its family) is scored by cosine blended with
         # keyword coverage; a procedure is as relevant as its best key. Candidates are scored from
         # their keys alone, and only the best k are loaded in full.
-        cosines = _cosines(_unit(query_vector), self.store.keys_with_vectors(ids))
+        keyed = self.store.keys_with_vectors(ids)
+        cosines = _cosines(_unit(query_vector), keyed)
         key_scores = {pid: self._blend(by_text, terms) for pid, by_text in cosines.items()}
         relevance = {pid: max(scores.values()) for pid, scores in key_scores.items() if scores}
-        fitting = self._fitting(cosines, terms, tuning)
-        loaded = self._fitting_on_steps(cosines, set(fitting), terms, tuning)
+        task_names = names(task)
+        semantic, one_name, read = self._semantic(task, terms, task_names, cosines, keyed, embedder, tuning)
+        fitting = self._fitting(cosines, semantic, one_name, terms, tuning)
+        loaded = self._fitting_on_steps(cosines, set(fitting), terms, task_names, tuning) if words_under_floor else {}
         fitting += list(loaded)
+        loaded = {**read, **loaded}
         unverified = self.store.unverified(fitting)
         scores = {
             pid: relevance[pid]
@@ -320,7 +350,10 @@ class Retriever:
         by_id = {**loaded, **{p.id: p for p in self.store.get_procedures(missing)}} if missing else loaded
         procedures = [by_id[pid] for pid in best if pid in by_id]
         tasks = self._source_tasks(procedures)
-        return [Scored(p, relevance[p.id], scores[p.id], _rank_sources(p, key_scores[p.id], tasks)) for p in procedures]
+        return [
+            Scored(p, relevance[p.id], scores[p.id], _rank_sources(p, key_scores[p.id], tasks), semantic[p.id])
+            for p in procedures
+        ]
 
     def _by_cosine(self, task: str, namespace: str, k: int, query_vector: list[float]) -> list[Scored]:
         ids = [pid for pid, _ in self.store.vector_search(namespace, query_vector, max(k, self.tuning.candidates))]
@@ -368,10 +401,14 @@ class Retriever:
         procedures = self.store.get_procedures(ids)
         tasks = self._source_tasks(procedures)
         unverified = self.store.unverified(ids)
+        task_names = names(task)
         scored = []
         for procedure in procedures:
-            coverage = keyword_coverage(terms, texts.get(procedure.id, ""))
-            if coverage < self.tuning.keyword_floor:
+            text = texts.get(procedure.id, "")
+            coverage = keyword_coverage(terms, text)
+            # Half of a two-word prompt ("fix tablewright"), or the two halves of one name
+            # ("render_table"), is one word in common: no evidence.
+            if coverage < self.tuning.keyword_floor or len(shared_words(task_names, _vocabulary(text))) < 2:
                 continue
             sources = sorted(
                 procedure.source_trajectory_ids,
@@ -398,28 +435,96 @@ class Retriever:
             tuning, semantic_floor=tuning.long_task_floor, steps_evidence_cosine=tuning.long_task_floor
         )
 
+    def _semantic(
+        self,
+        task: str,
+        terms: tuple[str, ...],
+        task_names: Sequence[tuple[str, list[str]]],
+        cosines: dict[int, dict[str, float]],
+        keyed: dict[int, list[tuple[str, bytes]]],
+        embedder: Embedder,
+        tuning: RetrievalTuning,
+    ) -> tuple[dict[int, float], set[int], dict[int, Procedure]]:
+        """Each candidate's semantic score, which the floor judges, and the candidates whose keys share
+        a single word with the task, that word a name in the project's code (`code_words`). The score
+        is the best cosine of its keys, unless the candidate shares one name and the task without it
+        scores under `steps_evidence_cosine` (about the median best cosine of an unrelated task): then
+        that score. A project's procedures all name its package and its main functions, and the model
+        scores a request naming one of them close to every procedure that does (a bug fix naming
+        `render_table`: 0.47 with a docs page about it, 0.14 without the name), so a name in common
+        must not be what carries a procedure over the floor. An ordinary word is left alone: in "no
+        space left on device" it is the meaning. Only candidates that would fit on their cosine or on
+        a key's words are looked at again (their text loaded, and returned, the task embedded without
+        the name)."""
+        semantic = {pid: max(by_text.values()) for pid, by_text in cosines.items() if by_text}
+        name_words = dict(task_names)
+        one_word: dict[int, str] = {}
+        for pid, by_text in cosines.items():
+            if not by_text or (
+                semantic[pid] < tuning.semantic_floor
+                and max(_cached_coverage(terms, text) for text in by_text) < tuning.keyword_fit
+            ):
+                continue
+            shared = shared_words(task_names, frozenset().union(*(_vocabulary(text) for text in by_text)))
+            if len(shared) == 1:
+                one_word[pid] = shared[0]
+        if not one_word:
+            return semantic, set(), {}
+        read = {p.id: p for p in self.store.get_procedures(list(one_word))}
+        written_in_task = code_words(task)
+        one_name: dict[int, str] = {}
+        for procedure in read.values():
+            name = one_word[procedure.id]
+            written = written_in_task | code_words(" ".join([procedure.title, *procedure.steps]))
+            if written.intersection(name_words[name]):
+                one_name[procedure.id] = name
+        masked = {name: without_names(task, {name}) for name in set(one_name.values())}
+        wanted = sorted({text for text in masked.values() if text})
+        vectors = dict(zip(wanted, embedder.embed(wanted), strict=True)) if wanted else {}
+        for pid, name in one_name.items():
+            text = masked[name]
+            rest = _cosines(_unit(vectors[text]), {pid: keyed[pid]}).get(pid) if text else None
+            without = max(rest.values()) if rest else 0.0
+            if without < tuning.steps_evidence_cosine:
+                semantic[pid] = without
+        return semantic, set(one_name), read
+
     def _fitting(
-        self, cosines: dict[int, dict[str, float]], terms: tuple[str, ...], tuning: RetrievalTuning
+        self,
+        cosines: dict[int, dict[str, float]],
+        semantic: dict[int, float],
+        one_name: set[int],
+        terms: tuple[str, ...],
+        tuning: RetrievalTuning,
     ) -> list[int]:
-        """The candidates whose best key cosine reaches the semantic floor, or one of whose keys
-        holds nearly all the task's keywords."""
+        """The candidates whose semantic score reaches the floor, or one of whose keys holds nearly all
+        the task's keywords, unless all it shares is one name ("render_table" alone)."""
         return [
             pid
             for pid, by_text in cosines.items()
             if by_text
             and (
-                max(by_text.values()) >= tuning.semantic_floor
-                or max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
+                semantic[pid] >= tuning.semantic_floor
+                or (
+                    pid not in one_name and max(_cached_coverage(terms, text) for text in by_text) >= tuning.keyword_fit
+                )
             )
         ]
 
     def _fitting_on_steps(
-        self, cosines: dict[int, dict[str, float]], fitting: set[int], terms: tuple[str, ...], tuning: RetrievalTuning
+        self,
+        cosines: dict[int, dict[str, float]],
+        fitting: set[int],
+        terms: tuple[str, ...],
+        task_names: Sequence[tuple[str, list[str]]],
+        tuning: RetrievalTuning,
     ) -> dict[int, Procedure]:
-        """The candidates under the floor whose whole text holds enough of the request's keywords for
-        their cosine (see `RetrievalTuning.steps_evidence_share`), loaded."""
-        if len(terms) < tuning.steps_evidence_terms:
+        """The candidates under the floor whose whole text holds enough of the request's words for
+        their cosine (see `RetrievalTuning.steps_evidence_share`), loaded. Words, not keywords,
+        are counted: the two halves of "render_table" are one word in common."""
+        if len(task_names) < tuning.steps_evidence_terms:
             return {}
+        # The raw cosine: the rule asks for two words in common, so one name cannot carry it alone.
         best_cosine = {
             pid: max(by_text.values())
             for pid, by_text in cosines.items()
@@ -438,9 +543,9 @@ class Retriever:
                 *(_part_vocabulary(step) for step in procedure.steps),
             )
             share = share_found(terms, words_of)
-            if round(share * len(terms)) >= tuning.steps_evidence_terms and best_cosine[procedure.id] >= _evidence_bar(
-                tuning, share
-            ):
+            if len(shared_words(task_names, words_of)) >= tuning.steps_evidence_terms and best_cosine[
+                procedure.id
+            ] >= _evidence_bar(tuning, share):
                 kept[procedure.id] = procedure
         return kept
 

@@ -7,6 +7,7 @@ uses TEST_COMMAND to tell a test run from other commands.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import Enum
 
 from memp_mcp.models import Step
@@ -124,6 +125,12 @@ def verdict(step: Step) -> Verdict:
     if not reads and _CHECK_FAILED.search(observation):
         return Verdict.CHECK_FAILED
     return Verdict.WORKED
+
+
+def passed_its_tests(steps: Sequence[Step]) -> bool:
+    """Whether the last test run among `steps` worked: a run that ended on it checked its own result."""
+    runs = [s for s in steps if is_command_line(s.action) and TEST_COMMAND.search(s.action)]
+    return bool(runs) and verdict(runs[-1]) == Verdict.WORKED
 
 
 def normal_action(action: str) -> str:

@@ -146,6 +146,7 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
             wait_for_model=0.0,
             origin="prompt hook",
             project_root=_project_root(data.get("cwd")),
+            words_under_floor=False,  # nobody asked: the right procedure or none
         )
         if result.procedures:
             state.recall_id = result.recall_id

@@ -129,7 +129,9 @@ def render_recalled(p: RecalledProcedure) -> str:
     """One procedure of a recall as text. The worked example shows its actions only: what each returned
     is in the structured content, so the two renderings do not both carry it."""
     rate = f"{p.success_rate:.0%}" if p.success_rate is not None else "not yet judged"
-    if p.provisional:
+    if p.provisional and p.verified_by_test_run:
+        trust = "PROVISIONAL, verified by its own test run: no success reported after a recall yet; verify each step"
+    elif p.provisional:
         trust = "PROVISIONAL: these steps have no reported success yet; verify each step's result"
     else:
         trust = f"trusted: this version has succeeded (success {rate})"
@@ -242,7 +244,10 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     Every line is measured before it is added: steps give way to the stale lines (which say what of them
     no longer matches the code), pitfalls come last, and a "more steps" line says what was left out."""
     judged = f"{procedure.success_count} succeeded, {procedure.failure_count} failed"
-    if procedure.provisional:
+    if procedure.provisional and getattr(procedure, "verified_by_test_run", False):
+        # Its own run's tests passed: more than nothing checked, less than an outcome reported after a recall.
+        judged += ", verified by its own test run, no reported success yet"
+    elif procedure.provisional:
         judged += ", provisional: not yet proven"
     opening = (
         f'<procedure id="{procedure.id}" relevance="{procedure.relevance:.2f}" record="{judged}" '
