@@ -51,6 +51,13 @@ def stop_warm_servers(db: Path) -> list[int]:
     return stopped
 
 
+def _stop_warm_servers_saying_so(path: Path) -> None:
+    stopped = stop_warm_servers(path)
+    if stopped:
+        pids = ", ".join(map(str, stopped))
+        errors.print(f"stopped the hooks' warm server (pid {pids})", highlight=False, soft_wrap=True)
+
+
 def _sqlite_memory(db: Path | None, *, existing: bool = True) -> Path:
     """The SQLite file the settings name; `existing`: it must be there (a restore may bring back a lost one)."""
     settings = settings_with(db_path=db)
@@ -72,11 +79,7 @@ def repair(db: DbOption = None) -> None:
         kept = recovery.keep_aside(path, "repair")  # while a deleted WAL can still be read from its writer
     except OSError as exc:
         fail(f"cannot keep a copy of {path} before repairing it: {exc.strerror}")
-    stopped = stop_warm_servers(path)
-    if stopped:
-        errors.print(
-            f"stopped the hooks' warm server (pid {', '.join(map(str, stopped))})", highlight=False, soft_wrap=True
-        )
+    _stop_warm_servers_saying_so(path)
     try:
         done = recovery.repair(path, kept)
     except MempError as exc:
@@ -95,11 +98,7 @@ def restore_backup(name: str, db: Path | None) -> None:
     except MempError as exc:
         fail(str(exc))
     before = recovery.counts(path) if path.exists() else None
-    stopped = stop_warm_servers(path)
-    if stopped:
-        errors.print(
-            f"stopped the hooks' warm server (pid {', '.join(map(str, stopped))})", highlight=False, soft_wrap=True
-        )
+    _stop_warm_servers_saying_so(path)
     try:
         done = recovery.restore(path, backup)
     except MempError as exc:
