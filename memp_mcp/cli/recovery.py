@@ -126,6 +126,7 @@ def list_backups(db: Path | None) -> None:
             f"{backup.name}\t{backup.taken_at:%Y-%m-%d %H:%M} UTC\t"
             f"{held.get('procedures', '?')} procedures, {held.get('trajectories', '?')} trajectories",
             highlight=False,
+            soft_wrap=True,
         )
     console.print("restore one with: memp-mcp restore --backup NAME (or latest)", highlight=False, soft_wrap=True)
 
