@@ -144,6 +144,7 @@ def test_a_bare_file_name_resolves_when_unambiguous_and_cannot_check_is_not_stal
     assert "no longer there" in check([edit], repo).reasons()[0]
     # Two files of that name and neither under the session's folder: which one is meant cannot be told.
     (repo / "frontend" / "app.py").write_text("shop = 1\n")
+    git(repo, "add", "frontend/app.py")  # the listing is reused while the index is unchanged
     ambiguous = check([edit], repo)
     assert ambiguous.stale == [] and ambiguous.citing_steps == 0
     # From backend/, the session's folder says which.
