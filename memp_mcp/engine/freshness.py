@@ -220,6 +220,8 @@ class _Reader:
 
     def _inside(self, path: Path) -> Path | None:
         """`path` with `..` resolved, or None when that leaves the project."""
+        if ".." not in path.parts:
+            return path  # joined from a relative path without `..`: inside by construction (and cheap)
         normal = Path(os.path.normpath(path))
         return normal if normal.is_relative_to(self.root) and normal != self.root else None
 
