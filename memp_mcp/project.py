@@ -20,6 +20,8 @@ from pathlib import Path
 # `git rev-list`, only for a repository without an origin and then cached, and `git ls-files`, only
 # when freshness must look a cited path up (memp_mcp.engine.freshness, which caches it).
 GIT_TIMEOUT_SECONDS = 2.0
+# Listing a work tree's files is given less: the prompt hook that waits on it gives up after 3 s.
+LISTING_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def work_tree_files(root: Path) -> list[str] | None:
         run = subprocess.run(
             ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             capture_output=True,
-            timeout=GIT_TIMEOUT_SECONDS,
+            timeout=LISTING_TIMEOUT_SECONDS,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
