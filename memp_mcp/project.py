@@ -16,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-# `git rev-list` is the one subprocess here, run only for a repository without an origin and then
-# cached: a prompt hook runs on every prompt.
+# Two subprocesses here, both kept off the common path since a prompt hook runs on every prompt:
+# `git rev-list`, only for a repository without an origin and then cached, and `git ls-files`, only
+# when freshness must look a cited path up (memp_mcp.engine.freshness, which caches it).
 GIT_TIMEOUT_SECONDS = 2.0
+# Listing a work tree's files is given less: the prompt hook that waits on it gives up after 3 s.
+LISTING_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -126,18 +129,46 @@ def _namespace(name: str, key: str) -> str:
     return f"project/{readable}-{digest}"
 
 
-def _git_common_dir(root: Path) -> Path | None:
-    """The repository's shared git folder: `.git` itself, or for a worktree the folder its
-    `.git` file points to, followed to its `commondir`."""
+def work_tree_git_dir(root: Path) -> Path | None:
+    """The work tree's own git folder (where its index is): `.git` itself, or for a worktree the
+    folder its `.git` file points to."""
     dot_git = root / ".git"
     try:
         if dot_git.is_dir():
-            git_dir = dot_git
-        else:
-            line = dot_git.read_text(encoding="utf-8").strip()
-            if not line.startswith("gitdir:"):
-                return None
-            git_dir = (root / line.removeprefix("gitdir:").strip()).resolve()
+            return dot_git
+        line = dot_git.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    return (root / line.removeprefix("gitdir:").strip()).resolve()
+
+
+def work_tree_files(root: Path) -> list[str] | None:
+    """The files of the git work tree at `root` (tracked, and untracked ones git does not ignore), as
+    paths relative to it; None when git cannot list them (no git, not a repository, too slow)."""
+    import subprocess
+
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            timeout=LISTING_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if run.returncode != 0:
+        return None
+    return [name for name in run.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _git_common_dir(root: Path) -> Path | None:
+    """The repository's shared git folder: the work tree's git folder followed to its `commondir`."""
+    git_dir = work_tree_git_dir(root)
+    if git_dir is None:
+        return None
+    try:
         commondir = git_dir / "commondir"
         if commondir.is_file():
             git_dir = (git_dir / commondir.read_text(encoding="utf-8").strip()).resolve()

@@ -7,10 +7,19 @@ replaced and the text it put in), and the paths a shell command names. Against a
 A procedure with stale steps ranks below fresh ones; one whose every citing step is stale is not
 given at all.
 
+The project is the git work tree's top, whatever folder of it the check is given (a session started
+in `repo/backend` checks against `repo`); the folder given is kept as context. A relative path is
+placed at the top, else under that folder (procedures recorded before the top was the one root hold
+paths relative to the session's folder, and shell commands name paths relative to where they ran),
+else looked up among the work tree's files by its tail (`app.py`, `tests/test_app.py`): one match,
+or one under the folder, is the file; several are "cannot tell"; none is a file that is gone.
+
 The check only looks: it stats files and reads at most READ_BYTES_PER_FILE of each, and at most
-READ_BYTES_PER_CHECK per procedure, never runs anything, and never follows a path out of the project.
-What it cannot judge (a placeholder in a path, a file past the budget, a path outside the project)
-counts as fresh: a false alarm would hide a procedure that still works.
+READ_BYTES_PER_CHECK per procedure, runs nothing but `git ls-files` (only when a path is not where
+it is cited, and cached per work tree), and never follows a path out of the project. What it cannot
+judge (a placeholder in a path, a file past the budget, a path outside the project, a file name that
+matches several files or cannot be looked up) counts as fresh: a false alarm would hide a procedure
+that still works.
 """
 
 from __future__ import annotations
@@ -18,11 +27,13 @@ from __future__ import annotations
 import ast
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
+from memp_mcp.project import project_root, work_tree_files, work_tree_git_dir
 
 READ_BYTES_PER_FILE = 256 * 1024
 READ_BYTES_PER_CHECK = 512 * 1024  # per procedure; a file read for one is not read again for the next
@@ -40,6 +51,9 @@ PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 QUOTE_CHARS = "`'\"()[],;:"
 TRUNCATED = "..."
 SHOWN_CHARS = 60
+# A work tree's file listing is reused while its index is unchanged, and at most this long: an untracked
+# file made since does not touch the index.
+LISTING_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -145,8 +159,10 @@ def _shown(text: str) -> str:
 class _Reader:
     """The project's files as the check reads them: bounded, cached, never outside the root."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, folder: Path) -> None:
+        # One root for citing and checking: the work tree's top, the folder given (the session's) as context.
+        self.folder = folder.resolve()
+        self.root = project_root(self.folder)
         self.budget = READ_BYTES_PER_CHECK
         self.texts: dict[Path, tuple[bytes, bool] | None] = {}
         self.exists_cache: dict[Path, bool] = {}
@@ -172,9 +188,42 @@ class _Reader:
                 relative = next((p for p in places if self.exists(self.root.joinpath(*p.parts))), places[0])
         else:
             relative = pure
-        if ".." in relative.parts or not relative.parts:
+        if not relative.parts:
             return None
-        return self.root.joinpath(*relative.parts)
+        return self._place(relative)
+
+    def _place(self, relative: PurePosixPath) -> Path | None:
+        """A relative cited path placed in the work tree (see the module's docstring); a path that is
+        nowhere is placed at the top, where the check finds it gone."""
+        at_top = self._inside(self.root.joinpath(*relative.parts))
+        if at_top is not None and self.exists(at_top):
+            return at_top
+        in_folder = self._inside(self.folder.joinpath(*relative.parts))
+        if in_folder is not None and self.exists(in_folder):
+            return in_folder
+        if ".." in relative.parts:
+            return None
+        listed = _listing(self.root)
+        if listed is None:
+            # Nothing to look it up in: a bare name may live in any folder, so it cannot be judged.
+            return at_top if len(relative.parts) > 1 else None
+        tail = relative.as_posix()
+        found = [
+            path
+            for name in listed.get(relative.name, ())
+            if (name == tail or name.endswith("/" + tail)) and self.exists(path := self.root / name)
+        ]
+        near = [path for path in found if path.is_relative_to(self.folder)]
+        if len(near) == 1 or len(found) == 1:
+            return near[0] if len(near) == 1 else found[0]
+        return None if found else at_top
+
+    def _inside(self, path: Path) -> Path | None:
+        """`path` with `..` resolved, or None when that leaves the project."""
+        if ".." not in path.parts:
+            return path  # joined from a relative path without `..`: inside by construction (and cheap)
+        normal = Path(os.path.normpath(path))
+        return normal if normal.is_relative_to(self.root) and normal != self.root else None
 
     def exists(self, path: Path) -> bool:
         if path not in self.exists_cache:
@@ -200,8 +249,39 @@ class _Reader:
         return text
 
 
+def _names_by_file_name(files: list[str]) -> dict[str, list[str]]:
+    by_name: dict[str, list[str]] = {}
+    for name in files:
+        by_name.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+    return by_name
+
+
+# Per work tree: (the index's mtime and size, when listed, the listing by file name or None).
+_LISTINGS: dict[Path, tuple[tuple[int, int] | None, float, dict[str, list[str]] | None]] = {}
+
+
+def _listing(root: Path) -> dict[str, list[str]] | None:
+    """The work tree's files by file name, listed once and reused while the index is unchanged (the warm
+    server checks many prompts against one tree); None when git cannot list them."""
+    git_dir = work_tree_git_dir(root)
+    try:
+        index = (git_dir / "index").stat() if git_dir is not None else None
+        stamp = (index.st_mtime_ns, index.st_size) if index is not None else None
+    except OSError:
+        stamp = None
+    known = _LISTINGS.get(root)
+    now = time.monotonic()
+    if known is not None and known[0] == stamp and now - known[1] <= LISTING_SECONDS:
+        return known[2]
+    files = work_tree_files(root) if git_dir is not None else None
+    listed = _names_by_file_name(files) if files is not None else None
+    _LISTINGS[root] = (stamp, now, listed)
+    return listed
+
+
 def check(steps: Sequence[str], root: Path, reader: _Reader | None = None) -> Freshness:
-    """Which of `steps` no longer hold in the project at `root` (see the module's docstring)."""
+    """Which of `steps` no longer hold in the project `root` is in: its git work tree's top, `root` itself
+    kept as the folder relative paths may also be under (see the module's docstring)."""
     reader = reader or _Reader(root)
     result = Freshness()
     written: set[Path] = set()

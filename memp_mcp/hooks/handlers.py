@@ -57,15 +57,26 @@ DISTILL_REASON = (
 )
 
 
-def _project_root(cwd: object) -> Path | None:
-    """The git work tree the session works in, whose files the injected procedures' citations are checked
-    against. None outside one: a home or scratch folder is no project whose files a procedure's steps
-    could be judged by (every citation would look stale there)."""
-    from memp_mcp.project import in_repository, project_root
+def _checked_folder(cwd: object) -> Path | None:
+    """The session's folder, when it is in a git work tree: the injected procedures' citations are checked
+    against that tree's top, the folder kept as context (engine/freshness.py). None outside one: a home or
+    scratch folder is no project whose files a procedure's steps could be judged by."""
+    from memp_mcp.project import in_repository
 
     if not (isinstance(cwd, str) and cwd and Path(cwd).is_dir() and in_repository(Path(cwd))):
         return None
-    return project_root(Path(cwd))
+    return Path(cwd)
+
+
+def _recording_root(cwd: object) -> str | None:
+    """The folder recorded paths are written relative to: the git work tree's top, the root the check
+    reads them against, so a session started in `repo/backend` records `backend/app.py`. A folder not on
+    this machine (a transcript from elsewhere) is kept as it is."""
+    from memp_mcp.project import project_root
+
+    if not (isinstance(cwd, str) and cwd):
+        return None
+    return str(project_root(Path(cwd))) if Path(cwd).is_dir() else cwd
 
 
 def namespace_for(settings: Settings, cwd: object) -> str:
@@ -145,7 +156,7 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
             namespace=namespace,
             wait_for_model=0.0,
             origin="prompt hook",
-            project_root=_project_root(data.get("cwd")),
+            project_root=_checked_folder(data.get("cwd")),
             words_under_floor=False,  # nobody asked: the right procedure or none
         )
         if result.procedures:
@@ -297,7 +308,7 @@ def on_turn_end(data: dict[str, Any], settings: Settings, memories: Memories) ->
                 outcome,
                 namespace=namespace,
                 agent=agent,
-                root=data.get("cwd") or turn.cwd,
+                root=_recording_root(data.get("cwd") or turn.cwd),
                 origin=f"{hook} hook",
             )
             said = f"recorded trajectory {recorded.trajectory_id} as {outcome.value}: {recorded.action}"
