@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from memp_mcp.paths import private_folder, write_private_text
 
 # Two subprocesses here, both kept off the common path since a prompt hook runs on every prompt:
 # `git rev-list`, only for a repository without an origin and then cached, and `git ls-files`, only
@@ -76,10 +77,9 @@ def carried_namespace(cwd: Path, holds: Callable[[str], bool], aliases: Path) ->
         return namespace
     known[namespace] = legacy
     try:
-        aliases.parent.mkdir(parents=True, exist_ok=True)
-        temporary = aliases.with_name(f"{aliases.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
-        temporary.replace(aliases)
+        # It names the user's repositories and folders: the owner's alone, as the database is.
+        private_folder(aliases.parent)
+        write_private_text(aliases, json.dumps(known, indent=1, sort_keys=True))
     except OSError:
         pass  # the memory is still found from this folder; the other clones start their own
     return legacy
@@ -223,10 +223,8 @@ def _root_commit(root: Path, common: Path) -> str | None:
         return None  # no commit yet: the path names it, and nothing is cached so a first commit counts
     known[str(common)] = commits[0]
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
-        temporary.replace(cache)
+        private_folder(cache.parent)
+        write_private_text(cache, json.dumps(known, indent=1, sort_keys=True))
     except OSError:
         pass
     return commits[0]

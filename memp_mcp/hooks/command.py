@@ -19,6 +19,7 @@ from typing import Any
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.hooks.client import MAX_EVENT_BYTES, start_in_background
 from memp_mcp.hooks.handlers import damage_notice, run_hook
+from memp_mcp.paths import create_private_file, private_folder
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ def _drain(stream: Any) -> None:
 
 def log_to_file(settings: Settings) -> None:
     folder = settings.db_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
+    # Created 0600 before the handler opens it for appending: the log names tasks and commands.
+    create_private_file(folder / "hooks.log")
     handler = logging.FileHandler(folder / "hooks.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     root = logging.getLogger()

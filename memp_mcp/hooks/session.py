@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memp_mcp.config import Settings
+from memp_mcp.paths import private_folder, write_private_text
 
 STATE_MAX_AGE_SECONDS = 14 * 24 * 3600
 
@@ -43,10 +44,9 @@ class SessionState:
             return cls()
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(asdict(self)), encoding="utf-8")
-        partial.replace(path)
+        # The prompt and what was injected for it: the owner's alone (paths.PRIVATE_FILE_MODE).
+        private_folder(path.parent)
+        write_private_text(path, json.dumps(asdict(self)))
 
 
 def state_path(settings: Settings, session_id: object) -> Path:

@@ -9,6 +9,7 @@ none of it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from memp_mcp.errors import StoreError
+from memp_mcp.paths import create_private_file, private_folder
 from memp_mcp.store import driver
 from memp_mcp.store.database import Database
 from memp_mcp.store.schema import CURRENT_VERSION_SQL, Migration, apply_pending, latest_version, refuse_too_new
@@ -79,9 +81,14 @@ class SQLiteConnection(Database):
             if path.is_dir():
                 raise StoreError(f"database path {path} is a directory; give a file path (MEMP_DB_PATH)")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_folder(path.parent)
             except OSError as exc:
                 raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
+            # A new file made 0600 before SQLite opens it: SQLite gives the -wal and -shm files it creates
+            # beside it the database's own mode, so none is readable by other local users. In a folder this
+            # process may not write, SQLite's own error below says what to do.
+            with contextlib.suppress(OSError):
+                create_private_file(path)
         try:
             return self._prepare(driver.connect(path))
         except self._errors as exc:
