@@ -19,6 +19,7 @@ costs more than a few passes however it is built (`memp-mcp bench redaction` mea
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import math
@@ -110,6 +111,9 @@ def _entropy(value: str) -> float:
 
 
 _CODE = re.compile(r"^[$%{<@]|[(){}\[\]<>]")
+# Quoted, a value is a literal: parentheses are only code when the whole value is a call
+# (Django's generated SECRET_KEY values draw from "!@#$%^&*(-_=+)").
+_QUOTED_CODE = re.compile(r"^[$%{<@]|[{}\[\]<>]|^[A-Za-z_][\w.]*\(.*\)$")
 # Unquoted, a name is a variable (`password = raw_password`, `token: settings.API_TOKEN`) unless it
 # holds a digit, as generated and chosen passwords do.
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z_]*$|^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -124,7 +128,8 @@ def credible_secret(value: str, quoted: bool = True) -> bool:
     not a variable, call or reference (`$TOKEN`, `self.password`, `os.environ[...]`), not an
     obvious placeholder, long enough and mixed enough to be a real one."""
     value = value.strip()
-    if len(value) < 8 or " " in value or _CODE.search(value) or _PLACEHOLDER_WORDS.match(value):
+    code = _QUOTED_CODE if quoted else _CODE
+    if len(value) < 8 or " " in value or code.search(value) or _PLACEHOLDER_WORDS.match(value):
         return False
     if not quoted and _NAME.match(value):
         return False
@@ -138,22 +143,29 @@ def credible_secret(value: str, quoted: bool = True) -> bool:
 
 _SECRET_WORD = re.compile(
     r"(?i)password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key"
+    r"|encryption[_-]?key|master[_-]?key|signing[_-]?key|[_.-]pass$"
 )
+# "pass" alone names a secret as a quoted key or given a value with "=" ("pass": "...", pass=...); test
+# output's "PASS: test_name" does not.
+_BARE_PASS = re.compile(r"(?i)[\"']pass[\"']|pass\s*=")
 # A name, then its value: each read possessively (no backtracking into them), the name checked for a
 # secret word afterwards, so that a long run of name characters costs one pass.
-_ASSIGNED = re.compile(
-    r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,80}+)[\"']?\s*+(?::=|=|:)\s*+([\"']?)([^\s\"'`,;]{1,500}+)\2"
-)
+_ASSIGNED = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,80}+)[\"']?\s*+(?::=|=|:)\s*+([\"']?)([^\s\"'`,;]++)\2")
 _FLAG = re.compile(r"(?i)--(?:password|passwd|token|api-key|secret|access-key|client-secret)(?:=|\s+)([^\s\"'`]+)")
 
 
 def _assigned(text: str) -> Iterator[tuple[int, int]]:
     """Values given to secret-sounding names in shell, env files, YAML and command flags."""
     for match in _ASSIGNED.finditer(text):
-        if _SECRET_WORD.search(match.group(1)) and credible_secret(match.group(3), quoted=bool(match.group(2))):
+        name = match.group(1)
+        secret_name = _SECRET_WORD.search(name) or (
+            name.lower() == "pass" and _BARE_PASS.match(text, match.start(1) - 1 if match.start(1) else 0)
+        )
+        if secret_name and credible_secret(match.group(3), quoted=bool(match.group(2))):
             yield match.span(3)
     for match in _FLAG.finditer(text):
-        if credible_secret(match.group(1), quoted=False):
+        # A flag's value is a literal (a shell has no dotted variables): `--password=my.s3cret.pw` is one.
+        if credible_secret(match.group(1)):
             yield match.span(1)
 
 
@@ -206,6 +218,99 @@ def _any_case(*words: str) -> tuple[str, ...]:
 # "token" alone is in most code and prose (tokenizer, tokens used): a token's name is an
 # environment variable, a snake-case or camel-case name, or a word given a value.
 _TOKEN_NAMES = ("TOKEN", "_token", "-token", "Token", "token=", "token:", 'token"', "token'")
+# Keys named for what they do (ENCRYPTION_KEY, RAILS_MASTER_KEY), and "pass" as a name of its own
+# (DB_PASS, "pass": ...) but not inside a word (bypass, passthrough, 3 passed).
+_KEY_NAMES = ("access_key", "accesskey", "access-key", "encryption_key", "master_key", "signing_key")
+_PASS_NAMES = ("PASS", "_pass", "-pass", "Pass", '"pass"', "'pass'", "pass=", "pass:")
+
+
+def _token_formats() -> tuple[_Detector, ...]:
+    """Token formats that open with their own prefix: detect-secrets' plugins where it has one
+    (Telegram, Discord), precise patterns for the rest (the prefixes their vendors document)."""
+    return (
+        _Detector("docker-token", ("dckr_",), _regex(r"\bdckr_(?:pat|oat)_[A-Za-z0-9_-]{20,}")),
+        # A bot token's secret half opens with "A" (as gitleaks' rule reads it): ":A" is its trigger.
+        # Not widened: in the API's URLs the token follows "bot" (api.telegram.org/bot123:AA.../getMe).
+        _Detector("telegram-token", (":A",), _values(_plugin("telegram_token", "TelegramBotTokenDetector"))),
+        # The first part is a numeric bot id in base64: 1-9 as a first digit encode to these prefixes.
+        _Detector(
+            "discord-token",
+            ("MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+            _values(_plugin("discord", "DiscordBotTokenDetector")),
+            True,
+            reach=100,
+        ),
+        _Detector("mailgun-key", ("key-",), _regex(r"\bkey-[0-9a-f]{32}(?![A-Za-z0-9_-])")),
+        _Detector("vault-token", ("hvs.", "hvb.", "hvr."), _regex(r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}")),
+        _Detector(
+            "shopify-token",
+            ("shpat_", "shpca_", "shppa_", "shpss_"),
+            _regex(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![A-Za-z0-9_-])"),
+        ),
+        _Detector("databricks-token", ("dapi",), _regex(r"\bdapi[a-f0-9]{32}(?:-\d+)?(?![A-Za-z0-9_-])")),
+        # Both cases required: "hf_" and 30 letters of one case are a name (hf_hubdownloadconfiguration...).
+        _Detector(
+            "huggingface-token",
+            ("hf_",),
+            _regex(r"\bhf_(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{30,}(?![A-Za-z0-9_-])"),
+        ),
+        _Detector(
+            "slack-token",
+            ("xapp-", "xoxe"),
+            _regex(r"\b(?:xapp-\d|xoxe(?:\.xox[a-z])?-\d)-[A-Za-z0-9-]{20,}"),
+        ),
+        _Detector("stripe-key", ("whsec_",), _regex(r"\bwhsec_[A-Za-z0-9+/=]{24,}")),
+        _Detector("google-oauth-token", ("ya29.",), _regex(r"\bya29\.[0-9A-Za-z_-]{20,}")),
+    )
+
+
+# Triggers for header names in any case: their distinctive tails, matched by the detector's (?i) pattern.
+_HEADER_TRIGGERS = ("uthorization", "UTHORIZATION", "-key", "-Key", "-KEY", "-token", "-Token", "-TOKEN")
+_HEADER = re.compile(
+    r"(?i)\b(?:proxy-)?(?:authorization|x-api-key|x-auth-token|x-access-token|x-api-token)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:basic|token|bearer|digest)\s+)?([A-Za-z0-9_.~+/=-]+)"
+)
+
+
+def _header_values(text: str) -> Iterator[tuple[int, int]]:
+    """`Authorization: Basic ...`/`Token ...` and API-key header values that look like credentials."""
+    for match in _HEADER.finditer(text):
+        if credible_secret(match.group(1)):
+            yield match.span(1)
+
+
+# curl's -u/--user takes user:password (the password alone is taken; a `$VAR` is left).
+_CURL_USER = re.compile(r"\bcurl\b[^\n|;&]*?\s(?:-u|--user)(?:=|\s*)[\"']?[^\s:\"'$]*:([^\s\"'@$][^\s\"'@]*)")
+
+
+def _curl_user_passwords(text: str) -> Iterator[tuple[int, int]]:
+    for match in _CURL_USER.finditer(text):
+        if not _PLACEHOLDER_WORDS.match(match.group(1)) and not _PLACEHOLDER.search(match.group(1)):
+            yield match.span(1)
+
+
+# A .netrc's `password VALUE`: on a `machine` line, or at the start of a line of its own.
+_NETRC = re.compile(r"(?im)(?:^[ \t]*|\bmachine\s+\S+\s+(?:login\s+\S+\s+)?)password[ \t]+([^\s\"'\\]+)")
+
+
+def _netrc_passwords(text: str) -> Iterator[tuple[int, int]]:
+    for match in _NETRC.finditer(text):
+        if credible_secret(match.group(1), quoted=False):
+            yield match.span(1)
+
+
+_DOCKER_AUTH = re.compile(r'"auth"\s*:\s*"([A-Za-z0-9+/]{8,}={0,2})"')
+
+
+def _docker_auths(text: str) -> Iterator[tuple[int, int]]:
+    """Docker config.json's `"auth"`: base64 of user:password (checked to decode to one)."""
+    for match in _DOCKER_AUTH.finditer(text):
+        try:
+            decoded = base64.b64decode(match.group(1), validate=True)
+        except ValueError:
+            continue
+        if b":" in decoded:
+            yield match.span(1)
 
 
 @functools.cache
@@ -270,7 +375,7 @@ def _detectors() -> tuple[_Detector, ...]:
             "azure-key",
             ("SharedAccessKey", "AccountKey", "sig=", *_any_case("subscription-key", "api-key", "functions-key")),
             _regex(
-                r"(?i)(?:SharedAccessKey|AccountKey|[?&]sig|subscription-key|api-key|functions-key)[\"']?\s*[=:]\s*"
+                r"(?i)(?:SharedAccessKey|AccountKey|[?&]sig|subscription-key|(?<![\w-])api-key|functions-key)[\"']?\s*[=:]\s*"
                 r"[\"']?([A-Za-z0-9+/%]{32,}={0,2})",
                 1,
             ),
@@ -278,13 +383,25 @@ def _detectors() -> tuple[_Detector, ...]:
         _Detector("slack-token", ("xox", "hooks.slack.com"), _values(_plugin("slack", "SlackDetector")), True),
         _Detector("stripe-key", ("sk_live_", "rk_live_"), _values(_plugin("stripe", "StripeDetector")), True),
         _Detector("stripe-key", ("sk_test_", "rk_test_"), _regex(r"\b[rs]k_test_[0-9a-zA-Z]{24,}")),
+        *_token_formats(),
         _Detector("jwt", ("eyJ",), _values(_plugin("jwt", "JwtTokenDetector")), True),
         _Detector("npm-token", ("npm_", "_authToken"), _values(_plugin("npm", "NpmDetector")), True),
+        # The plugin reads `//registry/:_authToken=` only; `npm config set ... :_authToken npm_...` and a
+        # bare token are npm's too.
+        _Detector("npm-token", ("npm_",), _regex(r"\bnpm_[A-Za-z0-9]{36}(?![A-Za-z0-9])")),
+        _Detector("npm-token", ("_authToken",), _regex(r":_authToken(?:\s*=\s*|\s+)[\"']?([A-Za-z0-9_.+/=-]{16,})", 1)),
         _Detector("pypi-token", ("pypi-",), _values(_plugin("pypi_token", "PypiTokenDetector")), True),
         _Detector("sendgrid-key", ("SG.",), _values(_plugin("sendgrid", "SendGridDetector")), True),
         _Detector("mailchimp-key", ("-us",), _values(_plugin("mailchimp", "MailchimpDetector")), True),
         _Detector("password", ("://",), _url_passwords(_values(_plugin("basic_auth", "BasicAuthDetector")))),
         _Detector("bearer-token", _any_case("bearer"), _regex(r"(?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,})", 1)),
+        # Other schemes and API-key headers, in any case (HTTP header names are case-insensitive).
+        _Detector("auth-header", _HEADER_TRIGGERS, _header_values, reach=400),
+        _Detector("password", ("curl",), _curl_user_passwords),
+        _Detector("password", _any_case("password"), _netrc_passwords, reach=400),
+        # A URL whose user is empty (redis://:pw@host): basic_auth's pattern wants a user.
+        _Detector("password", ("://:",), _url_passwords(_regex(r"://:([^\s/@:{}\"']+)@", 1))),
+        _Detector("docker-auth", ('"auth"',), _docker_auths),
         _Detector(
             "secret",
             _any_case(*_KEYWORDS),
@@ -292,7 +409,9 @@ def _detectors() -> tuple[_Detector, ...]:
             reach=500,
         ),
         _Detector(
-            "secret", (*_any_case(*_KEYWORDS, "access_key", "accesskey", "access-key"), *_TOKEN_NAMES), _assigned
+            "secret",
+            (*_any_case(*_KEYWORDS, *_KEY_NAMES), *_TOKEN_NAMES, *_PASS_NAMES),
+            _assigned,
         ),
     )
 
@@ -391,6 +510,8 @@ def _triggers() -> tuple[list[str], Any]:
 
 # Context a window keeps before its trigger (a secret's name: DB_PASSWORD=).
 _WINDOW_BEFORE = 100
+# What continues a value cut by a window's end: anything up to a space, quote or separator.
+_VALUE_TAIL = re.compile(r"[^\s\"'`,;]*")
 
 
 def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> Iterator[tuple[int, int]]:
@@ -409,7 +530,12 @@ def _found(detector: _Detector, text: str, found_at: dict[str, list[int]]) -> It
         last = min(len(text) if line_end == -1 else line_end, at + detector.reach)
         first = max(text.rfind("\n", 0, at) + 1, at - _WINDOW_BEFORE)
         for start, end in detector.find(text[first:last]):
-            yield first + start, first + end
+            end += first
+            if end == last:
+                # A value running past the window (an STS token of 1,000 characters) is taken whole, to
+                # the end of its token, not cut where the window happened to end.
+                end = _VALUE_TAIL.match(text, end).end()  # type: ignore[union-attr]  # `*`: always matches
+            yield first + start, end
         covered = last
 
 
