@@ -1,10 +1,12 @@
 """Secrets and personal data found in text, and the text with each replaced by a typed placeholder.
 
 Secrets are found by detect-secrets' plugins (the formats it knows: GitHub, GitLab, AWS key ids,
-Azure storage keys, Slack, Stripe, OpenAI, JWTs, private keys, passwords in URLs and in assignments)
-and by a few precise patterns for formats its plugins miss (fine-grained GitHub tokens, Anthropic
-and project-scoped OpenAI keys, GCP keys, Azure connection strings and SAS signatures, AWS secret
-keys on a command line, bearer tokens, whole PEM blocks). Each is replaced by `<redacted:KIND>`, so
+Azure storage keys, Slack, Stripe, OpenAI, Telegram and Discord bot tokens, JWTs, private keys,
+passwords in URLs and in assignments) and by precise patterns for formats its plugins miss
+(fine-grained GitHub tokens, Anthropic and project-scoped OpenAI keys, GCP keys, Azure connection
+strings and SAS signatures, AWS secret keys on a command line, Docker, Mailgun, Vault, Shopify,
+Databricks, HuggingFace and Google OAuth tokens, authorization headers, curl -u, .netrc, whole PEM
+blocks). Each is replaced by `<redacted:KIND>`, so
 a step stays readable: `export GITHUB_TOKEN=<redacted:github-token> && gh release create v1.2.0`.
 
 `<private>...</private>` spans are dropped whole, leaving PRIVATE_MARK. Personal data (e-mail
