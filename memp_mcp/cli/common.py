@@ -38,6 +38,11 @@ _warned: set[Path] = set()
 
 
 def warn_if_damaged(db: Path) -> None:
+    from memp_mcp.hooks.client import marked_damaged
+
+    # One stat on every command; the store (whose import costs ~150 ms) is imported only for a marked file.
+    if not marked_damaged(db):
+        return
     from memp_mcp.store.sqlite import health
 
     found = health.damage(db)

@@ -322,7 +322,9 @@ def doctor(db: DbOption = None, database_url: DatabaseUrlOption = None) -> None:
         finally:
             store.close()
     except MempError as exc:
-        damaged = "corrupt" in str(exc) or "malformed" in str(exc)
+        from memp_mcp.store.sqlite.health import is_corruption
+
+        damaged = is_corruption(exc)
         report(
             False,
             f"database: {exc}",

@@ -185,7 +185,11 @@ def on_prompt(data: dict[str, Any], settings: Settings, memories: Memories) -> d
 def damage_notice(settings: Settings) -> str | None:
     """What to say when the SQLite memory is marked damaged (memp_mcp.store.sqlite.health): the hooks then
     neither recall from it nor write to it, and say so, until `doctor`, `repair` or `restore` clears it."""
-    if settings.database_url is not None or not settings.db_path.exists():
+    from memp_mcp.hooks.client import marked_damaged
+
+    # The marker's presence first, with one stat: reading it imports the store, which a SessionStart
+    # hook process would otherwise not.
+    if settings.database_url is not None or not settings.db_path.exists() or not marked_damaged(settings.db_path):
         return None
     from memp_mcp.store.sqlite import health
 

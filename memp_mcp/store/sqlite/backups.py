@@ -174,7 +174,7 @@ def back_up(db: Path) -> Backup | None:
             raise StoreError(f"{db} failed the integrity check of its backup: {problems[0]}")
         os.chmod(partial, 0o600)
         os.replace(partial, target)
-        _fsync_folder(folder)
+        fsync_folder(folder)
         for old in list_backups(db)[BACKUP_GENERATIONS:]:
             old.path.unlink(missing_ok=True)
     logger.info("backed up %s to %s", db, target)
@@ -224,7 +224,8 @@ def _remove_partials(folder: Path) -> None:
         entry.unlink(missing_ok=True)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make a rename into `folder` durable (where the system allows a folder to be synced)."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
     except OSError:

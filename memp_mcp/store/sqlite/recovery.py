@@ -138,11 +138,7 @@ def _install(source: Path, db: Path) -> None:
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     os.replace(source, db)
-    descriptor = os.open(db.parent, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    backups.fsync_folder(db.parent)
 
 
 def repair(db: Path, kept: Path | None = None) -> Recovered:
