@@ -134,7 +134,7 @@ def test_a_stale_procedure_ranks_below_a_fresh_one_and_one_stale_throughout_is_n
     memory = Memory(SQLiteStore(tmp_path / "m.db"), FakeEmbedder())
     stale = memory.record(
         "fix the expiry at the deadline in the store",
-        ["Read: src/cachelib/gone.py", "Bash: python -m pytest tests/test_cache.py", EDIT.replace("store", "gone")],
+        ["Read: src/cachelib/gone.py", EDIT.replace("store", "gone"), "Bash: python -m pytest tests/test_cache.py"],
         "success",
     ).procedure_id
     fresh = memory.record(

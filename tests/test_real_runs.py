@@ -53,6 +53,13 @@ for url in invalid_urls:
     except ValidationError:
         print("PASS: %s was rejected" % url)
 EOF"""
+# The script as the procedure keeps it: the file the run wrote and kept, with its content.
+SCRIPT_KEPT = "Create reproduce_issue.py:\n" + REPRODUCE.split("\n", 1)[1].rsplit("\n", 1)[0]
+# The fix as the procedure keeps it: the command that changed the file, nothing better showing the change.
+FIX_STEP = (
+    "Change django/core/validators.py: `sed -i '97c\\        r'\\''(?:[^\\s:@/]+(?::[^\\s:@/]*)?@)?'\\''  "
+    "# user:pass authentication' django/core/validators.py`"
+)
 LOOKS = [
     {
         "action": "ls -R django/core | grep validators.py",
@@ -140,8 +147,8 @@ def test_a_step_longer_than_a_procedure_step_is_abridged_and_the_record_is_kept_
     assert result.procedure_id is not None
     step = memory.get_procedure(result.procedure_id).procedure.steps[0]
     assert len(step) <= MAX_STEP_CHARS
-    assert step.startswith("cat <<'EOF' > reproduce_issue.py\nfrom django.core.validators import URLValidator\n")
-    assert step.endswith('print("PASS: %s was rejected" % url)\nEOF')
+    assert step.startswith("Create reproduce_issue.py:\nfrom django.core.validators import URLValidator\n")
+    assert step.endswith('print("PASS: %s was rejected" % url)')
     assert "characters) cut here; the whole step is in the source trajectory" in step
     assert memory.store.get_trajectory(result.trajectory_id).steps[0].action == long_step
 
@@ -157,9 +164,9 @@ def test_code_keeps_its_line_breaks_and_indentation_in_the_procedure_and_its_ren
     result = memory.record(TASK, _run({"action": REPRODUCE, "observation": OK}, PASSES), "success")
     assert result.procedure_id is not None
     procedure = memory.get_procedure(result.procedure_id).procedure
-    assert procedure.steps[0] == REPRODUCE
+    assert procedure.steps[0] == SCRIPT_KEPT
     recalled = memory.recall("URLValidator accepts invalid characters in the username").procedures[0]
-    assert "```\n" + REPRODUCE + "\n```" in render_recalled(recalled)
+    assert "```\n" + SCRIPT_KEPT + "\n```" in render_recalled(recalled)
     injected = render_injection([recalled], "r1", "default")
     assert "\n    'http://foo/bar@example.com',\n" in injected and "more lines]\n```" in injected
     markdown = render_procedure_markdown(procedure)
@@ -187,8 +194,7 @@ def test_the_submit_sentinel_is_not_a_step() -> None:
 
 def test_an_action_the_harness_never_ran_is_not_a_step() -> None:
     steps = _procedure(_run(NEVER_RAN, FIX, TESTS_PASS))
-    assert steps[0] == " ".join(FIX["action"].split())
-    assert len(steps) == 2
+    assert steps == [FIX_STEP, "Check: `python3 tests/runtests.py validators` passes"]
 
 
 def test_consecutive_reads_become_one_step_naming_what_to_look_at() -> None:
@@ -203,7 +209,7 @@ def test_a_search_that_finds_nothing_is_no_pitfall() -> None:
     nothing = {"action": 'grep -rn "user:pass" django/utils', "observation": "<returncode>1</returncode>\n<output>\n"}
     draft = extract_procedure(TASK, check_steps(_run(nothing, FIX, TESTS_PASS)), Outcome.SUCCESS)
     assert draft.pitfalls == []
-    assert draft.steps[0] == "Look at django/utils; search for 'user:pass'"
+    assert draft.steps[0] == "Search for 'user:pass'"
 
 
 # -- refusals, failures and the reproduction ---------------------------------------------------
@@ -219,8 +225,10 @@ def test_an_edit_swe_agent_refused_is_a_pitfall_quoting_its_reason_not_a_step() 
 def test_the_failing_reproduction_stays_a_step_and_a_failure_after_the_fix_is_a_pitfall() -> None:
     run = _run({"action": REPRODUCE, "observation": OK}, REPRODUCES, FIX, TESTS_FAIL_AFTER_FIX, FIX, PASSES, TESTS_PASS)
     draft = extract_procedure(TASK, check_steps(run), Outcome.SUCCESS)
-    assert draft.steps[1].startswith("python3 reproduce_issue.py (fails before the fix")
-    assert not any(step.startswith("python3 tests/runtests.py validators") for step in draft.steps[:-1])
+    assert draft.steps[0].startswith(
+        "Reproduce first: `python3 reproduce_issue.py` (fails before the change), with the script reproduce_issue.py:"
+    )
+    assert draft.steps[1:] == [FIX_STEP, "Check: `python3 tests/runtests.py validators` passes"]
     assert draft.pitfalls == [
         '"python3 tests/runtests.py validators" did not work (AssertionError: ValidationError not raised)'
         f'; it worked after "{" ".join(FIX["action"].split())}"'
@@ -306,8 +314,8 @@ def test_paths_under_the_project_root_are_written_relative_to_it() -> None:
     steps = _procedure(run, root="/testbed/")
     assert steps == [
         "Look at django/core/validators.py; search for 'class URLValidator'",
-        " ".join(FIX["action"].split()),
-        "tests/runtests.py validators",
+        FIX_STEP,
+        "Check: `tests/runtests.py validators` passes",
     ]
 
 
@@ -394,11 +402,7 @@ def test_a_command_run_from_a_folder_is_no_wandering_move() -> None:
         {"action": "cd /testbed && python3 tests/runtests.py validators", "observation": TESTS_PASS["observation"]},
         {"action": "cd /testbed && python3 tests/runtests.py forms_tests", "observation": TESTS_PASS["observation"]},
     )
-    assert _procedure(run, root="/testbed") == [
-        " ".join(FIX["action"].split()),
-        "python3 tests/runtests.py validators",
-        "python3 tests/runtests.py forms_tests",
-    ]
+    assert _procedure(run, root="/testbed") == [FIX_STEP, "Check: `python3 tests/runtests.py forms_tests` passes"]
 
 
 def test_an_agents_bookkeeping_calls_are_no_steps() -> None:
@@ -408,7 +412,7 @@ def test_an_agents_bookkeeping_calls_are_no_steps() -> None:
         FIX,
         TESTS_PASS,
     )
-    assert _procedure(run) == [" ".join(FIX["action"].split()), "python3 tests/runtests.py validators"]
+    assert _procedure(run) == [FIX_STEP, "Check: `python3 tests/runtests.py validators` passes"]
 
 
 def test_an_issue_sent_with_its_lines_is_titled_by_its_first_line(tmp_path: Path) -> None:
@@ -443,9 +447,10 @@ def test_a_draft_of_the_runs_own_script_written_again_before_the_fix_is_dropped(
         PASSES,
     )
     steps = _procedure(run)
-    assert steps[0] == REPRODUCE
-    assert steps[1].startswith("python3 reproduce_issue.py (fails before the fix")
-    assert len(steps) == 4
+    # The script as last written is the one the reproduction shows; the draft and its run are gone.
+    assert steps[0].startswith("Reproduce first: `python3 reproduce_issue.py` (fails before the change)")
+    assert 'print("Testing invalid URLs (should raise ValidationError):")' in steps[0]
+    assert steps[1:] == [FIX_STEP, "Check: `python3 reproduce_issue.py` passes"]
 
 
 def test_a_claude_code_turn_folds_its_reads_and_drops_its_bookkeeping() -> None:

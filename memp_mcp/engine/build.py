@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from memp_mcp.engine.actions import edit_target, is_looking, keeps_books, looked_at, only_submits, written_paths
+from memp_mcp.engine.change import coding_steps
 from memp_mcp.engine.titles import title_from_task, when_to_use_from_task
 from memp_mcp.engine.verdict import (
     Verdict,
@@ -518,8 +519,11 @@ def extract_procedure(
     """
     heading = heading if heading and heading.strip() else task
     built = distill_steps(steps)
-    entities = task_entities(task, built.steps)
-    lifted = _dedupe([abridged(relative_to(lift(a, entities), root)) for a in built.steps]) or [
+    # Coding work keeps what it established (change.py); its names are code, so nothing is lifted.
+    coded = coding_steps(steps)
+    entities = [] if coded is not None else task_entities(task, built.steps)
+    kept = coded if coded is not None else built.steps
+    lifted = _dedupe([abridged(relative_to(lift(a, entities), root)) for a in kept]) or [
         "(no successful action was recorded)"
     ]
     if len(lifted) > MAX_PROCEDURE_STEPS:
@@ -543,7 +547,8 @@ def relative_to(text: str, root: str | None) -> str:
     if not isinstance(root, str) or not root.startswith("/") or root.rstrip("/") == "":
         return text
     base = root.rstrip("/")
-    text = re.sub(rf"^(\s*(?:\w+:\s*)?)cd\s+['\"]?{re.escape(base)}/?['\"]?\s*(?:&&|;)\s*", r"\1", text)
+    # A step may open with a label and a backtick ("Check: `cd /repo && ..."): the cd goes all the same.
+    text = re.sub(rf"^(\s*(?:[\w ]+:\s*)?`?)cd\s+['\"]?{re.escape(base)}/?['\"]?\s*(?:&&|;)\s*", r"\1", text)
     text = re.sub(rf"{re.escape(base)}/(?=[^\s/])", "", text)
     return re.sub(rf"(?<![\w/.-]){re.escape(base)}/?(?![\w.-])", ".", text)
 

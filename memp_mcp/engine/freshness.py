@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
+from memp_mcp.engine.change import CHANGE_OPENING, CREATE_OPENING
 from memp_mcp.project import project_root, work_tree_files, work_tree_git_dir
 
 READ_BYTES_PER_FILE = 256 * 1024
@@ -43,6 +44,11 @@ QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 EDIT = re.compile(rf"^(?:Edit|MultiEdit): (?P<path>.+?): replace (?P<old>{QUOTED})(?: with (?P<new>{QUOTED}))?")
 FILE_TOOL = re.compile(r"^(?P<tool>Edit|MultiEdit|Read|Write|NotebookEdit): (?P<path>\S+)")
 COMMAND = re.compile(r"^Bash: (?P<command>.+)$")
+# The builder writes a coding run's change per file (engine/change.py): "Change <path>:" with a diff or
+# the content written whole, "Create <path>:" with the content, "Change <path>: `command`".
+CHANGE = re.compile(
+    rf"^(?P<verb>{CHANGE_OPENING}|{CREATE_OPENING})(?P<path>[^\s`]+?)(?: \(written whole\))?:(?:\n|\s|$)"
+)
 # A path in a command or in free text: with a slash, or a file name with an extension, and no scheme.
 PATH_TOKEN = re.compile(r"(?<![\w./:@-])((?:\.{1,2}/|/)?[\w@+-][\w.@+-]*(?:/[\w.@+-]+)*\.[A-Za-z][\w]{0,9})(?![\w/])")
 # Commands whose path arguments are made or removed by the command itself rather than read.
@@ -92,6 +98,12 @@ def citations(step: str) -> list[Citation]:
     edit = EDIT.match(text)
     if edit:
         return [Citation(edit["path"], "edits", _literal(edit["old"]), _literal(edit["new"]) if edit["new"] else None)]
+    change = CHANGE.match(text)
+    if change:
+        if change["verb"] == CREATE_OPENING:
+            return [Citation(change["path"], "writes")]
+        old, new = _first_hunk(text)
+        return [Citation(change["path"], "edits", old, new if old is not None else None)]
     tool = FILE_TOOL.match(text)
     if tool:
         verb = {"Read": "reads", "Write": "writes"}.get(tool["tool"], "edits")
@@ -102,6 +114,25 @@ def citations(step: str) -> list[Citation]:
     # The builder folds a run's reads into one step naming what to look at (engine/build.py).
     verb = "reads" if text.startswith(LOOK_STEP_OPENINGS) else "cites"
     return [Citation(p, verb, definite=False) for p in _paths(text)]
+
+
+def _first_hunk(step: str) -> tuple[str | None, str | None]:
+    """The text a diff's first hunk takes out and puts in (None when it only adds or shows no diff)."""
+    removed: list[str] = []
+    added: list[str] = []
+    lines = step.split("\n")[1:]
+    if not any(line.startswith("@@") for line in lines[:1]):
+        return None, None  # content written whole, or a command: no diff
+    for line in lines:
+        if line.startswith("@@") and (removed or added):
+            break
+        if line.startswith("-"):
+            removed.append(line[1:])
+        elif line.startswith("+"):
+            added.append(line[1:])
+        elif removed or added:
+            break  # the first run of changed lines is the hunk's point
+    return ("\n".join(removed) or None), "\n".join(added)
 
 
 def _literal(quoted: str) -> str | None:

@@ -243,11 +243,26 @@ def describe_action(call: ToolCall) -> str:
 def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
     """The action, redacted, and the secret values taken out of it (memory only)."""
     data = call.input
+    if call.name == "Write" and "file_path" in data and isinstance(data.get("content"), str):
+        # The file as written: a script the session wrote and kept is part of what it established.
+        redacted = redact(f"{data['file_path']}\n{_clip(data['content'], MAX_WRITTEN_CHARS)}")
+        return f"{call.name}: {redacted.text.rstrip()}", redacted.values
     if call.command:
         detail = call.command
     elif call.name in ("Edit", "MultiEdit") and "file_path" in data:
-        old, new = _clip(str(data.get("old_string", "")), 300), _clip(str(data.get("new_string", "")), 300)
-        detail = f"{data['file_path']}: replace {old!r} with {new!r}" if old or new else str(data["file_path"])
+        edits = data.get("edits") if isinstance(data.get("edits"), list) else [data]
+        # Each replacement whole (up to MAX_EDIT_CHARS a side), whitespace kept: the builder turns
+        # them into the file's net change, and indentation is part of code.
+        replaced = "; ".join(
+            f"replace {_clip(str(e.get('old_string', '')), MAX_EDIT_CHARS)!r} "
+            f"with {_clip(str(e.get('new_string', '')), MAX_EDIT_CHARS)!r}"
+            for e in edits
+            if isinstance(e, dict) and (e.get("old_string") or e.get("new_string"))
+        )
+        if replaced:
+            redacted = redact(f"{data['file_path']}: {replaced}")
+            return f"{call.name}: {redacted.text}", redacted.values
+        detail = str(data["file_path"])
     elif "file_path" in data:
         detail = str(data["file_path"])
     elif "pattern" in data:
@@ -265,6 +280,12 @@ def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
         lines = "\n".join(line.rstrip() for line in redacted.text.strip().split("\n"))
         return _clip(f"{call.name}: {lines}", MAX_RECORDED_ACTION_CHARS), redacted.values
     return _clip(f"{call.name}: {' '.join(redacted.text.split())}", MAX_ACTION_CHARS), redacted.values
+
+
+# How much of a written file and of each side of an edit an action keeps (the stored run keeps
+# them; the procedure abridges them with a pointer to it).
+MAX_WRITTEN_CHARS = 40_000
+MAX_EDIT_CHARS = 8_000
 
 
 def _clip(text: str, limit: int) -> str:
