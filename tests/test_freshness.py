@@ -207,9 +207,15 @@ async def test_recall_procedure_checks_the_project_root_it_is_given_unless_the_c
 
     settings = load_settings({"db_path": tmp_path / "s.db"}, environ={})
     memory = Memory(SQLiteStore(settings.db_path), FakeEmbedder())
-    memory.record("fix the expiry at the deadline", ["Read: src/cachelib/gone.py", EDIT], "success")
+    # The file the work read and changed is gone; the test file it ran is still there.
+    steps = ["Read: src/cachelib/gone.py", EDIT.replace("store", "gone"), "Bash: python -m pytest tests/test_cache.py"]
+    memory.record("fix the expiry at the deadline", steps, "success")
     arguments = {"task": "fix the expiry at the deadline", "project_root": str(project)}
-    for remote, expected in ((False, ["step 1 reads src/cachelib/gone.py, which no longer exists"]), (True, None)):
+    gone = [
+        "step 1 reads src/cachelib/gone.py, which no longer exists",
+        "step 2 edits src/cachelib/gone.py, which no longer exists",
+    ]
+    for remote, expected in ((False, gone), (True, None)):
         async with Client(build_server(settings, memory=memory, remote=remote), raise_exceptions=True) as client:
             result = await client.call_tool("recall_procedure", arguments)
         assert result.structured_content is not None

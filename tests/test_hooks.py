@@ -156,7 +156,9 @@ def test_a_coding_session_is_recorded_and_the_next_session_gets_its_procedure(
     # The failing first run reproduced the bug: a step of the procedure, not a pitfall or a lesson;
     # the edit the tool refused is the pitfall.
     built = store.get_procedure(procedures[0].id)
-    assert built.steps[0].startswith("Bash: python -m pytest tests/test_cache.py -q (fails before the fix")
+    assert built.steps[1].startswith(
+        "Reproduce first: `python -m pytest tests/test_cache.py -q` (fails before the change)"
+    )
     assert not any("pytest" in pitfall.split(" did not work")[0] for pitfall in built.pitfalls), built.pitfalls
     assert any("stor.py" in pitfall for pitfall in built.pitfalls), built.pitfalls
 
@@ -173,7 +175,7 @@ def test_a_coding_session_is_recorded_and_the_next_session_gets_its_procedure(
     # The first session ended on its passing test run: verified by it, not yet proven by an outcome.
     assert 'record="0 succeeded, 0 failed, verified by its own test run, no reported success yet"' in context
     # The steps of the fix (their wording is the builder's business), not just a title.
-    assert "Edit: src/" in context and "Bash: python -m pytest tests/test_cache.py -q" in context
+    assert "Change src/" in context and "python -m pytest tests/test_cache.py -q" in context
     # Another project's prompt hook sees nothing of this one.
     elsewhere = tmp_path / "other-project"
     (elsewhere / ".git").mkdir(parents=True)

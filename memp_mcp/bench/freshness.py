@@ -27,6 +27,7 @@ from typing import Any
 
 from memp_mcp.bench.latency import percentile
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
+from memp_mcp.engine.change import CHANGE_OPENING, CHECK_OPENING, REPRODUCE_OPENING
 
 WORDS = (
     "billing invoices ledger payroll refunds coupons catalog orders shipping returns pricing taxes accounts "
@@ -167,16 +168,20 @@ def truly_stale(step: str, module: Module) -> bool:
     name = module.name
     # The builder folds a session's reads into one step naming what to look at (engine/build.py).
     reads = step.startswith(("Read:", *LOOK_STEP_OPENINGS))
-    if step.startswith("Bash:") and f"tests/test_{name}.py" in step:
+    # A command (the reproduction, the check) that runs the module's tests.
+    runs = step.startswith(("Bash:", REPRODUCE_OPENING, CHECK_OPENING))
+    edits = step.startswith(("Edit:", CHANGE_OPENING))
+    if runs and f"tests/test_{name}.py" in step:
         return module.tests_deleted
     if reads and f"docs/{name}.md" in step and module.docs_deleted:
         return True
-    if (reads or step.startswith("Edit:")) and module.path in step:
+    if (reads or edits) and module.path in step:
         if module.renamed:
             return True
-        if step.startswith("Edit:"):
-            index = 0 if f"total_{name} <" in step else 1
-            return index in module.stale_edits
+        if edits:
+            # One step may hold both edits of the file (a coding run's net change): stale when either is.
+            held = [index for index, (old, _) in enumerate(module.edits) if old.split("\n", 1)[0].strip() in step]
+            return any(index in module.stale_edits for index in held or [0 if f"total_{name} <" in step else 1])
     return False
 
 

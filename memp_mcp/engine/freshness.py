@@ -102,8 +102,10 @@ def citations(step: str) -> list[Citation]:
     if change:
         if change["verb"] == CREATE_OPENING:
             return [Citation(change["path"], "writes")]
-        old, new = _first_hunk(text)
-        return [Citation(change["path"], "edits", old, new if old is not None else None)]
+        hunks = _hunks(text)
+        return [Citation(change["path"], "edits", old, new) for old, new in hunks] or [
+            Citation(change["path"], "edits")
+        ]
     tool = FILE_TOOL.match(text)
     if tool:
         verb = {"Read": "reads", "Write": "writes"}.get(tool["tool"], "edits")
@@ -116,23 +118,30 @@ def citations(step: str) -> list[Citation]:
     return [Citation(p, verb, definite=False) for p in _paths(text)]
 
 
-def _first_hunk(step: str) -> tuple[str | None, str | None]:
-    """The text a diff's first hunk takes out and puts in (None when it only adds or shows no diff)."""
+def _hunks(step: str) -> list[tuple[str, str]]:
+    """What each hunk of a step's diff takes out and puts in (its first run of changed lines); a hunk that
+    only adds lines, content written whole or a command gives nothing to compare."""
+    lines = step.split("\n")[1:]
+    if not lines or not lines[0].startswith("@@"):
+        return []
+    found: list[tuple[str, str]] = []
     removed: list[str] = []
     added: list[str] = []
-    lines = step.split("\n")[1:]
-    if not any(line.startswith("@@") for line in lines[:1]):
-        return None, None  # content written whole, or a command: no diff
-    for line in lines:
-        if line.startswith("@@") and (removed or added):
-            break
-        if line.startswith("-"):
+    done = False  # the hunk's first run of changed lines has ended
+    for line in [*lines, "@@"]:
+        if line.startswith("@@"):
+            if removed:
+                found.append(("\n".join(removed), "\n".join(added)))
+            removed, added, done = [], [], False
+        elif done:
+            continue
+        elif line.startswith("-"):
             removed.append(line[1:])
         elif line.startswith("+"):
             added.append(line[1:])
         elif removed or added:
-            break  # the first run of changed lines is the hunk's point
-    return ("\n".join(removed) or None), "\n".join(added)
+            done = True
+    return found
 
 
 def _literal(quoted: str) -> str | None:
