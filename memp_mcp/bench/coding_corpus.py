@@ -269,9 +269,9 @@ PLAIN_STRINGS = CodingCase(
     ],
     expected_steps=[
         "Look at src, tests; search for 'parse_cfg'",
-        "sed -i 's/parse_cfg/parse_config/g' src/app/*.py tests/*.py",
-        "sed -i 's/parse_cfg/parse_config/g' docs/usage.md src/app/cli/*.py",
-        "pytest -x -q",
+        "Change src/app/*.py, tests/*.py: `sed -i 's/parse_cfg/parse_config/g' src/app/*.py tests/*.py`",
+        "Change docs/usage.md, src/app/cli/*.py: `sed -i 's/parse_cfg/parse_config/g' docs/usage.md src/app/cli/*.py`",
+        "Check: `pytest -x -q` passes",
     ],
     pitfall_actions={"pytest -x -q": "sed -i 's/parse_cfg/parse_config/g' docs/usage.md src/app/cli/*.py"},
     reworded="rename parse_cfg to parse_config everywhere in the code",

@@ -137,7 +137,7 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
         out.append((-2, where))
     if reproduction:
         out.append((-1, reproduction))
-    ordered = sorted(changed.values(), key=lambda c: c.first)
+    ordered = _one_per_command(sorted(changed.values(), key=lambda c: c.first))
     out += [(change.first, _render_change(change)) for change in ordered[:MAX_CHANGED_FILES]]
     if len(ordered) > MAX_CHANGED_FILES:
         rest = [c.path for c in ordered[MAX_CHANGED_FILES:]]
@@ -146,6 +146,22 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     if check := _check(run, first_change, reproduction_at, changed, scratch, named):
         out.append((len(steps), check))
     return [text for _, text in sorted(out, key=lambda item: item[0])]
+
+
+def _one_per_command(changes: list[FileChange]) -> list[FileChange]:
+    """Files that one command changed (`sed -i ... a.py b.py`), and nothing shows better, as one change."""
+    merged: list[FileChange] = []
+    by_command: dict[str, FileChange] = {}
+    for change in changes:
+        if change.patch is None and change.content is None and not change.hunks and change.commands:
+            command = change.commands[-1]
+            if command in by_command:
+                by_command[command].path += f", {change.path}"
+                continue
+            change = FileChange(change.path, change.first, commands=[command])
+            by_command[command] = change
+        merged.append(change)
+    return merged
 
 
 def _operates(action: str) -> bool:
@@ -442,9 +458,11 @@ def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: 
         files.update(dict.fromkeys(relevant))
         # A search of a changed file found where to change it; other searches count when the work names them.
         patterns.update(dict.fromkeys(p for p in searched if len(p) >= 3 and (relevant or p in named)))
-    # A file also named with the lines looked at needs no bare mention.
+    # A file also named with the lines looked at needs no bare mention, nor a folder that holds one named.
     ranged = {name.split(" (", 1)[0] for name in files if " (" in name}
     files = {name: None for name in files if name not in ranged}
+    paths = [name.split(" (", 1)[0] for name in files]
+    files = {name: None for name in files if not any(p.startswith(name.rstrip("/") + "/") for p in paths)}
     if not files and not patterns:
         return None
     parts = []
@@ -459,7 +477,7 @@ def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: 
 def _named(path: str, changed: dict[str, FileChange], named: str) -> bool:
     if not path or path in (".", "/"):
         return False
-    if any(_same_path(path, known) for known in changed):
+    if any(_same_path(path, known) or known.startswith(path.rstrip("/") + "/") for known in changed):
         return True
     tail = path.rstrip("/").rsplit("/", 1)[-1]
     # A folder counts in work that only moves files; in a change of files, the files themselves are named.
