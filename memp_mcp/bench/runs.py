@@ -9,6 +9,8 @@ recalled alone. The figures:
 - plumbing: the share of built steps that are no work of the task (a submit-only step, a tool's
   bookkeeping call, a JSON object, an encoded blob, a one-line step over 600 characters);
 - title P@1: of the runs that built a procedure, how often the title alone finds that procedure first;
+- patch files held: of the resolved runs that show their final patch, the share whose procedure names
+  every file the patch changes;
 - steps per procedure, and record time p50/p95 (the whole record call: build, embed, write), in
   wall-clock time and in this process's CPU time (which other work on the machine does not inflate);
 - from unresolved runs: recalls that serve a procedure whose only evidence is runs that did not
@@ -51,6 +53,29 @@ def is_plumbing(step: str) -> bool:
     if "\n" not in step and len(step) > LONG_ONE_LINE_STEP:
         return True
     return any(pattern.search(step) for pattern in _PLUMBING)
+
+
+_PATCHED_FILE = re.compile(r"^diff --git a/\S+ b/(\S+)$", re.MULTILINE)
+
+
+def _patch_files_held(
+    runs: list[dict[str, Any]], built: dict[int, int], procedures: dict[int, Any]
+) -> tuple[float | None, list[str]]:
+    """Of the resolved runs that built a procedure and show their final patch, the share whose procedure
+    names every file the patch changes (the change is the point of the run), and the ones that miss."""
+    checked, missing = 0, []
+    for index, procedure_id in built.items():
+        run = runs[index]
+        patches = [str(s.get("observation") or "") for s in run["steps"] if isinstance(s, dict)]
+        files = next((found for text in reversed(patches) if (found := _PATCHED_FILE.findall(text))), [])
+        if run.get("outcome") != "success" or not files or procedure_id not in procedures:
+            continue
+        checked += 1
+        text = "\n".join(procedures[procedure_id].steps)
+        absent = [path for path in files if path not in text]
+        if absent:
+            missing.append(f"{run.get('id', index)}: {', '.join(absent)}")
+    return (round((checked - len(missing)) / checked, 3) if checked else None), missing
 
 
 def title_of(task: str) -> str:
@@ -130,6 +155,7 @@ def run_runs_benchmark(
             if progress:
                 progress("recalling titles", done, len(runs))
         step_counts = [len(p.steps) for p in procedures.values()]
+        held, missing = _patch_files_held(runs, built, procedures)
         store.close()
     return {
         "runs": len(runs),
@@ -147,6 +173,8 @@ def run_runs_benchmark(
             "median": statistics.median(step_counts) if step_counts else 0,
             "max": max(step_counts, default=0),
         },
+        "patch_files_held": held,
+        "patch_files_missing": missing[:5],
         "record_ms": {"p50": percentile(record_ms, 0.5), "p95": percentile(record_ms, 0.95)},
         # CPU time of this process (all its threads): what a record costs whatever else the machine runs.
         "record_cpu_ms": {"p50": percentile(record_cpu_ms, 0.5), "p95": percentile(record_cpu_ms, 0.95)},
