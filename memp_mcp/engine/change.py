@@ -429,15 +429,13 @@ def _deliverable_commands(
         groups.append((index, word, action, 1))
     steps = []
     for first, word, text, count in groups[-MAX_COMMAND_STEPS:]:
-        shown = _command_text(text)
-        steps.append((first, f"Run {shown}" + (f" (and {count - 1} more `{word}` like it)" if count > 1 else "")))
+        more = f"and {count - 1} more `{word}` like it" if count > 1 else ""
+        if "\n" in text.strip():
+            # Code stays code: the command as the step, what it stands for as a comment above it.
+            steps.append((first, (f"# {more}\n" if more else "") + text.strip()))
+        else:
+            steps.append((first, f"Run `{text.strip()}`" + (f" ({more})" if more else "")))
     return steps
-
-
-def _command_text(action: str) -> str:
-    if "\n" in action.strip():
-        return f"\n{action.strip()}"
-    return f"`{action.strip()}`"
 
 
 def _one_line(action: str) -> str:
@@ -544,7 +542,10 @@ def _render_change(change: FileChange) -> str:
     if change.hunks:
         return f"{CHANGE_OPENING}{change.path}:\n" + "\n".join(_hunk(o, n) for o, n in change.hunks)
     if change.commands:
-        return "\n".join(f"{CHANGE_OPENING}{change.path}: {_command_text(c)}" for c in change.commands[-1:])
+        command = change.commands[-1]
+        if "\n" in command.strip():
+            return f"{CHANGE_OPENING}{change.path}:\n{command.strip()}"
+        return f"{CHANGE_OPENING}{change.path}: `{command.strip()}`"
     return f"{CHANGE_OPENING}{change.path}"
 
 

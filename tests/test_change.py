@@ -1,0 +1,141 @@
+"""A coding run becomes what it established: the change per file, the reproduction, the check, where to look."""
+
+from __future__ import annotations
+
+from memp_mcp.engine.build import extract_procedure
+from memp_mcp.engine.change import coding_steps
+from memp_mcp.engine.inputs import check_steps
+from memp_mcp.models import Outcome, Step
+
+OK = "<returncode>0</returncode>\n<output>\n</output>"
+SCRIPT = "import csv\nrows = [r for r in csv.reader(open('in.csv'))]\nopen('out.csv', 'w').write(str(len(rows)))"
+PATCH = (
+    "diff --git a/pkg/core.py b/pkg/core.py\nindex 1..2 100644\n--- a/pkg/core.py\n+++ b/pkg/core.py\n"
+    "@@ -1,3 +1,3 @@\n def limit(total, cap):\n-    return total < cap\n+    return total <= cap\n \n"
+)
+
+
+def _steps(*pairs: tuple[str, str | None]) -> list[Step]:
+    return [Step(action=action, observation=observation) for action, observation in pairs]
+
+
+def test_a_script_written_run_and_kept_is_the_change_with_its_content_and_probes_go() -> None:
+    steps = coding_steps(
+        _steps(
+            ("Bash: head -3 in.csv", "a,b\n1,2"),
+            ("Bash: python3 -c \"import csv; print(next(csv.reader(open('in.csv'))))\"", "['a', 'b']"),
+            (f"Write: make_report.py\n{SCRIPT}", "File created successfully"),
+            ("Bash: python3 make_report.py", ""),
+            ("Read: out.csv", "1"),
+        )
+    )
+    assert steps == [
+        "Look at in.csv",
+        f"Create make_report.py:\n{SCRIPT}",
+        "Run `python3 make_report.py`",
+        "Check: look at out.csv",
+    ]
+
+
+def test_a_scratch_script_written_run_and_deleted_is_a_probe() -> None:
+    steps = coding_steps(
+        _steps(
+            ("Write: probe.py\nprint(open('in.csv').read()[:80])", "File created successfully"),
+            ("Bash: python3 probe.py", "a,b"),
+            ("Bash: rm probe.py", ""),
+            ("Edit: app.py: replace 'LIMIT = 1' with 'LIMIT = 2'", "The file has been updated."),
+        )
+    )
+    assert steps == ["Change app.py:\n@@\n-LIMIT = 1\n+LIMIT = 2"]
+
+
+def test_edits_of_one_file_are_its_net_change_an_edit_of_an_edit_folded_in() -> None:
+    steps = coding_steps(
+        _steps(
+            ("Edit: app.py: replace 'def run():\\n    pass' with 'def run():\\n    go(1)'", "updated"),
+            ("Edit: app.py: replace 'go(1)' with 'go(2)'", "updated"),
+            ("Edit: app.py: replace 'import os' with 'import os\\nimport sys'", "updated"),
+        )
+    )
+    assert steps == ["Change app.py:\n@@\n def run():\n-    pass\n+    go(2)\n@@\n import os\n+import sys"]
+
+
+def test_another_agents_final_patch_is_the_change_and_its_scratch_scripts_and_debugging_go() -> None:
+    steps = coding_steps(
+        _steps(
+            ("grep -n 'def limit' pkg/core.py", "<returncode>0</returncode>\n<output>\n1:def limit(total, cap):"),
+            ("cat <<'EOF' > check.py\nfrom pkg.core import limit\nprint(limit(2, 2))\nEOF", OK),
+            ("python3 check.py", "<returncode>0</returncode>\n<output>\nFalse\n</output>"),
+            ("sed -i '2a\\    print(\"DEBUG\", total)' pkg/core.py", OK),
+            ("sed -i 's/total < cap/total <= cap/' pkg/core.py", OK),
+            ("sed -i '/DEBUG/d' pkg/core.py", OK),
+            ("python3 check.py", "<returncode>0</returncode>\n<output>\nTrue\n</output>"),
+            ("python3 -m pytest tests/test_core.py -q", "<returncode>0</returncode>\n<output>\n3 passed\n</output>"),
+            ("rm check.py", OK),
+            ("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached", PATCH),
+        )
+    )
+    assert steps is not None
+    assert steps[0] == "Look at pkg/core.py; search for 'def limit'"
+    assert steps[1].startswith("Reproduce first: `python3 check.py` (before the change), with a throwaway check.py:")
+    assert steps[2] == "Change pkg/core.py:\n@@ -1,3 +1,3 @@\n def limit(total, cap):\n-    return total < cap\n" + (
+        "+    return total <= cap\n "
+    )
+    assert steps[3] == "Check: `python3 -m pytest tests/test_core.py -q` passes"
+    assert len(steps) == 4 and not any("sed -i" in step or "DEBUG" in step for step in steps)
+
+
+def test_a_patch_cut_short_keeps_the_files_its_visible_part_misses() -> None:
+    cut = PATCH.rsplit("\n", 3)[0]  # the observation was clipped inside the hunk
+    steps = coding_steps(
+        _steps(
+            ("sed -i 's/total < cap/total <= cap/' pkg/core.py", OK),
+            ("sed -i 's/0.2/0.25/' pkg/rates.py", OK),
+            ("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached", cut),
+        )
+    )
+    assert steps is not None
+    assert steps[0].startswith("Change pkg/core.py:\n@@ -1,3 +1,3 @@")
+    assert steps[1] == "Change pkg/rates.py: `sed -i 's/0.2/0.25/' pkg/rates.py`"
+
+
+def test_files_moved_into_place_are_the_work_one_step_for_a_run_of_moves() -> None:
+    steps = coding_steps(
+        _steps(
+            ("Bash: ls /data/all", "a.pdf b.pdf c.pdf"),
+            ("Bash: mkdir -p /data/physics /data/music", ""),
+            ("Bash: mv /data/all/a.pdf /data/physics/", ""),
+            ("Bash: mv /data/all/b.pdf /data/music/", ""),
+            ("Bash: mv /data/all/c.pdf /data/music/", ""),
+            ("Bash: ls /data/physics /data/music", "a.pdf\nb.pdf c.pdf"),
+        )
+    )
+    assert steps == [
+        "Look at /data/all",
+        "Run `mkdir -p /data/physics /data/music`",
+        "Run `mv /data/all/a.pdf /data/physics/` (and 2 more `mv` like it)",
+        "Check: look at /data/physics, /data/music",
+    ]
+
+
+def test_a_run_that_changes_no_file_is_left_to_the_general_rules() -> None:
+    household = _steps(("go to countertop 1", "You see a mug 1."), ("take mug 1 from countertop 1", "You pick up"))
+    assert coding_steps(household) is None
+    draft = extract_procedure("put a mug in the coffeemachine", household, Outcome.SUCCESS)
+    assert draft.steps == ["go to countertop 1", "take {object} from countertop 1"]
+
+
+def test_the_builder_writes_a_coding_change_relative_to_the_project_root_without_placeholders() -> None:
+    steps = check_steps(
+        [
+            {"action": "Read: /repo/src/mug.py", "observation": "MUG = 1"},
+            {"action": "Edit: /repo/src/mug.py: replace 'MUG = 1' with 'MUG = 2'", "observation": "updated"},
+            {"action": "Bash: cd /repo && pytest -q", "observation": "3 passed"},
+        ]
+    )
+    draft = extract_procedure("change the mug constant in mug.py", steps, Outcome.SUCCESS, root="/repo")
+    assert draft.steps == [
+        "Look at src/mug.py",
+        "Change src/mug.py:\n@@\n-MUG = 1\n+MUG = 2",
+        "Check: `pytest -q` passes",
+    ]
