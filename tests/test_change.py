@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from memp_mcp.engine.build import extract_procedure
 from memp_mcp.engine.change import coding_steps
 from memp_mcp.engine.inputs import check_steps
+from memp_mcp.engine.memory import Memory
+from memp_mcp.hooks.transcript import ToolCall
 from memp_mcp.models import Outcome, Step
+from memp_mcp.server.render import render_procedure_detail
+from memp_mcp.store import SQLiteStore
+from tests.conftest import FakeEmbedder
 
 OK = "<returncode>0</returncode>\n<output>\n</output>"
 SCRIPT = "import csv\nrows = [r for r in csv.reader(open('in.csv'))]\nopen('out.csv', 'w').write(str(len(rows)))"
@@ -139,3 +146,62 @@ def test_the_builder_writes_a_coding_change_relative_to_the_project_root_without
         "Change src/mug.py:\n@@\n-MUG = 1\n+MUG = 2",
         "Check: `pytest -q` passes",
     ]
+
+
+# -- what the transcript reader keeps, and the run one call away ------------------------------------
+
+
+def test_the_transcript_reader_keeps_what_was_written_and_each_edit_whole_with_secrets_out() -> None:
+    from memp_mcp.hooks.transcript import call_step
+
+    key = "AKIA" + "ABCDEFGHIJ234567"  # an AWS access key id shape, split so no scanner flags this file
+    written = call_step(
+        ToolCall("Write", {"file_path": "/r/fill.py", "content": f"KEY = '{key}'\nprint('filled')\n"}, answered=True)
+    )
+    assert written.action.startswith("Write: /r/fill.py\nKEY = '") and "print('filled')" in written.action
+    assert key not in written.action
+    edited = call_step(
+        ToolCall(
+            "MultiEdit",
+            {"file_path": "/r/a.py", "edits": [{"old_string": "x  = 1", "new_string": "x = 2"}, {"new_string": "y"}]},
+            answered=True,
+        )
+    )
+    assert edited.action == "MultiEdit: /r/a.py: replace 'x  = 1' with 'x = 2'; replace '' with 'y'"
+
+
+def test_get_procedure_gives_the_run_behind_a_procedure_on_request(tmp_path: Path) -> None:
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), FakeEmbedder())
+    long_body = "\n".join(f"ROW_{n} = {n}" for n in range(400))
+    steps = [
+        {"action": f"Write: make_rows.py\n{long_body}", "observation": "File created successfully"},
+        {"action": "Bash: python3 make_rows.py", "observation": "wrote 400 rows"},
+    ]
+    result = memory.record("generate the rows table", steps, "success")
+    assert result.procedure_id is not None
+    plain = memory.get_procedure(result.procedure_id)
+    assert plain.worked_example is None and "characters) cut here" in plain.procedure.steps[0]
+    detail = memory.get_procedure(result.procedure_id, with_worked_example=True)
+    example = detail.worked_example
+    assert example is not None and example.trajectory_id == result.trajectory_id
+    assert example.change[0] == f"Create make_rows.py:\n{long_body}"  # the change whole, not abridged
+    assert [s.observation for s in example.steps] == ["File created successfully", "wrote 400 rows"]
+    shown = render_procedure_detail(detail)
+    assert "## Worked example" in shown and "ROW_399 = 399" in shown and "wrote 400 rows" in shown
+
+
+def test_show_worked_example_prints_the_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from memp_mcp.cli import app
+
+    db = tmp_path / "m.db"
+    memory = Memory(SQLiteStore(db), FakeEmbedder())
+    steps = [{"action": "Edit: a.py: replace 'A = 1' with 'A = 2'", "observation": "updated"}]
+    procedure_id = memory.record("raise A", steps, "success").procedure_id
+    memory.store.close()
+    show = ["show", str(procedure_id), "--db", str(db), "--namespace", "default"]
+    out = CliRunner().invoke(app, [*show, "--worked-example"])
+    assert out.exit_code == 0, out.output
+    assert "## Worked example (trajectory #1, success)" in out.output and "-A = 1" in out.output
+    assert "## Worked example" not in CliRunner().invoke(app, show).output

@@ -240,13 +240,17 @@ def show(
     database_url: DatabaseUrlOption = None,
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with the version history.")] = False,
+    worked_example: Annotated[
+        bool, typer.Option("--worked-example", help="Add the run it was built from: its whole change and every step.")
+    ] = False,
 ) -> None:
     """Show one procedure as Markdown, its stale steps named after it."""
     from memp_mcp.engine.markdown import render_procedure
+    from memp_mcp.server.render import render_worked_example
 
     memory = memory_at(db, namespace, need_model=False, database_url=database_url)
     try:
-        detail = memory.get_procedure(procedure_id)
+        detail = memory.get_procedure(procedure_id, with_worked_example=worked_example)
     except NotFoundError as exc:
         fail(str(exc) + owner_hint(memory, procedure_id, memory.default_namespace))
     except MempError as exc:
@@ -258,6 +262,8 @@ def show(
     print(render_procedure(detail.procedure), end="")
     if stale:
         print("\n## Stale steps\n" + "".join(f"- {one_line(reason)}\n" for reason in stale), end="")
+    if detail.worked_example:
+        print(render_worked_example(detail.worked_example), end="")
 
 
 def edit(

@@ -34,6 +34,7 @@ from memp_mcp.engine.scrub import Scrubber
 from memp_mcp.engine.strategies import Strategies
 from memp_mcp.engine.trust import Scope, procedure_in
 from memp_mcp.engine.uplift import Uplift, uplift
+from memp_mcp.engine.worked_example import worked_example
 from memp_mcp.errors import EditConflictError, InvalidInputError
 from memp_mcp.models import (
     MAX_TEXT_CHARS,
@@ -210,13 +211,20 @@ class Memory:
 
     # -- single procedures ---------------------------------------------------------------
 
-    def get_procedure(self, procedure_id: int, namespace: str | None = None) -> ProcedureDetail:
+    def get_procedure(
+        self, procedure_id: int, namespace: str | None = None, with_worked_example: bool = False
+    ) -> ProcedureDetail:
+        """One procedure with its history; `with_worked_example` adds the latest run it was built from."""
         procedure = self._owned(procedure_id, namespace)
+        example = None
+        if with_worked_example and procedure.source_trajectory_ids:
+            example = worked_example(self.store.get_trajectory(procedure.source_trajectory_ids[-1]))
         return ProcedureDetail(
             procedure=procedure,
             success_rate=procedure.success_rate,
             history=self.store.versions(procedure.id),
             candidates=[c.id for c in self.store.candidates_of(procedure.id)],
+            worked_example=example,
         )
 
     def list_procedures(

@@ -127,6 +127,20 @@ class OutcomeResult(BaseModel):
     redacted: Redactions = Field(default_factory=list)
 
 
+class WorkedExample(BaseModel):
+    """The run a procedure was built from, one call away: its whole change and each of its steps."""
+
+    trajectory_id: int
+    task: str
+    outcome: str
+    agent: str | None = None
+    change: list[str] = Field(
+        default_factory=list, description="What a coding run established, unabridged (empty for other work)."
+    )
+    steps: list[ExemplarStep] = Field(default_factory=list, description="The run's actions and what each printed.")
+    steps_left_out: int = 0
+
+
 class ProcedureDetail(BaseModel):
     procedure: Procedure
     success_rate: float | None
@@ -134,6 +148,7 @@ class ProcedureDetail(BaseModel):
     candidates: list[int] = Field(
         default_factory=list, description="Procedures proposed to replace these steps (served once they succeed)."
     )
+    worked_example: WorkedExample | None = None
 
 
 class ImportReport(BaseModel):

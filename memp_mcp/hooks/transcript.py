@@ -250,7 +250,8 @@ def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
     if call.command:
         detail = call.command
     elif call.name in ("Edit", "MultiEdit") and "file_path" in data:
-        edits = data.get("edits") if isinstance(data.get("edits"), list) else [data]
+        listed = data.get("edits")
+        edits: list[Any] = listed if isinstance(listed, list) else [data]
         # Each replacement whole (up to MAX_EDIT_CHARS a side), whitespace kept: the builder turns
         # them into the file's net change, and indentation is part of code.
         replaced = "; ".join(

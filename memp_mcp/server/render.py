@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from memp_mcp.text import code_fence, code_lines, counted, one_line
 
 if TYPE_CHECKING:
-    from memp_mcp.engine.results import ProcedureDetail, RecalledProcedure, RecallResult
+    from memp_mcp.engine.results import ProcedureDetail, RecalledProcedure, RecallResult, WorkedExample
     from memp_mcp.models import Procedure
 
 # The hook's injected context is capped: it rides on every prompt.
@@ -192,7 +192,23 @@ def render_procedure_detail(detail: ProcedureDetail) -> str:
     history = "\n".join(
         f"- v{v.version}: {clean(v.reason)} ({clean(v.changed_by or 'unknown')})" for v in detail.history
     )
-    return render_procedure_markdown(detail.procedure) + (f"\n## History\n{history}\n" if history else "")
+    text = render_procedure_markdown(detail.procedure) + (f"\n## History\n{history}\n" if history else "")
+    return text + (render_worked_example(detail.worked_example) if detail.worked_example else "")
+
+
+def render_worked_example(example: WorkedExample) -> str:
+    """The run behind a procedure: its change whole, then each step and the head of what it printed."""
+    parts = [f"\n## Worked example (trajectory #{example.trajectory_id}, {example.outcome})\n"]
+    if example.change:
+        parts.append("### The change\n" + "\n".join(f"{render_step(step)}\n" for step in example.change))
+    parts.append("### The run\n")
+    for number, step in enumerate(example.steps, 1):
+        parts.append(f"{number}. {render_step(step.action)}\n")
+        if step.observation:
+            parts.append(code_block(step.observation) + "\n")
+    if example.steps_left_out:
+        parts.append(f"({counted(example.steps_left_out, 'more step')} not shown)\n")
+    return "".join(parts)
 
 
 def render_procedure_list(procedures: list[Procedure]) -> str:

@@ -242,9 +242,12 @@ def _register_reading_tools(tool: ToolDecorator, served: ServedMemory) -> None:
     def get_procedure(
         procedure_id: Annotated[int, Field()],
         namespace: Annotated[str | None, Field(description="Omit for the default.")] = None,
+        worked_example: Annotated[
+            bool, Field(description="True adds the run it was built from: its whole change and every step.")
+        ] = False,
     ) -> ProcedureDetail:
         """One procedure in full, with its record and version history."""
-        detail = call(lambda: memory.get_procedure(procedure_id, namespace))
+        detail = call(lambda: memory.get_procedure(procedure_id, namespace, with_worked_example=worked_example))
         return _result(detail, render_procedure_detail(detail))  # type: ignore[return-value]
 
     @tool(annotations=ToolAnnotations(read_only_hint=True))
