@@ -69,6 +69,7 @@ STOPWORDS = RECALL_STOPWORDS | frozenset(
     within whether either neither yet still even since""".split()
 )
 
+_PATH_STARTS = ("/", "./", "../", "~/")
 _EDGE_PUNCTUATION = "\"'`()[]{}<>,;:!?*"
 _CODE_TOKEN = re.compile(
     r"[^\W_][_./\\:][^\W_]"  # a path, file name, dotted or snake_case name, version number, URL
@@ -98,7 +99,10 @@ def _tokens(text: str) -> Iterable[str]:
 
 def _is_code(token: str) -> bool:
     # "e.g" and "i.e" have punctuation between letters but no part of two characters.
-    return bool(_CODE_TOKEN.search(token)) and any(len(part) > 1 for part in words(token))
+    if not _CODE_TOKEN.search(token) or not any(len(part) > 1 for part in words(token)):
+        return False
+    # "titles/abstracts" is prose for "titles or abstracts": a slash makes a path only with more to it.
+    return bool(_CODE_TOKEN.search(token.replace("/", " "))) or token.startswith(_PATH_STARTS) or token.endswith("/")
 
 
 def _stems(tokens: Iterable[str]) -> set[str]:

@@ -18,6 +18,8 @@ UserPromptSubmit (its instruction, the prompt the user typed) and Stop (its tran
 - distill by the agent (MEMP_HOOK_DISTILL=agent): the share of sessions whose Stop would ask, the
   characters the ask adds, and those of the record_trajectory call that answers it, sized on the
   procedure each session built (the agent's own draft is of that order);
+- key points given: of each later variant's keypoints.json, the share the injected text says beyond its
+  prompt, beside nothing, the family's skills and the first variant's whole transcript (bench.keypoints);
 - hook time: the prompt hook run as Claude Code runs it (one process per prompt, the warm server
   answering), p95; and a session's first prompt right after SessionStart started the server.
 """
