@@ -362,6 +362,9 @@ def sessions_folder(root: Path) -> Path:
 
 def test_bench_sessions_prints_every_figure(tmp_path: Path) -> None:
     folder = sessions_folder(tmp_path / "sessions")
+    for later in ("audit/audit-2", "papers/papers-2"):
+        entries = [{"reason": "r", "key_point": "Checked the exported inventory twice with inventory_check.py"}]
+        (folder / later / "keypoints.json").write_text(json.dumps(entries), encoding="utf-8")
     done = CliRunner().invoke(app, ["bench", "sessions", str(folder), "--fake-embedder", "--json"])
     assert done.exit_code == 0, done.output
     figures = json.loads(done.output.strip().splitlines()[-1])
@@ -370,6 +373,10 @@ def test_bench_sessions_prints_every_figure(tmp_path: Path) -> None:
     for key in ("right_first", "nothing_given_left_out", "plumbing_share_of_steps", "titles_first_words"):
         assert figures[key] is not None and 0.0 <= figures[key] <= 1.0
     assert 0 < figures["injected_chars"]["max"] <= 2_000
+    key_points = figures["key_points"]
+    assert key_points["variants"] == 2 and set(key_points["families"]) == {"audit", "papers"}
+    assert key_points["overall"]["nothing"] == 0.0
+    assert "Later variants' key points given" in done.output
     missing = CliRunner().invoke(app, ["bench", "sessions", str(tmp_path / "nowhere"), "--fake-embedder"])
     assert missing.exit_code != 0 and "not a folder" in missing.output
 
@@ -377,7 +384,8 @@ def test_bench_sessions_prints_every_figure(tmp_path: Path) -> None:
 @pytest.mark.real_model
 @pytest.mark.skipif(not SESSIONS.is_dir(), reason="the development sessions are not here (shared/datasets)")
 def test_the_development_sessions_meet_the_targets(tmp_path: Path, real_embedder: Any) -> None:
-    from memp_mcp.bench.sessions import HELDOUT_PROMPTS, load_unrelated_prompts, run_sessions_bench
+    from memp_mcp.bench.keypoints import read_key_points
+    from memp_mcp.bench.sessions import HELDOUT_PROMPTS, load_sessions, load_unrelated_prompts, run_sessions_bench
 
     figures = run_sessions_bench(
         SESSIONS,
@@ -394,6 +402,14 @@ def test_the_development_sessions_meet_the_targets(tmp_path: Path, real_embedder
     # no evidence for a long instruction), the held-out set as the target asks of a family with nothing.
     assert figures["nothing_given_unrelated"] == 1.0 and figures["nothing_given_heldout"] >= 0.9
     assert figures["injected_chars"]["max"] <= 2_000
+    # The key points of every family with a later variant are scored; what memp injected is no more than
+    # the first session said, and nothing injected covers nothing.
+    key_points = figures["key_points"]
+    sessions = load_sessions(SESSIONS)
+    later = [s for s in sessions if s is not next(f for f in sessions if f.family == s.family)]
+    assert set(key_points["families"]) == {s.family for s in later if read_key_points(s.transcript.parent)}
+    for family, row in key_points["families"].items():
+        assert row["nothing"] == 0.0 and row["memp"] <= row["transcript"], family
     shutil.rmtree(tmp_path / "transcripts", ignore_errors=True)
 
 

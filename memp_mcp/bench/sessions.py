@@ -18,6 +18,8 @@ UserPromptSubmit (its instruction, the prompt the user typed) and Stop (its tran
 - distill by the agent (MEMP_HOOK_DISTILL=agent): the share of sessions whose Stop would ask, the
   characters the ask adds, and those of the record_trajectory call that answers it, sized on the
   procedure each session built (the agent's own draft is of that order);
+- key points given: of each later variant's keypoints.json, the share the injected text says beyond its
+  prompt, beside nothing, the family's skills and the first variant's whole transcript (bench.keypoints);
 - hook time: the prompt hook run as Claude Code runs it (one process per prompt, the warm server
   answering), p95; and a session's first prompt right after SessionStart started the server.
 """
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memp_mcp.bench.keypoints import LaterVariant, key_point_figures
 from memp_mcp.bench.latency import percentile
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.embedding import Embedder
@@ -161,21 +164,28 @@ class Player:
 
     def prompt(self, text: str, session_id: str, transcript: Path) -> list[int]:
         """A new session's SessionStart and first prompt: the ids of the procedures injected, in order."""
+        return injected_ids(self.injected(text, session_id, transcript))
+
+    def injected(self, text: str, session_id: str, transcript: Path) -> str:
+        """A new session's SessionStart and first prompt: the context the prompt hook adds ("" for none)."""
         run_hook(_event("SessionStart", session_id, transcript, source="startup"), self.settings, self.memories)
         started = time.perf_counter()
         reply = run_hook(_event("UserPromptSubmit", session_id, transcript, prompt=text), self.settings, self.memories)
         self.prompt_ms.append(1000 * (time.perf_counter() - started))
-        if not reply:
-            return []
-        context = json.loads(reply)["hookSpecificOutput"]["additionalContext"]
-        return [int(found) for found in _PROCEDURE_ID.findall(context)]
-
-    def injected_chars(self, text: str, session_id: str, transcript: Path) -> int:
-        reply = run_hook(_event("UserPromptSubmit", session_id, transcript, prompt=text), self.settings, self.memories)
-        return len(json.loads(reply)["hookSpecificOutput"]["additionalContext"]) if reply else 0
+        return str(json.loads(reply)["hookSpecificOutput"]["additionalContext"]) if reply else ""
 
     def close(self) -> None:
         self.memories.close()
+
+
+def injected_ids(context: str) -> list[int]:
+    """The ids of the procedures an injected context holds, in order."""
+    return [int(found) for found in _PROCEDURE_ID.findall(context)]
+
+
+def _procedure_text(procedure: Any) -> str:
+    """A stored procedure whole, as text: what its injection is cut from."""
+    return "\n".join([procedure.title, procedure.when_to_use, *procedure.steps, *procedure.pitfalls])
 
 
 def _is_plumbing(step: str) -> bool:
@@ -244,19 +254,24 @@ def run_sessions_bench(
     # Right first: the first variant of each family recorded, the later ones prompt.
     player = Player(workdir / "all-first.db", embedder, workdir)
     owner: dict[int, str] = {}
+    procedures: dict[str, str] = {}
+    injected: dict[tuple[str, str], str] = {}
     right, given_other, sizes = 0, 0, []
     try:
         for family in families:
             pid = player.record(first[family])
             if pid is not None:
                 owner[pid] = family
+                procedures[family] = _procedure_text(player.memories.store.get_procedure(pid))
         for index, session in enumerate(later):
             transcript = _unpack(session, workdir)
-            ids = player.prompt(session.instruction, f"{session.variant}-later", transcript)
+            context = player.injected(session.instruction, f"{session.variant}-later", transcript)
+            injected[(session.family, session.variant)] = context
+            ids = injected_ids(context)
             right += bool(ids) and owner.get(ids[0]) == session.family
             given_other += bool(ids) and owner.get(ids[0]) != session.family
             if ids:
-                sizes.append(player.injected_chars(session.instruction, f"{session.variant}-size", transcript))
+                sizes.append(len(context))
             tell("later prompts", index + 1, len(later))
         scratch = _unpack(first[families[0]], workdir)
         unrelated_given = sum(bool(player.prompt(text, f"unrelated-{i}", scratch)) for i, text in enumerate(unrelated))
@@ -306,6 +321,13 @@ def run_sessions_bench(
         "injected_chars": {"max": max(sizes, default=0), "mean": round(sum(sizes) / len(sizes)) if sizes else 0},
         "prompt_handler_ms_p95": round(percentile(prompt_ms, 0.95), 1) if prompt_ms else None,
     }
+    results["key_points"] = key_point_figures(
+        folder,
+        [LaterVariant(s.family, s.variant, s.instruction, s.transcript.parent) for s in later],
+        {family: session.transcript for family, session in first.items()},
+        injected,
+        procedures,
+    )
     if timing:
         results["hook"] = _time_hook_processes(workdir / "all-first.db", [s.instruction for s in later], workdir)
     return results

@@ -8,7 +8,8 @@ in memp_mcp imports it but entry.py (the console script).
   reindex, doctor, smoke.
 - procedures.py: reading and correcting stored procedures: recall, stats, list, show, edit, forget, restore.
 - library.py: a memory moved as a whole: export, import, migrate.
-- bench.py: `bench ...` and `demo`, their progress bars and tables (the runs live in memp_mcp.bench).
+- bench.py: `bench ...` and `demo`, their progress bars and tables (the runs live in memp_mcp.bench);
+  bench_day.py and bench_sessions.py: `bench day` and `bench sessions`, registered on the same `bench`.
 """
 
 from memp_mcp.cli.root import app, main

@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
-import memp_mcp.cli.bench_day  # noqa: F401  (registers `bench day` on bench_app)
+# Imported for what they register on bench_app: `bench day` and `bench sessions`.
+import memp_mcp.cli.bench_day
+import memp_mcp.cli.bench_sessions  # noqa: F401
 from memp_mcp import __version__
 from memp_mcp.cli.bench import bench_app, demo
 from memp_mcp.cli.common import console
