@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from memp_mcp.engine.actions import edit_target, is_looking, keeps_books, looked_at, only_submits, written_paths
-from memp_mcp.engine.change import coding_steps
+from memp_mcp.engine.change import SKILLS_OPENING, coding_steps, skills_used
 from memp_mcp.engine.titles import title_from_task, when_to_use_from_task
 from memp_mcp.engine.verdict import (
     Verdict,
@@ -523,6 +523,8 @@ def extract_procedure(
     coded = coding_steps(steps)
     entities = [] if coded is not None else task_entities(task, built.steps)
     kept = coded if coded is not None else built.steps
+    if skills := skills_used(steps):
+        kept = [SKILLS_OPENING + ", ".join(skills), *kept]
     lifted = _dedupe([abridged(relative_to(lift(a, entities), root)) for a in kept]) or [
         "(no successful action was recorded)"
     ]

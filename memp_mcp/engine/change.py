@@ -46,6 +46,8 @@ MAX_COMMAND_STEPS = 4
 MAX_LOOKED_FILES = 8
 SCRATCH_SCRIPT_CHARS = 900
 
+_SKILLS_STEP = re.compile(r"^Skill: ([\w:., -]+)$")
+SKILLS_OPENING = "Load the skills "
 _TOOL_PREFIX = re.compile(r"^(?:Bash|bash|shell|sh|run):\s*")
 _QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 _REPLACEMENT = re.compile(rf"replace (?P<old>{_QUOTED}) with (?P<new>{_QUOTED})")
@@ -162,6 +164,15 @@ def _one_per_command(changes: list[FileChange]) -> list[FileChange]:
             by_command[command] = change
         merged.append(change)
     return merged
+
+
+def skills_used(steps: Sequence[Step]) -> list[str]:
+    """The skills the run loaded (the transcript reader names them in one `Skill: a, b` step)."""
+    names: dict[str, None] = {}
+    for step in steps:
+        if found := _SKILLS_STEP.match(step.action):
+            names.update(dict.fromkeys(n.strip() for n in found[1].split(",") if n.strip()))
+    return list(names)
 
 
 def _operates(action: str) -> bool:

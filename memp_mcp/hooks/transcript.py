@@ -350,7 +350,18 @@ def call_step(call: ToolCall) -> Step:
 def turn_steps(turn: Turn) -> list[Step]:
     """The turn's tool calls as trajectory steps (the client's bookkeeping and memp's own calls left out), at
     most MAX_STEPS, latest kept."""
-    steps = [call_step(call) for call in turn.work_calls]
+    steps = [call_step(call) for call in turn.work_calls][-MAX_STEPS:]
+    # The skills the agent loaded are know-how a later session can load too: one step names them (the
+    # builder keeps them apart from the work; engine/change.py).
+    skills = [
+        name
+        for call in turn.calls
+        if call.name == "Skill"
+        and isinstance(name := call.input.get("skill"), str)
+        and re.fullmatch(r"[\w:.-]{1,80}", name)
+    ]
+    if skills:
+        steps.insert(0, Step(action="Skill: " + ", ".join(dict.fromkeys(skills)), observation=None))
     return steps[-MAX_STEPS:]
 
 

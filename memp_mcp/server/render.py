@@ -24,9 +24,19 @@ if TYPE_CHECKING:
 INJECTION_CHARS = 2_000
 # Lines of a code step the injected context shows, each at most this long, and the block's length in all
 # (one line, clipped, always fits): get_procedure has the rest.
-_INJECTED_CODE_LINES = 12
 _INJECTED_CODE_LINE_CHARS = 160
-_INJECTED_CODE_CHARS = 600
+_INJECTED_CODE_CHARS = 1_000  # one code step alone; several share the room
+# A step's label line ("Create x.py:", "Change a/b.py (written whole):"), shown above its code.
+_LABEL = re.compile(r"^[A-Z][\w ]{1,40}(?: [^\s`]+)?(?: \([\w ]+\))?:$")
+# Lines that define something (functions, classes, constants, rules) and lines that only import.
+_DEFINITION = re.compile(
+    r"^(?:export\s+|public\s+|private\s+|protected\s+|static\s+|final\s+|async\s+|abstract\s+|sealed\s+|case\s+)*"
+    r"(?:(?:def|class|function|fn|func|object|trait|interface|struct|enum|type|val|var|let|const|impl|module)\b"
+    r"|[A-Z][A-Z0-9_]{2,}\s*=)"
+)
+_IMPORT = re.compile(r"^(?:import|from\s+\S+\s+import|package|using|#include|require\(|use\s)\b")
+# Lines that say little in a few lines of code: blank, brackets alone, separator comments.
+_NOISE_LINE = re.compile(r"^\s*(?:[)\]}>;,]*|(?:#|//|/\*|\*|--|<!--)?[\s=*#/\-~─━]*(?:\*/|-->)?)\s*$")
 
 # A pitfall learned from a failed action: the action in quotes, then why it failed (and what worked).
 _PITFALL = re.compile(r'\A"(?P<action>.*?)"(?P<rest> did not work \(.*)\Z')
@@ -271,7 +281,9 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     )
     closing = "</procedure>"
     lines = [opening, f"Title: {clean(procedure.title, 200)}", f"When to use: {clean(procedure.when_to_use, 200)}"]
-    steps = [f"{n}. {_injected_step(step)}" for n, step in enumerate(procedure.steps, 1)]
+    # Code shares the room: with many steps each block is smaller, so the check at the end still shows.
+    code_chars = max(240, min(_INJECTED_CODE_CHARS, (room - 500) // max(1, len(procedure.steps))))
+    steps = [f"{n}. {_injected_step(step, code_chars)}" for n, step in enumerate(procedure.steps, 1)]
     stale = [f"Stale: {clean(reason, 240)}" for reason in getattr(procedure, "stale", [])[:3]]
     pitfalls = [f"- {clean_pitfall(pitfall, INJECTED_PITFALL_CHARS)}" for pitfall in procedure.pitfalls[:5]]
 
@@ -309,20 +321,51 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     return "\n".join(lines)
 
 
-def _injected_step(step: str) -> str:
-    """A step as the injection shows it: one line of at most 240 characters, or a code block of at most
-    _INJECTED_CODE_LINES lines, each clipped, and _INJECTED_CODE_CHARS in all (get_procedure has the rest)."""
+def _injected_step(step: str, code_chars: int = _INJECTED_CODE_CHARS) -> str:
+    """A step as the injection shows it: one line of at most 240 characters, or a code block of about
+    `code_chars` characters at most, its lines clipped (get_procedure has the rest).
+
+    A step that opens with a label line ("Create report.py:", "Change app.py:") keeps the label outside
+    the block. What the block shows is what says the most (_telling_lines)."""
     if "\n" not in step.strip():
         return clean(step, 240)
+    label, body = "", step.strip("\n")
+    first, _, rest = body.partition("\n")
+    if rest.strip() and _LABEL.match(first.rstrip()):
+        label, body = clean(first, 240) + "\n", rest
     code = [
         line if len(line) <= _INJECTED_CODE_LINE_CHARS else line[: _INJECTED_CODE_LINE_CHARS - 3] + "..."
-        for line in clean_code(step).split("\n")
+        for line in clean_code(body).split("\n")
     ]
-    for count in range(min(len(code), _INJECTED_CODE_LINES), 0, -1):
-        shown = code[:count]
+    for count in range(min(len(code), code_chars // 40 or 1), 0, -1):
+        shown = _telling_lines(code, count)
         fence = code_fence("\n".join(shown))  # longer than any run of backticks in what it holds
         left = [f"[... {len(code) - count} more lines]"] if count < len(code) else []
         block = "\n".join([fence, *shown, *left, fence])
-        if len(block) <= _INJECTED_CODE_CHARS or count == 1:
-            return block
+        if len(label) + len(block) <= code_chars or count == 1:
+            return label + block
     return clean(step, 240)  # not reached: a step with a line break has a line
+
+
+def _telling_lines(code: list[str], count: int) -> list[str]:
+    """`count` lines of `code`, in order, that say the most: a diff's changed lines before its context;
+    definitions and calls before imports and comments; no blank lines, lone brackets or separators."""
+    if len(code) <= count:
+        return code
+    diff = code[0].startswith("@@")
+
+    def weight(line: str) -> int:
+        if _NOISE_LINE.match(line) or (diff and line.startswith("@@")):
+            return 0
+        if diff:
+            return 3 if line.startswith(("-", "+")) else 1
+        text = line.strip()
+        if _DEFINITION.match(text):
+            return 3
+        if _IMPORT.match(text) or text.startswith(("#", "//", "/*", "*", "--", "<!--")):
+            return 1
+        return 2
+
+    weights = [weight(line) for line in code]
+    chosen = sorted(sorted(range(len(code)), key=lambda i: (-weights[i], i))[:count])
+    return [code[i] for i in chosen if weights[i] > 0] or code[:count]
