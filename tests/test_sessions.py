@@ -114,7 +114,11 @@ def test_the_clients_bookkeeping_is_no_step(fixture: str) -> None:
     assert {call.name for call in turn.calls} & {"ToolSearch", "Skill", "TodoWrite", "TaskOutput"}
     actions = [step.action for step in turn_steps(turn)]
     assert actions
-    assert not [a for a in actions if re.match(r"(ToolSearch|Skill|TodoWrite|TaskOutput):", a)]
+    assert not [a for a in actions if re.match(r"(ToolSearch|TodoWrite|TaskOutput):", a)]
+    # The skills loaded are named once, as know-how for the procedure, never a call per skill.
+    loaded = [call.input["skill"] for call in turn.calls if call.name == "Skill"]
+    named = [a for a in actions if a.startswith("Skill:")]
+    assert named == (["Skill: " + ", ".join(dict.fromkeys(loaded))] if loaded else [])
 
 
 @pytest.mark.parametrize("fixture", ["input_validation_errors.jsonl", "cancelled_parallel_calls.jsonl"])
@@ -182,7 +186,8 @@ def test_the_task_is_the_prompt_the_prompt_hook_saw(tmp_path: Path) -> None:
     play(settings, "s1", transcript, typed)
     [(task, actions)] = trajectories(settings)
     assert task == " ".join(typed.split())
-    assert not [a for a in actions if a.startswith(("Skill:", "ToolSearch:"))]
+    assert not [a for a in actions if a.startswith("ToolSearch:")]
+    assert [a for a in actions if a.startswith("Skill:")] == ["Skill: planning-with-files"]
 
 
 def test_memps_own_calls_are_no_steps_and_a_turn_the_agent_recorded_is_not_recorded_again(tmp_path: Path) -> None:
@@ -249,6 +254,9 @@ def test_distill_by_the_agent_asks_once_per_session_within_600_characters(tmp_pa
     asked = json.loads(reply)
     assert asked == {"decision": "block", "reason": DISTILL_REASON.format(namespace="project")}
     assert len(DISTILL_REASON.format(namespace="n" * 64)) <= 600
+    # The agent is asked for the shape the extractive builder makes: what the work established.
+    shape = ("title", "when_to_use", "where to look", "failing reproduction", "change per file", "check that passed")
+    assert all(part in DISTILL_REASON for part in shape) and "pitfalls: what failed and why" in DISTILL_REASON
     assert trajectories(settings) == [], "the agent is asked first; nothing is recorded yet"
     # Claude continues because of the block; when it stops again without recording, the hook records.
     assert play(settings, "d", transcript, first_prompt(lines), stop_hook_active=True) is None

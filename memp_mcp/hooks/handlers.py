@@ -46,14 +46,14 @@ AGENT = "claude-code"
 DISTILL_MIN_CALLS = 3
 DISTILL_CHANGING_TOOLS = frozenset({"Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"})
 # The stop hook's reason, with the namespace the hooks record in (at most 64 characters): <= 600 in all.
+# It asks for the shape the extractive builder makes (engine/change.py), with the agent's own words.
 DISTILL_REASON = (
-    "Before you stop: save what worked here as a reusable procedure for next time. Call record_trajectory "
-    '(procedural-memory server) once, with namespace="{namespace}", task = the user\'s request in one line, '
-    "outcome (success, failure or unknown), the main steps, and procedure = {{title: the kind of task in a "
-    "few general words, "
-    "when_to_use: one sentence, steps: the actions that worked in order (commands as run, paths relative to "
-    "the project), pitfalls: what failed and why}}. If nothing here is worth reusing, just stop. Asked "
-    "once per session."
+    "Before you stop: save what this work established. Call record_trajectory (procedural-memory "
+    'server) once: namespace="{namespace}", task = the request in one line, outcome, the main steps, '
+    "procedure = {{title: a short imperative summary; when_to_use: the kind of task, files, tools, formats; "
+    "steps (<= 10): where to look, the failing reproduction, the change per file (short diff or kept "
+    "script), the check that passed, as commands; pitfalls: what failed and why}}. No probes. If nothing "
+    "is worth reusing, just stop. Asked once."
 )
 
 

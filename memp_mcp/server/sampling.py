@@ -20,12 +20,20 @@ from memp_mcp.models import ProcedureDraft
 logger = logging.getLogger(__name__)
 
 DISTILL_PROMPT = """\
-Below is how an agent did a task. Write the reusable procedure another agent should follow next time
-for tasks like it. Keep only the actions that worked, in order; drop failed attempts, detours and
-repeated looking around. Replace this task's specific entities (objects, files, names, places) with
-{{placeholders}} such as {{object}} or {{target}}. Add pitfalls for mistakes the agent made that others
-should avoid. Reply with one JSON object and nothing else:
+Below is how an agent did a task. Write down what the work established, for an agent doing a task like
+it next time. Reply with one JSON object and nothing else:
 {{"title": "...", "when_to_use": "...", "steps": ["...", "..."], "pitfalls": ["..."]}}
+- title: a short imperative summary of the request (at most 70 characters), not its first words.
+- when_to_use: the kind of task in general words, and the files, tools and formats involved; not the
+  request again.
+- steps, in order, at most 10: where to look (the files and symbols read that the change touches); how
+  the problem was reproduced (the command that failed first); the change, one step per file (a short
+  diff, or a script the work kept, with its code); the commands that made the deliverable; how it was
+  checked (the command that passed last). Commands as run, paths relative to the project. Leave out
+  probes: looks whose output was only read, scratch scripts that were deleted.
+- pitfalls: what failed, and why.
+For work without files (a text world, a chore), keep the actions that worked, with this task's entities
+as {{placeholders}} such as {{object}} or {{target}}.
 
 Task: {task}
 Steps (action -> observation):
