@@ -205,3 +205,12 @@ def test_show_worked_example_prints_the_run(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "## Worked example (trajectory #1, success)" in out.output and "-A = 1" in out.output
     assert "## Worked example" not in CliRunner().invoke(app, show).output
+
+
+def test_a_line_of_looks_and_print_only_snippets_is_a_probe_even_with_separators_in_its_quotes() -> None:
+    probe = "Bash: wc -c r.json && python3 -c \"import json; d=json.load(open('r.json')); print(len(d))\""
+    writes = "Bash: python3 -c \"import json; json.dump({}, open('out.json', 'w'))\""
+    steps = coding_steps(
+        _steps((probe, "2 r.json\n1"), (writes, ""), ("Edit: a.py: replace 'A = 1' with 'A = 2'", "updated"))
+    )
+    assert steps == [f"Run `{writes.removeprefix('Bash: ')}`", "Change a.py:\n@@\n-A = 1\n+A = 2"]

@@ -11,6 +11,8 @@ recalled alone. The figures:
 - title P@1: of the runs that built a procedure, how often the title alone finds that procedure first;
 - patch files held: of the resolved runs that show their final patch, the share whose procedure names
   every file the patch changes;
+- probes: the share of built steps that only look (a read, a search, a print-only snippet) or are one
+  line over 600 characters;
 - steps per procedure, and record time p50/p95 (the whole record call: build, embed, write), in
   wall-clock time and in this process's CPU time (which other work on the machine does not inflate);
 - from unresolved runs: recalls that serve a procedure whose only evidence is runs that did not
@@ -78,6 +80,22 @@ def _patch_files_held(
     return (round((checked - len(missing)) / checked, 3) if checked else None), missing
 
 
+# A probe as a step: a look at files, or a snippet run only to print (written apart from the builder's
+# own rules, like the plumbing test). A folded "Look at ..." step names what to look at: no probe.
+_PROBE_COMMAND = re.compile(
+    r"^\s*(?:(?:cat|head|tail|less|ls|grep|rg|find|wc|nl|file|stat|tree|pwd|which)\b(?!.*(?:>|\|\s*tee\b))"
+    r"|sed\s+-n\b|(?:python3?|node)\s+-[ce]\b(?!.*(?:\.write|open\([^)]*['\"][wa]|\.save\(|\.to_csv\()))",
+    re.DOTALL,
+)
+
+
+def is_probe(step: str) -> bool:
+    """Whether a built step only looks (a read, a search, a listing, a print-only snippet) or is one line
+    over LONG_ONE_LINE_STEP characters."""
+    text = re.sub(r"^(?:Bash:|Run)\s*`?", "", step.strip())
+    return ("\n" not in step.strip() and len(step) > LONG_ONE_LINE_STEP) or bool(_PROBE_COMMAND.match(text))
+
+
 def title_of(task: str) -> str:
     """The issue's title: the task's first line."""
     return task.strip().split("\n", 1)[0].strip()
@@ -136,6 +154,7 @@ def run_runs_benchmark(
         procedures = {p.id: p for p in store.get_procedures(sorted(set(built.values())))}
         steps = [step for p in procedures.values() for step in p.steps]
         plumbing = [step for step in steps if is_plumbing(step)]
+        probes = [step for step in steps if is_probe(step)]
         hits = 0
         unresolved_trajectories = {
             trajectory_of[i] for i, run in enumerate(runs) if i in trajectory_of and run.get("outcome") != "success"
@@ -167,6 +186,8 @@ def run_runs_benchmark(
         "plumbing_steps": len(plumbing),
         "plumbing_share": len(plumbing) / len(steps) if steps else 0.0,
         "plumbing_examples": [step[:160] for step in plumbing[:5]],
+        "probe_or_long_line_share": len(probes) / len(steps) if steps else 0.0,
+        "probe_examples": [step[:160] for step in probes[:5]],
         "title_p_at_1": hits / len(built) if built else 0.0,
         "title_queries": len(built),
         "steps_per_procedure": {

@@ -42,6 +42,7 @@ from typing import Any
 
 from memp_mcp.bench.keypoints import LaterVariant, key_point_figures
 from memp_mcp.bench.latency import percentile
+from memp_mcp.bench.runs import is_probe
 from memp_mcp.config import Settings, load_settings
 from memp_mcp.embedding import Embedder
 from memp_mcp.hooks.client import server_pid
@@ -228,7 +229,7 @@ def run_sessions_bench(
     tell = progress or (lambda *_: None)
 
     # Captured, plumbing, titles: each session in a memory of its own.
-    captured, steps, plumbing, long_steps, titles, first_words = 0, 0, 0, 0, 0, 0
+    captured, steps, plumbing, long_steps, probes, titles, first_words = 0, 0, 0, 0, 0, 0, 0
     missed: list[str] = []
     asked, answer_chars = 0, []
     for index, session in enumerate(sessions):
@@ -243,6 +244,7 @@ def run_sessions_bench(
                 steps += len(procedure.steps)
                 plumbing += sum(_is_plumbing(s) for s in procedure.steps)
                 long_steps += sum(len(s.strip()) > LONG_STEP_CHARS for s in procedure.steps)
+                probes += sum(is_probe(s) for s in procedure.steps)
                 titles += 1
                 first_words += _first_words(procedure.title, session.instruction)
                 answer_chars.append(_draft_call_chars(session.instruction, procedure))
@@ -304,6 +306,7 @@ def run_sessions_bench(
         "not_captured": missed,
         "plumbing_share_of_steps": _share(plumbing, steps),
         "long_steps_share": _share(long_steps, steps),
+        "probe_or_long_line_share": _share(probes, steps),
         "steps": steps,
         "titles_first_words": _share(first_words, titles),
         "right_first": _share(right, len(later_of_captured)),

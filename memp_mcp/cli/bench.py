@@ -387,6 +387,7 @@ def bench_runs(
         "title P@1": f"{results['title_p_at_1']:.1%} of {results['title_queries']}",
         "steps per procedure (median/max)": f"{steps['median']}/{steps['max']}",
         "resolved runs whose procedure names every patched file": f"{results['patch_files_held']}",
+        "steps that are probes or one line over 600 characters": f"{results['probe_or_long_line_share']:.1%}",
         "record p50/p95 ms": f"{results['record_ms']['p50']:.1f}/{results['record_ms']['p95']:.1f}",
         "record CPU p50/p95 ms": f"{results['record_cpu_ms']['p50']:.1f}/{results['record_cpu_ms']['p95']:.1f}",
         "served from unresolved runs (as proven)": (

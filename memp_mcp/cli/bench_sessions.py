@@ -90,6 +90,7 @@ def _figures_table(results: dict[str, Any]) -> Table:
         "",
     )
     table.add_row(f"plumbing share of steps ({results['steps']} steps)", share("plumbing_share_of_steps"), "<= 2%")
+    table.add_row("steps that are probes, or one line over 600 characters", share("probe_or_long_line_share"), "<= 2%")
     table.add_row("steps over 600 characters, scripts kept as code included", share("long_steps_share"), "")
     table.add_row("titles that are the prompt's first words", share("titles_first_words"), "<= 10%")
     chars = results["injected_chars"]

@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from memp_mcp.engine.actions import is_looking, keeps_books, looked_at, only_submits, written_paths
+from memp_mcp.engine.actions import commands, is_looking, keeps_books, looked_at, only_submits, written_paths
 from memp_mcp.engine.verdict import TEST_COMMAND, Verdict, never_ran, verdict
 from memp_mcp.models import Step
 
@@ -44,6 +44,7 @@ PATCH_CUT_NOTE = "[... the rest of the patch is in the source trajectory ...]"
 MAX_CHANGED_FILES = 8
 MAX_COMMAND_STEPS = 4
 MAX_LOOKED_FILES = 8
+MAX_LOOK_CHARS = 400
 SCRATCH_SCRIPT_CHARS = 900
 
 _SKILLS_STEP = re.compile(r"^Skill: ([\w:., -]+)$")
@@ -373,6 +374,12 @@ def _is_probe(action: str, scratch: set[str]) -> bool:
     """An inspection whose output was only read: a look, an inline snippet that writes nothing, a scratch
     script's run or its removal."""
     action = _LEADING_CD.sub("", action)
+    if not _WRITES_IN_CODE.search(action) and not written_paths(action):
+        # A line of looks and print-only snippets (`wc -c r.json && python3 -c "..."`, `cat f | python3 -c`).
+        first_line = action.split("\n", 1)[0]
+        parts = commands(first_line) if "\n" not in action else re.split(r"&&|\|", first_line)
+        if parts and all(is_looking(part) or _INLINE.match(part) for part in parts):
+            return True
     if is_looking(action) or re.match(r"^\s*(?:Read|Grep|Glob|LS|WebFetch|WebSearch|Agent|Task):", action):
         return True
     if _INLINE.match(action) and not _WRITES_IN_CODE.search(action):
@@ -476,7 +483,10 @@ def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: 
         return None
     parts = []
     if files:
-        parts.append(LOOK_OPENING + ", ".join(list(files)[:MAX_LOOKED_FILES]) + _more(len(files) - MAX_LOOKED_FILES))
+        shown = list(files)[:MAX_LOOKED_FILES]
+        while len(shown) > 1 and sum(len(name) + 2 for name in shown) > MAX_LOOK_CHARS:
+            shown.pop()  # one line a model reads at a glance, not a listing
+        parts.append(LOOK_OPENING + ", ".join(shown) + _more(len(files) - len(shown)))
     if patterns:
         quoted = ", ".join(f"'{p}'" for p in list(patterns)[:MAX_LOOKED_FILES])
         parts.append(("search for " if files else "Search for ") + quoted)
