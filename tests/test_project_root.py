@@ -102,7 +102,7 @@ def test_a_session_in_a_subfolder_is_served_fresh_there_and_at_the_top_and_a_del
     memory = Memory(SQLiteStore(Path(env["MEMP_DB_PATH"])), FakeEmbedder())
     (procedure,) = memory.list_procedures(namespace=project_namespace(repo))
     memory.store.close()
-    assert any(step.startswith("Edit: backend/app.py: replace") for step in procedure.steps), procedure.steps
+    assert any(step.startswith("Change backend/app.py:\n") for step in procedure.steps), procedure.steps
 
     # A file that is truly gone is still named, from either folder; the edit of app.py still holds.
     (backend / "tests" / "test_app.py").unlink()
@@ -128,7 +128,7 @@ def test_a_procedure_recorded_relative_to_a_subfolder_before_this_change_reads_c
     memory.record(TASK, steps, "success", namespace=namespace, root=str(backend))
     (procedure,) = memory.list_procedures(namespace=namespace)
     memory.store.close()
-    assert procedure.steps[-1].startswith("Edit: app.py:")
+    assert procedure.steps[-1].startswith("Change app.py:\n")
     for cwd, session in ((backend, "s2"), (repo, "s3")):
         context = injected(tmp_path, env, cwd, session)
         assert "<procedure" in context and "Stale:" not in context, (cwd, context)
