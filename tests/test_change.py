@@ -214,3 +214,16 @@ def test_a_line_of_looks_and_print_only_snippets_is_a_probe_even_with_separators
         _steps((probe, "2 r.json\n1"), (writes, ""), ("Edit: a.py: replace 'A = 1' with 'A = 2'", "updated"))
     )
     assert steps == [f"Run `{writes.removeprefix('Bash: ')}`", "Change a.py:\n@@\n-A = 1\n+A = 2"]
+
+
+def test_a_recall_of_coding_work_sends_no_worked_example_its_run_is_one_call_away(tmp_path: Path) -> None:
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), FakeEmbedder())
+    steps = [
+        {"action": "Bash: cat app.py", "observation": "LIMIT = 1"},
+        {"action": "Edit: app.py: replace 'LIMIT = 1' with 'LIMIT = 2'", "observation": "updated"},
+        {"action": "Bash: pytest -q", "observation": "3 passed"},
+    ]
+    memory.record("raise the app limit to two", steps, "success")
+    (recalled,) = memory.recall("raise the app limit to two").procedures
+    assert recalled.steps[1] == "Change app.py:\n@@\n-LIMIT = 1\n+LIMIT = 2"
+    assert recalled.exemplar is None

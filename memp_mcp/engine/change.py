@@ -39,6 +39,8 @@ CREATE_OPENING = "Create "
 LOOK_OPENING = "Look at "
 REPRODUCE_OPENING = "Reproduce first: "
 CHECK_OPENING = "Check: "
+RUN_OPENING = "Run `"
+SEARCH_OPENING = "Search for "
 PATCH_CUT_NOTE = "[... the rest of the patch is in the source trajectory ...]"
 # Bounds that keep a procedure short: files shown one by one, commands kept, a scratch script's lines.
 MAX_CHANGED_FILES = 8
@@ -49,6 +51,19 @@ SCRATCH_SCRIPT_CHARS = 900
 
 _SKILLS_STEP = re.compile(r"^Skill: ([\w:., -]+)$")
 SKILLS_OPENING = "Load the skills "
+# How every step made here opens (a multi-line command is the command itself): a recall needs no worked
+# example that repeats them, the run is one get_procedure away (engine/recall.py).
+STEP_OPENINGS = (
+    CHANGE_OPENING,
+    CREATE_OPENING,
+    LOOK_OPENING,
+    REPRODUCE_OPENING,
+    CHECK_OPENING,
+    RUN_OPENING,
+    SEARCH_OPENING,
+    SKILLS_OPENING,
+    "# and ",
+)
 _TOOL_PREFIX = re.compile(r"^(?:Bash|bash|shell|sh|run):\s*")
 _QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 _REPLACEMENT = re.compile(rf"replace (?P<old>{_QUOTED}) with (?P<new>{_QUOTED})")
@@ -452,7 +467,7 @@ def _deliverable_commands(
             # Code stays code: the command as the step, what it stands for as a comment above it.
             steps.append((first, (f"# {more}\n" if more else "") + text.strip()))
         else:
-            steps.append((first, f"Run `{text.strip()}`" + (f" ({more})" if more else "")))
+            steps.append((first, f"{RUN_OPENING}{text.strip()}`" + (f" ({more})" if more else "")))
     return steps
 
 
@@ -489,7 +504,7 @@ def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: 
         parts.append(LOOK_OPENING + ", ".join(shown) + _more(len(files) - len(shown)))
     if patterns:
         quoted = ", ".join(f"'{p}'" for p in list(patterns)[:MAX_LOOKED_FILES])
-        parts.append(("search for " if files else "Search for ") + quoted)
+        parts.append(("search for " if files else SEARCH_OPENING) + quoted)
     return "; ".join(parts)
 
 

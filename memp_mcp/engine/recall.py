@@ -20,6 +20,7 @@ from memp_mcp.config import RetrieveStrategy
 from memp_mcp.embedding import Embedder
 from memp_mcp.engine.budget import fit
 from memp_mcp.engine.build import ABRIDGED_NOTE, LOOK_STEP_OPENINGS, REPRODUCES_NOTE
+from memp_mcp.engine.change import STEP_OPENINGS
 from memp_mcp.engine.freshness import check_many
 from memp_mcp.engine.inputs import check_task
 from memp_mcp.engine.model import ModelBinding
@@ -386,7 +387,8 @@ def _exemplar(trajectory: Trajectory, procedure_steps: Sequence[str]) -> list[Ex
 
 def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -> bool:
     """Whether the steps are the trajectory's own actions: kept as they were (their paths perhaps made
-    relative, so a step may be part of its action), folded reads of them, or abridged copies of them."""
+    relative, so a step may be part of its action), folded reads of them, abridged copies of them, or
+    what a coding run established (engine/change.py: its change, checks and commands)."""
     actions = {" ".join(s.action.split()) for s in trajectory_steps}
 
     def repeated(step: str) -> bool:
@@ -394,5 +396,6 @@ def _repeats(trajectory_steps: Sequence[Step], procedure_steps: Sequence[str]) -
         return text in actions or any(text in action for action in actions)
 
     return all(
-        step.startswith(LOOK_STEP_OPENINGS) or ABRIDGED_NOTE in step or repeated(step) for step in procedure_steps
+        step.startswith((*LOOK_STEP_OPENINGS, *STEP_OPENINGS)) or ABRIDGED_NOTE in step or repeated(step)
+        for step in procedure_steps
     )
