@@ -29,7 +29,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from memp_mcp.engine.actions import commands, is_looking, keeps_books, looked_at, only_submits, written_paths
+from memp_mcp.engine.actions import (
+    commands,
+    edit_target,
+    is_looking,
+    keeps_books,
+    looked_at,
+    only_submits,
+    written_paths,
+)
 from memp_mcp.engine.verdict import TEST_COMMAND, Verdict, never_ran, verdict
 from memp_mcp.models import Step
 
@@ -70,6 +78,8 @@ _REPLACEMENT = re.compile(rf"replace (?P<old>{_QUOTED}) with (?P<new>{_QUOTED})"
 _EDIT_TOOL = re.compile(r"^(?:Edit|MultiEdit): (?P<path>.+?): replace ")
 _WRITE_TOOL = re.compile(r"^Write: (?P<path>[^\n]+)(?:\n(?P<content>.*))?\Z", re.DOTALL)
 # `cat <<'EOF' > path`, `cat > path <<EOF`, `tee path <<EOF`: a file written from a heredoc.
+# An editor's line edit of the file it has open (SWE-agent: `edit 3:5`, the new lines, `end_of_edit`).
+_LINE_EDIT = re.compile(r"^edit \d+:\d+\n(?P<body>.*?)\n?\s*end_of_edit$", re.DOTALL)
 _HEREDOC_WRITE = re.compile(
     r"^\s*(?:cat\s*(?:<<-?\s*['\"]?(?P<tag1>\w+)['\"]?\s*>\s*(?P<path1>[^\s;&|]+)"
     r"|>\s*(?P<path2>[^\s;&|]+)\s*<<-?\s*['\"]?(?P<tag2>\w+)['\"]?)"
@@ -208,6 +218,7 @@ def _more(count: int) -> str:
 
 
 def _read_changes(run: _Run) -> None:
+    open_file: str | None = None  # the file an agent's editor has open ("open x.py", "create x.py")
     for index, (step, action) in enumerate(zip(run.steps, run.shell, strict=True)):
         if only_submits(action) or re.match(r"^\s*git\s+diff\b", action):
             if (step.observation or "").lstrip().startswith("diff --git"):
@@ -215,7 +226,19 @@ def _read_changes(run: _Run) -> None:
             continue
         if run.verdicts[index] != Verdict.WORKED:
             continue
-        if written := _WRITE_TOOL.match(step.action.strip()):
+        open_file = edit_target(action, open_file)
+        if re.match(r"^create\s+\S+$", action.strip()):
+            _wrote(run, index, action.split()[1], "")
+        elif (line_edit := _LINE_EDIT.match(action.strip())) and open_file:
+            # The editor names the file it changed in its answer ("[File: /repo/x.py (40 lines total)]").
+            shown = re.match(r"\[File: (\S+)", (step.observation or "").lstrip())
+            named = shown[1] if shown else open_file
+            change = _change(run, open_file if _same_path(open_file, named) else _known_spelling(run, named), index)
+            if change.content == "":
+                change.content = line_edit["body"]  # the first edit of a file the editor just created
+            else:
+                change.commands.append(action.strip())
+        elif written := _WRITE_TOOL.match(step.action.strip()):
             _wrote(run, index, written["path"].strip(), written["content"])
         elif edited := _EDIT_TOOL.match(step.action.strip()):
             change = _change(run, edited["path"], index)
@@ -314,6 +337,9 @@ def _read_patch(run: _Run) -> None:
     for number, match in enumerate(matches):
         end = matches[number + 1].start() if number + 1 < len(matches) else len(text)
         path = match["b"]
+        if "\n@@" not in text[match.start() : end]:
+            run.patch_cut = True  # a header with no hunk: the output was cut before this file's diff
+            continue
         change = run.changes.get(path) or _find_change(run, path) or FileChange(path, len(run.steps))
         run.changes.pop(change.path, None)
         change.path, change.patch = path, text[match.end() : end].strip("\n")
@@ -344,6 +370,11 @@ def _patch_complete(text: str) -> bool:
             elif line.startswith(" ") or line == "":
                 old, new = old - 1, new - 1
     return old <= 0 and new <= 0
+
+
+def _known_spelling(run: _Run, path: str) -> str:
+    """`path` as the run already named it, when it did (`/repo/x.py` is the `x.py` it created)."""
+    return next((known for known in run.changes if _same_path(known, path)), path)
 
 
 def _find_change(run: _Run, path: str) -> FileChange | None:
@@ -450,7 +481,14 @@ def _deliverable_commands(
         if _WRITE_TOOL.match(run.steps[index].action.strip()) or _EDIT_TOOL.match(run.steps[index].action.strip()):
             continue
         # A file's writes and rewrites are its change (or a scratch file's making); checks come last.
-        if _HEREDOC_WRITE.match(action) or action in rewriting or _is_probe(action, scratch) or _is_check(action):
+        if (
+            _HEREDOC_WRITE.match(action)
+            or _LINE_EDIT.match(action.strip())
+            or re.match(r"^create\s+\S+$", action.strip())
+            or action in rewriting
+            or _is_probe(action, scratch)
+            or _is_check(action)
+        ):
             continue
         if re.match(r"^\s*(?:cd|echo|printf|sleep|true|export|source)\b", action) and "&&" not in action:
             continue
