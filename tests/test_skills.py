@@ -193,16 +193,17 @@ def test_a_skill_written_by_hand_imports_from_its_own_folder(db: Path, tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("frontmatter", "problem"),
+    ("text", "problem"),
     [
-        ("name: NAME\n", "description is missing"),
-        ("description: d\n", "name is missing"),
-        ("name: NAME\ndescription: d\nmetadata: [1, 2]", "metadata must be a mapping"),
-        ("name: [unclosed\ndescription: d", "not valid YAML"),
+        ("---\nname: the-skill\n---\n1. step\n", "description is missing"),
+        ("---\nname: the-skill\ndescription: d\nmetadata: [1, 2]\n---\n1. step\n", "metadata must be a mapping"),
+        ("---\nname: the-skill\ndescription: d\n1. step\n", "not closed"),
+        ("# The skill\n\nNo frontmatter at all.\n", "does not start with YAML frontmatter"),
+        ("---\n- a list\n- not a mapping\n---\n1. step\n", "must be a mapping"),
     ],
 )
-def test_a_skill_that_cannot_be_named_or_found_imports_nothing(
-    db: Path, tmp_path: Path, frontmatter: str, problem: str
+def test_a_skill_that_cannot_be_imported_is_refused_with_its_reason_and_the_others_come_in(
+    db: Path, tmp_path: Path, text: str, problem: str
 ) -> None:
     root = tmp_path / "in"
     good = root / "good-one"
@@ -210,10 +211,21 @@ def test_a_skill_that_cannot_be_named_or_found_imports_nothing(
     (good / "SKILL.md").write_text("---\nname: good-one\ndescription: fine\n---\n1. do it\n")
     bad = root / "the-skill"
     bad.mkdir()
-    (bad / "SKILL.md").write_text("---\n" + frontmatter.replace("NAME", "the-skill") + "\n---\n1. step\n")
+    (bad / "SKILL.md").write_text(text)
     before = SQLiteStore(db).count_procedures()
     code, out = run("import", str(root))
-    assert code == 2 and "nothing imported" in out and problem in out, out
+    assert code == 1 and "imported 1 new procedure," in out and "refused:" in out and problem in out, out
+    assert str(bad / "SKILL.md") in out
+    assert SQLiteStore(db).count_procedures() == before + 1
+
+
+def test_a_folder_whose_every_skill_is_refused_imports_nothing(db: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "in" / "the-skill"
+    bad.mkdir(parents=True)
+    (bad / "SKILL.md").write_bytes(b"---\nname: the-skill\ndescription: \xff\xfe\n---\n")
+    before = SQLiteStore(db).count_procedures()
+    code, out = run("import", str(tmp_path / "in"))
+    assert code == 2 and "nothing imported" in out and "not UTF-8" in out, out
     assert SQLiteStore(db).count_procedures() == before
 
 
