@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-import memp_mcp.cli.bench_day  # noqa: F401  (registers `bench day` on bench_app)
+import memp_mcp.cli.bench_day
+import memp_mcp.cli.bench_skills  # noqa: F401  (registers `bench skills` on bench_app)
 from memp_mcp import __version__
 from memp_mcp.cli.bench import bench_app, demo
 from memp_mcp.cli.common import console
