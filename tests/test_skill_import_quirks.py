@@ -173,3 +173,13 @@ def test_the_line_by_line_reading_keeps_lists_and_mappings() -> None:
     assert fields["allowed-tools"] == ["Read", "Bash(git *)"]
     assert fields["metadata"] == {"owner": "team: a", "tier": "2"}
     assert parse_frontmatter(text)[0]["metadata"] == {"owner": "team: a", "tier": "2"}
+
+
+def test_bytecode_caches_beside_a_skill_are_not_part_of_it(memory: Memory, tmp_path: Path) -> None:
+    source = write_skill(tmp_path / "in", "scan", f"---\nname: scan\ndescription: Scan offline.\n---\n{BODY}")
+    (source / "scripts" / "__pycache__").mkdir(parents=True)
+    (source / "scripts" / "scan.py").write_text("print('scan')\n")
+    (source / "scripts" / "__pycache__" / "scan.cpython-312.pyc").write_bytes(b"\x00" * 64)
+    import_skills(memory, tmp_path / "in")
+    kept = memory.store.skill_of(memory.list_procedures()[0].id)
+    assert kept is not None and list(kept.files) == ["scripts/scan.py"]

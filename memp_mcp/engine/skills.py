@@ -393,7 +393,9 @@ def supporting_files(folder: Path) -> dict[str, str]:
         if path.is_symlink() or not path.is_file() or path == folder / SKILL_FILE:
             continue
         relative = path.relative_to(folder).as_posix()
-        if any(part.startswith(".") for part in relative.split("/")) or relative.endswith(".partial"):
+        # Hidden files and Python's bytecode caches are what running a skill's scripts left, not the skill.
+        parts = relative.split("/")
+        if any(part.startswith(".") or part == "__pycache__" for part in parts) or relative.endswith(".partial"):
             continue
         size = path.stat().st_size
         total += size
