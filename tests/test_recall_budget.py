@@ -246,3 +246,37 @@ def test_worked_examples_are_read_only_for_the_procedures_that_fit() -> None:
         placed[budget] = [p.exemplar is not None for p in lazy.procedures]
     assert len(placed[6_500]) < 10 and not any(placed[6_500])
     assert placed[100_000] == [True] * 10
+
+
+def test_a_long_first_procedure_leaves_room_for_the_next_two_to_be_seen() -> None:
+    """Imported skills have dozens of long steps: under the default budget the first three still show,
+    the best with a step to follow and the others at least as title, when-to-use and id, so an agent
+    can choose among them."""
+    procedures = [
+        RecalledProcedure(
+            id=pid,
+            title=f"Profile billing service {pid}",
+            when_to_use="Profiling the billing service under load. " + "Measure first. " * 8,
+            steps=[f"step {n}: " + "run the profiler and read the flame graph " * 40 for n in range(40)],
+            pitfalls=[],
+            relevance=0.9 - pid / 100,
+            retrieved_count=0,
+            success_count=0,
+            failure_count=0,
+            success_rate=None,
+            version=1,
+            source="skill",
+            author="skill:profile-billing",
+            source_trajectory_ids=[],
+        )
+        for pid in (1, 2, 3)
+    ]
+    fitted = fit(procedures, DEFAULT_RECALL_BUDGET, recall_cost, 600)
+    assert [p.id for p in fitted.procedures] == [1, 2, 3]
+    assert sum(recall_cost(p) for p in fitted.procedures) <= DEFAULT_RECALL_BUDGET - 600
+    best, *others = fitted.procedures
+    assert best.steps[0].startswith("step 0: run the profiler"), "the best one keeps a step to follow"
+    for other in others:
+        assert other.when_to_use.startswith("Profiling the billing") and other.steps == [
+            f"(40 steps: get_procedure({other.id}) has them)"
+        ]

@@ -3,8 +3,10 @@ and the tasks of the same families recalled against them.
 
 The dataset is laid out as `<root>/<family>/<variant>/instruction.md` (a task as a user asked it) and
 `<root>/skills/<source>/<family>/<name>/SKILL.md` (skills for those families, by several authors).
-Figures: how many skills became a procedure of their own; whether the round trip left each body and
-each file byte-identical; and how often a task's first recalled procedure is a skill of its own family.
+Figures: how many skills were found, became a procedure of their own, or were refused (and why); whether
+the round trip left each body and each file byte-identical; how often a task's first recalled procedure is
+a skill of its own family, how often one is among the first three, and how often one is among what a recall
+fitted to the answer budget still shows (as the MCP tool answers).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from memp_mcp.engine.memory import Memory
 from memp_mcp.engine.skills import SKILL_FILE, export_skills, find_skills, import_skills, read_skill
 from memp_mcp.models import MAX_TASK_CHARS
+from memp_mcp.server.render import recall_cost, recall_header
 from memp_mcp.store import SQLiteStore
 
 NAMESPACE = "skills"
@@ -27,34 +30,54 @@ NAMESPACE = "skills"
 class SkillsReport:
     skills: int = 0
     procedures: int = 0
+    refused: list[str] = field(default_factory=list)
     round_trip_identical: int = 0
     round_trip_differs: list[str] = field(default_factory=list)
     tasks: int = 0
     own_family_first: int = 0
+    own_family_in_three: int = 0
+    own_family_in_three_shown: int = 0
+    # Procedures the budgeted recalls showed in all, of those the unbudgeted ones found (at most three each).
+    shown: int = 0
+    found: int = 0
     nothing_recalled: int = 0
+    budget: int | None = None
     per_task: list[tuple[str, str, str | None, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "skills": self.skills,
             "procedures": self.procedures,
+            "refused": self.refused,
             "round_trip_identical": self.round_trip_identical,
             "round_trip_differs": self.round_trip_differs,
             "tasks": self.tasks,
             "own_family_first": self.own_family_first,
-            "own_family_first_rate": round(self.own_family_first / self.tasks, 3) if self.tasks else None,
+            "own_family_first_rate": self._rate(self.own_family_first),
+            "own_family_in_three": self.own_family_in_three,
+            "own_family_in_three_rate": self._rate(self.own_family_in_three),
+            "budget": self.budget,
+            "own_family_in_three_shown": self.own_family_in_three_shown,
+            "own_family_in_three_shown_rate": self._rate(self.own_family_in_three_shown),
+            "shown_under_budget": self.shown,
+            "found_in_three": self.found,
             "nothing_recalled": self.nothing_recalled,
         }
 
+    def _rate(self, count: int) -> float | None:
+        return round(count / self.tasks, 3) if self.tasks else None
 
-def run_skills_bench(dataset: Path, embedder: Any) -> SkillsReport:
-    """Every figure of the module docstring, on a private database and private folders."""
+
+def run_skills_bench(dataset: Path, embedder: Any, budget: int | None = None) -> SkillsReport:
+    """Every figure of the module docstring, on a private database and private folders. With a `budget`,
+    the first three are also counted as an agent sees them: what a recall fitted to that many
+    characters (priced as the MCP answer is) still shows."""
     skills_root = dataset / "skills"
-    report = SkillsReport(skills=len(find_skills(skills_root)))
+    report = SkillsReport(skills=len(find_skills(skills_root)), budget=budget)
     with tempfile.TemporaryDirectory(prefix="memp-bench-skills-") as tmp:
         work = Path(tmp)
         memory = Memory(SQLiteStore(work / "memory.db"), embedder, namespace=NAMESPACE)
-        import_skills(memory, skills_root, NAMESPACE)
+        report.refused = import_skills(memory, skills_root, NAMESPACE).refused
         report.procedures = memory.store.count_procedures(NAMESPACE)
         _round_trip(memory, skills_root, work, report)
         family_of: dict[int, str] = {}
@@ -69,7 +92,22 @@ def run_skills_bench(dataset: Path, embedder: Any) -> SkillsReport:
             first = family_of.get(found[0].id) if found else None
             report.tasks += 1
             report.own_family_first += first == family
+            report.own_family_in_three += any(family_of.get(p.id) == family for p in found[:3])
             report.nothing_recalled += not found
+            report.found += len(found[:3])
+            if budget is not None:
+                shown = memory.recall(
+                    task,
+                    3,
+                    namespace=NAMESPACE,
+                    wait_for_model=60.0,
+                    log=False,
+                    budget=budget,
+                    cost=recall_cost,
+                    overhead=len(recall_header("0" * 16, "vector+keyword")),
+                ).procedures
+                report.own_family_in_three_shown += any(family_of.get(p.id) == family for p in shown[:3])
+                report.shown += len(shown[:3])
             report.per_task.append((instruction.parent.name, family, first, found[0].title if found else "-"))
         memory.store.close()
     return report

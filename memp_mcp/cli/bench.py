@@ -484,45 +484,6 @@ def bench_multi_server(
         raise typer.Exit(1)
 
 
-@bench_app.command("skills")
-def bench_skills(
-    dataset: Annotated[
-        Path,
-        typer.Option(help="A folder with <family>/<variant>/instruction.md and skills/<source>/<family>/<name>/."),
-    ],
-    as_json: JsonFiguresOption = False,
-) -> None:
-    """Real Agent Skills kept whole: each imported as its own procedure, an export -> import -> export
-    round trip compared byte for byte, and how often a task gets a skill of its own family first."""
-    from memp_mcp.bench.skills import run_skills_bench
-    from memp_mcp.embedding import resolve_embedder
-
-    if not (dataset / "skills").is_dir():
-        fail(f"{dataset} has no skills/ folder (expected skills/<source>/<family>/<name>/SKILL.md)")
-    settings = settings_with()
-    try:
-        report = run_skills_bench(dataset, resolve_embedder(settings))
-    except MempError as exc:
-        fail(str(exc))
-    table = Table(title="First procedure recalled for each task (k=3)")
-    for column in ("task", "family", "first recalled", "title"):
-        table.add_column(column)
-    for task, family, first, title in report.per_task:
-        table.add_row(task, family, first or "(nothing)", title, style=None if first == family else "red")
-    console.print(table)
-    figures = report.as_dict()
-    console.print(
-        f"skills: {report.skills}, imported as procedures of their own: {report.procedures}\n"
-        f"round trip (export -> import -> export), body and files byte-identical: "
-        f"{report.round_trip_identical} of {report.skills}\n"
-        f"tasks whose first procedure is a skill of their own family: {report.own_family_first} of "
-        f"{report.tasks} ({figures['own_family_first_rate']:.0%}); nothing recalled for {report.nothing_recalled}",
-        highlight=False,
-    )
-    if as_json:
-        print(json.dumps(figures))
-
-
 def _lifelong_table(report: dict[str, Any]) -> Table:
     """The lifelong figures in 80 columns: short names, success per group as plain percentages."""
     table = Table(title=f"Lifelong: {report['episodes']} tasks (seed {report['seed']})", title_justify="left")

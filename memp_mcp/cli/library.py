@@ -97,7 +97,8 @@ def import_command(
         ),
     ] = None,
 ) -> None:
-    """Import a library or a folder of skills: everything is validated before anything is written."""
+    """Import a library or a folder of skills: everything is validated before anything is written. A
+    skill that cannot be imported is refused with its reason (exit code 1) and the others come in."""
     from memp_mcp.engine.library import import_library
     from memp_mcp.engine.skills import import_skills
 
@@ -133,6 +134,11 @@ def import_command(
 
     for note in report.notes:
         errors.print(Text.assemble(("note:", "cyan"), f" {one_line(note)}"), highlight=False, soft_wrap=True)
+    for refusal in report.refused:
+        errors.print(Text.assemble(("refused:", "red"), f" {one_line(refusal)}"), highlight=False, soft_wrap=True)
+    if report.refused:
+        # The others are imported; a script still learns that not everything came in.
+        raise typer.Exit(1)
 
 
 def migrate(

@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-# Imported for what they register on bench_app: `bench day` and `bench sessions`.
+# Imported for what they register on bench_app: `bench day`, `bench sessions` and `bench skills`.
 import memp_mcp.cli.bench_day
-import memp_mcp.cli.bench_sessions  # noqa: F401
+import memp_mcp.cli.bench_sessions
+import memp_mcp.cli.bench_skills  # noqa: F401
 from memp_mcp import __version__
 from memp_mcp.cli.bench import bench_app, demo
 from memp_mcp.cli.common import console

@@ -13,7 +13,8 @@
   lessons, imports), each rule a small named function.
 - imports.py: importing procedures written elsewhere through the same checks as a record or an edit;
   library.py (JSON Lines) and skills.py (SKILL.md folders) are the file formats on either side of it,
-  markdown.py the Markdown rendering and parsing of one procedure.
+  markdown.py the Markdown rendering and parsing of one procedure, frontmatter.py a SKILL.md's frontmatter
+  read as skill loaders read it.
 - build.py: the extractive builder (steps kept, pitfalls, placeholders); verdict.py reads one step
   (worked or failed, a command line or not).
 - scrub.py takes secrets and private spans out of what callers send, right after inputs.py checks it,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 # Smaller and smaller forms a procedure is tried in when it does not fit whole: (longest step or
-# pitfall kept, most pitfalls kept). The last form also keeps only the leading steps that fit.
+# pitfall kept, most pitfalls kept). The last form also keeps only the leading steps that fit, down
+# to none (its title, when-to-use and id, and how many steps get_procedure gives).
 ABRIDGED_FORMS = ((240, 5), (100, 2), (100, 0))
 ABRIDGED_MARK = " [...abridged]"
 # The exemplar is given whole or not at all: half a worked example misleads.
@@ -47,7 +48,9 @@ def abridge(procedure: P, text_chars: int, max_pitfalls: int, max_steps: int | N
     `max_pitfalls` pitfalls and (when given) `max_steps` steps, the last saying how many more there are."""
     old_steps, old_pitfalls = procedure.steps, procedure.pitfalls
     steps = [_cut(s, text_chars) for s in old_steps]
-    if max_steps is not None and max_steps < len(steps):
+    if max_steps == 0 and steps:
+        steps = [f"({len(steps)} steps: get_procedure({procedure.id}) has them)"]
+    elif max_steps is not None and max_steps < len(steps):
         steps = [*steps[:max_steps], f"(... {len(steps) - max_steps} more steps: get_procedure has them)"]
     pitfalls = [_cut(p, text_chars) for p in old_pitfalls[:max_pitfalls]]
     old_when = procedure.when_to_use
@@ -78,20 +81,36 @@ def fit(
     costs without any. `with_exemplar`, when given, adds a procedure's worked example (the
     procedures come without, as loading one costs a read): it is called only for the procedures
     placed, since the others cannot be given one. First each procedure, in rank order, is placed
-    in the largest of its abridged forms (no worked example; long texts cut, then fewer pitfalls, then only its leading
-    steps) that fits its fair share of the room left, or else the room left, until one does not
-    fit at all. Then, in rank order, each is given back as much of its steps and pitfalls as the
-    rest allows, and then, in rank order again, its worked example. So no worked example is sent
-    while a procedure that would fit abridged is left out.
+    in the largest of its abridged forms (no worked example; long texts cut, then fewer pitfalls,
+    then only its leading steps, then none: its title, when-to-use and id) that fits its fair share
+    of the room left, or else the room left less what the least forms of the procedures after it
+    need (as many as fit so), until one does not fit at all. Then, in rank order, each is given
+    back as much of its steps and pitfalls as the rest allows, and then, in rank order again, its
+    worked example. So no worked example is sent while a procedure that would fit abridged is left out.
     """
     reserve = 700  # for the note saying what was left out, sent in both renderings
     remaining = budget - base - reserve
     forms = [_Forms(p, cost) for p in procedures]
+    # The leading procedures whose least forms fit together are each shown at least so: the best one
+    # with its first step, the others as their title, when-to-use and id. A long first one cannot crowd
+    # out the next ones, which an agent choosing among them needs to see, nor they leave it no step.
+    headlines: list[int] = []
+    for index, procedure_forms in enumerate(forms):
+        least = procedure_forms.smallest() if index else procedure_forms.one_step()
+        if least is None or sum(headlines) + least[1] > remaining:
+            break
+        headlines.append(least[1])
     placed: list[P] = []
     sizes: list[int] = []
     for index, procedure_forms in enumerate(forms):
         share = remaining // (len(procedures) - index)
-        form = procedure_forms.largest_abridged(share) or procedure_forms.largest_abridged(remaining)
+        room = remaining - sum(headlines[index + 1 :])
+        # The best one is given a step to follow where any room allows it; its headline is the last resort.
+        form = (
+            procedure_forms.largest_abridged(min(share, room), headline=index > 0)
+            or procedure_forms.largest_abridged(room, headline=index > 0)
+            or procedure_forms.largest_abridged(room)
+        )
         if form is None:
             break
         placed.append(form[0])
@@ -139,14 +158,25 @@ class _Forms(Generic[P]):
             self._made[key] = (form, self.cost(form))
         return self._made[key]
 
-    def largest_abridged(self, room: int) -> tuple[P, int] | None:
-        """The largest abridged form that fits in `room` characters, and its cost; None if none does."""
+    def one_step(self) -> tuple[P, int] | None:
+        """The smallest form that keeps a step: the first one, abridged."""
+        return self.abridged(*ABRIDGED_FORMS[-1], max_steps=1) if self.procedure.steps else None
+
+    def smallest(self) -> tuple[P, int] | None:
+        """The smallest form: its title, when-to-use (abridged) and id, its steps left to get_procedure."""
+        return self.abridged(*ABRIDGED_FORMS[-1], max_steps=0) if self.procedure.steps else None
+
+    def largest_abridged(self, room: int, headline: bool = True) -> tuple[P, int] | None:
+        """The largest abridged form that fits in `room` characters, and its cost; None if none does.
+        Without `headline`, only forms that keep a step."""
         first = self.abridged(*ABRIDGED_FORMS[0])
         if first[1] <= room:
             return first
-        # The smallest form (its first step alone) decides at once whether any form fits.
+        # The form with its first step alone decides at once whether any form with a step fits; with
+        # none, the smallest form may still.
         if self.abridged(*ABRIDGED_FORMS[-1], max_steps=1)[1] > room:
-            return None
+            smallest = self.smallest() if headline else None
+            return smallest if smallest is not None and smallest[1] <= room else None
         for text_chars, max_pitfalls in ABRIDGED_FORMS[1:]:
             form = self.abridged(text_chars, max_pitfalls)
             if form[1] <= room:

@@ -153,8 +153,9 @@ def import_procedures(
                 candidate_of, declares_stats, twin = origin.id, False, None
             elif procedure.skill is not None:
                 # A skill is its own procedure: it merges with nothing but itself imported again,
-                # so two skills of one title (or one name, from two authors) stay two.
-                if found := store.procedures_with_skill(namespace, procedure.skill.name, procedure.skill.digest()):
+                # so two skills of one title (or one name, from two authors) stay two, and so do two
+                # copies of one skill in two places (one author's skill filed under two task families).
+                if found := _same_skill(store, namespace, procedure.skill):
                     if procedure.id is not None:
                         landed[procedure.id] = found[0]
                     unchanged += 1
@@ -243,6 +244,12 @@ def import_procedures(
         changes=changes,
         redacted=scrub.found,
     )
+
+
+def check_imported(procedure: ImportedProcedure) -> ImportedProcedure:
+    """One procedure held to the limits `import_procedures` holds every one to; InvalidInputError says
+    what is wrong. For a caller that refuses what fails one by one rather than the whole import."""
+    return _checked(1, procedure)
 
 
 def _checked(number: int, procedure: ImportedProcedure) -> ImportedProcedure:
@@ -344,6 +351,20 @@ def _same_task(store: Store, namespace: str, procedure: ImportedProcedure) -> Pr
         if (found.title, found.when_to_use) == (procedure.title, procedure.when_to_use):
             return found
     return None
+
+
+def _same_skill(store: Store, namespace: str, skill: SkillDocument) -> list[int]:
+    """The procedures of `namespace` imported from this very skill: the same content from the same place.
+    A folder is the same place when one path ends the other: the same tree imported from its root, then
+    from one of its folders, measures `author/family/pdf` and then `family/pdf`."""
+
+    def same_place(held: str) -> bool:
+        ours, theirs = skill.folder.split("/"), held.split("/")
+        shorter = min(len(ours), len(theirs))
+        return ours[len(ours) - shorter :] == theirs[len(theirs) - shorter :]
+
+    found = store.procedures_with_skill(namespace, skill.name, skill.digest())
+    return [pid for pid in found if (held := store.skill_of(pid)) is not None and same_place(held.folder)]
 
 
 def _exported_origin(store: Store, namespace: str, procedure: ImportedProcedure) -> Procedure | None:

@@ -167,3 +167,5 @@ class ImportReport(BaseModel):
     changes: list[str] = Field(default_factory=list)
     redacted: Redactions = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # Skills that could not be imported, each with its file and why; the others were imported.
+    refused: list[str] = Field(default_factory=list)
