@@ -99,6 +99,12 @@ def test_a_lead_in_before_a_numbered_list_makes_its_first_item_the_request() -> 
     assert title_from_task(task) == "Patch the relay"
 
 
+def test_a_last_word_that_an_issue_template_uses_as_a_heading_stays_in_a_request() -> None:
+    assert title_from_task("Write a summary") == "Write a summary"
+    assert title_from_task("Please explain the problem") == "Explain the problem"
+    assert title_from_task("Loader drops the last row Description") == "Loader drops the last row"
+
+
 def test_an_issue_that_states_a_problem_keeps_its_title_line() -> None:
     issue = (
         "Calendar export crashes when an event title contains an emoji\n"

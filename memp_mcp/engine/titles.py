@@ -58,9 +58,9 @@ _LABEL = re.compile(r"^(?:[A-Z][a-z]+(?: [A-Za-z][a-z]+)?|[A-Z]{2,}):\s*")
 # A short "Label: value" line of a form (Role, Duration, Environment): about the task, not the task.
 _LABEL_LINE = re.compile(r"^[A-Z][\w ]{0,20}:\s*(?:\S+\s*){0,6}$")
 # An issue template's section heading left at the end of a flattened title ("... Description").
+# Capitalised, as templates write them: "Write a summary" keeps its last word.
 _TRAILING_HEADING = re.compile(
-    r"\s+(?:description|summary|details|problem|steps to reproduce|expected behaviou?r|actual behaviou?r)\s*:?\s*$",
-    re.IGNORECASE,
+    r"\s+(?:Description|Summary|Details|Problem|Steps to reproduce|Expected behaviou?r|Actual behaviou?r)\s*:?\s*$"
 )
 _FLAT_TEMPLATE_HEADING = re.compile(r"\s+(?:Description|Summary|Details)\s*:?\s+(?=[A-Z])")
 _ISSUE_BODY = re.compile(r"^(?:Description|Summary|Details)\b")
