@@ -271,11 +271,12 @@ def test_a_flattened_instruction_is_titled_by_its_task_line_not_its_headings() -
         "Components ## Context In production data pipelines, initial prototypes and data cleaning logic are often "
         "developed by data scientists in Python."
     )
-    assert title_from_task(instruction) == "Cross-Language Refactoring — Scala Implementation of Data Preprocessing"
+    # The task line is over the limit: the title ends where its first phrase does, not mid-phrase.
+    assert title_from_task(instruction) == "Cross-Language Refactoring"
 
 
 def test_the_title_is_the_issues_title_without_its_template_heading() -> None:
-    assert title_from_task(TASK) == "Make URLValidator reject invalid characters in the username and password"
+    assert title_from_task(TASK) == "Make URLValidator reject invalid characters in the username"
     issue = (
         "<issue>\nQuerySet.only() after select_related() crash on proxy models.\nDescription\n\t\n"
         "When I optimize a query using select_related() and only() methods from the proxy model I encounter an "
@@ -294,11 +295,14 @@ def test_a_long_instruction_gets_a_short_title_that_is_not_its_first_words() -> 
         "- Package name\n- Installed version\n"
     )
     title = title_from_task(instruction)
-    assert title == "Perform a security audit to identify vulnerabilities in third-party"
+    assert title == "Perform a security audit to identify vulnerabilities"
     assert title_from_task(" ".join(instruction.split())) == title  # as a hook sends it, on one line
     assert not instruction.startswith(title[:20])
     when = when_to_use_from_task(instruction)
-    assert when.startswith("Tasks like: Perform a security audit") and len(when) <= 260
+    assert when == (
+        "When asked to perform a security audit to identify vulnerabilities in third-party dependencies; "
+        "involves package-lock.json."
+    )
     assert "/root" not in when
 
 
@@ -428,7 +432,8 @@ def test_an_issue_sent_with_its_lines_is_titled_by_its_first_line(tmp_path: Path
     result = memory.record(task, _run(FIX, TESTS_PASS), "success")
     assert result.procedure_id is not None
     procedure = memory.get_procedure(result.procedure_id).procedure
-    assert procedure.title == "Make URLValidator reject invalid characters in the username and password"
+    assert procedure.title == "Make URLValidator reject invalid characters in the username"
+    assert procedure.when_to_use.startswith("When asked to make URLValidator reject invalid characters")
 
 
 def test_under_vanilla_an_unresolved_run_builds_a_procedure_served_only_as_provisional(tmp_path: Path) -> None:
