@@ -515,18 +515,23 @@ def _one_line(action: str) -> str:
 
 
 def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: str) -> str | None:
-    """The files read before the change that the change (or what made the deliverable) names."""
+    """The files read before the change that the change (or what made the deliverable) names; when it
+    names none of them (a page written about the code it read), the files read, as the context it needed."""
     files: dict[str, None] = {}
     patterns: dict[str, None] = {}
+    read: dict[str, None] = {}
     for index in range(first_change):
         action = run.steps[index].action
         if not is_looking(action):
             continue
         looked, searched = looked_at(action)
+        read.update(dict.fromkeys(f for f in looked if "." in f.split(" (", 1)[0].rsplit("/", 1)[-1]))
         relevant = [f for f in looked if _named(f.split(" (", 1)[0], changed, named)]
         files.update(dict.fromkeys(relevant))
         # A search of a changed file found where to change it; other searches count when the work names them.
         patterns.update(dict.fromkeys(p for p in searched if len(p) >= 3 and (relevant or p in named)))
+    if not files:
+        files = {name: None for name in read if not any(_same_path(name, known) for known in changed)}
     # A file also named with the lines looked at needs no bare mention, nor a folder that holds one named.
     ranged = {name.split(" (", 1)[0] for name in files if " (" in name}
     files = {name: None for name in files if name not in ranged}
