@@ -227,3 +227,32 @@ def test_a_recall_of_coding_work_sends_no_worked_example_its_run_is_one_call_awa
     (recalled,) = memory.recall("raise the app limit to two").procedures
     assert recalled.steps[1] == "Change app.py:\n@@\n-LIMIT = 1\n+LIMIT = 2"
     assert recalled.exemplar is None
+
+
+def test_what_the_agent_said_before_its_calls_is_the_approach_in_its_own_words() -> None:
+    steps = [
+        Step(action="Read: src/conf.py", observation="...", thought="Let me look at the config."),
+        Step(
+            action="Edit: src/conf.py: replace 'RETRIES = 1' with 'RETRIES = 3'",
+            observation="updated",
+            thought="Now I have it. The client gives up after one retry because RETRIES is 1. "
+            "I'll raise `RETRIES` to 3 so transient errors are retried:",
+        ),
+    ]
+    built = coding_steps(steps)
+    assert built is not None
+    assert built[0] == (
+        "Approach: The client gives up after one retry because RETRIES is 1. "
+        "Raise `RETRIES` to 3 so transient errors are retried"
+    )
+    assert built[1:] == ["Look at src/conf.py", "Change src/conf.py:\n@@\n-RETRIES = 1\n+RETRIES = 3"]
+
+
+def test_the_transcript_reader_keeps_the_agents_words_before_a_call_as_its_thought_redacted() -> None:
+    from memp_mcp.hooks.transcript import call_step
+
+    key = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"  # a GitHub token shape, split for scanners
+    call = ToolCall("Bash", {"command": "pytest -q"}, "3 passed", answered=True, said=f"Run the tests with {key}.")
+    step = call_step(call)
+    assert step.thought is not None and step.thought.startswith("Run the tests with ") and key not in step.thought
+    assert call_step(ToolCall("Bash", {"command": "ls"}, "a", answered=True)).thought is None

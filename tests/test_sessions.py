@@ -454,3 +454,15 @@ def test_a_script_the_agent_ran_keeps_its_lines_into_the_procedure() -> None:
         built = memory.record("write the CVE report as CSV", [step], "success")
         stored = store.get_procedure(built.procedure_id or 0)
     assert any("\n    cvss = vuln.get('CVSS', {})" in s for s in stored.steps)
+
+
+def test_what_the_agent_wrote_before_a_call_is_kept_with_that_call_only() -> None:
+    turn = read_last_turn(FIXTURES / "skills_and_tool_search.jsonl")
+    assert turn is not None
+    said = [(call.name, call.said) for call in turn.calls if call.said]
+    assert said == [
+        ("ToolSearch", "Now I have all the guidance I need. Let me start the audit."),
+        ("Bash", "Trivy and the offline DB are ready. Running the scan now."),
+    ]
+    steps = turn_steps(turn)
+    assert [s.thought for s in steps if s.thought] == ["Trivy and the offline DB are ready. Running the scan now."]

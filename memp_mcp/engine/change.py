@@ -59,6 +59,13 @@ SCRATCH_SCRIPT_CHARS = 900
 
 _SKILLS_STEP = re.compile(r"^Skill: ([\w:., -]+)$")
 SKILLS_OPENING = "Load the skills "
+APPROACH_OPENING = "Approach: "
+MAX_APPROACH_CHARS = 500
+_APPROACH_MIN_WORDS = 6
+_SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z`\"'(])|\n+")
+# Openings that only hand over to the next call, and the announcing words of a sentence that says what it does.
+_FILLER = re.compile(r"^(?:(?:now|ok|okay|good|great|perfect|excellent|done|alright|so)\b[,.!:]?\s*)+", re.IGNORECASE)
+_NARRATION = re.compile(r"^(?:(?:first|next|then),?\s+)?(?:let me|let's|i'll|i will|i'm going to)\s+", re.IGNORECASE)
 # How every step made here opens (a multi-line command is the command itself): a recall needs no worked
 # example that repeats them, the run is one get_procedure away (engine/recall.py).
 STEP_OPENINGS = (
@@ -70,6 +77,7 @@ STEP_OPENINGS = (
     RUN_OPENING,
     SEARCH_OPENING,
     SKILLS_OPENING,
+    APPROACH_OPENING,
     "# and ",
 )
 _TOOL_PREFIX = re.compile(r"^(?:Bash|bash|shell|sh|run):\s*")
@@ -161,6 +169,8 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
         + [command for c in changed.values() for command in c.commands]
     )
     out: list[tuple[int, str]] = []
+    if approach := _approach(run.steps):
+        out.append((-3, approach))
     if where := _where(run, first_change, changed, named):
         out.append((-2, where))
     if reproduction:
@@ -174,6 +184,25 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     if check := _check(run, first_change, reproduction_at, changed, scratch, named):
         out.append((len(steps), check))
     return [text for _, text in sorted(out, key=lambda item: item[0])]
+
+
+def _approach(steps: Sequence[Step]) -> str | None:
+    """What the agent said it was doing, in its own words (the text before its calls, which the
+    transcript reader keeps as each step's thought): what it found and what it chose, in order, as
+    one short step. Filler ("Let me check", "Perfect!") and sentences of a few words go."""
+    sentences: dict[str, None] = {}
+    for step in steps:
+        for sentence in _SENTENCE.split(step.thought or ""):
+            # "Now let me read each file to categorize it" says what it did: "Read each file to categorize it".
+            sentence = _NARRATION.sub("", _FILLER.sub("", sentence.strip())).strip().rstrip(":")
+            if len(sentence.split()) >= _APPROACH_MIN_WORDS:
+                sentences[sentence[0].upper() + sentence[1:]] = None
+    text = ""
+    for sentence in sentences:
+        if len(text) + len(sentence) + 1 > MAX_APPROACH_CHARS:
+            break
+        text = f"{text} {sentence}".strip()
+    return APPROACH_OPENING + text if text else None
 
 
 def _one_per_command(changes: list[FileChange]) -> list[FileChange]:

@@ -98,6 +98,7 @@ class ToolCall:
     result: str = ""
     is_error: bool = False
     answered: bool = False
+    said: str = ""  # what the agent wrote just before the call (its plan for it), if anything
 
     @property
     def command(self) -> str:
@@ -164,6 +165,7 @@ def read_last_turn(path: Path) -> Turn | None:
     turn: Turn | None = None
     calls: dict[str, ToolCall] = {}
     subagent_prompts: set[str] = set()
+    said = ""  # the agent's last text before its next tool call
     for raw in raw_lines:
         entry = _json(raw)
         if entry is None or entry.get("isMeta") or entry.get("isSidechain") or entry.get("isCompactSummary"):
@@ -190,8 +192,11 @@ def read_last_turn(path: Path) -> Turn | None:
         elif entry.get("type") == "assistant" and turn is not None and isinstance(content, list):
             turn.model = _str(message.get("model")) or turn.model
             for block in content:
+                if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+                    said = block["text"]
                 if isinstance(block, dict) and block.get("type") == "tool_use" and isinstance(block.get("name"), str):
                     call = ToolCall(block["name"], block["input"] if isinstance(block.get("input"), dict) else {})
+                    call.said, said = said, ""
                     calls[str(block.get("id"))] = call
                     turn.calls.append(call)
                     if call.name in SUBAGENT_TOOLS and isinstance(call.input.get("prompt"), str):
@@ -286,6 +291,7 @@ def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
 # How much of a written file and of each side of an edit an action keeps (the stored run keeps
 # them; the procedure abridges them with a pointer to it).
 MAX_WRITTEN_CHARS = 40_000
+MAX_SAID_CHARS = 600
 MAX_EDIT_CHARS = 8_000
 
 
@@ -339,9 +345,12 @@ def call_step(call: ToolCall) -> Step:
     if call.is_error and call.command and (found := EXIT_CODE.match(observation)):
         # The code goes in its field; the output that follows is what the command said.
         exit_code, observation = int(found.group(1)), observation[found.end() :]
+    # The agent's words before the call say why it made it: the builder reads them for the approach.
+    thought = redact(_clip(" ".join(call.said.split()), MAX_SAID_CHARS)).text if call.said.strip() else None
     return Step(
         action=action,
         observation=observation,
+        thought=thought,
         ok=False if call.is_error and exit_code is None else None,
         exit_code=exit_code,
     )
