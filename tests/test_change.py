@@ -243,7 +243,7 @@ def test_what_the_agent_said_before_its_calls_is_the_approach_in_its_own_words()
     assert built is not None
     assert built[0] == (
         "Approach: The client gives up after one retry because RETRIES is 1. "
-        "Raise `RETRIES` to 3 so transient errors are retried"
+        "Raise `RETRIES` to 3 so transient errors are retried."
     )
     assert built[1:] == ["Look at src/conf.py", "Change src/conf.py:\n@@\n-RETRIES = 1\n+RETRIES = 3"]
 

@@ -65,6 +65,11 @@ _APPROACH_MIN_WORDS = 6
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z`\"'(])|\n+")
 # Openings that only hand over to the next call, and the announcing words of a sentence that says what it does.
 _FILLER = re.compile(r"^(?:(?:now|ok|okay|good|great|perfect|excellent|done|alright|so)\b[,.!:]?\s*)+", re.IGNORECASE)
+# A sentence that only says the agent now knows, and one that only says it will look around.
+_NO_FINDING = re.compile(
+    r"^(?:i (?:now )?(?:have|see|understand|know|get)|i've (?:got|found|seen)|that's|this is)\b", re.I
+)
+_LOOKING_VERB = re.compile(r"^(?:explore|check|look|read|verify|examine|inspect|gather|search|find|review|see)\b", re.I)
 _NARRATION = re.compile(r"^(?:(?:first|next|then),?\s+)?(?:let me|let's|i'll|i will|i'm going to)\s+", re.IGNORECASE)
 # How every step made here opens (a multi-line command is the command itself): a recall needs no worked
 # example that repeats them, the run is one get_procedure away (engine/recall.py).
@@ -195,8 +200,13 @@ def _approach(steps: Sequence[Step]) -> str | None:
         for sentence in _SENTENCE.split(step.thought or ""):
             # "Now let me read each file to categorize it" says what it did: "Read each file to categorize it".
             sentence = _NARRATION.sub("", _FILLER.sub("", sentence.strip())).strip().rstrip(":")
-            if len(sentence.split()) >= _APPROACH_MIN_WORDS:
-                sentences[sentence[0].upper() + sentence[1:]] = None
+            if len(sentence.split()) < _APPROACH_MIN_WORDS or _NO_FINDING.match(sentence):
+                continue
+            # Looking around says nothing unless it names what it looks at ("Read `conf.py` for the retries").
+            if _LOOKING_VERB.match(sentence) and "`" not in sentence:
+                continue
+            sentence = sentence[0].upper() + sentence[1:]
+            sentences[sentence if sentence[-1] in ".!?" else sentence + "."] = None
     text = ""
     for sentence in sentences:
         if len(text) + len(sentence) + 1 > MAX_APPROACH_CHARS:
