@@ -282,7 +282,7 @@ def _read_changes(run: _Run) -> None:
         elif edited := _EDIT_TOOL.match(step.action.strip()):
             change = _change(run, edited["path"], index)
             for replacement in _REPLACEMENT.finditer(step.action):
-                old, new = _literal(replacement["old"]), _literal(replacement["new"])
+                old, new = quoted_text(replacement["old"]), quoted_text(replacement["new"])
                 if old is not None and new is not None:
                     _apply_edit(change, old, new)
         elif heredoc := _HEREDOC_WRITE.match(action):
@@ -350,7 +350,8 @@ def _apply_edit(change: FileChange, old: str, new: str) -> None:
     change.hunks.append((old, new))
 
 
-def _literal(quoted: str) -> str | None:
+def quoted_text(quoted: str) -> str | None:
+    """The text of a Python string literal as the transcript reader writes an edit's sides, or None."""
     try:
         value = ast.literal_eval(quoted)
     except (ValueError, SyntaxError):

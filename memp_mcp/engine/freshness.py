@@ -24,7 +24,6 @@ that still works.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
-from memp_mcp.engine.change import CHANGE_OPENING, CREATE_OPENING
+from memp_mcp.engine.change import CHANGE_OPENING, CREATE_OPENING, quoted_text
 from memp_mcp.project import project_root, work_tree_files, work_tree_git_dir
 
 READ_BYTES_PER_FILE = 256 * 1024
@@ -97,7 +96,9 @@ def citations(step: str) -> list[Citation]:
     text = step.strip()
     edit = EDIT.match(text)
     if edit:
-        return [Citation(edit["path"], "edits", _literal(edit["old"]), _literal(edit["new"]) if edit["new"] else None)]
+        return [
+            Citation(edit["path"], "edits", quoted_text(edit["old"]), quoted_text(edit["new"]) if edit["new"] else None)
+        ]
     change = CHANGE.match(text)
     if change:
         if change["verb"] == CREATE_OPENING:
@@ -142,14 +143,6 @@ def _hunks(step: str) -> list[tuple[str, str]]:
         elif removed or added:
             done = True
     return found
-
-
-def _literal(quoted: str) -> str | None:
-    try:
-        value = ast.literal_eval(quoted)
-    except (ValueError, SyntaxError):
-        return None
-    return value if isinstance(value, str) else None
 
 
 def _paths(text: str) -> list[str]:
