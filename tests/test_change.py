@@ -256,3 +256,19 @@ def test_the_transcript_reader_keeps_the_agents_words_before_a_call_as_its_thoug
     step = call_step(call)
     assert step.thought is not None and step.thought.startswith("Run the tests with ") and key not in step.thought
     assert call_step(ToolCall("Bash", {"command": "ls"}, "a", answered=True)).thought is None
+
+
+def test_files_given_the_same_change_are_one_step_that_shows_it_once() -> None:
+    same = "replace '@Inject Config config' with '@Inject(useInput = false) Config config'"
+    steps = coding_steps(
+        _steps(
+            (f"Edit: src/a/First.java: {same}", "updated"),
+            (f"Edit: src/b/Second.java: {same}", "updated"),
+            ("Edit: src/c/Other.java: replace 'int x = 1;' with 'int x = 2;'", "updated"),
+        )
+    )
+    assert steps == [
+        "Change src/a/First.java, Second.java (the same change in each):\n@@\n"
+        "-@Inject Config config\n+@Inject(useInput = false) Config config",
+        "Change src/c/Other.java:\n@@\n-int x = 1;\n+int x = 2;",
+    ]

@@ -181,10 +181,11 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     if reproduction:
         out.append((-1, reproduction))
     ordered = _one_per_command(sorted(changed.values(), key=lambda c: c.first))
-    out += [(change.first, _render_change(change)) for change in ordered[:MAX_CHANGED_FILES]]
-    if len(ordered) > MAX_CHANGED_FILES:
-        rest = [c.path for c in ordered[MAX_CHANGED_FILES:]]
-        out.append((ordered[MAX_CHANGED_FILES].first, f"Also change {', '.join(rest[:12])}" + _more(len(rest) - 12)))
+    rendered = _same_change_once([(change, _render_change(change)) for change in ordered])
+    out += rendered[:MAX_CHANGED_FILES]
+    if len(rendered) > MAX_CHANGED_FILES:
+        rest = [text.split("\n", 1)[0].rstrip(":") for _, text in rendered[MAX_CHANGED_FILES:]]
+        out.append((rendered[MAX_CHANGED_FILES][0], "Also: " + "; ".join(rest[:12]) + _more(len(rest) - 12)))
     out += commands
     if check := _check(run, first_change, reproduction_at, changed, scratch, named):
         out.append((len(steps), check))
@@ -213,6 +214,28 @@ def _approach(steps: Sequence[Step]) -> str | None:
             break
         text = f"{text} {sentence}".strip()
     return APPROACH_OPENING + text if text else None
+
+
+def _same_change_once(rendered: list[tuple[FileChange, str]]) -> list[tuple[int, str]]:
+    """Files given the same change (the same lines taken out and put in, whatever the context) as one
+    step that shows it once and names them all: "apply this to every file like it" is the know-how."""
+    groups: dict[tuple[str, ...], list[tuple[FileChange, str]]] = {}
+    for change, text in rendered:
+        changed_lines = tuple(
+            line.strip() for line in text.split("\n")[1:] if line.startswith(("-", "+")) and line[1:].strip()
+        )
+        key = changed_lines if changed_lines and (change.hunks or change.patch) else (text,)
+        groups.setdefault(key, []).append((change, text))
+    steps = []
+    for group in groups.values():
+        first, text = group[0]
+        if len(group) > 1:
+            # The first path whole, the others by name: where they are is one search away.
+            names = [group[0][0].path] + [change.path.rsplit("/", 1)[-1] for change, _ in group[1:]]
+            label = f"{CHANGE_OPENING}{', '.join(names[:8])}{_more(len(names) - 8)} (the same change in each):"
+            text = label + "\n" + text.split("\n", 1)[1]
+        steps.append((first.first, text))
+    return steps
 
 
 def _one_per_command(changes: list[FileChange]) -> list[FileChange]:

@@ -27,7 +27,9 @@ INJECTION_CHARS = 2_000
 _INJECTED_CODE_LINE_CHARS = 160
 _INJECTED_CODE_CHARS = 1_000  # one code step alone; several share the room
 # A step's label line ("Create x.py:", "Change a/b.py (written whole):"), shown above its code.
-_LABEL = re.compile(r"^[A-Z][\w ]{1,40}(?: [^\s`]+)?(?: \([\w ]+\))?:$")
+_LABEL = re.compile(r"^[A-Z][\w ]{1,40} [^`]{1,1200}:$")
+# The line the builder leaves where it abridged a step: the count of lines left out says as much.
+_CUT_LINE = re.compile(r"^\[\.\.\. .* cut here; .*\]$")
 # Lines that define something (functions, classes, constants, rules) and lines that only import.
 _DEFINITION = re.compile(
     r"^(?:export\s+|public\s+|private\s+|protected\s+|static\s+|final\s+|async\s+|abstract\s+|sealed\s+|case\s+)*"
@@ -342,7 +344,7 @@ def _injected_step(step: str, code_chars: int = _INJECTED_CODE_CHARS) -> str:
         fence = code_fence("\n".join(shown))  # longer than any run of backticks in what it holds
         left = [f"[... {len(code) - count} more lines]"] if count < len(code) else []
         block = "\n".join([fence, *shown, *left, fence])
-        if len(label) + len(block) <= code_chars or count == 1:
+        if len(block) <= code_chars or count == 1:  # the label is clipped on its own
             return label + block
     return clean(step, 240)  # not reached: a step with a line break has a line
 
@@ -355,7 +357,7 @@ def _telling_lines(code: list[str], count: int) -> list[str]:
     diff = code[0].startswith("@@")
 
     def weight(line: str) -> int:
-        if _NOISE_LINE.match(line) or (diff and line.startswith("@@")):
+        if _NOISE_LINE.match(line) or (diff and line.startswith("@@")) or _CUT_LINE.match(line):
             return 0
         if diff:
             return 3 if line.startswith(("-", "+")) else 1
