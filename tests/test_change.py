@@ -268,7 +268,19 @@ def test_files_given_the_same_change_are_one_step_that_shows_it_once() -> None:
         )
     )
     assert steps == [
-        "Change src/a/First.java, Second.java (the same change in each):\n@@\n"
+        "Change src/a/First.java, src/b/Second.java (the same change in each):\n@@\n"
         "-@Inject Config config\n+@Inject(useInput = false) Config config",
         "Change src/c/Other.java:\n@@\n-int x = 1;\n+int x = 2;",
     ]
+
+
+def test_a_file_whose_part_of_the_final_diff_was_cut_off_is_still_named() -> None:
+    cut = PATCH + "diff --git a/tests/test_core.py b/tests/test_core.py\nindex 3..4 100644\n"
+    steps = coding_steps(
+        _steps(
+            ("sed -i 's/total < cap/total <= cap/' pkg/core.py", OK),
+            ("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached", cut),
+        )
+    )
+    assert steps is not None and steps[0].startswith("Change pkg/core.py:\n@@ -1,3 +1,3 @@")
+    assert steps[1] == "Change tests/test_core.py (the rest of the patch is in the source trajectory)"

@@ -132,6 +132,7 @@ class FileChange:
     commands: list[str] = field(default_factory=list)  # shell commands that rewrote it in place
     patch: str | None = None  # its part of the run's final diff
     created: bool = False
+    cut: bool = False  # named by a final diff whose text was cut before this file's part
 
 
 @dataclass
@@ -230,8 +231,7 @@ def _same_change_once(rendered: list[tuple[FileChange, str]]) -> list[tuple[int,
     for group in groups.values():
         first, text = group[0]
         if len(group) > 1:
-            # The first path whole, the others by name: where they are is one search away.
-            names = [group[0][0].path] + [change.path.rsplit("/", 1)[-1] for change, _ in group[1:]]
+            names = [change.path for change, _ in group]
             label = f"{CHANGE_OPENING}{', '.join(names[:8])}{_more(len(names) - 8)} (the same change in each):"
             text = label + "\n" + text.split("\n", 1)[1]
         steps.append((first.first, text))
@@ -401,7 +401,11 @@ def _read_patch(run: _Run) -> None:
         end = matches[number + 1].start() if number + 1 < len(matches) else len(text)
         path = match["b"]
         if "\n@@" not in text[match.start() : end]:
-            run.patch_cut = True  # a header with no hunk: the output was cut before this file's diff
+            # A header with no hunk: the output was cut before this file's diff. The file is changed all
+            # the same; what else the run shows of it stands.
+            run.patch_cut = True
+            if _find_change(run, path) is None:
+                run.changes[path] = FileChange(path, len(run.steps), cut=True)
             continue
         change = run.changes.get(path) or _find_change(run, path) or FileChange(path, len(run.steps))
         run.changes.pop(change.path, None)
@@ -688,6 +692,8 @@ def _render_change(change: FileChange) -> str:
         if "\n" in command.strip():
             return f"{CHANGE_OPENING}{change.path}:\n{command.strip()}"
         return f"{CHANGE_OPENING}{change.path}: `{command.strip()}`"
+    if change.cut:
+        return f"{CHANGE_OPENING}{change.path} ({PATCH_CUT_NOTE.strip('[]. ')})"
     return f"{CHANGE_OPENING}{change.path}"
 
 
