@@ -15,8 +15,12 @@
   library.py (JSON Lines) and skills.py (SKILL.md folders) are the file formats on either side of it,
   markdown.py the Markdown rendering and parsing of one procedure, frontmatter.py a SKILL.md's frontmatter
   read as skill loaders read it.
-- build.py: the extractive builder (steps kept, pitfalls, placeholders); verdict.py reads one step
-  (worked or failed, a command line or not).
+- build.py: the extractive builder (steps kept, pitfalls, placeholders); change.py what a coding run
+  established (the change per file, the reproduction, the commands, the check, where to look, the
+  approach in the agent's words), which build.py uses for runs that changed files; verdict.py reads one
+  step (worked or failed, a command line or not); actions.py what a shell line or a tool call does;
+  titles.py the title and when-to-use of a task, mentions.py the files, formats and tools it names.
+- worked_example.py: the run behind a procedure, unabridged and bounded, for get_procedure.
 - scrub.py takes secrets and private spans out of what callers send, right after inputs.py checks it,
   and personal data out of titles and when-to-use; scan.py finds (and redacts) secrets already stored
   and refuses them at export.
