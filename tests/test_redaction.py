@@ -207,6 +207,13 @@ def test_stop_hook_stores_no_secret_nor_private_span_from_the_transcript(tmp_pat
     for text, value in corpus.values():
         long_output = "x" * 30_000 + f" token {value} " + "y" * 30_000  # cut in the middle by the reader
         transcript.tool("Bash", {"command": text, "description": "set up"}, f"ok {value}\n{long_output}")
+    for text, value in corpus.values():
+        # What the hooks now keep whole: the agent's words before a call, a written file, an edit's sides.
+        transcript.say(f"Next I set the key {value} in the config.")
+        config = str(project / "config.py")
+        transcript.tool("Write", {"file_path": config, "content": f"KEY = '{value}'\n{text}\n"}, "File created")
+        edit = {"file_path": config, "old_string": f"KEY = '{value}'", "new_string": f"KEY = env('{value}')"}
+        transcript.tool("Edit", edit, "The file has been updated.")
     transcript.tool("Bash", {"command": "pytest -q"}, "<private>internal host build-7</private>\n3 passed")
     memories = FreshMemories(settings)
     base = {"session_id": "s1", "transcript_path": str(transcript.path), "cwd": str(project)}
@@ -218,6 +225,29 @@ def test_stop_hook_stores_no_secret_nor_private_span_from_the_transcript(tmp_pat
     assert b"build-7" not in stored and b"call Ann" not in stored
     states = b"".join(p.read_bytes() for p in settings.db_path.parent.rglob("*.json"))
     assert_no_secret(states, corpus)
+
+
+def test_a_secret_a_command_printed_is_taken_out_where_the_turn_repeats_it_bare(tmp_path: Path) -> None:
+    from memp_mcp.hooks.transcript import read_last_turn, turn_steps
+
+    corpus = secret_corpus(5)
+    transcript = Transcript(tmp_path / "t.jsonl", "s1", tmp_path)
+    transcript.prompt("move the settings out of the env file")
+    for text, value in corpus.values():
+        transcript.tool("Bash", {"command": "cat .env"}, text)  # recognisable here, by its context
+        transcript.say(f"The value is {value}; I will move it.")
+        edit = {
+            "file_path": str(tmp_path / "settings.py"),
+            "old_string": "KEY = None",
+            "new_string": f"KEY = '{value}'",
+        }
+        transcript.tool("Edit", edit, "The file has been updated.")
+    turn = read_last_turn(transcript.path)
+    assert turn is not None
+    kept = "\n".join(f"{s.action}\n{s.observation}\n{s.thought}" for s in turn_steps(turn))
+    assert "KEY = '" in kept and "I will move it" in kept
+    leaked = [name for name, (_, value) in corpus.items() if value in kept]
+    assert not leaked, leaked
 
 
 runner = CliRunner()

@@ -301,24 +301,36 @@ def _clip(text: str, limit: int) -> str:
 
 def describe_result(call: ToolCall, known: Mapping[str, str] | None = None) -> str:
     """What the call returned, kept short: the head and the tail (where test summaries and errors are)."""
+    return _result_and_secrets(call, known)[0]
+
+
+def _result_and_secrets(call: ToolCall, known: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """describe_result's text, and the secret values taken out of it (memory only)."""
     text = call.result.strip()
+    found: dict[str, str] = {}
+
+    def redacted(part: str) -> str:
+        result = redact(part, known)
+        found.update(result.values)
+        return result.text
+
     if call.is_error and (refusal := _refusal(text)):
-        return redact(refusal, known).text
+        return redacted(refusal), found
     half = OBSERVATION_CHARS // 2
     if len(text) > OBSERVATION_CHARS + 2 * CUT_MARGIN:
         # Each kept end is redacted with a margin beyond the cut, so that a secret, a key block or a
         # <private> span across the cut is still recognised whole; the middle is never read.
-        head = redact(text[: half + CUT_MARGIN], known).text[:half]
-        tail = redact(text[-(half + CUT_MARGIN) :], known).text[-half:]
+        head = redacted(text[: half + CUT_MARGIN])[:half]
+        tail = redacted(text[-(half + CUT_MARGIN) :])[-half:]
         text = head + f"\n[... {len(text) - 2 * half} characters ...]\n" + tail
     else:
-        text = redact(text, known).text
+        text = redacted(text)
         if len(text) > OBSERVATION_CHARS:
             text = text[:half] + f"\n[... {len(text) - 2 * half} characters ...]\n" + text[-half:]
     if call.is_error and not call.command:
         # A tool that refused the call (an edit whose text was not found, a file that does not exist).
-        return "Error: " + text if text else "Error"
-    return text if call.answered or call.is_error else "(no result: the call was interrupted)"
+        return ("Error: " + text if text else "Error"), found
+    return (text if call.answered or call.is_error else "(no result: the call was interrupted)"), found
 
 
 def _refusal(text: str) -> str | None:
@@ -335,31 +347,40 @@ def _refusal(text: str) -> str | None:
 
 
 def call_step(call: ToolCall) -> Step:
+    return _step_and_secrets(call)[0]
+
+
+def _step_and_secrets(call: ToolCall) -> tuple[Step, Mapping[str, str]]:
     """The call as a trajectory step. A shell command that exited non-zero carries its exit code, not
     an "Error:" label: a failing test run is a check that failed (perhaps on purpose, to reproduce a
     bug), which the builder tells apart from an action that was refused by what the output says."""
     exit_code = None
     # Secrets the call was given, taken out of its output too, where they may come back bare.
     action, given = _action_and_secrets(call)
-    observation = describe_result(call, given)
+    observation, shown = _result_and_secrets(call, given)
     if call.is_error and call.command and (found := EXIT_CODE.match(observation)):
         # The code goes in its field; the output that follows is what the command said.
         exit_code, observation = int(found.group(1)), observation[found.end() :]
     # The agent's words before the call say why it made it: the builder reads them for the approach.
-    thought = redact(_clip(" ".join(call.said.split()), MAX_SAID_CHARS)).text if call.said.strip() else None
-    return Step(
+    said = redact(_clip(" ".join(call.said.split()), MAX_SAID_CHARS), given) if call.said.strip() else None
+    step = Step(
         action=action,
         observation=observation,
-        thought=thought,
+        thought=said.text if said else None,
         ok=False if call.is_error and exit_code is None else None,
         exit_code=exit_code,
     )
+    return step, {**given, **shown, **(said.values if said else {})}
 
 
 def turn_steps(turn: Turn) -> list[Step]:
     """The turn's tool calls as trajectory steps (the client's bookkeeping and memp's own calls left out), at
     most MAX_STEPS, latest kept."""
-    steps = [call_step(call) for call in turn.work_calls][-MAX_STEPS:]
+    made = [_step_and_secrets(call) for call in turn.work_calls][-MAX_STEPS:]
+    # A secret recognised anywhere in the turn (a key in a command, in the prompt) is taken out of every
+    # step, where it may come back bare (written into a file, quoted in an edit, said by the agent).
+    known = {**redact(turn.prompt).values, **{v: k for _, found in made for v, k in found.items()}}
+    steps = [_without(step, known) for step, _ in made] if known else [step for step, _ in made]
     # The skills the agent loaded are know-how a later session can load too: one step names them (the
     # builder keeps them apart from the work; engine/change.py).
     skills = [
@@ -372,6 +393,17 @@ def turn_steps(turn: Turn) -> list[Step]:
     if skills:
         steps.insert(0, Step(action="Skill: " + ", ".join(dict.fromkeys(skills)), observation=None))
     return steps[-MAX_STEPS:]
+
+
+def _without(step: Step, known: Mapping[str, str]) -> Step:
+    """The step with every secret value of `known` it holds replaced by its placeholder."""
+    fields = {"action": step.action, "observation": step.observation, "thought": step.thought}
+    changed = {
+        name: redact(text, known).text
+        for name, text in fields.items()
+        if text and any(value in text for value in known)
+    }
+    return step.model_copy(update=changed) if changed else step
 
 
 def turn_task(turn: Turn) -> str:
