@@ -284,3 +284,21 @@ def test_a_file_whose_part_of_the_final_diff_was_cut_off_is_still_named() -> Non
     )
     assert steps is not None and steps[0].startswith("Change pkg/core.py:\n@@ -1,3 +1,3 @@")
     assert steps[1] == "Change tests/test_core.py (the rest of the patch is in the source trajectory)"
+
+
+def test_a_turn_that_wrote_many_large_files_is_kept_within_what_a_record_accepts(tmp_path: Path) -> None:
+    from memp_mcp.engine.inputs import check_steps
+    from memp_mcp.hooks.transcript import MAX_TURN_CHARS, read_last_turn, turn_steps
+    from tests.claude_code_session import Transcript
+
+    transcript = Transcript(tmp_path / "t.jsonl", "s1", tmp_path)
+    transcript.prompt("generate the fixtures")
+    for n in range(80):
+        content = f"# fixture {n}\n" + "ROW = 'x' * 80\n" * 2_600  # about 39,000 characters each
+        transcript.tool("Write", {"file_path": f"/r/fixture_{n}.py", "content": content}, "File created")
+    turn = read_last_turn(transcript.path)
+    assert turn is not None
+    steps = turn_steps(turn)
+    assert len(steps) == 80 and all(s.action.startswith("Write: /r/fixture_") for s in steps)
+    assert sum(len(s.action) + len(s.observation or "") for s in steps) <= MAX_TURN_CHARS
+    check_steps([s.model_dump() for s in steps])  # accepted: no size error

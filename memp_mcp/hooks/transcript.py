@@ -291,6 +291,8 @@ def _action_and_secrets(call: ToolCall) -> tuple[str, Mapping[str, str]]:
 # How much of a written file and of each side of an edit an action keeps (the stored run keeps
 # them; the procedure abridges them with a pointer to it).
 MAX_WRITTEN_CHARS = 40_000
+# A turn's text in all, well inside what a record accepts (models.MAX_TRAJECTORY_CHARS).
+MAX_TURN_CHARS = 2_000_000
 MAX_SAID_CHARS = 600
 MAX_EDIT_CHARS = 8_000
 
@@ -381,6 +383,7 @@ def turn_steps(turn: Turn) -> list[Step]:
     # step, where it may come back bare (written into a file, quoted in an edit, said by the agent).
     known = {**redact(turn.prompt).values, **{v: k for _, found in made for v, k in found.items()}}
     steps = [_without(step, known) for step, _ in made] if known else [step for step, _ in made]
+    steps = _within_turn_budget(steps)
     # The skills the agent loaded are know-how a later session can load too: one step names them (the
     # builder keeps them apart from the work; engine/change.py).
     skills = [
@@ -393,6 +396,17 @@ def turn_steps(turn: Turn) -> list[Step]:
     if skills:
         steps.insert(0, Step(action="Skill: " + ", ".join(dict.fromkeys(skills)), observation=None))
     return steps[-MAX_STEPS:]
+
+
+def _within_turn_budget(steps: list[Step]) -> list[Step]:
+    """The steps, their longest actions clipped when the turn's text would pass MAX_TURN_CHARS (a session
+    that wrote many large files): the turn is recorded, never refused for its size."""
+    total = sum(len(s.action) + len(s.observation or "") + len(s.thought or "") for s in steps)
+    if total <= MAX_TURN_CHARS:
+        return steps
+    rest = sum(len(s.observation or "") + len(s.thought or "") for s in steps)
+    share = max(MAX_ACTION_CHARS, (MAX_TURN_CHARS - rest) // max(1, len(steps)))
+    return [s.model_copy(update={"action": _clip(s.action, share)}) if len(s.action) > share else s for s in steps]
 
 
 def _without(step: Step, known: Mapping[str, str]) -> Step:
