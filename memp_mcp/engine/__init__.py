@@ -17,7 +17,8 @@
   read as skill loaders read it.
 - build.py: the extractive builder (steps kept, pitfalls, placeholders); change.py what a coding run
   established (the change per file, the reproduction, the commands, the check, where to look, the
-  approach in the agent's words), which build.py uses for runs that changed files; verdict.py reads one
+  approach in the agent's words), which build.py uses for runs that changed files, from what
+  run_changes.py reads of each file's net change (its edits, what was written, the final diff); verdict.py reads one
   step (worked or failed, a command line or not); actions.py what a shell line or a tool call does;
   titles.py the title and when-to-use of a task, mentions.py the files, formats and tools it names.
 - worked_example.py: the run behind a procedure, unabridged and bounded, for get_procedure.

@@ -23,20 +23,31 @@ builder's pitfalls (build.py). Runs that change no file (a text world's moves) a
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from memp_mcp.engine.actions import (
     commands,
-    edit_target,
     is_looking,
     keeps_books,
     looked_at,
     only_submits,
     written_paths,
+)
+from memp_mcp.engine.run_changes import (
+    EDIT_TOOL,
+    HEREDOC_WRITE,
+    LINE_EDIT,
+    REMOVED,
+    TOOL_PREFIX,
+    WRITE_TOOL,
+    WRITES_IN_CODE,
+    FileChange,
+    Run,
+    read_changes,
+    same_path,
+    scratch_files,
 )
 from memp_mcp.engine.verdict import TEST_COMMAND, Verdict, never_ran, verdict
 from memp_mcp.models import Step
@@ -85,19 +96,6 @@ STEP_OPENINGS = (
     APPROACH_OPENING,
     "# and ",
 )
-_TOOL_PREFIX = re.compile(r"^(?:Bash|bash|shell|sh|run):\s*")
-_QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
-_REPLACEMENT = re.compile(rf"replace (?P<old>{_QUOTED}) with (?P<new>{_QUOTED})")
-_EDIT_TOOL = re.compile(r"^(?:Edit|MultiEdit): (?P<path>.+?): replace ")
-_WRITE_TOOL = re.compile(r"^Write: (?P<path>[^\n]+)(?:\n(?P<content>.*))?\Z", re.DOTALL)
-# `cat <<'EOF' > path`, `cat > path <<EOF`, `tee path <<EOF`: a file written from a heredoc.
-# An editor's line edit of the file it has open (SWE-agent: `edit 3:5`, the new lines, `end_of_edit`).
-_LINE_EDIT = re.compile(r"^edit \d+:\d+\n(?P<body>.*?)\n?\s*end_of_edit$", re.DOTALL)
-_HEREDOC_WRITE = re.compile(
-    r"^\s*(?:cat\s*(?:<<-?\s*['\"]?(?P<tag1>\w+)['\"]?\s*>\s*(?P<path1>[^\s;&|]+)"
-    r"|>\s*(?P<path2>[^\s;&|]+)\s*<<-?\s*['\"]?(?P<tag2>\w+)['\"]?)"
-    r"|tee\s+(?P<path3>[^\s;&|-][^\s;&|]*)\s*<<-?\s*['\"]?(?P<tag3>\w+)['\"]?)"
-)
 # A program run on a script file: `python3 x.py`, `bash run.sh`, `node x.js`, `./x.sh`.
 _SCRIPT_RUN = re.compile(
     r"(?:^|&&|;|\|)\s*(?:(?:python3?|py|bash|sh|zsh|node|ruby|perl|php|deno run|bun|npx tsx|tsx)\s+(?:-\S+\s+)*"
@@ -105,64 +103,28 @@ _SCRIPT_RUN = re.compile(
 )
 _LEADING_CD = re.compile(r"^\s*cd\s+\S+\s*&&\s*")
 _INLINE = re.compile(r"^\s*(?:python3?|node|ruby|perl)\s+-[ce]\b")
-# Snippets and scripts that write something (a file, a document, a chart): not a probe.
-_WRITES_IN_CODE = re.compile(
-    r"\.write(?:_text|_bytes)?\(|\bopen\([^)]*['\"][wa]b?\+?['\"]|\.save\(|\.savefig\(|\.to_(?:csv|json|excel|parquet)\("
-    r"|json\.dump\(|shutil\.\w+\(|os\.(?:rename|replace|remove|makedirs|mkdir)\(|\.mkdir\(|\.rename\(|\.unlink\("
-)
 # Checks besides test runners: builds and linters (as the command's program), and a test script run.
 _CHECK_COMMAND = re.compile(
     r"^\s*(?:\S+/)?(?:mvn|gradlew?|make|cargo\s+build|go\s+(?:build|vet)|tsc|npm\s+run\s+build|ruff|mypy|flake8|eslint)\b"
 )
 _TEST_SCRIPT = re.compile(r"(?:^|/)(?:run)?tests?[\w-]*\.\w+$|_tests?\.\w+$")
-_DIFF_FILE = re.compile(r"^diff --git a/(?P<a>\S+) b/(?P<b>\S+)$", re.MULTILINE)
-_REMOVED = frozenset("rm unlink".split())
 # Commands that make or move files: work with no code (sorting files, unpacking) is done with these.
 _FILE_OPERATIONS = frozenset("mv cp mkdir touch ln tar unzip zip gunzip rsync install".split())
-
-
-@dataclass
-class FileChange:
-    """How the run changed one file: written whole, edited, rewritten by a command, or shown by a patch."""
-
-    path: str
-    first: int  # the step that first changed it
-    content: str | None = None  # as written (later edits applied), when the run wrote it whole
-    hunks: list[tuple[str, str]] = field(default_factory=list)  # (old, new) text replaced by edit tools
-    commands: list[str] = field(default_factory=list)  # shell commands that rewrote it in place
-    patch: str | None = None  # its part of the run's final diff
-    created: bool = False
-    cut: bool = False  # named by a final diff whose text was cut before this file's part
-
-
-@dataclass
-class _Run:
-    """One coding run read step by step."""
-
-    steps: Sequence[Step]
-    verdicts: list[Verdict]
-    shell: list[str]  # each action without its tool prefix
-    changes: dict[str, FileChange] = field(default_factory=dict)
-    written: dict[str, list[int]] = field(default_factory=dict)  # files the run wrote from nothing, by step
-    deleted: dict[str, int] = field(default_factory=dict)
-    outputs: set[str] = field(default_factory=set)  # files commands wrote through a redirect or tee
-    patch: str | None = None
-    patch_cut: bool = False
 
 
 def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     """The steps of a coding run as the module docstring describes, or None when the run changed no file."""
     steps = [s for s in steps if not (keeps_books(s.action) or never_ran(s))]
-    run = _Run(steps, [verdict(s) for s in steps], [_TOOL_PREFIX.sub("", s.action.strip()) for s in steps])
-    _read_changes(run)
-    scratch = _scratch_files(run)
+    run = Run(steps, [verdict(s) for s in steps], [TOOL_PREFIX.sub("", s.action.strip()) for s in steps])
+    read_changes(run)
+    scratch = scratch_files(run)
     changed = {path: change for path, change in run.changes.items() if path not in scratch}
     operations = [i for i, action in enumerate(run.shell) if run.verdicts[i] == Verdict.WORKED and _operates(action)]
     if not changed and not operations:
         return None
     # The project's change starts with its first edit: the run's own scripts (written, then run) come before.
     ran = {path for action in run.shell for path in _runs_script(action)}
-    own = {path for path in changed if path in run.written and any(_same_path(path, r) for r in ran)}
+    own = {path for path in changed if path in run.written and any(same_path(path, r) for r in ran)}
     first_change = min(
         [c.first for p, c in changed.items() if p not in own] or [c.first for c in changed.values()] or operations
     )
@@ -279,194 +241,6 @@ def _more(count: int) -> str:
 # -- reading the run ------------------------------------------------------------------------
 
 
-def _read_changes(run: _Run) -> None:
-    open_file: str | None = None  # the file an agent's editor has open ("open x.py", "create x.py")
-    for index, (step, action) in enumerate(zip(run.steps, run.shell, strict=True)):
-        if only_submits(action) or re.match(r"^\s*git\s+diff\b", action):
-            if (step.observation or "").lstrip().startswith("diff --git"):
-                run.patch = step.observation
-            continue
-        if run.verdicts[index] != Verdict.WORKED:
-            continue
-        open_file = edit_target(action, open_file)
-        if re.match(r"^create\s+\S+$", action.strip()):
-            _wrote(run, index, action.split()[1], "")
-        elif (line_edit := _LINE_EDIT.match(action.strip())) and open_file:
-            # The editor names the file it changed in its answer ("[File: /repo/x.py (40 lines total)]").
-            shown = re.match(r"\[File: (\S+)", (step.observation or "").lstrip())
-            named = shown[1] if shown else open_file
-            change = _change(run, open_file if _same_path(open_file, named) else _known_spelling(run, named), index)
-            if change.content == "":
-                change.content = line_edit["body"]  # the first edit of a file the editor just created
-            else:
-                change.commands.append(action.strip())
-        elif written := _WRITE_TOOL.match(step.action.strip()):
-            _wrote(run, index, written["path"].strip(), written["content"])
-        elif edited := _EDIT_TOOL.match(step.action.strip()):
-            change = _change(run, edited["path"], index)
-            for replacement in _REPLACEMENT.finditer(step.action):
-                old, new = quoted_text(replacement["old"]), quoted_text(replacement["new"])
-                if old is not None and new is not None:
-                    _apply_edit(change, old, new)
-        elif heredoc := _HEREDOC_WRITE.match(action):
-            path = heredoc["path1"] or heredoc["path2"] or heredoc["path3"]
-            tag = heredoc["tag1"] or heredoc["tag2"] or heredoc["tag3"]
-            _wrote(run, index, path, _heredoc_body(action, tag))
-        else:
-            _shell_changes(run, index, action)
-    if run.patch:
-        _read_patch(run)
-
-
-def _wrote(run: _Run, index: int, path: str, content: str | None) -> None:
-    # A file the run read or changed before it wrote it whole existed: it is rewritten, not created.
-    existed = (path in run.changes and not run.changes[path].created) or any(
-        is_looking(run.steps[i].action)
-        and any(_same_path(path, f.split(" (", 1)[0]) for f in looked_at(run.steps[i].action)[0])
-        for i in range(index)
-    )
-    change = _change(run, path, index)
-    change.content, change.hunks, change.created = content, [], not existed or change.created
-    if change.created:
-        run.written.setdefault(path, []).append(index)
-    run.deleted.pop(path, None)
-
-
-def _shell_changes(run: _Run, index: int, action: str) -> None:
-    first_line = action.split("\n", 1)[0]
-    for command in re.split(r"&&|\|\||;", first_line):
-        tokens = command.split()
-        if tokens and tokens[0] in _REMOVED:
-            for path in (t for t in tokens[1:] if not t.startswith("-")):
-                run.deleted[path] = index
-    outputs = written_paths(action, in_place=False)
-    run.outputs.update(outputs)
-    # Only files changed in place are changes (`sed -i`); a command's output file is what it produced.
-    rewritten = [path for path in written_paths(action) if path not in outputs]
-    if not rewritten and "\n" in action and _WRITES_IN_CODE.search(action):
-        # An inline script that rewrites files (`python - <<EOF ... open(p, 'w')`): the files it names.
-        rewritten = [p for p in re.findall(r"['\"]([\w./-]+\.\w{1,8})['\"]", action) if p in run.changes or "/" in p]
-    for path in rewritten:
-        if path in ("/dev/null",) or path.startswith("/tmp/"):
-            continue
-        change = _change(run, path, index)
-        if change.content is None:
-            change.commands.append(action)
-
-
-def _change(run: _Run, path: str, index: int) -> FileChange:
-    if path not in run.changes:
-        run.changes[path] = FileChange(path, index)
-    return run.changes[path]
-
-
-def _apply_edit(change: FileChange, old: str, new: str) -> None:
-    """An edit folded into what is known of the file: into its content, into an earlier edit it redoes,
-    or as a hunk of its own."""
-    if change.content is not None and old in change.content:
-        change.content = change.content.replace(old, new, 1)
-        return
-    for position, (earlier_old, earlier_new) in enumerate(change.hunks):
-        if old and old in earlier_new:
-            change.hunks[position] = (earlier_old, earlier_new.replace(old, new, 1))
-            return
-    change.hunks.append((old, new))
-
-
-def quoted_text(quoted: str) -> str | None:
-    """The text of a Python string literal as the transcript reader writes an edit's sides, or None."""
-    try:
-        value = ast.literal_eval(quoted)
-    except (ValueError, SyntaxError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _heredoc_body(action: str, tag: str) -> str:
-    lines = action.split("\n")[1:]
-    body: list[str] = []
-    for line in lines:
-        if line.strip() == tag:
-            break
-        body.append(line)
-    return "\n".join(body)
-
-
-def _read_patch(run: _Run) -> None:
-    """The final diff, per file: it is the net change, whatever the commands before it did."""
-    text = run.patch or ""
-    run.patch_cut = not _patch_complete(text)
-    matches = list(_DIFF_FILE.finditer(text))
-    for number, match in enumerate(matches):
-        end = matches[number + 1].start() if number + 1 < len(matches) else len(text)
-        path = match["b"]
-        if "\n@@" not in text[match.start() : end]:
-            # A header with no hunk: the output was cut before this file's diff. The file is changed all
-            # the same; what else the run shows of it stands.
-            run.patch_cut = True
-            if _find_change(run, path) is None:
-                run.changes[path] = FileChange(path, len(run.steps), cut=True)
-            continue
-        change = run.changes.get(path) or _find_change(run, path) or FileChange(path, len(run.steps))
-        run.changes.pop(change.path, None)
-        change.path, change.patch = path, text[match.end() : end].strip("\n")
-        change.created = "\nnew file mode" in text[match.start() : end]
-        run.changes[path] = change
-
-
-_HUNK_HEADER = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-
-
-def _patch_complete(text: str) -> bool:
-    """Whether the diff ends where its last hunk says it does (an observation may be cut short)."""
-    lines = text.rstrip("\n").split("\n")
-    old = new = 0
-    for line in lines:
-        if header := _HUNK_HEADER.match(line):
-            if old > 0 or new > 0:
-                return False  # the hunk before this one ended early
-            old, new = int(header[1] or 1), int(header[2] or 1)
-        elif line.startswith("diff --git"):
-            if old > 0 or new > 0:
-                return False
-        elif old > 0 or new > 0:
-            if line.startswith("-"):
-                old -= 1
-            elif line.startswith("+"):
-                new -= 1
-            elif line.startswith(" ") or line == "":
-                old, new = old - 1, new - 1
-    return old <= 0 and new <= 0
-
-
-def _known_spelling(run: _Run, path: str) -> str:
-    """`path` as the run already named it, when it did (`/repo/x.py` is the `x.py` it created)."""
-    return next((known for known in run.changes if _same_path(known, path)), path)
-
-
-def _find_change(run: _Run, path: str) -> FileChange | None:
-    """The change recorded under another spelling of the same path (`./x.py`, `/repo/x.py`)."""
-    for known, change in run.changes.items():
-        if known.lstrip("./").endswith(path) or path.endswith(known.lstrip("./")):
-            return change
-    return None
-
-
-def _scratch_files(run: _Run) -> set[str]:
-    """Files the run wrote for itself and did not keep: deleted later, or left out of its final diff."""
-    made = dict.fromkeys(run.outputs, -1) | {path: indexes[-1] for path, indexes in run.written.items()}
-    scratch = {path for path, at in made.items() if path in run.deleted and run.deleted[path] > at}
-    if run.patch and not run.patch_cut:
-        in_patch = {m["b"] for m in _DIFF_FILE.finditer(run.patch)}
-        scratch |= {path for path in [*run.changes, *run.outputs] if not any(_same_path(path, p) for p in in_patch)}
-    return scratch
-
-
-def _same_path(one: str, other: str) -> bool:
-    one, other = one.removeprefix("./"), other.removeprefix("./")
-    return one == other or one.endswith("/" + other) or other.endswith("/" + one)
-
-
 # -- the steps ------------------------------------------------------------------------------
 
 
@@ -487,7 +261,7 @@ def _is_probe(action: str, scratch: set[str]) -> bool:
     """An inspection whose output was only read: a look, an inline snippet that writes nothing, a scratch
     script's run or its removal."""
     action = _LEADING_CD.sub("", action)
-    if not _WRITES_IN_CODE.search(action) and not written_paths(action):
+    if not WRITES_IN_CODE.search(action) and not written_paths(action):
         # A line of looks and print-only snippets (`wc -c r.json && python3 -c "..."`, `cat f | python3 -c`).
         first_line = action.split("\n", 1)[0]
         parts = commands(first_line) if "\n" not in action else re.split(r"&&|\|", first_line)
@@ -495,16 +269,16 @@ def _is_probe(action: str, scratch: set[str]) -> bool:
             return True
     if is_looking(action) or re.match(r"^\s*(?:Read|Grep|Glob|LS|WebFetch|WebSearch|Agent|Task):", action):
         return True
-    if _INLINE.match(action) and not _WRITES_IN_CODE.search(action):
+    if _INLINE.match(action) and not WRITES_IN_CODE.search(action):
         return True
     ran = _runs_script(action) + written_paths(action, in_place=False)
-    if ran and all(any(_same_path(path, s) for s in scratch) for path in ran):
+    if ran and all(any(same_path(path, s) for s in scratch) for path in ran):
         return True
     tokens = action.split()
-    return bool(tokens) and tokens[0] in _REMOVED and all(t in scratch for t in tokens[1:] if not t.startswith("-"))
+    return bool(tokens) and tokens[0] in REMOVED and all(t in scratch for t in tokens[1:] if not t.startswith("-"))
 
 
-def _reproduction(run: _Run, scratch: set[str], first_change: int) -> tuple[str | None, int | None, str | None]:
+def _reproduction(run: Run, scratch: set[str], first_change: int) -> tuple[str | None, int | None, str | None]:
     """The run's first way of seeing the problem (a check that failed before the change and later
     passed, else a command run before the change and run again after it), its step, and the script
     of the run's own that it shows whole."""
@@ -514,7 +288,7 @@ def _reproduction(run: _Run, scratch: set[str], first_change: int) -> tuple[str 
     ]
     for index in candidates:
         action = run.shell[index]
-        if _HEREDOC_WRITE.match(action) or written_paths(action) or not (_runs_script(action) or _is_check(action)):
+        if HEREDOC_WRITE.match(action) or written_paths(action) or not (_runs_script(action) or _is_check(action)):
             continue
         again = [j for j in range(first_change, len(run.steps)) if run.shell[j] == action]
         if not again or not any(run.verdicts[j] == Verdict.WORKED for j in again):
@@ -522,7 +296,7 @@ def _reproduction(run: _Run, scratch: set[str], first_change: int) -> tuple[str 
         text = f"{REPRODUCE_OPENING}`{_one_line(action)}`"
         text += " (fails before the change)" if run.verdicts[index] == Verdict.CHECK_FAILED else " (before the change)"
         for path in _runs_script(action)[:1]:
-            source = next((c for p, c in run.changes.items() if _same_path(p, path) and p in run.written), None)
+            source = next((c for p, c in run.changes.items() if same_path(p, path) and p in run.written), None)
             if source and source.content:
                 body = source.content.strip("\n")
                 if len(body) > SCRATCH_SCRIPT_CHARS:
@@ -535,7 +309,7 @@ def _reproduction(run: _Run, scratch: set[str], first_change: int) -> tuple[str 
 
 
 def _deliverable_commands(
-    run: _Run, scratch: set[str], changed: dict[str, FileChange], reproduction_at: int | None
+    run: Run, scratch: set[str], changed: dict[str, FileChange], reproduction_at: int | None
 ) -> list[tuple[int, str]]:
     """Commands that did the work besides editing files, consecutive ones of one kind kept once."""
     rewriting = {command for change in run.changes.values() for command in change.commands}
@@ -545,12 +319,12 @@ def _deliverable_commands(
             continue
         if reproduction_at is not None and action == run.shell[reproduction_at]:
             continue  # the reproduction, and its runs after the change: the check
-        if _WRITE_TOOL.match(run.steps[index].action.strip()) or _EDIT_TOOL.match(run.steps[index].action.strip()):
+        if WRITE_TOOL.match(run.steps[index].action.strip()) or EDIT_TOOL.match(run.steps[index].action.strip()):
             continue
         # A file's writes and rewrites are its change (or a scratch file's making); checks come last.
         if (
-            _HEREDOC_WRITE.match(action)
-            or _LINE_EDIT.match(action.strip())
+            HEREDOC_WRITE.match(action)
+            or LINE_EDIT.match(action.strip())
             or re.match(r"^create\s+\S+$", action.strip())
             or action in rewriting
             or _is_probe(action, scratch)
@@ -581,7 +355,7 @@ def _one_line(action: str) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: str) -> str | None:
+def _where(run: Run, first_change: int, changed: dict[str, FileChange], named: str) -> str | None:
     """The files read before the change that the change (or what made the deliverable) names; when it
     names none of them (a page written about the code it read), the files read, as the context it needed."""
     files: dict[str, None] = {}
@@ -598,7 +372,7 @@ def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: 
         # A search of a changed file found where to change it; other searches count when the work names them.
         patterns.update(dict.fromkeys(p for p in searched if len(p) >= 3 and (relevant or p in named)))
     if not files:
-        files = {name: None for name in read if not any(_same_path(name, known) for known in changed)}
+        files = {name: None for name in read if not any(same_path(name, known) for known in changed)}
     # A file also named with the lines looked at needs no bare mention, nor a folder that holds one named.
     ranged = {name.split(" (", 1)[0] for name in files if " (" in name}
     files = {name: None for name in files if name not in ranged}
@@ -621,7 +395,7 @@ def _where(run: _Run, first_change: int, changed: dict[str, FileChange], named: 
 def _named(path: str, changed: dict[str, FileChange], named: str) -> bool:
     if not path or path in (".", "/"):
         return False
-    if any(_same_path(path, known) or known.startswith(path.rstrip("/") + "/") for known in changed):
+    if any(same_path(path, known) or known.startswith(path.rstrip("/") + "/") for known in changed):
         return True
     tail = path.rstrip("/").rsplit("/", 1)[-1]
     # A folder counts in work that only moves files; in a change of files, the files themselves are named.
@@ -630,11 +404,11 @@ def _named(path: str, changed: dict[str, FileChange], named: str) -> bool:
 
 def _runs_only(action: str, scratch: set[str]) -> bool:
     ran = _runs_script(action)
-    return bool(ran) and all(any(_same_path(path, s) for s in scratch) for path in ran)
+    return bool(ran) and all(any(same_path(path, s) for s in scratch) for path in ran)
 
 
 def _check(
-    run: _Run,
+    run: Run,
     first_change: int,
     reproduction_at: int | None,
     changed: dict[str, FileChange],
@@ -668,7 +442,7 @@ def _check(
                 dict.fromkeys(
                     f
                     for f in looked
-                    if _named(f, {}, named) and not any(_same_path(f, known) for known in changed) and f not in scratch
+                    if _named(f, {}, named) and not any(same_path(f, known) for known in changed) and f not in scratch
                 )
             )
     if produced:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
-from memp_mcp.engine.change import CHANGE_OPENING, CREATE_OPENING, quoted_text
+from memp_mcp.engine.change import CHANGE_OPENING, CREATE_OPENING
+from memp_mcp.engine.run_changes import quoted_text
 from memp_mcp.project import project_root, work_tree_files, work_tree_git_dir
 
 READ_BYTES_PER_FILE = 256 * 1024
