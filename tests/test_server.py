@@ -147,6 +147,13 @@ async def test_record_recall_report_round_trip(client: Client) -> None:
     procedure = detail.structured_content["procedure"]
     assert procedure["version"] == 2 and "unlock the cabinet before putting anything in it" in procedure["pitfalls"]
     assert [v["version"] for v in detail.structured_content["history"]] == [1]
+    assert detail.structured_content.get("worked_example") is None
+    # On request, the run it was built from, over the wire: every step, and the text says so.
+    example = await client.call_tool("get_procedure", {"procedure_id": best["id"], "worked_example": True})
+    run = example.structured_content["worked_example"]
+    assert run["trajectory_id"] == recorded.structured_content["trajectory_id"] and run["outcome"] == "success"
+    assert [s["action"] for s in run["steps"]] == [s["action"] for s in CLEAN_SOAP]
+    assert "## Worked example (trajectory #" in text_of(example)
 
 
 async def test_management_tools(client: Client) -> None:
