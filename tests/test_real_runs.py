@@ -168,7 +168,8 @@ def test_code_keeps_its_line_breaks_and_indentation_in_the_procedure_and_its_ren
     recalled = memory.recall("URLValidator accepts invalid characters in the username").procedures[0]
     assert "```\n" + SCRIPT_KEPT + "\n```" in render_recalled(recalled)
     injected = render_injection([recalled], "r1", "default")
-    assert "\n    'http://foo/bar@example.com',\n" in injected and "more lines]\n```" in injected
+    # A short script fits the injection whole, its indentation kept, inside a fence.
+    assert "\n    'http://foo/bar@example.com',\n" in injected and "\n```\n" in injected
     markdown = render_procedure_markdown(procedure)
     assert "\n    'http://foo/bar@example.com',\n" in markdown
     assert parse_procedure(markdown)["steps"] == procedure.steps  # `memp-mcp edit` reads it back whole

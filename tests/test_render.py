@@ -160,3 +160,21 @@ def test_the_render_module_loads_without_the_sdk_or_the_engine() -> None:
         "memp_mcp.server.render",
         "memp_mcp.text",
     ]
+
+
+def test_the_injection_shows_a_steps_label_above_its_code_and_what_says_the_most() -> None:
+    from memp_mcp.server.render import _injected_step
+
+    continued = "trivy fs lock.json \\\n  --format json \\\n  --offline-scan"
+    assert _injected_step(continued) == "trivy fs lock.json --format json --offline-scan"
+    diff = "Change app.py:\n@@\n import os\n import sys\n-LIMIT = 1\n+LIMIT = 2\n def run():"
+    shown = _injected_step(diff, 240)
+    assert shown.startswith("Change app.py:\n```\n") and "-LIMIT = 1\n+LIMIT = 2" in shown
+    script = "Create make.py:\n" + "\n".join(
+        ["import csv", "", "# ======", *[f"    total += {n}" for n in range(40)], "def build(rows):", "}"]
+    )
+    shown = _injected_step(script, 240)
+    assert "def build(rows):" in shown and "# ======" not in shown and "more lines]" in shown
+    note = "[... 31 lines (958 characters) cut here; the whole step is in the source trajectory ...]"
+    cut = f"Create big.py:\nx = 1\n{note}\ny = 2"
+    assert "cut here" not in _injected_step(cut, 240)

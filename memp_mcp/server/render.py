@@ -36,6 +36,7 @@ _DEFINITION = re.compile(
     r"(?:(?:def|class|function|fn|func|object|trait|interface|struct|enum|type|val|var|let|const|impl|module)\b"
     r"|[A-Z][A-Z0-9_]{2,}\s*=)"
 )
+_LITERAL = re.compile(r"'[^'\n]{2,}'|\"[^\"\n]{2,}\"")
 _IMPORT = re.compile(r"^(?:import|from\s+\S+\s+import|package|using|#include|require\(|use\s)\b")
 # Lines that say little in a few lines of code: blank, brackets alone, separator comments.
 _NOISE_LINE = re.compile(r"^\s*(?:[)\]}>;,]*|(?:#|//|/\*|\*|--|<!--)?[\s=*#/\-~─━]*(?:\*/|-->)?)\s*$")
@@ -284,7 +285,9 @@ def _procedure_block(procedure: Any, room: int) -> str | None:
     closing = "</procedure>"
     lines = [opening, f"Title: {clean(procedure.title, 200)}", f"When to use: {clean(procedure.when_to_use, 200)}"]
     # Code shares the room: with many steps each block is smaller, so the check at the end still shows.
-    code_chars = max(240, min(_INJECTED_CODE_CHARS, (room - 500) // max(1, len(procedure.steps))))
+    code_steps = [step for step in procedure.steps if "\n" in step.strip()]
+    one_line = sum(min(240, len(step)) + 4 for step in procedure.steps if "\n" not in step.strip())
+    code_chars = max(240, min(_INJECTED_CODE_CHARS, (room - 450 - one_line) // max(1, len(code_steps))))
     steps = [f"{n}. {_injected_step(step, code_chars)}" for n, step in enumerate(procedure.steps, 1)]
     stale = [f"Stale: {clean(reason, 240)}" for reason in getattr(procedure, "stale", [])[:3]]
     pitfalls = [f"- {clean_pitfall(pitfall, INJECTED_PITFALL_CHARS)}" for pitfall in procedure.pitfalls[:5]]
@@ -331,6 +334,10 @@ def _injected_step(step: str, code_chars: int = _INJECTED_CODE_CHARS) -> str:
     the block. What the block shows is what says the most (_telling_lines)."""
     if "\n" not in step.strip():
         return clean(step, 240)
+    lines = step.strip().split("\n")
+    if all(line.rstrip().endswith("\\") for line in lines[:-1]):
+        # One shell command continued over lines (`trivy fs x \` ...): one line says it in less room.
+        return clean(" ".join(line.rstrip().removesuffix("\\").strip() for line in lines), 240)
     label, body = "", step.strip("\n")
     first, _, rest = body.partition("\n")
     if rest.strip() and _LABEL.match(first.rstrip()):
@@ -353,7 +360,7 @@ def _telling_lines(code: list[str], count: int) -> list[str]:
     """`count` lines of `code`, in order, that say the most: a diff's changed lines before its context;
     definitions and calls before imports and comments; no blank lines, lone brackets or separators."""
     if len(code) <= count:
-        return code
+        return [line for line in code if not _CUT_LINE.match(line)] or code
     diff = code[0].startswith("@@")
 
     def weight(line: str) -> int:
@@ -362,8 +369,8 @@ def _telling_lines(code: list[str], count: int) -> list[str]:
         if diff:
             return 3 if line.startswith(("-", "+")) else 1
         text = line.strip()
-        if _DEFINITION.match(text):
-            return 3
+        if _DEFINITION.match(text) or len(_LITERAL.findall(text)) >= 2:
+            return 3  # what it defines, and the specifics it names (keys, flags, file names)
         if _IMPORT.match(text) or text.startswith(("#", "//", "/*", "*", "--", "<!--")):
             return 1
         return 2
