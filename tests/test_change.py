@@ -302,3 +302,12 @@ def test_a_turn_that_wrote_many_large_files_is_kept_within_what_a_record_accepts
     assert len(steps) == 80 and all(s.action.startswith("Write: /r/fixture_") for s in steps)
     assert sum(len(s.action) + len(s.observation or "") for s in steps) <= MAX_TURN_CHARS
     check_steps([s.model_dump() for s in steps])  # accepted: no size error
+
+
+def test_a_command_keeps_what_it_does_without_what_only_shaped_its_output() -> None:
+    from memp_mcp.engine.change import tidy_command
+
+    assert tidy_command('mkdir -p out/js out/css && echo "dirs created"') == "mkdir -p out/js out/css"
+    assert tidy_command("mvn package -DskipTests 2>&1 | tail -30") == "mvn package -DskipTests"
+    assert tidy_command("pytest -q | grep FAIL") == "pytest -q | grep FAIL"  # a filter that decides stays
+    assert tidy_command('cp a b && echo "size $(wc -c < b)"') == 'cp a b && echo "size $(wc -c < b)"'

@@ -101,6 +101,11 @@ _SCRIPT_RUN = re.compile(
     r"(?:^|&&|;|\|)\s*(?:(?:python3?|py|bash|sh|zsh|node|ruby|perl|php|deno run|bun|npx tsx|tsx)\s+(?:-\S+\s+)*"
     r"(?P<a>[^\s;&|<>]+\.\w+)|(?P<b>\.?/[^\s;&|<>]+\.\w+))"
 )
+# The tail of a command line that only shapes what the agent sees.
+_OUTPUT_SHAPING = re.compile(
+    r"\s*(?:(?:&&|;)\s*echo\s+(?:\"[^\"$`]*\"|'[^']*'|[\w .:-]*)"
+    r"|\|\s*(?:head|tail)(?:\s+-n)?\s+-?\d+|2>&1|2>/dev/null)\s*$"
+)
 _LEADING_CD = re.compile(r"^\s*cd\s+\S+\s*&&\s*")
 _INLINE = re.compile(r"^\s*(?:python3?|node|ruby|perl)\s+-[ce]\b")
 # Checks besides test runners: builds and linters (as the command's program), and a test script run.
@@ -346,12 +351,25 @@ def _deliverable_commands(
             # Code stays code: the command as the step, what it stands for as a comment above it.
             steps.append((first, (f"# {more}\n" if more else "") + text.strip()))
         else:
-            steps.append((first, f"{RUN_OPENING}{text.strip()}`" + (f" ({more})" if more else "")))
+            steps.append((first, f"{RUN_OPENING}{tidy_command(text)}`" + (f" ({more})" if more else "")))
     return steps
 
 
+def tidy_command(command: str) -> str:
+    """A one-line command without what only shaped its output for the agent: an `echo` of a message
+    chained after it, a trailing `| head -N` or `| tail -N`, `2>&1` or `2>/dev/null` at its end. What
+    it does is unchanged; a later agent reads less."""
+    text = command.strip()
+    for _ in range(4):
+        tidier = _OUTPUT_SHAPING.sub("", text).rstrip()
+        if tidier == text or not tidier:
+            break
+        text = tidier
+    return text
+
+
 def _one_line(action: str) -> str:
-    line = " ".join(action.split())
+    line = tidy_command(" ".join(action.split()))
     return line if len(line) <= 300 else line[:297] + "..."
 
 
