@@ -95,3 +95,15 @@ def test_a_word_that_also_appears_in_code_is_not_an_entity() -> None:
 def test_ordinary_words_of_a_coding_task_stay_words() -> None:
     actions = ["edit pyproject.toml: add httpx to the dependencies table", "pip install -e ."]
     assert task_entities("add httpx to the dependencies table", actions) == []
+
+
+def test_rejected_is_an_action_error_as_a_harness_says_it_not_as_a_programs_output_says_it() -> None:
+    from memp_mcp.engine.verdict import Verdict, verdict
+
+    def judged(observation: str) -> Verdict:
+        return verdict(Step(action="python3 check.py", observation=observation))
+
+    assert judged("PASS: http://foo/bar@example.com was rejected") == Verdict.WORKED
+    assert judged("3 invalid inputs rejected as expected") == Verdict.WORKED
+    assert judged("The tool use was rejected (eg. if it was a file edit)") == Verdict.ACTION_ERROR
+    assert judged("Your edit was rejected: the file changed on disk") == Verdict.ACTION_ERROR

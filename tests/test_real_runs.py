@@ -380,7 +380,7 @@ def test_bench_runs_prints_its_figures_and_refuses_a_file_that_is_not_runs(tmp_p
 # -- other agents' shapes ---------------------------------------------------------------------------
 
 
-def test_an_editors_reads_fold_and_its_edits_are_the_script_it_created_and_the_change_of_the_open_file() -> None:
+def test_an_editors_edits_are_the_reproduction_script_it_created_and_the_change_of_the_open_file() -> None:
     run = _run(
         {
             "action": 'find_file "validators.py" django',
@@ -397,10 +397,15 @@ def test_an_editors_reads_fold_and_its_edits_are_the_script_it_created_and_the_c
     )
     draft = extract_procedure(TASK, check_steps(run), Outcome.SUCCESS)
     assert draft.steps[0] == "Look at django/core/validators.py; search for 'validators.py'"
-    # The editor's first edit of the file it created is the script's content; its edit of the open
-    # project file is that file's change.
-    assert draft.steps[1] == "Create reproduce.py:\n" + REPRODUCE.split("\n", 1)[1].rsplit("\n", 1)[0]
+    # The editor's first edit of the file it created is the script's content, shown with the reproduction
+    # it ran (failing before the fix, passing after: "PASS: ... was rejected" is the script's own word);
+    # its edit of the open project file is that file's change.
+    script = REPRODUCE.split("\n", 1)[1].rsplit("\n", 1)[0]
+    assert draft.steps[1] == (
+        "Reproduce first: `python reproduce.py` (fails before the change), with the script reproduce.py:\n" + script
+    )
     assert draft.steps[2].startswith("Change django/core/validators.py:\nedit 97:97\n")
+    assert draft.steps[3] == "Check: `python reproduce.py` passes"
     assert "syntax error(s): IndentationError: unexpected indent" in draft.pitfalls[0]
 
 

@@ -20,7 +20,10 @@ _ACTION_ERROR = re.compile(
     r"|i don't understand|not found\b|fatal:|usage:)"
     r"|command not found|no such file or directory|no such file|cannot access|is not recognized as an internal"
     r"|permission denied|unknown (?:option|command|argument|flag)|unrecognized (?:option|arguments?)"
-    r"|invalid (?:option|choice|argument)|\brejected\b|was not applied|string to replace not found"
+    # "rejected" as a harness or a tool says it of the action, not as a program's own output says it of
+    # its input ("PASS: http://foo/bar@example.com was rejected" is a check that passed).
+    r"|invalid (?:option|choice|argument)|(?:tool use|edit|change|patch|request|command|operation|action)s? "
+    r"(?:was|were|has been|is) rejected|\A\s*rejected\b|was not applied|string to replace not found"
     r"|not found in (?:the )?file|no changes (?:were )?made|hunk #?\d* ?failed|patch does not apply"
     r"|<tool_use_error>|could not find a version that satisfies|no matching distribution found"
     r"|unable to locate package|npm err! 404"
