@@ -1,8 +1,10 @@
 """What coding work established: the change it made, how it was checked, and where it looked.
 
 A run that wrote or edited files becomes a short procedure of what it established, not a transcript
-of its tool calls:
+of its tool calls (each file's net change is read by run_changes.py):
 
+- *the skills it loaded* (one step naming them) and *the approach*: what the agent said it found and
+  chose, in its own words before its calls;
 - *where*: one step naming the files (and the searches) read before the change that the change, or a
   command that made the deliverable, names;
 - *the reproduction*: a check that failed before the change, or a command run before the change and
@@ -135,9 +137,9 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     )
     reproduction, reproduction_at, shown = _reproduction(run, scratch, first_change)
     changed = {path: change for path, change in changed.items() if path != shown}
-    commands = _deliverable_commands(run, scratch, changed, reproduction_at)
+    deliverables = _deliverable_commands(run, scratch, changed, reproduction_at)
     named = " ".join(
-        [*changed, *(text for _, text in commands)]
+        [*changed, *(text for _, text in deliverables)]
         + [f"{c.content or ''} {c.patch or ''} {' '.join(o + n for o, n in c.hunks)}" for c in changed.values()]
         + [command for c in changed.values() for command in c.commands]
     )
@@ -154,7 +156,7 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     if len(rendered) > MAX_CHANGED_FILES:
         rest = [text.split("\n", 1)[0].rstrip(":") for _, text in rendered[MAX_CHANGED_FILES:]]
         out.append((rendered[MAX_CHANGED_FILES][0], "Also: " + "; ".join(rest[:12]) + _more(len(rest) - 12)))
-    out += commands
+    out += deliverables
     if check := _check(run, first_change, reproduction_at, changed, scratch, named):
         out.append((len(steps), check))
     return [text for _, text in sorted(out, key=lambda item: item[0])]
@@ -179,7 +181,7 @@ def _approach(steps: Sequence[Step]) -> str | None:
     text = ""
     for sentence in sentences:
         if len(text) + len(sentence) + 1 > MAX_APPROACH_CHARS:
-            break
+            continue  # a shorter one later may still fit
         text = f"{text} {sentence}".strip()
     return APPROACH_OPENING + text if text else None
 
@@ -241,9 +243,6 @@ def _operates(action: str) -> bool:
 
 def _more(count: int) -> str:
     return f" and {count} more" if count > 0 else ""
-
-
-# -- reading the run ------------------------------------------------------------------------
 
 
 # -- the steps ------------------------------------------------------------------------------
