@@ -48,7 +48,8 @@ _MARKER = re.compile(r"^['\"]?[A-Z][A-Z0-9_]{5,}['\"]?$")
 _SUBMITTING_GIT = frozenset("add diff status".split())
 
 
-def _unprefixed(action: str) -> str:
+def unprefixed(action: str) -> str:
+    """The action without a shell tool's label (`Bash: `, `$ `)."""
     return _TOOL_PREFIX.sub("", action.strip())
 
 
@@ -57,7 +58,7 @@ def commands(action: str) -> list[str]:
     parts: list[str] = []
     current = ""
     position = 0
-    text = _unprefixed(action)
+    text = unprefixed(action)
     for match in _SEPARATOR.finditer(text):
         if match.group(2) is None:
             continue
@@ -181,7 +182,7 @@ def looked_at(action: str) -> tuple[list[str], list[str]]:
 @functools.lru_cache(maxsize=4096)
 def only_submits(action: str) -> bool:
     """Whether the action does nothing but print a marker and show or stage the diff (an agent handing in)."""
-    text = _unprefixed(action)
+    text = unprefixed(action)
     if "\n" in text.strip():
         return False
     if text.strip().lower() == "submit":

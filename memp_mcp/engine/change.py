@@ -35,6 +35,7 @@ from memp_mcp.engine.actions import (
     keeps_books,
     looked_at,
     only_submits,
+    unprefixed,
     written_paths,
 )
 from memp_mcp.engine.run_changes import (
@@ -42,7 +43,6 @@ from memp_mcp.engine.run_changes import (
     HEREDOC_WRITE,
     LINE_EDIT,
     REMOVED,
-    TOOL_PREFIX,
     WRITE_TOOL,
     WRITES_IN_CODE,
     FileChange,
@@ -122,7 +122,7 @@ _FILE_OPERATIONS = frozenset("mv cp mkdir touch ln tar unzip zip gunzip rsync in
 def coding_steps(steps: Sequence[Step]) -> list[str] | None:
     """The steps of a coding run as the module docstring describes, or None when the run changed no file."""
     steps = [s for s in steps if not (keeps_books(s.action) or never_ran(s))]
-    run = Run(steps, [verdict(s) for s in steps], [TOOL_PREFIX.sub("", s.action.strip()) for s in steps])
+    run = Run(steps, [verdict(s) for s in steps], [unprefixed(s.action) for s in steps])
     read_changes(run)
     scratch = scratch_files(run)
     changed = {path: change for path, change in run.changes.items() if path not in scratch}
@@ -271,7 +271,8 @@ def _is_probe(action: str, scratch: set[str]) -> bool:
         parts = commands(first_line) if "\n" not in action else re.split(r"&&|\|", first_line)
         if parts and all(is_looking(part) or _INLINE.match(part) for part in parts):
             return True
-    if is_looking(action) or re.match(r"^\s*(?:Read|Grep|Glob|LS|WebFetch|WebSearch|Agent|Task):", action):
+    # Reading tools are looks (actions.is_looking); fetching, searching the web and delegating are too.
+    if is_looking(action) or re.match(r"^\s*(?:WebFetch|WebSearch|Agent|Task):", action):
         return True
     if _INLINE.match(action) and not WRITES_IN_CODE.search(action):
         return True

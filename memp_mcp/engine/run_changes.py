@@ -18,7 +18,6 @@ from memp_mcp.engine.actions import edit_target, is_looking, looked_at, only_sub
 from memp_mcp.engine.verdict import Verdict
 from memp_mcp.models import Step
 
-TOOL_PREFIX = re.compile(r"^(?:Bash|bash|shell|sh|run):\s*")
 _QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 _REPLACEMENT = re.compile(rf"replace (?P<old>{_QUOTED}) with (?P<new>{_QUOTED})")
 EDIT_TOOL = re.compile(r"^(?:Edit|MultiEdit): (?P<path>.+?): replace ")
@@ -85,7 +84,10 @@ def read_changes(run: Run) -> None:
             # The editor names the file it changed in its answer ("[File: /repo/x.py (40 lines total)]").
             shown = re.match(r"\[File: (\S+)", (step.observation or "").lstrip())
             named = shown[1] if shown else open_file
-            change = _change(run, open_file if same_path(open_file, named) else _known_spelling(run, named), index)
+            # Spelled as the run already named it (`/repo/x.py` is the `x.py` it created or has open).
+            known = find_change(run, named)
+            path = open_file if same_path(open_file, named) else known.path if known else named
+            change = _change(run, path, index)
             if change.content == "":
                 change.content = line_edit["body"]  # the first edit of a file the editor just created
             else:
@@ -229,17 +231,9 @@ def _patch_complete(text: str) -> bool:
     return old <= 0 and new <= 0
 
 
-def _known_spelling(run: Run, path: str) -> str:
-    """`path` as the run already named it, when it did (`/repo/x.py` is the `x.py` it created)."""
-    return next((known for known in run.changes if same_path(known, path)), path)
-
-
 def find_change(run: Run, path: str) -> FileChange | None:
     """The change recorded under another spelling of the same path (`./x.py`, `/repo/x.py`)."""
-    for known, change in run.changes.items():
-        if known.lstrip("./").endswith(path) or path.endswith(known.lstrip("./")):
-            return change
-    return None
+    return next((change for known, change in run.changes.items() if same_path(known, path)), None)
 
 
 def scratch_files(run: Run) -> set[str]:
