@@ -466,3 +466,19 @@ def test_what_the_agent_wrote_before_a_call_is_kept_with_that_call_only() -> Non
     ]
     steps = turn_steps(turn)
     assert [s.thought for s in steps if s.thought] == ["Trivy and the offline DB are ready. Running the scan now."]
+
+
+def test_the_skills_step_is_kept_when_the_turn_has_more_calls_than_a_trajectory_holds(tmp_path: Path) -> None:
+    from memp_mcp.models import MAX_STEPS
+    from tests.claude_code_session import Transcript
+
+    transcript = Transcript(tmp_path / "t.jsonl", "s1", tmp_path)
+    transcript.prompt("run the long migration")
+    transcript.tool("Skill", {"skill": "db-migrations"}, "Launching skill: db-migrations")
+    for n in range(MAX_STEPS + 5):
+        transcript.tool("Bash", {"command": f"./migrate.sh step {n}"}, "ok")
+    turn = read_last_turn(transcript.path)
+    assert turn is not None
+    steps = turn_steps(turn)
+    assert len(steps) == MAX_STEPS and steps[0].action == "Skill: db-migrations"
+    assert steps[-1].action == f"Bash: ./migrate.sh step {MAX_STEPS + 4}"

@@ -394,8 +394,10 @@ def turn_steps(turn: Turn) -> list[Step]:
         and re.fullmatch(r"[\w:.-]{1,80}", name)
     ]
     if skills:
-        steps.insert(0, Step(action="Skill: " + ", ".join(dict.fromkeys(skills)), observation=None))
-    return steps[-MAX_STEPS:]
+        # First, and kept when the turn has more calls than a trajectory holds: the latest others make room.
+        named = Step(action="Skill: " + ", ".join(dict.fromkeys(skills)), observation=None)
+        steps = [named, *steps[-(MAX_STEPS - 1) :]]
+    return steps
 
 
 def _within_turn_budget(steps: list[Step]) -> list[Step]:
