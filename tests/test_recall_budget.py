@@ -209,20 +209,22 @@ async def test_at_the_smallest_budget_the_best_procedure_still_comes_back(tmp_pa
         assert procedure["abridged"] and procedure["steps"][-1].endswith("more steps: get_procedure has them)")
 
 
+def _unproven(pid: int, **fields: Any) -> RecalledProcedure:
+    """A recalled procedure of version 1 with no record yet, ranked by its id (1 is the best)."""
+    return RecalledProcedure.model_validate(
+        {"id": pid, "relevance": 0.9 - pid / 100, "retrieved_count": 0, "success_count": 0, "failure_count": 0}
+        | {"success_rate": None, "version": 1, **fields}
+    )
+
+
 def test_worked_examples_are_read_only_for_the_procedures_that_fit() -> None:
     procedures = [
-        RecalledProcedure(
-            id=pid,
+        _unproven(
+            pid,
             title=f"Deploy service {pid}",
             when_to_use="When a service must be deployed",
             steps=[f"step {n} of deploying service {pid}: " + "run the deploy script " * 4 for n in range(12)],
             pitfalls=["the deploy script needs the VPN"],
-            relevance=0.9 - pid / 100,
-            retrieved_count=0,
-            success_count=0,
-            failure_count=0,
-            success_rate=None,
-            version=1,
             source="agent",
             author="tester",
             source_trajectory_ids=[pid],
@@ -253,18 +255,12 @@ def test_a_long_first_procedure_leaves_room_for_the_next_two_to_be_seen() -> Non
     the best with a step to follow and the others at least as title, when-to-use and id, so an agent
     can choose among them."""
     procedures = [
-        RecalledProcedure(
-            id=pid,
+        _unproven(
+            pid,
             title=f"Profile billing service {pid}",
             when_to_use="Profiling the billing service under load. " + "Measure first. " * 8,
             steps=[f"step {n}: " + "run the profiler and read the flame graph " * 40 for n in range(40)],
             pitfalls=[],
-            relevance=0.9 - pid / 100,
-            retrieved_count=0,
-            success_count=0,
-            failure_count=0,
-            success_rate=None,
-            version=1,
             source="skill",
             author="skill:profile-billing",
             source_trajectory_ids=[],
