@@ -33,12 +33,11 @@ from pathlib import Path, PurePosixPath
 
 from memp_mcp.engine.build import LOOK_STEP_OPENINGS
 from memp_mcp.engine.change import CHANGE_OPENING, CREATE_OPENING
-from memp_mcp.engine.run_changes import quoted_text
+from memp_mcp.engine.run_changes import QUOTED, quoted_text
 from memp_mcp.project import project_root, work_tree_files, work_tree_git_dir
 
 READ_BYTES_PER_FILE = 256 * 1024
 READ_BYTES_PER_CHECK = 512 * 1024  # per procedure; a file read for one is not read again for the next
-QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 # The transcript reader writes an edit as `Edit: <path>: replace '<old>' with '<new>'` (Python reprs,
 # whitespace runs collapsed); tools that name one file as `Read: <path>`, `Write: <path>`.
 EDIT = re.compile(rf"^(?:Edit|MultiEdit): (?P<path>.+?): replace (?P<old>{QUOTED})(?: with (?P<new>{QUOTED}))?")

@@ -18,8 +18,9 @@ from memp_mcp.engine.actions import edit_target, is_looking, looked_at, only_sub
 from memp_mcp.engine.verdict import Verdict
 from memp_mcp.models import Step
 
-_QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
-_REPLACEMENT = re.compile(rf"replace (?P<old>{_QUOTED}) with (?P<new>{_QUOTED})")
+# A Python string literal, as the transcript reader writes each side of an edit (freshness.py reads it too).
+QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_REPLACEMENT = re.compile(rf"replace (?P<old>{QUOTED}) with (?P<new>{QUOTED})")
 EDIT_TOOL = re.compile(r"^(?:Edit|MultiEdit): (?P<path>.+?): replace ")
 WRITE_TOOL = re.compile(r"^Write: (?P<path>[^\n]+)(?:\n(?P<content>.*))?\Z", re.DOTALL)
 # An editor's line edit of the file it has open (SWE-agent: `edit 3:5`, the new lines, `end_of_edit`).
