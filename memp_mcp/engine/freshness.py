@@ -38,8 +38,9 @@ from memp_mcp.project import project_root, work_tree_files, work_tree_git_dir
 
 READ_BYTES_PER_FILE = 256 * 1024
 READ_BYTES_PER_CHECK = 512 * 1024  # per procedure; a file read for one is not read again for the next
-# The transcript reader writes an edit as `Edit: <path>: replace '<old>' with '<new>'` (Python reprs,
-# whitespace runs collapsed); tools that name one file as `Read: <path>`, `Write: <path>`.
+# The transcript reader writes an edit as `Edit: <path>: replace '<old>' with '<new>'` (Python reprs;
+# steps recorded before it kept whitespace had its runs collapsed); tools that name one file as
+# `Read: <path>`, `Write: <path>` (a written file's content on the lines after).
 EDIT = re.compile(rf"^(?:Edit|MultiEdit): (?P<path>.+?): replace (?P<old>{QUOTED})(?: with (?P<new>{QUOTED}))?")
 FILE_TOOL = re.compile(r"^(?P<tool>Edit|MultiEdit|Read|Write|NotebookEdit): (?P<path>\S+)")
 COMMAND = re.compile(r"^Bash: (?P<command>.+)$")
