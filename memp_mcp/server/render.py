@@ -349,7 +349,9 @@ def _injected_step(step: str, code_chars: int = _INJECTED_CODE_CHARS) -> str:
     for count in range(min(len(code), code_chars // 40 or 1), 0, -1):
         shown = _telling_lines(code, count)
         fence = code_fence("\n".join(shown))  # longer than any run of backticks in what it holds
-        left = [f"[... {len(code) - count} more lines]"] if count < len(code) else []
+        # What is not shown, said as a count (the builder's own cut note, left out, is no line of code).
+        unshown = sum(1 for line in code if not _CUT_LINE.match(line)) - len(shown)
+        left = [f"[... {unshown} more lines]"] if unshown > 0 else []
         block = "\n".join([fence, *shown, *left, fence])
         if len(block) <= code_chars or count == 1:  # the label is clipped on its own
             return label + block
