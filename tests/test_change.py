@@ -311,3 +311,9 @@ def test_a_command_keeps_what_it_does_without_what_only_shaped_its_output() -> N
     assert tidy_command("mvn package -DskipTests 2>&1 | tail -30") == "mvn package -DskipTests"
     assert tidy_command("pytest -q | grep FAIL") == "pytest -q | grep FAIL"  # a filter that decides stays
     assert tidy_command('cp a b && echo "size $(wc -c < b)"') == 'cp a b && echo "size $(wc -c < b)"'
+
+
+def test_a_snippet_whose_output_goes_to_a_file_made_that_file_it_is_no_probe() -> None:
+    made = "Bash: python3 -c \"import json; print(json.dumps({'rows': 3}))\" > summary.json"
+    steps = coding_steps(_steps((made, ""), ("Edit: a.py: replace 'A = 1' with 'A = 2'", "updated")))
+    assert steps == [f"Run `{made.removeprefix('Bash: ')}`", "Change a.py:\n@@\n-A = 1\n+A = 2"]

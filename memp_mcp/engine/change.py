@@ -271,10 +271,8 @@ def _is_probe(action: str, scratch: set[str]) -> bool:
         parts = commands(first_line) if "\n" not in action else re.split(r"&&|\|", first_line)
         if parts and all(is_looking(part) or _INLINE.match(part) for part in parts):
             return True
-    # Reading tools are looks (actions.is_looking); fetching, searching the web and delegating are too.
-    if is_looking(action) or re.match(r"^\s*(?:WebFetch|WebSearch|Agent|Task):", action):
-        return True
-    if _INLINE.match(action) and not WRITES_IN_CODE.search(action):
+    # Reading tools are looks (actions.is_looking, above); fetching, searching the web and delegating are too.
+    if re.match(r"^\s*(?:WebFetch|WebSearch|Agent|Task):", action):
         return True
     ran = _runs_script(action) + written_paths(action, in_place=False)
     if ran and all(any(same_path(path, s) for s in scratch) for path in ran):
