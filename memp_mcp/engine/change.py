@@ -62,7 +62,7 @@ REPRODUCE_OPENING = "Reproduce first: "
 CHECK_OPENING = "Check: "
 RUN_OPENING = "Run `"
 SEARCH_OPENING = "Search for "
-PATCH_CUT_NOTE = "[... the rest of the patch is in the source trajectory ...]"
+PATCH_CUT = "the rest of the patch is in the source trajectory"
 # Bounds that keep a procedure short: files shown one by one, commands kept, a scratch script's lines.
 MAX_CHANGED_FILES = 8
 MAX_COMMAND_STEPS = 4
@@ -157,7 +157,7 @@ def coding_steps(steps: Sequence[Step]) -> list[str] | None:
         rest = [text.split("\n", 1)[0].rstrip(":") for _, text in rendered[MAX_CHANGED_FILES:]]
         out.append((rendered[MAX_CHANGED_FILES][0], "Also: " + "; ".join(rest[:12]) + _more(len(rest) - 12)))
     out += deliverables
-    if check := _check(run, first_change, reproduction_at, changed, scratch, named):
+    if check := _check(run, first_change, reproduction_at, changed, scratch, named, operations):
         out.append((len(steps), check))
     return [text for _, text in sorted(out, key=lambda item: item[0])]
 
@@ -430,9 +430,10 @@ def _check(
     changed: dict[str, FileChange],
     scratch: set[str],
     named: str,
+    operations: list[int],
 ) -> str | None:
-    """The last check that passed after the change, and the looks at what the work produced after it."""
-    operations = [i for i, action in enumerate(run.shell) if run.verdicts[i] == Verdict.WORKED and _operates(action)]
+    """The last check that passed after the change, and the looks at what the work produced after it
+    (`operations`: the steps that made or moved files)."""
     last_change = max([change.first for change in changed.values()] + operations + [first_change])
     for change in changed.values():
         for index in run.written.get(change.path, []):
@@ -483,7 +484,7 @@ def _render_change(change: FileChange) -> str:
             return f"{CHANGE_OPENING}{change.path}:\n{command.strip()}"
         return f"{CHANGE_OPENING}{change.path}: `{command.strip()}`"
     if change.cut:
-        return f"{CHANGE_OPENING}{change.path} ({PATCH_CUT_NOTE.strip('[]. ')})"
+        return f"{CHANGE_OPENING}{change.path} ({PATCH_CUT})"
     return f"{CHANGE_OPENING}{change.path}"
 
 
